@@ -1,0 +1,83 @@
+"""API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+from config.errors import DossierError
+
+logger = logging.getLogger(__name__)
+
+_DRF_CODES: dict[type[exceptions.APIException], str] = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _validation_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        fields = ", ".join(sorted(str(key) for key in detail))
+        return f"Invalid input in: {fields}." if fields else "The request is not valid."
+    if isinstance(detail, list) and detail:
+        return str(detail[0])
+    return "The request is not valid."
+
+
+def _validation_details(detail: Any) -> dict[str, Any]:
+    if isinstance(detail, dict):
+        return {"fields": detail}
+    return {"non_field_errors": detail if isinstance(detail, list) else [detail]}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render every error — ours, DRF's and Django's — as ``{"error": {"code", "message", "details"}}``."""
+    if isinstance(exc, DossierError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=getattr(exc, "message_dict", None) or exc.messages)
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        return Response(
+            error_body("validation_error", _validation_message(detail), _validation_details(detail)), status=400
+        )
+    if isinstance(exc, exceptions.APIException):
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+        headers = {"Retry-After": str(int(exc.wait))} if isinstance(exc, exceptions.Throttled) and exc.wait else {}
+        details = {"wait": exc.wait} if isinstance(exc, exceptions.Throttled) else {}
+        return Response(error_body(code, str(exc.detail), details), status=exc.status_code, headers=headers)
+    return None
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    """Validate input with a serializer and return its validated data (raising the 400 shape on failure)."""
+    if not isinstance(data, dict) and not kwargs.get("many"):
+        raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

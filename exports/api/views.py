@@ -1,0 +1,156 @@
+"""Experiment console, notebook and evidence endpoints (SPEC §3). Parse, call one service or selector, serialize."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import validated
+from config.errors import ValidationFailed
+from exports.api import serializers as s
+from exports.permissions import COACHING_ROLES, EXECUTION_WRITERS, OVERRIDE_ROLES, require_team_role
+from exports.selectors.executions import (
+    events_for_execution,
+    evidence_for_user,
+    execution_get_for_user,
+    executions_for_user,
+)
+from exports.services.evidence import evidence_file_store, notebook_entry_create, structured_evidence_create
+from exports.services.executions import (
+    EventInput,
+    coaching_note_record,
+    events_append,
+    execution_create,
+    override_record,
+)
+from exports.uploads import StrictMultiPartParser
+from governance.selectors.teams import team_get_for_user
+
+
+class ExecutionListCreateApi(generics.ListAPIView):
+    serializer_class = s.ExecutionOutput
+
+    def get_queryset(self):
+        return executions_for_user(user=self.request.user, filters=self.request.query_params)
+
+    @extend_schema(request=s.ExecutionInput, responses={201: s.ExecutionOutput})
+    def post(self, request):
+        data = validated(s.ExecutionInput, request.data)
+        team = team_get_for_user(user=request.user, slug=data["team"])
+        require_team_role(user=request.user, team_id=team.pk, roles=EXECUTION_WRITERS, action="start executions")
+        execution = execution_create(
+            team=team, title=data["title"], owner=request.user, protocol_template_key=data["protocol_template"]
+        )
+        return Response(s.ExecutionOutput(execution).data, status=status.HTTP_201_CREATED)
+
+
+class ExecutionDetailApi(APIView):
+    @extend_schema(responses=s.ExecutionOutput)
+    def get(self, request, execution_id: int):
+        return Response(s.ExecutionOutput(execution_get_for_user(user=request.user, execution_id=execution_id)).data)
+
+
+class ExecutionEventsApi(generics.ListAPIView):
+    serializer_class = s.EventOutput
+
+    def get_queryset(self):
+        execution = execution_get_for_user(user=self.request.user, execution_id=self.kwargs["execution_id"])
+        return events_for_execution(execution=execution, filters=self.request.query_params)
+
+    @extend_schema(request=s.EventInput(many=True), responses={201: s.EventOutput(many=True)})
+    def post(self, request, execution_id: int):
+        execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+        require_team_role(user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="append events")
+        items = request.data if isinstance(request.data, list) else [request.data]
+        limit = settings.DOSSIER_MAX_EVENTS_PER_REQUEST
+        if len(items) > limit:
+            raise ValidationFailed(
+                f"Send at most {limit} events per request.", details={"events": [f"Got {len(items)}."]}
+            )
+        if not all(isinstance(item, dict) for item in items):
+            raise ValidationFailed("Each event must be a JSON object.", details={"events": ["Expected objects."]})
+        data = validated(s.EventInput, items, many=True)
+        rows = events_append(execution=execution, actor=request.user, events=[EventInput(**item) for item in data])
+        return Response(s.EventOutput(rows, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class ExecutionFileUploadApi(APIView):
+    parser_classes = [StrictMultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": s.FileUploadInput}, responses={201: s.EvidenceOutput})
+    def post(self, request, execution_id: int):
+        execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+        require_team_role(user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="upload files")
+        data = validated(s.FileUploadInput, request.data)
+        upload = data["file"]
+        evidence = evidence_file_store(
+            execution=execution,
+            actor=request.user,
+            upload=upload,
+            sha256=upload.sha256,
+            title=data["title"],
+            classification=data["classification"],
+        )
+        return Response(s.EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class NotebookEntryCreateApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=s.NotebookEntryInput, responses={201: s.EvidenceOutput})
+    def post(self, request):
+        data = validated(s.NotebookEntryInput, request.data)
+        execution = execution_get_for_user(user=request.user, execution_id=data.pop("execution"))
+        require_team_role(
+            user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="write notebook entries"
+        )
+        evidence = notebook_entry_create(execution=execution, actor=request.user, **data)
+        return Response(s.EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class NotebookEvidenceListApi(generics.ListAPIView):
+    serializer_class = s.EvidenceDescriptor
+
+    def get_queryset(self):
+        filters = {**self.request.query_params.dict(), "kind": "notebook_entry"}
+        return evidence_for_user(user=self.request.user, filters=filters)
+
+
+class EvidenceListCreateApi(generics.ListAPIView):
+    serializer_class = s.EvidenceDescriptor
+    parser_classes = [JSONParser]
+
+    def get_queryset(self):
+        return evidence_for_user(user=self.request.user, filters=self.request.query_params.dict())
+
+    @extend_schema(request=s.StructuredEvidenceInput, responses={201: s.EvidenceOutput})
+    def post(self, request):
+        data = validated(s.StructuredEvidenceInput, request.data)
+        execution = execution_get_for_user(user=request.user, execution_id=data.pop("execution"))
+        require_team_role(user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="add evidence")
+        evidence = structured_evidence_create(execution=execution, actor=request.user, **data)
+        return Response(s.EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class ExecutionOverrideApi(APIView):
+    @extend_schema(request=s.OverrideInput, responses={201: s.EventOutput})
+    def post(self, request, execution_id: int):
+        execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+        require_team_role(user=request.user, team_id=execution.team_id, roles=OVERRIDE_ROLES, action="override steps")
+        data = validated(s.OverrideInput, request.data)
+        event = override_record(execution=execution, actor=request.user, **data)
+        return Response(s.EventOutput(event).data, status=status.HTTP_201_CREATED)
+
+
+class ExecutionCoachingNoteApi(APIView):
+    @extend_schema(request=s.CoachingNoteInput, responses={201: s.EventOutput})
+    def post(self, request, execution_id: int):
+        execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+        require_team_role(
+            user=request.user, team_id=execution.team_id, roles=COACHING_ROLES, action="write coaching notes"
+        )
+        data = validated(s.CoachingNoteInput, request.data)
+        event = coaching_note_record(execution=execution, actor=request.user, **data)
+        return Response(s.EventOutput(event).data, status=status.HTTP_201_CREATED)

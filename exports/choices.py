@@ -1,0 +1,25 @@
+from django.db import models
+
+
+class ExecutionStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    ABORTED = "aborted", "Aborted"
+
+
+class EvidenceKind(models.TextChoices):
+    FILE = "file", "File"
+    NOTEBOOK_ENTRY = "notebook_entry", "Notebook entry"
+    ANALYTICS_SNAPSHOT = "analytics_snapshot", "Analytics snapshot"
+    QC_METRIC = "qc_metric", "QC metric"
+    REMEDIATION_REPORT = "remediation_report", "Remediation report"
+    TIMELINE_EVENT = "timeline_event", "Timeline event"
+
+
+# Kinds whose content is structured JSON posted through /api/data/evidence.
+JSON_EVIDENCE_KINDS = frozenset(
+    {EvidenceKind.ANALYTICS_SNAPSHOT, EvidenceKind.QC_METRIC, EvidenceKind.REMEDIATION_REPORT}
+)
+
+# Event types the server writes itself; clients may not append them.
+RESERVED_EVENT_PREFIXES = ("narrative_export.", "governance.", "execution.")

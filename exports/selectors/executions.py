@@ -1,0 +1,69 @@
+"""Reads for executions, timelines and evidence, always restricted to the viewer's teams first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import CharField, F, QuerySet, Value
+from django.db.models.functions import Cast, Concat
+
+from config.errors import NotFound, ValidationFailed
+from exports.choices import EvidenceKind
+from exports.filtersets import EvidenceFilterSet, ExecutionEventFilterSet, ExecutionFilterSet
+from exports.models import Evidence, Execution, ExecutionEvent
+
+
+def _filtered(filterset_class, data: dict[str, Any] | None, queryset: QuerySet) -> QuerySet:
+    filterset = filterset_class(data or {}, queryset)
+    if not filterset.is_valid():
+        raise ValidationFailed("Invalid filter.", code="invalid_filter", details={"fields": filterset.errors})
+    return filterset.qs
+
+
+def executions_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Execution]:
+    queryset = Execution.objects.visible_to(user).select_related("team", "owner")
+    return _filtered(ExecutionFilterSet, filters, queryset)
+
+
+def execution_get_for_user(*, user, execution_id: int) -> Execution:
+    execution = Execution.objects.visible_to(user).select_related("team", "owner").filter(pk=execution_id).first()
+    if execution is None:
+        raise NotFound(f"Execution {execution_id} was not found.", code="execution_not_found")
+    return execution
+
+
+def events_for_execution(*, execution: Execution, filters: dict[str, Any] | None = None) -> QuerySet[ExecutionEvent]:
+    queryset = ExecutionEvent.objects.filter(execution=execution).select_related("actor").order_by("sequence")
+    return _filtered(ExecutionEventFilterSet, filters, queryset)
+
+
+def evidence_for_user(*, user, filters: dict[str, Any]) -> QuerySet:
+    """Evidence descriptors for attachment pickers.
+
+    ``timeline_event`` descriptors are the execution's events themselves, so a dossier can cite a single entry of
+    the timeline as evidence without copying it.
+    """
+    execution = execution_get_for_user(user=user, execution_id=_execution_id(filters))
+    if filters.get("kind") == EvidenceKind.TIMELINE_EVENT:
+        return (
+            ExecutionEvent.objects.filter(execution=execution)
+            .order_by("sequence")
+            .annotate(
+                kind=Value(EvidenceKind.TIMELINE_EVENT.value),
+                title=Concat(Value("#"), Cast("sequence", CharField()), Value(" "), F("event_type")),
+                created_at=F("recorded_at"),
+            )
+            .values("kind", "id", "title", "created_at")
+        )
+    queryset = Evidence.objects.filter(execution=execution).order_by("id")
+    return _filtered(EvidenceFilterSet, filters, queryset).values("kind", "id", "title", "size", "sha256", "created_at")
+
+
+def _execution_id(filters: dict[str, Any]) -> int:
+    raw = filters.get("execution")
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            "Give the execution id as ?execution=<id>.", details={"fields": {"execution": ["A number is required."]}}
+        ) from None

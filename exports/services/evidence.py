@@ -1,0 +1,133 @@
+"""Writes for evidence: uploaded files, notebook entries and structured evidence."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from django.core.files import File
+from django.core.files.storage import storages
+from django.db import transaction
+
+from config.errors import ValidationFailed
+from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind
+from exports.models import Evidence, Execution
+from exports.uploads import validate_client_filename
+from governance.choices import Classification
+from governance.services.audit import audit_record, canonical_json, normalize_payload
+
+
+def artifact_storage():
+    return storages["artifacts"]
+
+
+def evidence_storage_path(*, execution: Execution) -> str:
+    """A server-generated, namespaced name: nothing from the client reaches the storage path."""
+    return f"{execution.team.slug}/{execution.pk}/evidence/{uuid.uuid4().hex}"
+
+
+def _audit_evidence(evidence: Evidence, actor) -> None:
+    audit_record(
+        action="evidence.created",
+        actor=actor,
+        obj=evidence,
+        team_id=evidence.execution.team_id,
+        payload={"kind": evidence.kind, "sha256": evidence.sha256, "size": evidence.size, "title": evidence.title},
+    )
+
+
+def evidence_file_store(
+    *,
+    execution: Execution,
+    actor,
+    upload: File,
+    sha256: str,
+    title: str = "",
+    classification: str = Classification.INTERNAL,
+) -> Evidence:
+    """Store an uploaded (already hashed) file under a fresh name, then record it.
+
+    The blob is written before the row: if the transaction fails the orphan blob is harmless and unreferenced,
+    whereas a row pointing at a missing blob would not be.
+    """
+    filename = validate_client_filename(upload.name or "")
+    path = artifact_storage().save(evidence_storage_path(execution=execution), upload)
+    with transaction.atomic():
+        evidence = Evidence.objects.create(
+            execution=execution,
+            kind=EvidenceKind.FILE,
+            title=title or filename,
+            storage_path=path,
+            original_filename=filename,
+            content_type=getattr(upload, "content_type", "") or "application/octet-stream",
+            size=upload.size,
+            sha256=sha256,
+            classification=classification,
+            created_by=actor,
+        )
+        _audit_evidence(evidence, actor)
+    return evidence
+
+
+@transaction.atomic
+def notebook_entry_create(
+    *, execution: Execution, actor, title: str, body: str, classification: str = Classification.INTERNAL
+) -> Evidence:
+    encoded = body.encode()
+    evidence = Evidence.objects.create(
+        execution=execution,
+        kind=EvidenceKind.NOTEBOOK_ENTRY,
+        title=title,
+        body=body,
+        size=len(encoded),
+        sha256=hashlib.sha256(encoded).hexdigest(),
+        classification=classification,
+        content_type="text/markdown",
+        created_by=actor,
+    )
+    _audit_evidence(evidence, actor)
+    return evidence
+
+
+@transaction.atomic
+def structured_evidence_create(
+    *,
+    execution: Execution,
+    actor,
+    kind: str,
+    title: str,
+    data: Any = None,
+    body: str = "",
+    classification: str = Classification.INTERNAL,
+) -> Evidence:
+    """Analytics snapshots and QC metrics carry JSON; remediation reports carry Markdown, JSON or both."""
+    if kind not in JSON_EVIDENCE_KINDS:
+        raise ValidationFailed(
+            f"Evidence of kind '{kind}' is not created here.",
+            details={"kind": [f"Not one of {sorted(JSON_EVIDENCE_KINDS)}."]},
+        )
+    if data is None and not body:
+        raise ValidationFailed(
+            "Send 'data' (JSON) or 'body' (Markdown).", details={"data": ["This field is required."]}
+        )
+    if kind != EvidenceKind.REMEDIATION_REPORT and data is None:
+        raise ValidationFailed(
+            f"Evidence of kind '{kind}' needs 'data'.", details={"data": ["This field is required."]}
+        )
+    data = normalize_payload({"v": data})["v"] if data is not None else None
+    content = canonical_json({"body": body, "data": data}).encode()
+    evidence = Evidence.objects.create(
+        execution=execution,
+        kind=kind,
+        title=title,
+        body=body,
+        data=data,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        classification=classification,
+        content_type="application/json",
+        created_by=actor,
+    )
+    _audit_evidence(evidence, actor)
+    return evidence

@@ -1,0 +1,144 @@
+"""Writes for executions and their append-only timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import ValidationFailed
+from exports.choices import RESERVED_EVENT_PREFIXES, ExecutionStatus
+from exports.models import Execution, ExecutionEvent
+from governance.models import Team
+from governance.services.audit import audit_record, normalize_payload
+from governance.signals import team_state_changed
+
+
+@dataclass(frozen=True)
+class EventInput:
+    event_type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+@transaction.atomic
+def execution_create(*, team: Team, title: str, owner, protocol_template_key: str = "") -> Execution:
+    now = timezone.now()
+    execution = Execution.objects.create(
+        team=team,
+        title=title,
+        owner=owner,
+        protocol_template_key=protocol_template_key,
+        status=ExecutionStatus.RUNNING,
+        started_at=now,
+    )
+    audit_record(
+        action="execution.created",
+        actor=owner,
+        obj=execution,
+        team_id=team.pk,
+        payload={"title": title, "protocol_template": protocol_template_key},
+    )
+    return execution
+
+
+def _check_client_event_types(events: Sequence[EventInput]) -> None:
+    reserved = sorted({e.event_type for e in events if e.event_type.startswith(RESERVED_EVENT_PREFIXES)})
+    if reserved:
+        raise ValidationFailed(
+            "These event types are written by the server and cannot be appended by clients.",
+            code="reserved_event_type",
+            details={"event_type": reserved},
+        )
+
+
+@transaction.atomic
+def events_append(*, execution: Execution, actor, events: Sequence[EventInput]) -> list[ExecutionEvent]:
+    """Append client events to an execution's timeline (one audit row for the batch)."""
+    if not events:
+        raise ValidationFailed("Send at least one event.", details={"events": ["This list may not be empty."]})
+    _check_client_event_types(events)
+    rows = timeline_append(execution=execution, actor=actor, events=events)
+    audit_record(
+        action="execution.events_appended",
+        actor=actor,
+        obj=execution,
+        team_id=execution.team_id,
+        payload={"count": len(rows), "first_sequence": rows[0].sequence, "last_sequence": rows[-1].sequence},
+    )
+    return rows
+
+
+def timeline_append(*, execution: Execution, actor, events: Sequence[EventInput]) -> list[ExecutionEvent]:
+    """Assign sequences under the execution's row lock and insert the events.
+
+    The lock on the execution row serializes appenders, so sequences are gap-free and strictly increasing per
+    execution however many writers there are. Callers must already be inside a transaction.
+    """
+    locked = Execution.objects.select_for_update().only("id", "last_sequence", "team_id").get(pk=execution.pk)
+    now = timezone.now()
+    start = locked.last_sequence
+    actor_id = getattr(actor, "pk", None)
+    rows = [
+        ExecutionEvent(
+            execution_id=locked.pk,
+            sequence=start + offset,
+            event_type=event.event_type,
+            actor_id=actor_id,
+            payload=normalize_payload(event.payload),
+            occurred_at=event.occurred_at or now,
+            recorded_at=now,
+        )
+        for offset, event in enumerate(events, start=1)
+    ]
+    ExecutionEvent.objects.bulk_create(rows, batch_size=5000)
+    last = start + len(rows)
+    Execution.objects.filter(pk=locked.pk).update(last_sequence=last, updated_at=now)
+    execution.last_sequence = last
+    team_id = locked.team_id
+    transaction.on_commit(
+        lambda: team_state_changed.send(
+            sender=Execution, team_id=team_id, execution_id=locked.pk, reason="timeline_appended"
+        )
+    )
+    return rows
+
+
+@transaction.atomic
+def execution_intervention_record(
+    *, execution: Execution, actor, event_type: str, payload: dict[str, Any], audit_action: str
+) -> ExecutionEvent:
+    """Operator overrides and reviewer coaching notes: a timeline entry plus an audit row."""
+    (event,) = timeline_append(execution=execution, actor=actor, events=[EventInput(event_type, payload)])
+    audit_record(
+        action=audit_action,
+        actor=actor,
+        obj=execution,
+        team_id=execution.team_id,
+        payload={"sequence": event.sequence, **payload},
+    )
+    return event
+
+
+def override_record(*, execution: Execution, actor, step: str, field: str, value: Any, reason: str) -> ExecutionEvent:
+    return execution_intervention_record(
+        execution=execution,
+        actor=actor,
+        event_type="execution.override",
+        payload={"step": step, "field": field, "value": value, "reason": reason},
+        audit_action="execution.override_recorded",
+    )
+
+
+def coaching_note_record(*, execution: Execution, actor, body: str) -> ExecutionEvent:
+    return execution_intervention_record(
+        execution=execution,
+        actor=actor,
+        event_type="execution.coaching_note",
+        payload={"body": body},
+        audit_action="execution.coaching_note_recorded",
+    )

@@ -1,0 +1,110 @@
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from governance.querysets import TeamScopedQuerySet
+
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
+
+
+class Team(models.Model):
+    slug = models.SlugField(max_length=63, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    TEAM_LOOKUP = "id"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.Model):
+    """Roles are data so that organisations can add their own; a migration seeds the standard ones."""
+
+    key = models.SlugField(max_length=50, unique=True)
+    label = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "team", "role"], name="membership_unique_role")]
+        indexes = [models.Index(fields=["team", "role"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.role.key} @ {self.team.slug}"
+
+
+class AuditChainHead(models.Model):
+    """The single row whose lock serializes appends to the audit chain, so the chain never forks."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_sequence = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+
+class AuditEvent(models.Model):
+    """An append-only, hash-chained record of every state change.
+
+    ``hash`` = sha256 over the canonical JSON of the row's content and ``prev_hash`` (see
+    ``governance.services.audit.audit_row_hash``). On PostgreSQL a trigger refuses UPDATE and DELETE.
+    """
+
+    sequence = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=120, db_index=True)
+    object_type = models.CharField(max_length=80, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    payload = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["sequence"]
+        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["team", "sequence"])]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"
+
+
+class AuditChainVerification(models.Model):
+    """The outcome of each scheduled or manual verification of the audit chain."""
+
+    checked_at = models.DateTimeField()
+    rows = models.BigIntegerField()
+    ok = models.BooleanField()
+    broken_sequence = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-checked_at"]

@@ -1,0 +1,174 @@
+"""The tamper-evident audit trail: appends serialized behind one lock, each row chained to the previous."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from governance.models import AuditChainHead, AuditChainVerification, AuditEvent
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def normalize_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """The payload as the database will return it, so the hash written is the hash re-computed later."""
+    return json.loads(canonical_json(payload or {}))
+
+
+def audit_row_hash(
+    *,
+    sequence: int,
+    created_at: datetime,
+    actor_id: int | None,
+    actor_username: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    team_id: int | None,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """sha256 hex of the canonical JSON array of a row's fields in this fixed order, ending with prev_hash."""
+    material = canonical_json(
+        [
+            sequence,
+            created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            actor_id,
+            actor_username,
+            action,
+            object_type,
+            object_id,
+            team_id,
+            payload,
+            prev_hash,
+        ]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _object_ref(obj: models.Model | None) -> tuple[str, str]:
+    if obj is None:
+        return "", ""
+    return obj._meta.label_lower, str(obj.pk)
+
+
+@transaction.atomic
+def audit_record(
+    *,
+    action: str,
+    actor=None,
+    obj: models.Model | None = None,
+    team_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+) -> AuditEvent:
+    """Append one row to the audit chain inside the caller's transaction.
+
+    The chain head row is locked until the transaction commits, so concurrent writers append one after the
+    other and sequence order is commit order.
+    """
+    head = _locked_head()
+    ref_type, ref_id = _object_ref(obj)
+    fields = {
+        "sequence": head.last_sequence + 1,
+        "created_at": timezone.now(),
+        "actor_id": getattr(actor, "pk", None),
+        "actor_username": getattr(actor, "username", "") or "",
+        "action": action,
+        "object_type": object_type if object_type is not None else ref_type,
+        "object_id": object_id if object_id is not None else ref_id,
+        "team_id": team_id,
+        "payload": normalize_payload(payload),
+        "prev_hash": head.last_hash,
+    }
+    row = AuditEvent.objects.create(**fields, hash=audit_row_hash(**fields))
+    AuditChainHead.objects.filter(pk=head.pk).update(last_sequence=row.sequence, last_hash=row.hash)
+    return row
+
+
+def _locked_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        AuditChainHead.objects.get_or_create(pk=1)
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    rows: int
+    broken_sequence: int | None = None
+    reason: str = ""
+
+
+_VERIFY_FIELDS = (
+    "sequence",
+    "created_at",
+    "actor_id",
+    "actor_username",
+    "action",
+    "object_type",
+    "object_id",
+    "team_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
+def _stored_rows(chunk_size: int) -> Iterator[tuple]:
+    return AuditEvent.objects.order_by("sequence").values_list(*_VERIFY_FIELDS).iterator(chunk_size=chunk_size)
+
+
+def audit_chain_check(rows: Iterable[tuple]) -> ChainReport:
+    """Walk rows in sequence order; report the first whose link or content does not hold."""
+    expected_prev = GENESIS_HASH
+    expected_sequence = 1
+    count = 0
+    for row in rows:
+        count += 1
+        sequence, stored_hash, prev_hash = row[0], row[10], row[9]
+        if sequence != expected_sequence:
+            return ChainReport(False, count, sequence, f"sequence gap: expected {expected_sequence}, found {sequence}")
+        if prev_hash != expected_prev:
+            return ChainReport(False, count, sequence, "prev_hash does not match the previous row's hash")
+        recomputed = audit_row_hash(**dict(zip(_VERIFY_FIELDS[:10], row[:10], strict=True)))
+        if recomputed != stored_hash:
+            return ChainReport(False, count, sequence, "row content does not match its hash")
+        expected_prev = stored_hash
+        expected_sequence += 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and head.last_sequence != count:
+        return ChainReport(
+            False, count, count + 1, f"chain ends at {count} but its head records {head.last_sequence} rows"
+        )
+    return ChainReport(True, count)
+
+
+def audit_chain_verify(*, record: bool = True, chunk_size: int = 5000) -> ChainReport:
+    started = time.monotonic()
+    report = audit_chain_check(_stored_rows(chunk_size))
+    if record:
+        AuditChainVerification.objects.create(
+            checked_at=timezone.now(),
+            rows=report.rows,
+            ok=report.ok,
+            broken_sequence=report.broken_sequence,
+            reason=report.reason[:300],
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    return report

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from governance.services.audit import audit_chain_verify
+
+
+@shared_task(name="governance.verify_audit_chain", soft_time_limit=1800, time_limit=2000)
+def verify_audit_chain() -> dict:
+    report = audit_chain_verify(record=True)
+    return {"ok": report.ok, "rows": report.rows, "broken_sequence": report.broken_sequence}

@@ -1,0 +1,183 @@
+"""Shared fixtures, and the rule that CI never skips: a missing service fails the run loudly.
+
+Set DOSSIER_REQUIRE_SERVICES=1 (``.ci/run`` does) and every test that would skip because PostgreSQL, Redis or
+chromium is missing fails instead, and the session refuses to start unless DATABASE_URL is PostgreSQL and
+Redis answers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "1")  # Playwright's sync API runs an event loop in-thread.
+
+STRICT = os.environ.get("DOSSIER_REQUIRE_SERVICES") == "1"
+CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+
+
+def redis_available() -> str | None:
+    """Return why Redis cannot be used, or None when it answers."""
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith("redis://"):
+        return "CELERY_BROKER_URL is not a Redis URL"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {url} does not answer: {exc}"
+    return None
+
+
+def postgres_missing() -> str | None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return f"the database is {connection.vendor}, not PostgreSQL (set DATABASE_URL)"
+    return None
+
+
+def chromium_path() -> str | None:
+    return next((path for path in CHROMIUM_CANDIDATES if os.path.exists(path)), None)
+
+
+def unavailable(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"required service missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config):
+    if not STRICT:
+        return
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise pytest.UsageError("DOSSIER_REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL")
+    reason = redis_available()
+    if reason:
+        raise pytest.UsageError(f"DOSSIER_REQUIRE_SERVICES=1 but {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which counts as a failure: {report.longrepr}"
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") or item.get_closest_marker("worker"):
+        reason = postgres_missing()
+        if reason:
+            unavailable(reason)
+    if item.get_closest_marker("worker"):
+        reason = redis_available()
+        if reason:
+            unavailable(reason)
+    if item.get_closest_marker("browser") and chromium_path() is None:
+        unavailable("Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(settings, tmp_path):
+    """Each test gets its own artifact storage, a clean cache and tasks run eagerly."""
+    from django.core.cache import cache
+
+    from config.celery import app
+
+    artifacts = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "artifacts")},
+    }
+    settings.STORAGES = {**settings.STORAGES, "artifacts": artifacts, "default": artifacts}
+    settings.PROBLEMS_DIR = tmp_path / "problems"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    app.conf.task_always_eager = True
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def team(db):
+    from tests.factories import TeamFactory
+
+    return TeamFactory(slug="alpha", name="Alpha Lab")
+
+
+@pytest.fixture
+def other_team(db):
+    from tests.factories import TeamFactory
+
+    return TeamFactory(slug="beta", name="Beta Lab")
+
+
+@pytest.fixture
+def member(team):
+    """A user holding a role in ``team``: ``member("scientist")``."""
+    from tests.factories import member_of
+
+    def make(*roles: str, username: str | None = None, in_team=None):
+        return member_of(in_team or team, *roles, username=username)
+
+    return make
+
+
+@pytest.fixture
+def scientist(member):
+    return member("scientist", username="sci")
+
+
+@pytest.fixture
+def client_for(api_client):
+    def authenticate(user):
+        api_client.force_authenticate(user)
+        return api_client
+
+    return authenticate
+
+
+@pytest.fixture
+def execution(team, scientist):
+    from exports.services.executions import execution_create
+
+    return execution_create(team=team, title="Assay run", owner=scientist, protocol_template_key="assay")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    path = chromium_path()
+    return {
+        **browser_type_launch_args,
+        "executable_path": path or "/usr/lib/chromium/chromium",
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ],
+    }
+
+
+def which(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        unavailable(f"the '{tool}' command is not installed")
+    return path
