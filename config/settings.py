@@ -234,3 +234,8 @@ DOSSIER_MAX_EVENTS_PER_REQUEST = env_int("DOSSIER_MAX_EVENTS_PER_REQUEST", 5000)
 
 # Demo data, seeded app by app (lowest first) by `manage.py seed_demo`.
 DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed"]
+
+# Extension points of the exports app (see exports/hooks.py). Packaging with no gate is refused.
+DOSSIER_PACKAGING_GATES: list[str] = []
+DOSSIER_EXPORT_CREATED_HOOKS: list[str] = []
+DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = []

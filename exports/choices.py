@@ -23,3 +23,14 @@ JSON_EVIDENCE_KINDS = frozenset(
 
 # Event types the server writes itself; clients may not append them.
 RESERVED_EVENT_PREFIXES = ("narrative_export.", "governance.", "execution.")
+
+
+class ExportStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    QUEUED = "queued", "Queued"
+    PACKAGING = "packaging", "Packaging"
+    PACKAGED = "packaged", "Packaged"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"

@@ -2,10 +2,10 @@ from django.conf import settings
 from django.db import models
 
 from governance.choices import Classification
-from governance.models import Team
+from governance.models import Team, WorkflowTemplateSnapshot
 from governance.querysets import TeamScopedQuerySet
 
-from .choices import EvidenceKind, ExecutionStatus
+from .choices import EvidenceKind, ExecutionStatus, ExportStatus
 
 
 class Execution(models.Model):
@@ -93,3 +93,41 @@ class Evidence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.title}"
+
+
+class NarrativeExport(models.Model):
+    """Version N of the dossier of one execution: what was selected, rendered and must be signed off."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="narrative_exports")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=30, choices=ExportStatus.choices, default=ExportStatus.AWAITING_APPROVAL)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    template_snapshot = models.ForeignKey(
+        WorkflowTemplateSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="exports"
+    )
+    narrative_digest = models.CharField(max_length=64, blank=True)
+    narrative_markdown = models.TextField(blank=True)
+    evidence_manifest = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    classification = models.CharField(max_length=20, choices=Classification.choices, default=Classification.INTERNAL)
+    packaging_queue_state = models.JSONField(default=dict, blank=True)
+    packaging_attempts = models.PositiveIntegerField(default=0)
+    retain_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    packaged_at = models.DateTimeField(null=True, blank=True)
+
+    TEAM_LOOKUP = "execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "execution_narrative_exports"
+        ordering = ["execution_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "version"], name="narrative_export_version_unique"),
+        ]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} (execution {self.execution_id} v{self.version})"

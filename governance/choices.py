@@ -17,3 +17,9 @@ class Classification(models.TextChoices):
     INTERNAL = "Internal", "Internal"
     CONFIDENTIAL = "Confidential", "Confidential"
     RESTRICTED = "Restricted", "Restricted"
+
+
+class TemplateStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from governance.choices import TemplateStatus
 from governance.querysets import TeamScopedQuerySet
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
@@ -108,3 +109,60 @@ class AuditChainVerification(models.Model):
 
     class Meta:
         ordering = ["-checked_at"]
+
+
+class WorkflowTemplate(models.Model):
+    """A versioned approval-ladder template. Versions share ``template_key``; exactly one is the latest."""
+
+    template_key = models.SlugField(max_length=100)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=TemplateStatus.choices, default=TemplateStatus.DRAFT)
+    is_latest = models.BooleanField(default=True)
+    forked_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="forks")
+    stage_blueprints = models.JSONField(default=list, blank=True)
+    permitted_roles = models.JSONField(default=list, blank=True)
+    sla_defaults = models.JSONField(default=dict, blank=True)
+    retention_days = models.PositiveIntegerField(default=3650)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "execution_narrative_workflow_templates"
+        ordering = ["template_key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["template_key", "version"], name="workflow_template_key_version_unique"),
+            models.UniqueConstraint(
+                fields=["template_key"], condition=models.Q(is_latest=True), name="workflow_template_one_latest"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template_key} v{self.version}"
+
+
+class WorkflowTemplateSnapshot(models.Model):
+    """The immutable, hashed content of a template as it was published. Exports pin the snapshot they used."""
+
+    template = models.ForeignKey(WorkflowTemplate, on_delete=models.PROTECT, related_name="snapshots")
+    template_key = models.SlugField(max_length=100)
+    version = models.PositiveIntegerField()
+    canonical_json = models.TextField()
+    content_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        db_table = "execution_narrative_workflow_template_snapshots"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} of {self.template_key} v{self.version}"

@@ -38,5 +38,3 @@ def member_of(team: Team, *role_keys: str, username: str | None = None):
     for key in role_keys:
         Membership.objects.get_or_create(user=user, team=team, role=Role.objects.get(key=key))
     return user
-
-

@@ -1,0 +1,58 @@
+"""Extension points that higher apps plug into through settings (dependencies point one way).
+
+- ``DOSSIER_PACKAGING_GATES``: dotted paths of ``gate(export) -> GateResult``. The packaging worker asks every
+  gate, under the export's row lock, before it builds anything. With no gate configured packaging is refused:
+  an export never ships merely because nobody was asked.
+- ``DOSSIER_EXPORT_CREATED_HOOKS``: ``hook(export, actor)`` called inside the creation transaction (approvals
+  instantiates the ladder here).
+- ``DOSSIER_EXPORT_REPRESENTATION_HOOKS``: ``hook(exports: list) -> dict[export_id, dict]`` returning extra
+  fields for the API representation of a page of exports (approvals adds ``ladder``), batched so that list
+  endpoints keep a fixed query count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class GateResult:
+    allowed: bool
+    gate: str
+    reason: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _load(setting: str) -> tuple[Callable, ...]:
+    return tuple(import_string(path) for path in getattr(settings, setting, ()))
+
+
+@cache
+def packaging_gates() -> tuple[Callable, ...]:
+    return _load("DOSSIER_PACKAGING_GATES")
+
+
+@cache
+def export_created_hooks() -> tuple[Callable, ...]:
+    return _load("DOSSIER_EXPORT_CREATED_HOOKS")
+
+
+@cache
+def export_representation_hooks() -> tuple[Callable, ...]:
+    return _load("DOSSIER_EXPORT_REPRESENTATION_HOOKS")
+
+
+@receiver(setting_changed)
+def _reload_hooks(*, setting: str, **kwargs) -> None:
+    if setting.startswith("DOSSIER_"):
+        packaging_gates.cache_clear()
+        export_created_hooks.cache_clear()
+        export_representation_hooks.cache_clear()
