@@ -239,3 +239,6 @@ DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed"]
 DOSSIER_PACKAGING_GATES: list[str] = []
 DOSSIER_EXPORT_CREATED_HOOKS: list[str] = []
 DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = []
+
+# The template used when neither the protocol nor the team has an assignment.
+DOSSIER_DEFAULT_TEMPLATE_KEY = env_str("DOSSIER_DEFAULT_TEMPLATE_KEY", "standard-release")

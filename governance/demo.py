@@ -3,8 +3,10 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from governance.models import Team
+from governance.choices import TemplateStatus
+from governance.models import Team, WorkflowTemplate
 from governance.services.teams import membership_grant, team_create
+from governance.services.templates import template_publish
 
 DEMO_USERS = {
     "demo-scientist": ("Sam", "Rivera", ["scientist"]),
@@ -36,6 +38,34 @@ def seed(stdout) -> None:
         for role in roles:
             membership_grant(user=user, team=team, role_key=role)
     stdout.write(f"team {team.slug}: {len(DEMO_USERS)} demo users (password from DEMO_PASSWORD)")
+    _seed_default_template(stdout)
+
+
+DEFAULT_STAGES = [
+    {"name": "Scientific review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"},
+    {"name": "QA approval", "required_role": "qa_approver", "sla_hours": 48, "meaning": "Approved for release"},
+    {"name": "Compliance sign-off", "required_role": "compliance", "sla_hours": 72, "meaning": "Compliant"},
+]
+
+
+def _seed_default_template(stdout) -> None:
+    key = settings.DOSSIER_DEFAULT_TEMPLATE_KEY
+    if WorkflowTemplate.objects.filter(template_key=key, status=TemplateStatus.PUBLISHED).exists():
+        return
+    template = WorkflowTemplate.objects.filter(template_key=key, status=TemplateStatus.DRAFT).first()
+    if template is None:
+        template = WorkflowTemplate.objects.create(
+            template_key=key,
+            version=1,
+            name="Standard release ladder",
+            description="Scientific review, QA approval and compliance sign-off before a dossier is released.",
+            stage_blueprints=DEFAULT_STAGES,
+            permitted_roles=["reviewer", "qa_approver", "compliance"],
+            sla_defaults={"sla_hours": 48, "escalate_after_hours": 24},
+            retention_days=3650,
+        )
+    snapshot = template_publish(template=template)
+    stdout.write(f"template {key} v{template.version} published (snapshot {snapshot.pk})")
 
 
 def demo_team() -> Team:

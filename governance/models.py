@@ -166,3 +166,38 @@ class WorkflowTemplateSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"snapshot {self.pk} of {self.template_key} v{self.version}"
+
+
+class WorkflowTemplateAssignment(models.Model):
+    """Which template a team, or a protocol template, uses for new exports. Protocol beats team beats default."""
+
+    template = models.ForeignKey(WorkflowTemplate, on_delete=models.PROTECT, related_name="assignments")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    protocol_template_key = models.SlugField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "execution_narrative_workflow_template_assignments"
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(team__isnull=False) & models.Q(protocol_template_key=""))
+                | (models.Q(team__isnull=True) & ~models.Q(protocol_template_key="")),
+                name="template_assignment_one_target",
+            ),
+            models.UniqueConstraint(
+                fields=["team"], condition=models.Q(team__isnull=False), name="template_assignment_one_per_team"
+            ),
+            models.UniqueConstraint(
+                fields=["protocol_template_key"],
+                condition=~models.Q(protocol_template_key=""),
+                name="template_assignment_one_per_protocol",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = self.protocol_template_key or f"team {self.team_id}"
+        return f"{self.template} → {target}"
