@@ -8,6 +8,7 @@ from config import views
 api_patterns = [
     path("", include("governance.api.urls")),
     path("", include("exports.api.urls")),
+    path("", include("approvals.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
