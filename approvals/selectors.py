@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from approvals.choices import QueueStatus, StageStatus
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
-from config.errors import NotFound, ValidationFailed
+from config.errors import NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from governance.choices import RoleKey
@@ -110,7 +110,9 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=ExportStatus.choices)
     team = django_filters.CharFilter(field_name="execution__team__slug")
     template = django_filters.CharFilter(field_name="template_snapshot__template_key")
-    overdue = django_filters.BooleanFilter(method="filter_overdue")
+    overdue = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")], method="filter_overdue"
+    )
     guardrail = django_filters.CharFilter(method="filter_guardrail", help_text="The stored queue state's status.")
     execution = django_filters.NumberFilter(field_name="execution_id")
 
@@ -119,7 +121,7 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
         fields = ["status", "team", "template", "overdue", "guardrail", "execution"]
 
     def filter_overdue(self, queryset, name, value):
-        return queryset.filter(is_overdue=value)
+        return queryset.filter(is_overdue=value in ("true", "1"))
 
     def filter_guardrail(self, queryset, name, value):
         if value == "blocked":
@@ -142,8 +144,14 @@ def overdue_stage_exists() -> Exists:
 
 
 def governance_exports_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[NarrativeExport]:
-    """Exports of the teams where the user holds an operator-like role, with operator filters."""
+    """Exports of the teams where the user holds an operator-like role, with operator filters. A user who holds
+    such a role nowhere is refused rather than shown an empty list."""
     teams = Membership.objects.filter(user=user, role__key__in=GOVERNANCE_VIEW_ROLES).values("team_id")
+    if not teams.exists():
+        raise PermissionDenied(
+            f"Reviewing exports across teams needs one of the roles {', '.join(sorted(GOVERNANCE_VIEW_ROLES))}.",
+            details={"required_roles": sorted(GOVERNANCE_VIEW_ROLES)},
+        )
     queryset = (
         NarrativeExport.objects.visible_to(user)
         .filter(execution__team_id__in=teams)
