@@ -189,6 +189,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"EvidenceKindEnum": "exports.choices.EvidenceKind"},
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------------
@@ -253,7 +254,8 @@ DOSSIER_BUNDLE_SOURCE_ORGANIZATION = env_str("DOSSIER_BUNDLE_SOURCE_ORGANIZATION
 DOSSIER_DOWNLOAD_LINK_TTL_SECONDS = env_int("DOSSIER_DOWNLOAD_LINK_TTL_SECONDS", 900)
 # Exports queued (or packaging with no live worker) for longer than this are re-dispatched by the sweeper.
 DOSSIER_PACKAGING_STUCK_AFTER_SECONDS = env_int("DOSSIER_PACKAGING_STUCK_AFTER_SECONDS", 600)
-DOSSIER_PACKAGING_QUEUE = env_str("DOSSIER_PACKAGING_QUEUE", "celery")
+# A dedicated queue for packaging (workers then need `-Q celery,<queue>`); empty = the default queue.
+DOSSIER_PACKAGING_QUEUE = env_str("DOSSIER_PACKAGING_QUEUE")
 DOSSIER_PACKAGING_SOFT_TIME_LIMIT = env_int("DOSSIER_PACKAGING_SOFT_TIME_LIMIT", 50 * 60)
 DOSSIER_PACKAGING_TIME_LIMIT = env_int("DOSSIER_PACKAGING_TIME_LIMIT", 55 * 60)
 DOSSIER_PACKAGING_MAX_RETRIES = env_int("DOSSIER_PACKAGING_MAX_RETRIES", 5)
@@ -269,7 +271,11 @@ DOSSIER_REDACTION = {
     "overrides": {},
     "rules_file": env_str("DOSSIER_REDACTION_RULES_FILE") or None,
 }
-CELERY_TASK_ROUTES = {"exports.package_execution_narrative_export": {"queue": DOSSIER_PACKAGING_QUEUE}}
+CELERY_TASK_ROUTES = (
+    {"exports.package_execution_narrative_export": {"queue": DOSSIER_PACKAGING_QUEUE}}
+    if DOSSIER_PACKAGING_QUEUE
+    else {}
+)
 
 # The template used when neither the protocol nor the team has an assignment.
 DOSSIER_DEFAULT_TEMPLATE_KEY = env_str("DOSSIER_DEFAULT_TEMPLATE_KEY", "standard-release")
