@@ -112,7 +112,7 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -172,7 +172,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -189,6 +189,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"EvidenceKindEnum": "exports.choices.EvidenceKind"},
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------------
@@ -212,6 +213,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic tasks, created in the database by `manage.py setup_schedules` (name: task, interval seconds).
 DOSSIER_SCHEDULES = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
+    "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
 }
 
@@ -240,6 +242,41 @@ DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed", "approvals.
 DOSSIER_PACKAGING_GATES: list[str] = ["approvals.guardrails.packaging_gate"]
 DOSSIER_EXPORT_CREATED_HOOKS: list[str] = ["approvals.hooks.export_created"]
 DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = ["approvals.hooks.export_representation"]
+# Dotted path of ``provider(export) -> exports.hooks.ApprovalRecord`` (signatures + approvals.json) used when
+# packaging; empty = the bundle carries an empty approval record.
+DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER")
+
+# --- Narrative exports and packaging --------------------------------------------------------------------------
+# Bundles are .tar.zst (zstd level 3); "gzip" gives .tar.gz for consumers without zstd.
+DOSSIER_ARTIFACT_COMPRESSION = env_str("DOSSIER_ARTIFACT_COMPRESSION", "zstd")
+# Retention of packaged artifacts when the export's template snapshot names none.
+DOSSIER_ARTIFACT_RETENTION_DAYS = env_int("DOSSIER_ARTIFACT_RETENTION_DAYS", 3650)
+DOSSIER_BUNDLE_SOURCE_ORGANIZATION = env_str("DOSSIER_BUNDLE_SOURCE_ORGANIZATION", "Dossier")
+DOSSIER_DOWNLOAD_LINK_TTL_SECONDS = env_int("DOSSIER_DOWNLOAD_LINK_TTL_SECONDS", 900)
+# Exports queued (or packaging with no live worker) for longer than this are re-dispatched by the sweeper.
+DOSSIER_PACKAGING_STUCK_AFTER_SECONDS = env_int("DOSSIER_PACKAGING_STUCK_AFTER_SECONDS", 600)
+# A dedicated queue for packaging (workers then need `-Q celery,<queue>`); empty = the default queue.
+DOSSIER_PACKAGING_QUEUE = env_str("DOSSIER_PACKAGING_QUEUE")
+DOSSIER_PACKAGING_SOFT_TIME_LIMIT = env_int("DOSSIER_PACKAGING_SOFT_TIME_LIMIT", 50 * 60)
+DOSSIER_PACKAGING_TIME_LIMIT = env_int("DOSSIER_PACKAGING_TIME_LIMIT", 55 * 60)
+DOSSIER_PACKAGING_MAX_RETRIES = env_int("DOSSIER_PACKAGING_MAX_RETRIES", 5)
+# Upper bound on evidence read speed while packaging, in bytes per second (0 = unlimited): keeps a large
+# packaging run from saturating shared storage.
+DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0)
+# Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.
+DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
+# Redaction applied when a narrative is rendered (SPEC §9): strategy label|mask|partial, per-type overrides,
+# and an optional JSON file of custom rules. The policy in force is stored on each export.
+DOSSIER_REDACTION = {
+    "strategy": env_str("DOSSIER_REDACTION_STRATEGY", "label"),
+    "overrides": {},
+    "rules_file": env_str("DOSSIER_REDACTION_RULES_FILE") or None,
+}
+CELERY_TASK_ROUTES = (
+    {"exports.package_execution_narrative_export": {"queue": DOSSIER_PACKAGING_QUEUE}}
+    if DOSSIER_PACKAGING_QUEUE
+    else {}
+)
 
 # The template used when neither the protocol nor the team has an assignment.
 DOSSIER_DEFAULT_TEMPLATE_KEY = env_str("DOSSIER_DEFAULT_TEMPLATE_KEY", "standard-release")

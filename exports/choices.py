@@ -34,3 +34,29 @@ class ExportStatus(models.TextChoices):
     PACKAGED = "packaged", "Packaged"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+
+
+# Statuses from which an export may be (re-)queued for packaging.
+QUEUEABLE_EXPORT_STATUSES = frozenset(
+    {ExportStatus.AWAITING_APPROVAL, ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED}
+)
+
+
+class PackagingRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    RETRYING = "retrying", "Failed, will retry"
+    BLOCKED = "blocked", "Blocked by a packaging gate"
+    ABANDONED = "abandoned", "Abandoned (worker lost)"
+    SKIPPED = "skipped", "Skipped (already packaged)"
+
+
+class ArtifactCompression(models.TextChoices):
+    ZSTD = "zstd", "zstd (.tar.zst)"
+    GZIP = "gzip", "gzip (.tar.gz)"
+
+
+class SigningKeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"

@@ -8,6 +8,9 @@
 - ``DOSSIER_EXPORT_REPRESENTATION_HOOKS``: ``hook(exports: list) -> dict[export_id, dict]`` returning extra
   fields for the API representation of a page of exports (approvals adds ``ladder``), batched so that list
   endpoints keep a fixed query count.
+- ``DOSSIER_APPROVAL_RECORD_PROVIDER``: ``provider(export) -> ApprovalRecord``: the signatures appended to the
+  packaged ``narrative.md`` and the ``approvals.json`` document of the bundle (approvals supplies both). Unset,
+  the bundle carries an empty approval record.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ class GateResult:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """What packaging appends to the narrative: ``signatures`` are ``exports.narratives.Signature`` values
+    (each binding the export's narrative_digest), ``document`` is written as ``data/approvals.json``."""
+
+    signatures: tuple = ()
+    document: dict[str, Any] = field(default_factory=dict)
+
+
 def _load(setting: str) -> tuple[Callable, ...]:
     return tuple(import_string(path) for path in getattr(settings, setting, ()))
 
@@ -50,9 +62,16 @@ def export_representation_hooks() -> tuple[Callable, ...]:
     return _load("DOSSIER_EXPORT_REPRESENTATION_HOOKS")
 
 
+@cache
+def approval_record_provider() -> Callable | None:
+    path = getattr(settings, "DOSSIER_APPROVAL_RECORD_PROVIDER", "")
+    return import_string(path) if path else None
+
+
 @receiver(setting_changed)
 def _reload_hooks(*, setting: str, **kwargs) -> None:
     if setting.startswith("DOSSIER_"):
         packaging_gates.cache_clear()
         export_created_hooks.cache_clear()
         export_representation_hooks.cache_clear()
+        approval_record_provider.cache_clear()

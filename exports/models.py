@@ -5,7 +5,14 @@ from governance.choices import Classification
 from governance.models import Team, WorkflowTemplateSnapshot
 from governance.querysets import TeamScopedQuerySet
 
-from .choices import EvidenceKind, ExecutionStatus, ExportStatus
+from .choices import (
+    ArtifactCompression,
+    EvidenceKind,
+    ExecutionStatus,
+    ExportStatus,
+    PackagingRunStatus,
+    SigningKeyStatus,
+)
 
 
 class Execution(models.Model):
@@ -110,6 +117,11 @@ class NarrativeExport(models.Model):
     evidence_manifest = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     classification = models.CharField(max_length=20, choices=Classification.choices, default=Classification.INTERNAL)
+    # Counts per redaction type applied while rendering, and the policy used, so packaging can reproduce it.
+    redaction_counts = models.JSONField(default=dict, blank=True)
+    redaction_policy = models.JSONField(default=dict, blank=True)
+    # The narrative covers the timeline up to and including this sequence.
+    events_through_sequence = models.BigIntegerField(default=0)
     packaging_queue_state = models.JSONField(default=dict, blank=True)
     packaging_attempts = models.PositiveIntegerField(default=0)
     retain_until = models.DateTimeField(null=True, blank=True)
@@ -131,3 +143,113 @@ class NarrativeExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} (execution {self.execution_id} v{self.version})"
+
+
+class ExportAttachment(models.Model):
+    """One evidence item selected for an export, and where it lands in the bundle. Immutable once created."""
+
+    export = models.ForeignKey(NarrativeExport, on_delete=models.PROTECT, related_name="attachments")
+    kind = models.CharField(max_length=30, choices=EvidenceKind.choices)
+    evidence = models.ForeignKey(Evidence, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(ExecutionEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=300)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    bundle_path = models.CharField(max_length=400)
+
+    TEAM_LOOKUP = "export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["export_id", "bundle_path"]
+        constraints = [
+            models.UniqueConstraint(fields=["export", "bundle_path"], name="export_attachment_path_unique"),
+            models.CheckConstraint(
+                condition=models.Q(evidence__isnull=True) | models.Q(event__isnull=True),
+                name="export_attachment_one_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.export_id}: {self.bundle_path}"
+
+
+class SigningKey(models.Model):
+    """An Ed25519 bundle signing key. The private key is stored encrypted (AES-256-GCM) and never leaves the
+    server; public keys of every key, retired ones included, stay published for verification."""
+
+    key_id = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=20, default="ed25519")
+    public_key_pem = models.TextField()
+    private_key_ciphertext = models.BinaryField()
+    private_key_nonce = models.BinaryField()
+    encryption = models.CharField(max_length=60)
+    status = models.CharField(max_length=20, choices=SigningKeyStatus.choices, default=SigningKeyStatus.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="signing_key_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} {self.key_id} ({self.status})"
+
+
+class ExportArtifact(models.Model):
+    """The one published bundle of an export version. Written only after the archive is in place."""
+
+    export = models.OneToOneField(NarrativeExport, on_delete=models.PROTECT, related_name="artifact")
+    storage_path = models.CharField(max_length=500, unique=True)
+    bag_name = models.CharField(max_length=100)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    compression = models.CharField(max_length=10, choices=ArtifactCompression.choices)
+    signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="artifacts")
+    payload_oxum = models.CharField(max_length=50)
+    narrative_sha256 = models.CharField(max_length=64)
+    retain_until = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    integrity_failed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    TEAM_LOOKUP = "export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["retain_until"])]
+
+    def __str__(self) -> str:
+        return f"artifact of export {self.export_id}: {self.bag_name}"
+
+
+class PackagingRun(models.Model):
+    """One attempt of the packaging worker at one export: what happened, how long it took, how it ended."""
+
+    export = models.ForeignKey(NarrativeExport, on_delete=models.PROTECT, related_name="packaging_runs")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=PackagingRunStatus.choices, default=PackagingRunStatus.RUNNING)
+    task_id = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    gates = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+
+    TEAM_LOOKUP = "export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["export", "-started_at"]), models.Index(fields=["status", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"export {self.export_id} attempt {self.attempt}: {self.status}"

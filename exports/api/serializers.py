@@ -109,3 +109,192 @@ class OverrideInput(serializers.Serializer):
 
 class CoachingNoteInput(serializers.Serializer):
     body = serializers.CharField(max_length=20_000, trim_whitespace=False)
+
+
+# --- Narrative exports ----------------------------------------------------------------------------------------
+
+
+class EvidenceRefInput(serializers.Serializer):
+    kind = serializers.ChoiceField(EvidenceKind.choices)
+    id = serializers.IntegerField(min_value=1)
+
+
+class ExportCreateInput(serializers.Serializer):
+    evidence = serializers.ListField(child=EvidenceRefInput(), allow_empty=True, max_length=10_000)
+    template_key = serializers.SlugField(max_length=100, required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        max_length=20_000, required=False, allow_blank=True, default="", trim_whitespace=False
+    )
+    classification = serializers.ChoiceField(Classification.choices, required=False, allow_null=True, default=None)
+
+
+class ArtifactOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    bag_name = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    compression = serializers.CharField()
+    signing_key_id = serializers.CharField(source="signing_key.key_id")
+    created_at = serializers.DateTimeField()
+    retain_until = serializers.DateTimeField(allow_null=True)
+    expired_at = serializers.DateTimeField(allow_null=True)
+    integrity_failed_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.SerializerMethodField()
+
+    def get_state(self, artifact) -> str:
+        if artifact.expired_at is not None:
+            return "expired"
+        if artifact.integrity_failed_at is not None:
+            return "integrity_failed"
+        return "available"
+
+
+class AttachmentOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.SerializerMethodField()
+    title = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    bundle_path = serializers.SerializerMethodField()
+
+    def get_id(self, attachment) -> int:
+        return attachment.evidence_id or attachment.event_id
+
+    def get_bundle_path(self, attachment) -> str:
+        return f"data/{attachment.bundle_path}"
+
+
+class ExportOutput(serializers.Serializer):
+    """One export version. ``context["extras"]`` holds representation-hook fields by export id (``ladder``)."""
+
+    id = serializers.IntegerField()
+    execution_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    narrative_digest = serializers.CharField()
+    template_snapshot_id = serializers.IntegerField(allow_null=True)
+    template = serializers.SerializerMethodField()
+    ladder = serializers.SerializerMethodField()
+    packaging_queue_state = serializers.JSONField()
+    packaging_attempts = serializers.IntegerField()
+    artifact = serializers.SerializerMethodField()
+    author = serializers.CharField(source="author.username")
+    classification = serializers.CharField()
+    notes = serializers.CharField()
+    attachments = AttachmentOutput(many=True)
+    redaction_counts = serializers.JSONField()
+    events_through_sequence = serializers.IntegerField()
+    retain_until = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(allow_null=True)
+    packaged_at = serializers.DateTimeField(allow_null=True)
+
+    def _extras(self, export) -> dict:
+        return self.context.get("extras", {}).get(export.pk, {"ladder": None})
+
+    def get_template(self, export) -> dict | None:
+        snapshot = export.template_snapshot
+        if snapshot is None:
+            return None
+        return {"snapshot_id": snapshot.pk, "template_key": snapshot.template_key, "version": snapshot.version}
+
+    def get_ladder(self, export) -> dict | None:
+        return self._extras(export).get("ladder")
+
+    def get_artifact(self, export) -> dict | None:
+        from exports.selectors.narrative_exports import export_artifact
+
+        artifact = export_artifact(export)
+        return ArtifactOutput(artifact).data if artifact else None
+
+    def to_representation(self, export):
+        data = super().to_representation(export)
+        for key, value in self._extras(export).items():
+            data.setdefault(key, value)
+        return data
+
+
+class LifecycleEventOutput(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    event_type = serializers.CharField()
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    occurred_at = serializers.DateTimeField()
+    payload = serializers.JSONField()
+
+
+class PackagingRunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+    bytes = serializers.IntegerField(allow_null=True)
+    error_code = serializers.CharField()
+    error_message = serializers.CharField()
+
+
+class ExportVersionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    narrative_digest = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ExportDetailOutput(ExportOutput):
+    """The detail view adds the version history, the lifecycle and the packaging runs."""
+
+    versions = serializers.SerializerMethodField()
+    lifecycle = serializers.SerializerMethodField()
+    packaging_runs = serializers.SerializerMethodField()
+
+    def get_versions(self, export) -> list[dict]:
+        from exports.selectors.narrative_exports import export_versions
+
+        return ExportVersionOutput(export_versions(export=export), many=True).data
+
+    def get_lifecycle(self, export) -> list[dict]:
+        from exports.selectors.narrative_exports import export_lifecycle
+
+        return LifecycleEventOutput(export_lifecycle(export=export), many=True).data
+
+    def get_packaging_runs(self, export) -> list[dict]:
+        from exports.selectors.narrative_exports import packaging_runs_for_export
+
+        return PackagingRunOutput(packaging_runs_for_export(export=export), many=True).data
+
+
+class ArtifactLinkOutput(serializers.Serializer):
+    url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class SigningKeyOutput(serializers.Serializer):
+    key_id = serializers.CharField()
+    algorithm = serializers.CharField()
+    public_key_pem = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    retired_at = serializers.DateTimeField(allow_null=True)
+
+
+class SigningKeysOutput(serializers.Serializer):
+    keys = SigningKeyOutput(many=True)
+
+
+class PackagingRunSummaryOutput(PackagingRunOutput):
+    export_id = serializers.IntegerField()
+    execution_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+
+
+class PackagingJobsOutput(serializers.Serializer):
+    generated_at = serializers.DateTimeField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    oldest_queued_at = serializers.DateTimeField(allow_null=True)
+    oldest_queued_age_seconds = serializers.IntegerField(allow_null=True)
+    running = serializers.IntegerField()
+    failures_by_error_code = serializers.DictField(child=serializers.IntegerField())
+    recent_runs = PackagingRunSummaryOutput(many=True)

@@ -1,0 +1,144 @@
+"""Narrative export, artifact, packaging telemetry and signing key endpoints (SPEC §4, §5). Thin: parse, call,
+serialize."""
+
+from __future__ import annotations
+
+import base64
+
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import SelectorListApi, validated
+from exports.api import serializers as s
+from exports.models import NarrativeExport
+from exports.permissions import EXECUTION_WRITERS, require_team_role
+from exports.selectors.executions import execution_get_for_user
+from exports.selectors.narrative_exports import (
+    export_get_for_user,
+    export_representations,
+    exports_for_execution,
+    packaging_jobs_summary,
+    signing_keys_list,
+)
+from exports.services.downloads import (
+    VerifiedDownload,
+    artifact_download_open,
+    artifact_link_issue,
+    artifact_link_resolve,
+)
+from exports.services.narrative_exports import EvidenceRef, export_create
+from exports.storage import BUNDLE_CONTENT_TYPES, BUNDLE_SUFFIXES
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def _export_output(export: NarrativeExport, serializer=s.ExportOutput) -> dict:
+    return serializer(export, context={"extras": export_representations([export])}).data
+
+
+class ExportListCreateApi(SelectorListApi):
+    serializer_class = s.ExportOutput
+    schema_model = NarrativeExport
+    parser_classes = [JSONParser]
+
+    def select(self):
+        execution = execution_get_for_user(user=self.request.user, execution_id=self.kwargs["execution_id"])
+        return exports_for_execution(execution=execution)
+
+    def get_serializer(self, *args, **kwargs):
+        if args and isinstance(args[0], list):
+            kwargs.setdefault("context", {})["extras"] = export_representations(args[0])
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(request=s.ExportCreateInput, responses={201: s.ExportOutput})
+    def post(self, request, execution_id: int):
+        execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+        require_team_role(
+            user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="create exports"
+        )
+        data = validated(s.ExportCreateInput, request.data)
+        export = export_create(
+            execution=execution,
+            actor=request.user,
+            evidence=[EvidenceRef(kind=item["kind"], id=item["id"]) for item in data["evidence"]],
+            template_key=data["template_key"],
+            notes=data["notes"],
+            classification=data["classification"],
+        )
+        export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export.pk)
+        return Response(_export_output(export), status=status.HTTP_201_CREATED)
+
+
+class ExportDetailApi(APIView):
+    @extend_schema(responses=s.ExportDetailOutput)
+    def get(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
+        return Response(_export_output(export, s.ExportDetailOutput))
+
+
+def _artifact_response(download: VerifiedDownload) -> FileResponse:
+    artifact = download.artifact
+    response = FileResponse(
+        download.handle,
+        as_attachment=True,
+        filename=f"{artifact.bag_name}{BUNDLE_SUFFIXES[artifact.compression]}",
+        content_type=BUNDLE_CONTENT_TYPES[artifact.compression],
+    )
+    response.block_size = DOWNLOAD_CHUNK
+    digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
+    response["ETag"] = f'"{artifact.sha256}"'
+    response["Digest"] = f"sha-256={digest}"
+    response["Repr-Digest"] = f"sha-256=:{digest}:"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class ExportArtifactApi(APIView):
+    @extend_schema(responses={(200, "application/zstd"): OpenApiTypes.BINARY, 404: None, 409: None, 410: None})
+    def get(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
+        return _artifact_response(artifact_download_open(export=export, actor=request.user))
+
+
+class ExportArtifactLinkApi(APIView):
+    @extend_schema(responses=s.ArtifactLinkOutput)
+    def get(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
+        _, link = artifact_link_issue(export=export, actor=request.user)
+        url = request.build_absolute_uri(reverse("artifact-signed-download", kwargs={"token": link.token}))
+        return Response(s.ArtifactLinkOutput({"url": url, "expires_at": link.expires_at}).data)
+
+
+class ArtifactSignedDownloadApi(APIView):
+    """The target of ``.../artifact/link``: the signed token is the credential, so no session is needed."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={(200, "application/zstd"): OpenApiTypes.BINARY, 404: None, 409: None, 410: None})
+    def get(self, request, token: str):
+        export, user = artifact_link_resolve(token=token)
+        return _artifact_response(artifact_download_open(export=export, actor=user, via="signed_link"))
+
+
+class PackagingJobsApi(APIView):
+    @extend_schema(responses=s.PackagingJobsOutput)
+    def get(self, request):
+        return Response(s.PackagingJobsOutput(packaging_jobs_summary(user=request.user)).data)
+
+
+class SigningKeysApi(APIView):
+    """Public keys of every bundle signing key, past ones included, so any bundle can be verified."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OpenApiResponse(s.SigningKeysOutput))
+    def get(self, request):
+        return Response(s.SigningKeysOutput({"keys": signing_keys_list()}).data)

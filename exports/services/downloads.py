@@ -1,0 +1,150 @@
+"""Serving artifacts: retention and integrity are checked, and the lifecycle recorded, before a byte goes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import Conflict, DossierError, Gone, NotFound
+from exports.choices import ExportStatus
+from exports.models import ExportArtifact, NarrativeExport
+from exports.services.lifecycle import export_lifecycle_record
+from exports.storage import (
+    ArtifactIntegrityError,
+    ArtifactMissing,
+    DownloadLink,
+    LinkExpired,
+    LinkInvalid,
+    StorageUnavailable,
+    artifact_open_verified,
+    download_link_sign,
+    download_link_unsign,
+)
+
+
+class StorageUnavailableError(DossierError):
+    status_code = 503
+    code = "storage_unavailable"
+    default_message = "Artifact storage is unavailable; try again shortly."
+
+
+@dataclass
+class VerifiedDownload:
+    artifact: ExportArtifact
+    handle: BinaryIO
+
+
+def _artifact_of(export: NarrativeExport) -> ExportArtifact:
+    artifact = ExportArtifact.objects.select_related("signing_key").filter(export=export).first()
+    if artifact is None:
+        raise NotFound(f"Export {export.pk} has no packaged artifact.", code="artifact_not_found")
+    return artifact
+
+
+@transaction.atomic
+def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
+    """Mark an artifact past its retention window expired (once); returns True when this call expired it."""
+    locked = ExportArtifact.objects.select_for_update().select_related("export__execution").get(pk=artifact.pk)
+    if locked.expired_at is not None:
+        return False
+    locked.expired_at = timezone.now()
+    locked.save(update_fields=["expired_at"])
+    export = locked.export
+    export.status = ExportStatus.EXPIRED
+    export.save(update_fields=["status", "updated_at"])
+    export_lifecycle_record(
+        export=export,
+        event_type="narrative_export.artifact.expired",
+        actor=actor,
+        payload={
+            "artifact_id": locked.pk,
+            "retain_until": locked.retain_until.isoformat() if locked.retain_until else None,
+        },
+    )
+    artifact.expired_at = locked.expired_at
+    return True
+
+
+@transaction.atomic
+def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegrityError) -> None:
+    locked = ExportArtifact.objects.select_for_update().select_related("export__execution").get(pk=artifact.pk)
+    locked.integrity_failed_at = timezone.now()
+    locked.save(update_fields=["integrity_failed_at"])
+    export_lifecycle_record(
+        export=locked.export,
+        event_type="narrative_export.artifact.integrity_failed",
+        actor=actor,
+        payload={"artifact_id": locked.pk, "expected_sha256": error.expected, "actual_sha256": error.actual},
+    )
+
+
+def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "api") -> VerifiedDownload:
+    """Open an export's artifact for download after checking it is there, within retention and intact.
+
+    404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
+    ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
+    sha256; recorded every time). Success records ``narrative_export.artifact.downloaded``.
+    """
+    artifact = _artifact_of(export)
+    if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
+        artifact_expire(artifact=artifact, actor=actor)
+        raise Gone(
+            f"The artifact of export {export.pk} passed its retention window and is no longer available.",
+            code="artifact_expired",
+            details={"retain_until": artifact.retain_until.isoformat() if artifact.retain_until else None},
+        )
+    try:
+        handle = artifact_open_verified(artifact.storage_path, sha256=artifact.sha256)
+    except ArtifactMissing:
+        raise NotFound(
+            f"The artifact of export {export.pk} is missing from storage.", code="artifact_not_found"
+        ) from None
+    except ArtifactIntegrityError as error:
+        _integrity_failed(artifact=artifact, actor=actor, error=error)
+        raise Conflict(
+            "The stored artifact does not match its recorded checksum; it was not sent.",
+            code="artifact_integrity_failed",
+            details={"export_id": export.pk, "expected_sha256": artifact.sha256},
+        ) from None
+    except StorageUnavailable:
+        raise StorageUnavailableError() from None
+    try:
+        export_lifecycle_record(
+            export=export,
+            event_type="narrative_export.artifact.downloaded",
+            actor=actor,
+            payload={"artifact_id": artifact.pk, "sha256": artifact.sha256, "size": artifact.size, "via": via},
+        )
+    except BaseException:
+        handle.close()
+        raise
+    return VerifiedDownload(artifact=artifact, handle=handle)
+
+
+def artifact_link_issue(*, export: NarrativeExport, actor) -> tuple[ExportArtifact, DownloadLink]:
+    artifact = _artifact_of(export)
+    if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
+        raise Gone(f"The artifact of export {export.pk} has expired.", code="artifact_expired")
+    return artifact, download_link_sign(artifact_id=artifact.pk, sha256=artifact.sha256, user_id=actor.pk)
+
+
+def artifact_link_resolve(*, token: str) -> tuple[NarrativeExport, object | None]:
+    """The export and the user a signed link was issued to; 410 when it expired, 404 when it is not valid."""
+    from django.contrib.auth import get_user_model
+
+    try:
+        grant = download_link_unsign(token)
+    except LinkExpired:
+        raise Gone("This download link has expired; request a new one.", code="download_link_expired") from None
+    except LinkInvalid:
+        raise NotFound("This download link is not valid.", code="download_link_invalid") from None
+    artifact = ExportArtifact.objects.select_related("export__execution__team").filter(pk=grant.artifact_id).first()
+    if artifact is None or not artifact.sha256.startswith(grant.sha256_prefix):
+        raise NotFound("This download link is not valid.", code="download_link_invalid")
+    user = get_user_model().objects.filter(pk=grant.user_id, is_active=True).first() if grant.user_id else None
+    if user is None or not NarrativeExport.objects.visible_to(user).filter(pk=artifact.export_id).exists():
+        raise NotFound("This download link is not valid.", code="download_link_invalid")
+    return artifact.export, user

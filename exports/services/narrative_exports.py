@@ -1,0 +1,182 @@
+"""Creating narrative exports: version N+1 of an execution's dossier, rendered, redacted and pinned to a template."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from config.errors import Conflict, ValidationFailed
+from exports.choices import EvidenceKind, ExportStatus
+from exports.hooks import export_created_hooks
+from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
+from exports.services.lifecycle import export_lifecycle_record
+from exports.services.rendering import narrative_render, redaction_policy_current
+from governance.choices import Classification, TemplateStatus
+from governance.models import WorkflowTemplate, WorkflowTemplateSnapshot
+from governance.selectors.templates import snapshot_has_drifted, template_snapshot_resolve
+
+CLASSIFICATION_ORDER = [
+    Classification.PUBLIC,
+    Classification.INTERNAL,
+    Classification.CONFIDENTIAL,
+    Classification.RESTRICTED,
+]
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    kind: str
+    id: int
+
+
+def _snapshot_for(*, execution: Execution, template_key: str) -> WorkflowTemplateSnapshot:
+    if template_key:
+        template = (
+            WorkflowTemplate.objects.filter(template_key=template_key, status=TemplateStatus.PUBLISHED)
+            .order_by("-version")
+            .first()
+        )
+        snapshot = template.snapshots.order_by("-id").first() if template else None
+        if snapshot is None:
+            raise Conflict(
+                f"Template '{template_key}' has no published version.",
+                code="template_not_published",
+                details={"template_key": template_key},
+            )
+    else:
+        snapshot = template_snapshot_resolve(
+            team_id=execution.team_id, protocol_template_key=execution.protocol_template_key
+        )
+        if snapshot is None:
+            raise Conflict(
+                "No published workflow template applies to this execution; publish one or assign one to the team.",
+                code="no_published_template",
+                details={"protocol_template": execution.protocol_template_key, "team": execution.team.slug},
+            )
+    if snapshot_has_drifted(snapshot):
+        raise Conflict(
+            f"Template snapshot {snapshot.pk} no longer matches its recorded hash; new exports cannot use it.",
+            code="template_snapshot_drifted",
+            details={"template_snapshot_id": snapshot.pk, "template_key": snapshot.template_key},
+        )
+    return snapshot
+
+
+def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[list[Evidence], list[ExecutionEvent]]:
+    """Load the selected evidence; every reference must name evidence of this very execution."""
+    seen: set[tuple[str, int]] = set()
+    duplicates = []
+    for ref in refs:
+        if (ref.kind, ref.id) in seen:
+            duplicates.append({"kind": ref.kind, "id": ref.id})
+        seen.add((ref.kind, ref.id))
+    if duplicates:
+        raise ValidationFailed(
+            "Each evidence item may be selected once.", code="duplicate_evidence", details={"evidence": duplicates}
+        )
+    event_ids = [ref.id for ref in refs if ref.kind == EvidenceKind.TIMELINE_EVENT]
+    evidence_ids = [ref.id for ref in refs if ref.kind != EvidenceKind.TIMELINE_EVENT]
+    evidence = list(Evidence.objects.filter(execution=execution, id__in=evidence_ids).order_by("id"))
+    events = list(ExecutionEvent.objects.filter(execution=execution, id__in=event_ids).select_related("actor"))
+    found = {(row.kind, row.pk) for row in evidence} | {(EvidenceKind.TIMELINE_EVENT.value, row.pk) for row in events}
+    unknown = [{"kind": ref.kind, "id": ref.id} for ref in refs if (ref.kind, ref.id) not in found]
+    if unknown:
+        raise ValidationFailed(
+            f"Some selected evidence does not exist in execution {execution.pk}.",
+            code="unknown_evidence",
+            details={"evidence": unknown},
+        )
+    return evidence, events
+
+
+def _classification(requested: str | None, evidence: Sequence[Evidence]) -> str:
+    """An export is classified at least as high as its most sensitive evidence."""
+    levels = [requested or Classification.INTERNAL, *(row.classification for row in evidence)]
+    return max(levels, key=CLASSIFICATION_ORDER.index)
+
+
+def _retention_days(snapshot: WorkflowTemplateSnapshot) -> int:
+    days = json.loads(snapshot.canonical_json).get("retention_days")
+    return days if isinstance(days, int) and days > 0 else settings.DOSSIER_ARTIFACT_RETENTION_DAYS
+
+
+@transaction.atomic
+def export_create(
+    *,
+    execution: Execution,
+    actor,
+    evidence: Sequence[EvidenceRef],
+    template_key: str = "",
+    notes: str = "",
+    classification: str | None = None,
+) -> NarrativeExport:
+    """Create export version N+1 of ``execution``: render and redact its narrative, pin the template snapshot,
+    record the selection, write ``narrative_export.created`` and run the creation hooks (the approval ladder).
+
+    Versions are numbered under the execution's row lock, so concurrent creations get consecutive versions.
+    """
+    locked = Execution.objects.select_for_update().select_related("team", "owner").get(pk=execution.pk)
+    snapshot = _snapshot_for(execution=locked, template_key=template_key)
+    evidence_rows, event_rows = _selection(execution=locked, refs=evidence)
+    version = (NarrativeExport.objects.filter(execution=locked).aggregate(v=Max("version"))["v"] or 0) + 1
+    export = NarrativeExport.objects.create(
+        execution=locked,
+        version=version,
+        status=ExportStatus.AWAITING_APPROVAL,
+        author=actor,
+        template_snapshot=snapshot,
+        notes=notes,
+        classification=_classification(classification, evidence_rows),
+        events_through_sequence=locked.last_sequence,
+        redaction_policy=redaction_policy_current(),
+    )
+    export.retain_until = export.created_at + timedelta(days=_retention_days(snapshot))
+    rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)
+    export.narrative_markdown = rendered.approval_text
+    export.evidence_manifest = rendered.manifest
+    export.narrative_digest = rendered.digest
+    export.redaction_counts = rendered.redaction_counts
+    export.save(
+        update_fields=[
+            "retain_until",
+            "narrative_markdown",
+            "evidence_manifest",
+            "narrative_digest",
+            "redaction_counts",
+            "updated_at",
+        ]
+    )
+    ExportAttachment.objects.bulk_create(
+        ExportAttachment(
+            export=export,
+            kind=plan.kind,
+            evidence_id=plan.evidence_id,
+            event_id=plan.event_id,
+            title=plan.title[:300],
+            size=plan.size,
+            sha256=plan.sha256,
+            bundle_path=plan.bundle_path,
+        )
+        for plan in rendered.attachments
+    )
+    export_lifecycle_record(
+        export=export,
+        event_type="narrative_export.created",
+        actor=actor,
+        payload={
+            "narrative_digest": export.narrative_digest,
+            "template_snapshot_id": snapshot.pk,
+            "evidence_count": len(rendered.manifest),
+            "events_through_sequence": export.events_through_sequence,
+            "redactions": sum(rendered.redaction_counts.values()),
+        },
+    )
+    for hook in export_created_hooks():
+        hook(export, actor)
+    return export

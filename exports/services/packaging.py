@@ -1,0 +1,622 @@
+"""Packaging narrative exports into signed bundles: enqueue, build, publish, and recover from lost workers.
+
+The one way in is :func:`packaging_enqueue` (approvals' ``dispatch_export_for_packaging`` calls it). The worker
+runs :func:`export_package`, which is idempotent and safe under redelivery:
+
+1. It takes the export's packaging lease (a PostgreSQL session advisory lock, released by the server if the
+   worker dies), so two workers never build the same version at once and a lost worker is detected exactly.
+2. Under the export's row lock it checks the status, marks runs of dead workers abandoned, removes their staged
+   bytes, and asks every packaging gate. No gate configured, or any gate refusing, leaves the export waiting
+   (``awaiting_approval``) with a blocked ``PackagingRun``: nothing ships because nobody was asked.
+3. Outside any transaction it builds the bundle into a staging name, streaming evidence once.
+4. Under the row lock again it asks the gates a second time (an approval reset during the build wins),
+   publishes atomically and only then commits the artifact row. A version is packaged at most once; bundles
+   are reproducible, so republishing after a crash between publish and commit writes identical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, BinaryIO
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from config.errors import Conflict
+from exports import narratives as n
+from exports.bundle import BundleError, BundleResult, BundleSpec, PayloadFile, build_bundle
+from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
+from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
+from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
+from exports.services.lifecycle import export_lifecycle_record
+from exports.services.rendering import (
+    AttachmentPlan,
+    EvidenceChanged,
+    attachment_plans,
+    event_record_line,
+    redactor_for,
+    timeline_events,
+)
+from exports.services.signing_keys import signer_for, signing_key_active
+from exports.storage import (
+    ArtifactMissing,
+    StorageUnavailable,
+    artifact_name,
+    artifact_publish,
+    artifact_staged,
+    artifact_storage,
+    bundle_name,
+    staged_leftovers_purge,
+    storage_errors_as_unavailable,
+)
+from governance.services.audit import audit_record
+
+logger = logging.getLogger(__name__)
+
+# Errors worth retrying: they come from the environment, not from the export.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, OperationalError, InterfaceError)
+_LEASE_NAMESPACE = 0x444F5353  # "DOSS"
+
+
+class PackagingOutcome(StrEnum):
+    PACKAGED = "packaged"
+    ALREADY_PACKAGED = "already_packaged"
+    BLOCKED = "blocked"
+    NOT_QUEUED = "not_queued"
+    BUSY = "busy"
+    FAILED = "failed"
+    MISSING = "missing"
+
+
+class PackagingFailure(Exception):
+    """A packaging error caused by the export or its evidence; retrying will not help."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- Queue state ----------------------------------------------------------------------------------------------
+
+
+def _queue_state(export: NarrativeExport, status: str, **extra: Any) -> dict[str, Any]:
+    """The compact state approvals' guardrail also writes: one shape for every writer."""
+    previous = export.packaging_queue_state or {}
+    return {
+        "status": status,
+        "pending_stage": extra.pop("pending_stage", previous.get("pending_stage")),
+        "forecast": extra.pop("forecast", previous.get("forecast")),
+        "updated_at": timezone.now().isoformat(),
+        "attempts": export.packaging_attempts,
+        **extra,
+    }
+
+
+# --- Enqueue --------------------------------------------------------------------------------------------------
+
+
+def _dispatch_on_commit(export_id: int) -> None:
+    from exports.tasks import package_execution_narrative_export
+
+    transaction.on_commit(lambda: package_execution_narrative_export.delay(export_id))
+
+
+@transaction.atomic
+def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport:
+    """Queue an export for packaging: the only place that sets ``queued``.
+
+    Records ``narrative_export.packaging.queued`` and sends the task once the transaction commits. Queueing an
+    export that is already queued sends the task again without a second event (the worker is idempotent).
+    Whether packaging may proceed is decided by the packaging gates, in the worker.
+    """
+    locked = NarrativeExport.objects.select_for_update().select_related("execution").get(pk=export.pk)
+    if locked.status not in QUEUEABLE_EXPORT_STATUSES:
+        raise Conflict(
+            f"Export {locked.pk} is {locked.status} and cannot be queued for packaging.",
+            code="export_not_queueable",
+            details={"status": locked.status},
+        )
+    if locked.status != ExportStatus.QUEUED:
+        previous = locked.status
+        locked.status = ExportStatus.QUEUED
+        locked.queued_at = timezone.now()
+        locked.packaging_queue_state = _queue_state(locked, "queued")
+        locked.save(update_fields=["status", "queued_at", "packaging_queue_state", "updated_at"])
+        export_lifecycle_record(
+            export=locked,
+            event_type="narrative_export.packaging.queued",
+            actor=actor,
+            payload={"previous_status": previous},
+        )
+    _dispatch_on_commit(locked.pk)
+    export.status, export.queued_at = locked.status, locked.queued_at
+    export.packaging_queue_state = locked.packaging_queue_state
+    return locked
+
+
+def exports_sweep_stuck(*, older_than: timedelta | None = None) -> list[int]:
+    """Re-dispatch exports stuck in ``queued`` (a lost broker message) or ``packaging`` with a run that has not
+    finished in time (a lost worker: the new task detects it through the lease). Returns the export ids."""
+    age = older_than if older_than is not None else timedelta(seconds=settings.DOSSIER_PACKAGING_STUCK_AFTER_SECONDS)
+    cutoff = timezone.now() - age
+    queued = NarrativeExport.objects.filter(status=ExportStatus.QUEUED, queued_at__lte=cutoff)
+    packaging = NarrativeExport.objects.filter(
+        status=ExportStatus.PACKAGING,
+        packaging_runs__status=PackagingRunStatus.RUNNING,
+        packaging_runs__started_at__lte=cutoff,
+    )
+    ids = sorted(set(queued.values_list("id", flat=True)) | set(packaging.values_list("id", flat=True)))
+    with transaction.atomic():
+        for export in NarrativeExport.objects.filter(id__in=ids).select_related("execution"):
+            audit_record(
+                action="narrative_export.packaging.redispatched",
+                obj=export,
+                team_id=export.execution.team_id,
+                payload={
+                    "status": export.status,
+                    "queued_at": export.queued_at.isoformat() if export.queued_at else None,
+                },
+            )
+            _dispatch_on_commit(export.pk)
+    return ids
+
+
+# --- The lease ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def packaging_lease(export_id: int) -> Iterator[bool]:
+    """Yield True when this process may package the export now, False when a live worker already does.
+
+    On PostgreSQL this is a session-level advisory lock: held across transactions and released by the server
+    when the holder's connection dies, which is what tells a lost worker from a slow one. Elsewhere (SQLite,
+    one process) it always succeeds.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = (_LEASE_NAMESPACE << 32) | (export_id & 0xFFFFFFFF)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except (OperationalError, InterfaceError):  # the session is gone, and the lock with it
+                logger.warning("could not release the packaging lease of export %s", export_id)
+
+
+# --- Gates ----------------------------------------------------------------------------------------------------
+
+
+def _ask_gates(export: NarrativeExport) -> list[GateResult]:
+    results = []
+    for gate in packaging_gates():
+        name = f"{gate.__module__}.{gate.__qualname__}"
+        try:
+            result = gate(export)
+        except Exception as exc:  # a broken gate refuses: nothing ships on an unanswered question
+            logger.exception("packaging gate %s failed for export %s", name, export.pk)
+            result = GateResult(allowed=False, gate=name, reason=f"gate error: {exc}")
+        results.append(result)
+    return results
+
+
+def _gate_rows(results: list[GateResult]) -> list[dict[str, Any]]:
+    return [{"gate": r.gate, "allowed": r.allowed, "reason": r.reason} for r in results]
+
+
+def _refusal(results: list[GateResult]) -> tuple[str, str] | None:
+    if not results:
+        return "no_packaging_gate", "No packaging gate is configured (DOSSIER_PACKAGING_GATES); packaging is refused."
+    refused = [r for r in results if not r.allowed]
+    if refused:
+        return "gate_blocked", "; ".join(f"{r.gate}: {r.reason or 'refused'}" for r in refused)
+    return None
+
+
+def _block(export: NarrativeExport, run: PackagingRun, results: list[GateResult], code: str, message: str) -> None:
+    state = {key: value for r in results for key, value in (r.state or {}).items()}
+    export.status = ExportStatus.AWAITING_APPROVAL
+    export.packaging_queue_state = _queue_state(export, "blocked", blocked_by=code, reason=message, **state)
+    export.save(update_fields=["status", "packaging_queue_state", "updated_at"])
+    now = timezone.now()
+    run.status, run.error_code, run.error_message = PackagingRunStatus.BLOCKED, code, message
+    run.finished_at, run.duration_ms = now, _elapsed_ms(run, now)
+    run.gates = _gate_rows(results)
+    run.save()
+
+
+def _elapsed_ms(run: PackagingRun, now) -> int:
+    return max(0, int((now - run.started_at).total_seconds() * 1000))
+
+
+# --- The worker's service -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Started:
+    export: NarrativeExport
+    run: PackagingRun
+
+
+def export_package(*, export_id: int, task_id: str | None = None, final_attempt: bool = True) -> PackagingOutcome:
+    """Package one export version (the body of the Celery task). Idempotent; see the module docstring.
+
+    Transient errors (storage, database) are recorded as ``retrying`` and re-raised for the task to retry,
+    or as ``failed`` when ``final_attempt``. Other errors fail the export with a stable error code.
+    """
+    with packaging_lease(export_id) as held:
+        if not held:
+            logger.info("export %s is being packaged by another live worker", export_id)
+            return PackagingOutcome.BUSY
+        started = _start(export_id=export_id, task_id=task_id or "")
+        if isinstance(started, PackagingOutcome):
+            return started
+        staged = None
+        try:
+            staged, result = _build_staged(started.export)
+            return _publish(started, staged, result)
+        except TRANSIENT_ERRORS as exc:
+            _discard(staged)
+            _fail(started, code=_transient_code(exc), message=str(exc), retrying=not final_attempt)
+            raise
+        except SoftTimeLimitExceeded:
+            _discard(staged)
+            _fail(started, code="time_limit_exceeded", message="packaging exceeded its time limit", retrying=False)
+            raise
+        except PackagingFailure as exc:
+            _discard(staged)
+            _fail(started, code=exc.code, message=exc.message, retrying=False)
+            return PackagingOutcome.FAILED
+        except Exception as exc:
+            _discard(staged)
+            _fail(started, code="internal_error", message=f"{type(exc).__name__}: {exc}", retrying=False)
+            raise
+
+
+def _transient_code(exc: BaseException) -> str:
+    return "storage_unavailable" if isinstance(exc, StorageUnavailable) else "database_unavailable"
+
+
+@transaction.atomic
+def _start(*, export_id: int, task_id: str) -> _Started | PackagingOutcome:
+    export = (
+        NarrativeExport.objects.select_for_update()
+        .select_related("execution__team", "template_snapshot", "author")
+        .filter(pk=export_id)
+        .first()
+    )
+    if export is None:
+        return PackagingOutcome.MISSING
+    if ExportArtifact.objects.filter(export=export).exists():
+        return PackagingOutcome.ALREADY_PACKAGED
+    if export.status not in (ExportStatus.QUEUED, ExportStatus.PACKAGING):
+        logger.info("export %s is %s, not queued: nothing to package", export_id, export.status)
+        return PackagingOutcome.NOT_QUEUED
+    now = timezone.now()
+    lost = PackagingRun.objects.filter(export=export, status=PackagingRunStatus.RUNNING)
+    for run in lost:  # we hold the lease, so whoever started these is gone
+        run.status, run.finished_at, run.duration_ms = PackagingRunStatus.ABANDONED, now, _elapsed_ms(run, now)
+        run.error_code, run.error_message = "worker_lost", "the worker stopped before finishing this attempt"
+        run.save(update_fields=["status", "finished_at", "duration_ms", "error_code", "error_message"])
+    staged_leftovers_purge(export_id=export.pk, version=export.version)
+    export.packaging_attempts += 1
+    run = PackagingRun(
+        export=export,
+        attempt=export.packaging_attempts,
+        task_id=task_id,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        started_at=now,
+    )
+    results = _ask_gates(export)
+    refusal = _refusal(results)
+    if refusal is not None:
+        export.save(update_fields=["packaging_attempts", "updated_at"])
+        run.save()
+        _block(export, run, results, *refusal)
+        return PackagingOutcome.BLOCKED
+    run.gates = _gate_rows(results)
+    run.save()
+    export.status = ExportStatus.PACKAGING
+    export.packaging_queue_state = _queue_state(export, "packaging")
+    export.save(update_fields=["status", "packaging_attempts", "packaging_queue_state", "updated_at"])
+    export_lifecycle_record(
+        export=export,
+        event_type="narrative_export.packaging.started",
+        payload={"attempt": run.attempt, "run_id": run.pk, "task_id": task_id},
+    )
+    return _Started(export=export, run=run)
+
+
+def _discard(staged) -> None:
+    if staged is None:
+        return
+    try:
+        staged.discard()
+    except StorageUnavailable:
+        logger.warning("could not discard staged artifact %s; the next attempt removes it", staged.staging_name)
+
+
+def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None:
+    """Record a failed attempt. Best effort: when the database itself is down this is logged instead."""
+    try:
+        with transaction.atomic():
+            export = NarrativeExport.objects.select_for_update().select_related("execution").get(pk=started.export.pk)
+            run = PackagingRun.objects.select_for_update().get(pk=started.run.pk)
+            now = timezone.now()
+            run.status = PackagingRunStatus.RETRYING if retrying else PackagingRunStatus.FAILED
+            run.finished_at, run.duration_ms = now, _elapsed_ms(run, now)
+            run.error_code, run.error_message = code, message[:4000]
+            run.save()
+            export.status = ExportStatus.QUEUED if retrying else ExportStatus.FAILED
+            if retrying:
+                export.queued_at = now
+            export.packaging_queue_state = _queue_state(export, export.status, error_code=code)
+            export.save(update_fields=["status", "queued_at", "packaging_queue_state", "updated_at"])
+            export_lifecycle_record(
+                export=export,
+                event_type="narrative_export.packaging.retrying" if retrying else "narrative_export.packaging.failed",
+                payload={"attempt": run.attempt, "run_id": run.pk, "error_code": code, "error_message": message[:500]},
+            )
+    except (OperationalError, InterfaceError):
+        logger.exception("could not record the failure of export %s (%s: %s)", started.export.pk, code, message)
+
+
+def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcome:
+    with transaction.atomic():
+        export = NarrativeExport.objects.select_for_update().select_related("execution__team").get(pk=started.export.pk)
+        run = PackagingRun.objects.select_for_update().get(pk=started.run.pk)
+        if ExportArtifact.objects.filter(export=export).exists():
+            staged.discard()
+            run.status, run.finished_at = PackagingRunStatus.SKIPPED, timezone.now()
+            run.duration_ms = _elapsed_ms(run, run.finished_at)
+            run.save()
+            return PackagingOutcome.ALREADY_PACKAGED
+        results = _ask_gates(export)
+        refusal = _refusal(results)
+        if refusal is not None:
+            staged.discard()
+            _block(export, run, results, *refusal)
+            return PackagingOutcome.BLOCKED
+        final_name = artifact_name(
+            team_slug=export.execution.team.slug,
+            execution_id=export.execution_id,
+            export_id=export.pk,
+            version=export.version,
+            compression=result.compression,
+        )
+        artifact_publish(staged, final_name)
+        now = timezone.now()
+        artifact = ExportArtifact.objects.create(
+            export=export,
+            storage_path=final_name,
+            bag_name=result.name,
+            sha256=result.sha256,
+            size=result.size,
+            compression=result.compression,
+            signing_key=SigningKey.objects.get(key_id=result.key_id),
+            payload_oxum=result.payload_oxum,
+            narrative_sha256=result.narrative_sha256,
+            retain_until=export.retain_until,
+        )
+        run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
+        run.duration_ms = _elapsed_ms(run, now)
+        run.gates = _gate_rows(results)
+        run.save()
+        export.status, export.packaged_at = ExportStatus.PACKAGED, now
+        export.packaging_queue_state = _queue_state(export, "packaged")
+        export.save(update_fields=["status", "packaged_at", "packaging_queue_state", "updated_at"])
+        export_lifecycle_record(
+            export=export,
+            event_type="narrative_export.packaging.completed",
+            payload={
+                "attempt": run.attempt,
+                "run_id": run.pk,
+                "artifact_id": artifact.pk,
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "key_id": result.key_id,
+                "duration_ms": run.duration_ms,
+            },
+        )
+    return PackagingOutcome.PACKAGED
+
+
+def _build_staged(export: NarrativeExport):
+    key = signing_key_active()
+    compression = settings.DOSSIER_ARTIFACT_COMPRESSION
+    with artifact_staged(export_id=export.pk, version=export.version) as (staged, out):
+        result = bundle_build(export=export, out=out, signing_key=key, compression=compression)
+    return staged, result
+
+
+# --- Building the bundle --------------------------------------------------------------------------------------
+
+
+def approval_record_for(export: NarrativeExport) -> ApprovalRecord:
+    provider = approval_record_provider()
+    if provider is None:
+        return ApprovalRecord(
+            signatures=(),
+            document={
+                "export_id": export.pk,
+                "version": export.version,
+                "narrative_digest": export.narrative_digest,
+                "ladder": None,
+                "signatures": [],
+            },
+        )
+    return provider(export)
+
+
+def packaged_narrative(export: NarrativeExport, record: ApprovalRecord) -> str:
+    """``narrative.md``: the stored approval text (exactly what was signed) plus the approval record."""
+    recomputed = n.narrative_digest(export.narrative_markdown, export.evidence_manifest)
+    if recomputed != export.narrative_digest:
+        raise PackagingFailure(
+            "narrative_integrity_failed",
+            f"the stored narrative hashes to {recomputed}, not the recorded digest {export.narrative_digest}",
+        )
+    for signature in record.signatures:
+        if not signature.superseded and signature.digest != export.narrative_digest:
+            raise PackagingFailure(
+                "signature_digest_mismatch",
+                f"the signature of stage {signature.stage_index} binds {signature.digest}, "
+                f"not the narrative {export.narrative_digest}",
+            )
+    return export.narrative_markdown + "\n" + n.render_approval_record(record.signatures)
+
+
+class _EvidenceReader:
+    """A stored evidence file read once for the bundle: sha256-checked against the recorded digest as it
+    streams (the bundle engine hashes sha512 in the same pass), optionally throttled."""
+
+    def __init__(self, plan: AttachmentPlan, limit_bps: int) -> None:
+        self._plan = plan
+        self._limit = limit_bps
+        self._hasher = hashlib.sha256()
+        self._read = 0
+        self._started = time.monotonic()
+        with storage_errors_as_unavailable(f"opening evidence {plan.evidence_id}"):
+            try:
+                self._file = artifact_storage().open(plan.storage_path, "rb")
+            except ArtifactMissing:
+                raise PackagingFailure(
+                    "evidence_missing", f"evidence file {plan.evidence_id} is missing from storage"
+                ) from None
+
+    def __enter__(self) -> _EvidenceReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.close()
+
+    def readinto(self, buffer) -> int:
+        with storage_errors_as_unavailable(f"reading evidence {self._plan.evidence_id}"):
+            count = self._file.readinto(buffer)
+        if count:
+            self._hasher.update(buffer[:count])
+            self._read += count
+            self._throttle()
+        else:
+            self._finish()
+        return count
+
+    def _throttle(self) -> None:
+        if self._limit > 0:
+            ahead = self._read / self._limit - (time.monotonic() - self._started)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    def _finish(self) -> None:
+        digest = self._hasher.hexdigest()
+        if digest != self._plan.sha256 or self._read != self._plan.size:
+            raise PackagingFailure(
+                "evidence_integrity_failed",
+                f"evidence file {self._plan.evidence_id} has sha256 {digest} ({self._read} bytes), "
+                f"recorded {self._plan.sha256} ({self._plan.size} bytes)",
+            )
+
+
+def _payload_for(plan: AttachmentPlan, limit_bps: int) -> PayloadFile:
+    if plan.content is not None:
+        return PayloadFile.from_bytes(plan.bundle_path, plan.content)
+    return PayloadFile(path=plan.bundle_path, size=plan.size, open=lambda: _EvidenceReader(plan, limit_bps))
+
+
+@contextmanager
+def _events_file(export: NarrativeExport) -> Iterator[str]:
+    """``events.ndjson`` spooled to a temporary file (its size goes into the tar header before its bytes)."""
+    handle, path = tempfile.mkstemp(prefix="dossier-events-", suffix=".ndjson", dir=settings.FILE_UPLOAD_TEMP_DIR)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            redactor = redactor_for(export.redaction_policy)
+            for event in timeline_events(export=export, redactor=redactor):
+                out.write(event_record_line(event))
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def bag_info_for(export: NarrativeExport) -> list[tuple[str, str]]:
+    retain = export.retain_until.date().isoformat() if export.retain_until else "none"
+    return [
+        ("Source-Organization", settings.DOSSIER_BUNDLE_SOURCE_ORGANIZATION),
+        ("External-Identifier", str(export.pk)),
+        ("Bag-Group-Identifier", str(export.execution_id)),
+        ("Export-Version", str(export.version)),
+        ("Template-Snapshot-Id", str(export.template_snapshot_id or "none")),
+        ("Narrative-Digest", export.narrative_digest),
+        ("Classification", export.classification),
+        ("Retain-Until", retain),
+    ]
+
+
+def export_document_for(export: NarrativeExport) -> Callable[[Any], dict[str, Any]]:
+    def build(_digests) -> dict[str, Any]:
+        return {
+            "id": export.pk,
+            "execution_id": export.execution_id,
+            "version": export.version,
+            "narrative_digest": export.narrative_digest,
+            "template_snapshot_id": export.template_snapshot_id,
+            "classification": export.classification,
+            "retain_until": export.retain_until.date().isoformat() if export.retain_until else None,
+            "team": export.execution.team.slug,
+            "events_through_sequence": export.events_through_sequence,
+            "evidence_manifest": export.evidence_manifest,
+            "redaction_counts": export.redaction_counts,
+        }
+
+    return build
+
+
+def bundle_build(*, export: NarrativeExport, out: BinaryIO, signing_key: SigningKey, compression: str) -> BundleResult:
+    """Write the bundle of ``export`` to ``out``. The same export, key and compression give the same bytes."""
+    try:
+        record = approval_record_for(export)
+        narrative = packaged_narrative(export, record)
+        plans = attachment_plans(export)
+    except EvidenceChanged as exc:
+        raise PackagingFailure("evidence_integrity_failed", str(exc)) from exc
+    approvals = (json.dumps(record.document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    limit = settings.DOSSIER_PACKAGING_READ_LIMIT_BPS
+    with _events_file(export) as events_path:
+        payload = [
+            PayloadFile.from_bytes("narrative.md", narrative.encode()),
+            PayloadFile.from_bytes("approvals.json", approvals),
+            PayloadFile.from_path("events.ndjson", events_path),
+            *(_payload_for(plan, limit) for plan in plans),
+        ]
+        spec = BundleSpec(
+            name=bundle_name(export_id=export.pk, version=export.version),
+            created_at=export.created_at,
+            bag_info=bag_info_for(export),
+            payload=payload,
+            export_metadata=export_document_for(export),
+            signer=signer_for(signing_key),
+            compression=compression,
+        )
+        try:
+            return build_bundle(spec, out)
+        except BundleError as exc:
+            raise PackagingFailure(exc.code, str(exc)) from exc

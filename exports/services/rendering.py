@@ -1,0 +1,305 @@
+"""From database rows to the narrative renderer's inputs, redacted, and to the files a bundle carries.
+
+Redaction happens here, on the renderer's inputs, so the narrative approvers sign is the narrative that ships.
+The policy in force is stored on the export (``redaction_policy``) and packaging rebuilds the same redactor
+from it, so the bundle's ``events.ndjson`` and attachments match the signed text even if settings change later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from config.errors import ValidationFailed
+from exports import narratives as n
+from exports.choices import EvidenceKind
+from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
+from exports.redaction import RedactionRuleError, Redactor, Strategy, parse_custom_rules
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# --- Redaction policy -----------------------------------------------------------------------------------------
+
+
+def redaction_policy_current() -> dict[str, Any]:
+    """The configured policy as a self-contained document (custom rules inlined)."""
+    config = settings.DOSSIER_REDACTION
+    rules: dict[str, Any] = {"rules": []}
+    if config.get("rules_file"):
+        try:
+            with open(config["rules_file"], encoding="utf-8") as handle:
+                rules = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise ValidationFailed(
+                f"The redaction rules file cannot be read: {exc}", code="redaction_rules_invalid"
+            ) from exc
+    policy = {
+        "strategy": str(Strategy(config.get("strategy", "label"))),
+        "overrides": dict(sorted((config.get("overrides") or {}).items())),
+        "rules": rules,
+    }
+    redactor_for(policy)  # refuse an invalid policy before anything is stored
+    return policy
+
+
+def redactor_for(policy: dict[str, Any]) -> Redactor:
+    try:
+        return Redactor(
+            strategy=Strategy(policy.get("strategy", "label")),
+            overrides={key: Strategy(value) for key, value in (policy.get("overrides") or {}).items()},
+            custom_rules=parse_custom_rules(policy.get("rules") or {"rules": []}, source="redaction policy"),
+        )
+    except (RedactionRuleError, ValueError) as exc:
+        raise ValidationFailed(f"The redaction policy is invalid: {exc}", code="redaction_rules_invalid") from exc
+
+
+class _Redaction:
+    """A redactor plus the running count of what it replaced."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.counts: Counter[str] = Counter()
+
+    def text(self, value: str) -> str:
+        result = self.redactor.redact(value)
+        self.counts.update(result.counts)
+        return result.text
+
+    def json(self, value: Any) -> Any:
+        result = self.redactor.redact_json(value)
+        self.counts.update(result.counts)
+        return result.data
+
+
+# --- Rows to renderer inputs ----------------------------------------------------------------------------------
+
+
+def person_name(user) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.username
+
+
+def _timeline_event(row: ExecutionEvent, redaction: _Redaction) -> n.TimelineEvent:
+    return n.TimelineEvent(
+        sequence=row.sequence,
+        event_type=row.event_type,
+        actor_name=person_name(row.actor),
+        occurred_at=row.occurred_at,
+        payload=redaction.json(row.payload),
+    )
+
+
+def event_record_line(event: n.TimelineEvent) -> bytes:
+    """One line of ``events.ndjson``; the file's sha256 is the narrative's "Events stream sha256"."""
+    record = {
+        "actor": event.actor_name,
+        "event_type": event.event_type,
+        "occurred_at": n.format_utc(event.occurred_at),
+        "payload": dict(event.payload),
+        "sequence": event.sequence,
+    }
+    return n.canonical_json(record) + b"\n"
+
+
+def _pretty_json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def _safe_file_name(name: str) -> str:
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", name).strip("._") or "file"
+    return cleaned[:120]
+
+
+@dataclass(frozen=True)
+class AttachmentPlan:
+    """One evidence item as it will be written under ``data/`` in the bundle.
+
+    ``content`` holds the bytes for rendered kinds; files are streamed from storage (``storage_path``).
+    """
+
+    kind: str
+    evidence_id: int | None
+    event_id: int | None
+    title: str
+    bundle_path: str
+    size: int
+    sha256: str
+    content: bytes | None = None
+    storage_path: str = ""
+
+
+def _evidence_item(row: Evidence, redaction: _Redaction) -> tuple[n.EvidenceItem, AttachmentPlan]:
+    title = redaction.text(row.title)
+    base = f"attachments/{row.kind}/{row.pk}"
+    if row.kind == EvidenceKind.FILE:
+        name = _safe_file_name(row.original_filename or row.title)
+        item = n.EvidenceItem(
+            kind=n.EvidenceKind.FILE,
+            id=row.pk,
+            title=title,
+            size=row.size,
+            sha256=row.sha256,
+            created_at=row.created_at,
+        )
+        plan = AttachmentPlan(
+            row.kind, row.pk, None, title, f"{base}-{name}", row.size, row.sha256, storage_path=row.storage_path
+        )
+        return item, plan
+    markdown: str | None = None
+    data: Any = None
+    if row.kind == EvidenceKind.NOTEBOOK_ENTRY:
+        markdown = redaction.text(row.body)
+    elif row.kind == EvidenceKind.REMEDIATION_REPORT and row.body:
+        markdown = redaction.text(row.body)
+        if row.data is not None:
+            markdown += "\n\n" + "\n".join(n.fenced_block(json.dumps(redaction.json(row.data), indent=2), "json"))
+    else:
+        data = redaction.json(row.data)
+    if markdown is not None:
+        content, path = (markdown if markdown.endswith("\n") else markdown + "\n").encode(), f"{base}.md"
+    else:
+        content, path = _pretty_json_bytes(data), f"{base}.json"
+    digest = hashlib.sha256(content).hexdigest()
+    item = n.EvidenceItem(
+        kind=n.EvidenceKind(row.kind),
+        id=row.pk,
+        title=title,
+        size=len(content),
+        sha256=digest,
+        created_at=row.created_at,
+        markdown=markdown,
+        data=data,
+    )
+    return item, AttachmentPlan(row.kind, row.pk, None, title, path, len(content), digest, content=content)
+
+
+def _event_item(row: ExecutionEvent, redaction: _Redaction) -> tuple[n.EvidenceItem, AttachmentPlan]:
+    event = _timeline_event(row, redaction)
+    content = event_record_line(event)
+    digest = hashlib.sha256(content).hexdigest()
+    title = f"#{row.sequence} {row.event_type}"
+    item = n.EvidenceItem(
+        kind=n.EvidenceKind.TIMELINE_EVENT,
+        id=row.pk,
+        title=title,
+        size=len(content),
+        sha256=digest,
+        created_at=row.recorded_at,
+        event=event,
+    )
+    path = f"attachments/{EvidenceKind.TIMELINE_EVENT}/{row.pk}.json"
+    return item, AttachmentPlan(EvidenceKind.TIMELINE_EVENT, None, row.pk, title, path, len(content), digest, content)
+
+
+def timeline_rows(*, execution_id: int, through_sequence: int) -> Iterator[ExecutionEvent]:
+    return (
+        ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
+        .select_related("actor")
+        .order_by("sequence")
+        .iterator(chunk_size=2000)
+    )
+
+
+def timeline_events(*, export: NarrativeExport, redactor: Redactor | None = None) -> Iterator[n.TimelineEvent]:
+    """The export's timeline, redacted with the export's own policy, in sequence order (streamed)."""
+    redaction = _Redaction(redactor or redactor_for(export.redaction_policy))
+    for row in timeline_rows(execution_id=export.execution_id, through_sequence=export.events_through_sequence):
+        yield _timeline_event(row, redaction)
+
+
+def export_meta(export: NarrativeExport, redaction: _Redaction) -> n.ExportMeta:
+    snapshot = export.template_snapshot
+    return n.ExportMeta(
+        export_id=export.pk,
+        version=export.version,
+        template_snapshot_id=snapshot.pk if snapshot else None,
+        template_snapshot_hash=snapshot.content_sha256 if snapshot else None,
+        classification=export.classification,
+        notes=redaction.text(export.notes),
+        author_name=person_name(export.author),
+        created_at=export.created_at,
+    )
+
+
+def execution_info(execution: Execution, redaction: _Redaction) -> n.ExecutionInfo:
+    return n.ExecutionInfo(
+        id=execution.pk,
+        title=redaction.text(execution.title),
+        team_slug=execution.team.slug,
+        team_name=execution.team.name,
+        protocol_template_key=execution.protocol_template_key or None,
+        status=execution.status,
+        owner_name=person_name(execution.owner),
+        created_at=execution.created_at,
+        started_at=execution.started_at,
+        completed_at=execution.completed_at,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedNarrative:
+    approval_text: str
+    manifest: list[dict[str, Any]]
+    digest: str
+    redaction_counts: dict[str, int]
+    attachments: list[AttachmentPlan]
+
+
+def narrative_render(
+    *, export: NarrativeExport, evidence: Iterable[Evidence], events: Iterable[ExecutionEvent]
+) -> RenderedNarrative:
+    """Render the approval text of an export from its selection (``events`` are timeline rows cited as
+    evidence), redacting with the export's stored policy."""
+    redaction = _Redaction(redactor_for(export.redaction_policy))
+    pairs = [_evidence_item(row, redaction) for row in evidence] + [_event_item(row, redaction) for row in events]
+    timeline = [
+        _timeline_event(row, redaction)
+        for row in timeline_rows(execution_id=export.execution_id, through_sequence=export.events_through_sequence)
+    ]
+    context = n.NarrativeContext(
+        execution=execution_info(export.execution, redaction),
+        events=timeline,
+        evidence=[item for item, _ in pairs],
+        export=export_meta(export, redaction),
+    )
+    text = n.render_for_approval(context)
+    manifest = n.evidence_manifest(context.evidence)
+    return RenderedNarrative(
+        approval_text=text,
+        manifest=manifest,
+        digest=n.narrative_digest(text, manifest),
+        redaction_counts=dict(sorted(redaction.counts.items())),
+        attachments=sorted((plan for _, plan in pairs), key=lambda plan: plan.bundle_path),
+    )
+
+
+def attachment_plans(export: NarrativeExport) -> list[AttachmentPlan]:
+    """Rebuild the attachments of an export from its stored selection with its stored redaction policy.
+
+    Evidence rows are immutable, so each rebuilt item must carry the digest recorded at creation; a mismatch
+    means stored evidence changed and raises ``EvidenceChanged``.
+    """
+    redaction = _Redaction(redactor_for(export.redaction_policy))
+    plans = []
+    for attachment in export.attachments.select_related("evidence", "event__actor").order_by("bundle_path"):
+        if attachment.event is not None:
+            _, plan = _event_item(attachment.event, redaction)
+        else:
+            _, plan = _evidence_item(attachment.evidence, redaction)
+        if (plan.sha256, plan.size, plan.bundle_path) != (attachment.sha256, attachment.size, attachment.bundle_path):
+            raise EvidenceChanged(f"{attachment.bundle_path} no longer matches the digest recorded at creation")
+        plans.append(plan)
+    return plans
+
+
+class EvidenceChanged(Exception):
+    """Stored evidence no longer matches what the export recorded when it was created."""

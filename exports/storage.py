@@ -1,0 +1,332 @@
+"""Artifact storage over the Django storage API: namespaced names, atomic publish, verified reads, signed links.
+
+Names: every artifact of an export version lives under ``<team>/<execution>/<export>/v<version>/``; staged
+(unpublished) bytes live under ``.staging/`` and are never served.
+
+Publishing is atomic on every backend: a reader sees either no artifact or the whole one.
+- Filesystem: the archive is written to ``<root>/.staging/…`` on the same filesystem, fsynced, then renamed
+  over the final name with ``os.replace``.
+- S3 (django-storages): the archive is written to a local temporary file, uploaded under a staging key,
+  server-side copied to the final key (S3 makes an object visible only once complete) and the staging key
+  deleted.
+- Any other backend: saved under a staging name, copied to the final name, staging name deleted.
+
+Backend failures that may heal by themselves (I/O errors, an unreachable object store) are raised as
+``StorageUnavailable`` so the packaging task can retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.utils import timezone
+
+STAGING_PREFIX = ".staging/"
+READ_CHUNK = 8 << 20
+LINK_SALT = "dossier.exports.artifact-link"
+BUNDLE_SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz"}
+BUNDLE_CONTENT_TYPES = {"zstd": "application/zstd", "gzip": "application/gzip"}
+
+
+class StorageUnavailable(Exception):
+    """The storage backend failed in a way that may heal by itself; the operation can be retried."""
+
+
+class ArtifactMissing(Exception):
+    """The artifact's bytes are not in storage."""
+
+
+class ArtifactIntegrityError(Exception):
+    def __init__(self, expected: str, actual: str, size: int) -> None:
+        super().__init__(f"stored archive has sha256 {actual}, expected {expected}")
+        self.expected, self.actual, self.size = expected, actual, size
+
+
+def artifact_storage() -> Storage:
+    return storages["artifacts"]
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        errors += [BotoCoreError, ClientError]
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        pass
+    return tuple(errors)
+
+
+TRANSIENT_STORAGE_ERRORS = _transient_errors()
+
+
+@contextmanager
+def storage_errors_as_unavailable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (ArtifactMissing, ArtifactIntegrityError):
+        raise
+    except FileNotFoundError as exc:
+        raise ArtifactMissing(str(exc)) from exc
+    except TRANSIENT_STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"{what}: {exc}") from exc
+
+
+# --- Names ----------------------------------------------------------------------------------------------------
+
+
+def export_directory(*, team_slug: str, execution_id: int, export_id: int, version: int) -> str:
+    return f"{team_slug}/{execution_id}/{export_id}/v{version}/"
+
+
+def bundle_name(*, export_id: int, version: int) -> str:
+    return f"dossier-{export_id}-v{version}"
+
+
+def artifact_name(*, team_slug: str, execution_id: int, export_id: int, version: int, compression: str) -> str:
+    directory = export_directory(team_slug=team_slug, execution_id=execution_id, export_id=export_id, version=version)
+    return directory + bundle_name(export_id=export_id, version=version) + BUNDLE_SUFFIXES[compression]
+
+
+def staging_prefix_for(*, export_id: int, version: int) -> str:
+    return f"{STAGING_PREFIX}{export_id}-v{version}-"
+
+
+# --- Staged writes and atomic publish -------------------------------------------------------------------------
+
+
+@dataclass
+class StagedArtifact:
+    storage: Storage
+    staging_name: str
+    local_path: str  # where the bytes are being written on this machine
+    on_storage: bool  # True when local_path already is the staged object (filesystem storage)
+
+    def discard(self) -> None:
+        with storage_errors_as_unavailable("discarding a staged artifact"):
+            if os.path.exists(self.local_path):
+                os.unlink(self.local_path)
+            if not self.on_storage and self.storage.exists(self.staging_name):
+                self.storage.delete(self.staging_name)
+
+
+@contextmanager
+def artifact_staged(
+    *, export_id: int, version: int, storage: Storage | None = None
+) -> Iterator[tuple[StagedArtifact, BinaryIO]]:
+    """Open a staging file for a new archive. The caller writes, then calls :func:`artifact_publish` or
+    ``discard()``; an exception inside the block discards the staged bytes."""
+    storage = storage or artifact_storage()
+    staging_name = f"{staging_prefix_for(export_id=export_id, version=version)}{uuid.uuid4().hex}.partial"
+    with storage_errors_as_unavailable("staging an artifact"):
+        if isinstance(storage, FileSystemStorage):
+            local_path = storage.path(staging_name)
+            os.makedirs(os.path.dirname(local_path), exist_ok=True)
+            staged = StagedArtifact(storage, staging_name, local_path, on_storage=True)
+        else:
+            handle, local_path = tempfile.mkstemp(prefix="dossier-bundle-", dir=settings.FILE_UPLOAD_TEMP_DIR)
+            os.close(handle)
+            staged = StagedArtifact(storage, staging_name, local_path, on_storage=False)
+        out = open(staged.local_path, "wb")  # noqa: SIM115 - closed below, before publish
+    try:
+        with out:
+            yield staged, out
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def artifact_publish(staged: StagedArtifact, final_name: str) -> None:
+    """Make the staged archive visible under ``final_name`` in one step (replacing identical earlier bytes)."""
+    storage = staged.storage
+    with storage_errors_as_unavailable("publishing an artifact"):
+        if isinstance(storage, FileSystemStorage):
+            target = storage.path(final_name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(staged.local_path, target)
+            _fsync_directory(os.path.dirname(target))
+            return
+        try:
+            with open(staged.local_path, "rb") as source:
+                staged_name = storage.save(staged.staging_name, File(source))
+            _copy_within(storage, staged_name, final_name)
+            storage.delete(staged_name)
+        finally:
+            os.unlink(staged.local_path)
+
+
+def _copy_within(storage: Storage, source: str, target: str) -> None:
+    bucket = getattr(storage, "bucket", None)
+    if bucket is not None:  # django-storages S3: server-side (multipart for large objects) copy
+        client = storage.connection.meta.client
+        client.copy(
+            {"Bucket": storage.bucket_name, "Key": storage._normalize_name(source)},
+            storage.bucket_name,
+            storage._normalize_name(target),
+        )
+        return
+    if storage.exists(target):
+        storage.delete(target)
+    with storage.open(source, "rb") as handle:
+        storage.save(target, handle)
+
+
+def _fsync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def staged_leftovers_purge(*, export_id: int, version: int, storage: Storage | None = None) -> int:
+    """Delete staged bytes a dead worker left for this export version; returns how many were removed.
+
+    Only call this while holding the export's packaging lease, so no live writer owns them.
+    """
+    storage = storage or artifact_storage()
+    prefix = staging_prefix_for(export_id=export_id, version=version)
+    removed = 0
+    with storage_errors_as_unavailable("purging staged artifacts"):
+        try:
+            _, names = storage.listdir(STAGING_PREFIX.rstrip("/"))
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            full = STAGING_PREFIX + name
+            if full.startswith(prefix):
+                storage.delete(full)
+                removed += 1
+    return removed
+
+
+# --- Verified reads -------------------------------------------------------------------------------------------
+
+
+def _hash_into(stream: BinaryIO, sink: BinaryIO | None = None) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    buffer = memoryview(bytearray(READ_CHUNK))
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if readinto is not None:
+            count = readinto(buffer)
+            chunk = buffer[:count]
+        else:
+            data = stream.read(READ_CHUNK)
+            count, chunk = len(data), memoryview(data)
+        if not count:
+            return hasher.hexdigest(), size
+        hasher.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
+        size += count
+
+
+def artifact_exists(name: str, storage: Storage | None = None) -> bool:
+    storage = storage or artifact_storage()
+    with storage_errors_as_unavailable("checking an artifact"):
+        return storage.exists(name)
+
+
+def artifact_open_verified(name: str, *, sha256: str, storage: Storage | None = None) -> BinaryIO:
+    """Return a handle positioned at the start of bytes whose sha256 has just been checked.
+
+    The bytes checked are the bytes served: on the filesystem the same open file is hashed then rewound (an
+    atomic replacement of the name cannot swap it); elsewhere the object is spooled to a temporary file while
+    it is hashed. Raises ``ArtifactMissing`` or ``ArtifactIntegrityError``; the caller closes the handle.
+    """
+    storage = storage or artifact_storage()
+    with storage_errors_as_unavailable("reading an artifact"):
+        if isinstance(storage, FileSystemStorage):
+            handle = open(storage.path(name), "rb", buffering=0)  # noqa: SIM115 - returned to the caller
+            actual, size = _hash_into(handle)
+        else:
+            if not storage.exists(name):
+                raise ArtifactMissing(name)
+            handle = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115 - returned
+            with storage.open(name, "rb") as source:
+                actual, size = _hash_into(source, handle)
+    if actual != sha256:
+        handle.close()
+        raise ArtifactIntegrityError(sha256, actual, size)
+    handle.seek(0)
+    return handle
+
+
+def artifact_copy_to(name: str, destination: str, storage: Storage | None = None) -> str:
+    """Copy an artifact to a local path (for auditors' tools) and return its sha256."""
+    storage = storage or artifact_storage()
+    with (
+        storage_errors_as_unavailable("reading an artifact"),
+        storage.open(name, "rb") as source,
+        open(destination, "wb") as out,
+    ):
+        digest, _ = _hash_into(source, out)
+    return digest
+
+
+def stream_chunks(handle: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    try:
+        while chunk := handle.read(chunk_size):
+            yield chunk
+    finally:
+        handle.close()
+
+
+# --- Signed, time-limited download links ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DownloadGrant:
+    artifact_id: int
+    user_id: int | None
+    sha256_prefix: str
+
+
+def download_link_sign(*, artifact_id: int, sha256: str, user_id: int | None) -> DownloadLink:
+    ttl = settings.DOSSIER_DOWNLOAD_LINK_TTL_SECONDS
+    token = signing.TimestampSigner(salt=LINK_SALT).sign_object({"a": artifact_id, "u": user_id, "s": sha256[:16]})
+    return DownloadLink(token=token, expires_at=timezone.now() + timedelta(seconds=ttl))
+
+
+class LinkExpired(Exception):
+    pass
+
+
+class LinkInvalid(Exception):
+    pass
+
+
+def download_link_unsign(token: str) -> DownloadGrant:
+    try:
+        value = signing.TimestampSigner(salt=LINK_SALT).unsign_object(
+            token, max_age=settings.DOSSIER_DOWNLOAD_LINK_TTL_SECONDS
+        )
+    except signing.SignatureExpired as exc:
+        raise LinkExpired(str(exc)) from exc
+    except (signing.BadSignature, ValueError) as exc:
+        raise LinkInvalid(str(exc)) from exc
+    if not isinstance(value, dict) or not isinstance(value.get("a"), int):
+        raise LinkInvalid("malformed link")
+    return DownloadGrant(artifact_id=value["a"], user_id=value.get("u"), sha256_prefix=str(value.get("s", "")))
