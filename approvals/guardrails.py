@@ -17,16 +17,13 @@ from django.utils import timezone
 from approvals.choices import BLOCKING_QUEUE_STATUSES, Decision, LadderStatus, QueueStatus, StageStatus
 from approvals.models import ApprovalLadder, ApprovalSignature, ApprovalStage
 from approvals.selectors import export_lock, ladder_lock, ladder_stages, live_signatures
-from config.errors import Conflict, NotFound
-from exports.choices import ExportStatus
+from config.errors import NotFound
 from exports.hooks import GateResult
 from exports.models import NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 
 GATE_NAME = "approvals"
 AWAITING_APPROVAL_EVENT = "narrative_export.packaging.awaiting_approval"
-# Export statuses from which the guardrail may hand an export to packaging (again).
-DISPATCHABLE_STATUSES = frozenset({ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED})
 
 
 def isoformat(value: datetime | None) -> str | None:
@@ -51,6 +48,16 @@ class GuardrailVerdict:
             "forecast": isoformat(self.forecast),
             "updated_at": isoformat(now or timezone.now()),
             "attempts": attempts,
+            **self.gate_state(),
+        }
+
+    def gate_state(self) -> dict[str, Any]:
+        """What the packaging worker merges into the queue state it writes when a gate blocks it: the blocking
+        state without ``status`` (the worker's own), so the guardrail recognizes it as the same state."""
+        return {
+            "guardrail_status": self.status,
+            "pending_stage": self.pending_stage,
+            "forecast": isoformat(self.forecast),
             "iteration": self.iteration,
         }
 
@@ -148,9 +155,12 @@ def verify_export_packaging_guardrails(export: NarrativeExport, *, lock: bool = 
 
 
 def queue_state_key(state: dict[str, Any] | None) -> tuple:
+    """What makes two queue states "the same" for telemetry: the guardrail's status, the pending stage and the
+    iteration (a forecast that moves, or the worker re-writing the state as ``blocked``, is not a new state)."""
     state = state or {}
     pending = state.get("pending_stage") or {}
-    return state.get("status"), pending.get("id") if isinstance(pending, dict) else pending, state.get("iteration")
+    status = state.get("guardrail_status") or state.get("status")
+    return status, pending.get("id") if isinstance(pending, dict) else pending, state.get("iteration")
 
 
 @transaction.atomic
@@ -183,12 +193,7 @@ def packaging_gate(export: NarrativeExport) -> GateResult:
     verdict = verify_export_packaging_guardrails(export, lock=True)
     if not verdict.allowed:
         record_packaging_queue_state(export, verdict)
-    return GateResult(
-        allowed=verdict.allowed,
-        gate=GATE_NAME,
-        reason=verdict.reason,
-        state=verdict.state(attempts=export.packaging_attempts),
-    )
+    return GateResult(allowed=verdict.allowed, gate=GATE_NAME, reason=verdict.reason, state=verdict.gate_state())
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,8 @@ class DispatchOutcome:
 @transaction.atomic
 def dispatch_export_for_packaging(export: NarrativeExport, *, actor=None) -> DispatchOutcome:
     """The single path to enqueue packaging: check the guardrail under the ladder lock, record the queue state,
-    and hand the export to ``exports``' packaging primitive (which enqueues the task on commit)."""
+    and hand the export to ``exports``' packaging primitive (which enqueues the task on commit and refuses, with
+    a 409, exports that are packaging or already packaged)."""
     from exports.services.packaging import packaging_enqueue
 
     locked = export_lock(export_id=export.pk)
@@ -213,12 +219,6 @@ def dispatch_export_for_packaging(export: NarrativeExport, *, actor=None) -> Dis
     if not verdict.allowed:
         record_packaging_queue_state(locked, verdict, actor=actor)
         return DispatchOutcome(False, verdict, locked)
-    if locked.status not in DISPATCHABLE_STATUSES:
-        raise Conflict(
-            f"Export {locked.pk} is {locked.status} and cannot be queued for packaging.",
-            code="export_not_dispatchable",
-            details={"status": locked.status},
-        )
     record_packaging_queue_state(locked, verdict, actor=actor)
     packaging_enqueue(export=locked, actor=actor)
     locked.refresh_from_db()

@@ -244,7 +244,7 @@ DOSSIER_EXPORT_CREATED_HOOKS: list[str] = ["approvals.hooks.export_created"]
 DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = ["approvals.hooks.export_representation"]
 # Dotted path of ``provider(export) -> exports.hooks.ApprovalRecord`` (signatures + approvals.json) used when
 # packaging; empty = the bundle carries an empty approval record.
-DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER")
+DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER", "approvals.hooks.approval_record")
 
 # --- Narrative exports and packaging --------------------------------------------------------------------------
 # Bundles are .tar.zst (zstd level 3); "gzip" gives .tar.gz for consumers without zstd.

@@ -1,5 +1,6 @@
 """Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from approvals.selectors import (
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from config.api import validated
 from config.errors import Conflict
+from exports.models import NarrativeExport
 from exports.permissions import require_team_role
 from governance.choices import RoleKey
 
@@ -30,13 +32,14 @@ def _ladder_response(export, **extra) -> dict:
 class ExportApprovalsApi(APIView):
     """The full approval record of one export: stages, every signature (superseded too) and the history."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         return Response(_ladder_response(export))
 
 
 class ExportApproveApi(APIView):
-    @extend_schema(request=s.DecisionInput)
+    @extend_schema(request=s.DecisionInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.DecisionInput, request.data)
@@ -48,7 +51,7 @@ class ExportApproveApi(APIView):
 
 
 class StageDelegateApi(APIView):
-    @extend_schema(request=s.DelegateInput)
+    @extend_schema(request=s.DelegateInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id: int, export_id: int, stage_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.DelegateInput, request.data)
@@ -58,7 +61,7 @@ class StageDelegateApi(APIView):
 
 
 class StageResetApi(APIView):
-    @extend_schema(request=s.ResetInput)
+    @extend_schema(request=s.ResetInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id: int, export_id: int, stage_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.ResetInput, request.data)
@@ -73,6 +76,8 @@ class GovernanceExportListApi(generics.ListAPIView):
     serializer_class = s.GovernanceExportOutput
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return NarrativeExport.objects.none()
         return governance_exports_for_user(user=self.request.user, filters=self.request.query_params)
 
     def get_serializer_context(self):
@@ -85,6 +90,7 @@ class GovernanceExportListApi(generics.ListAPIView):
 
 
 class GovernanceExportDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, export_id: int):
         export = governance_export_get_for_user(user=request.user, export_id=export_id)
         ladders = ladders_for_exports([export.pk])

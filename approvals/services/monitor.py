@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 STAGE_OVERDUE = "narrative_export.approval.stage_overdue"
 STAGE_ESCALATED = "narrative_export.approval.stage_escalated"
 INCONSISTENCY_AUDIT_ACTION = "approvals.enforcement_inconsistency"
+GATE_BLOCKED_STATUS = "blocked"  # the status the packaging worker records when a gate refuses
 PACKAGING_STATUSES = (ExportStatus.QUEUED, ExportStatus.PACKAGING, ExportStatus.PACKAGED)
 
 
@@ -271,14 +272,19 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
         .values_list("pk", "status")
     ):
         findings[(export_id, "packaging_while_stage_open")] = {"export_status": status}
+    # The worker re-writes a state it was blocked with as "blocked", keeping the guardrail's status beside it.
     blocking = list(BLOCKING_QUEUE_STATUSES)
+    says_blocked = Q(packaging_queue_state__status__in=blocking) | Q(
+        packaging_queue_state__guardrail_status__in=blocking
+    )
     for export_id, state in NarrativeExport.objects.filter(
-        packaging_queue_state__status__in=blocking, ladder__status=LadderStatus.APPROVED
+        says_blocked, ladder__status=LadderStatus.APPROVED
     ).values_list("pk", "packaging_queue_state"):
         findings[(export_id, "queue_state_blocked_but_ladder_approved")] = {"state": state}
     for export_id, state in (
         NarrativeExport.objects.filter(ladder__status__in=[LadderStatus.IN_PROGRESS, LadderStatus.REJECTED])
-        .exclude(packaging_queue_state__status__in=blocking)
+        .exclude(says_blocked)
+        .exclude(packaging_queue_state__status=GATE_BLOCKED_STATUS)
         .exclude(packaging_queue_state={})
         .values_list("pk", "packaging_queue_state")
     ):
@@ -286,7 +292,9 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
     active = ApprovalStage.objects.filter(ladder__export_id=OuterRef("pk"), status=StageStatus.IN_PROGRESS)
     for export_id, state, active_id in (
         NarrativeExport.objects.filter(
-            packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL, ladder__status=LadderStatus.IN_PROGRESS
+            Q(packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL)
+            | Q(packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL),
+            ladder__status=LadderStatus.IN_PROGRESS,
         )
         .annotate(
             stored_stage=Cast(KT("packaging_queue_state__pending_stage__id"), IntegerField()),

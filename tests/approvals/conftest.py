@@ -1,6 +1,3 @@
-import sys
-import types
-
 import pytest
 
 from tests.approvals.factories import crew_for, export_with_ladder, published_snapshot
@@ -8,25 +5,17 @@ from tests.approvals.factories import crew_for, export_with_ladder, published_sn
 
 @pytest.fixture(autouse=True)
 def packaging_calls(monkeypatch):
-    """Records hand-offs to exports' packaging primitive; stands in for it until that primitive exists here."""
+    """The exports whose packaging was enqueued (exports' primitive, wrapped to record its calls)."""
+    from exports.services import packaging
+
     calls = []
-    try:
-        import exports.services.packaging  # noqa: F401
+    real = packaging.packaging_enqueue
 
-        return calls
-    except ImportError:
-        pass
-    from django.utils import timezone
-
-    from exports.models import NarrativeExport
-
-    def packaging_enqueue(*, export, actor=None):
+    def recording(*, export, actor=None):
         calls.append(export.pk)
-        NarrativeExport.objects.filter(pk=export.pk).update(status="queued", queued_at=timezone.now())
+        return real(export=export, actor=actor)
 
-    module = types.ModuleType("exports.services.packaging")
-    module.packaging_enqueue = packaging_enqueue
-    monkeypatch.setitem(sys.modules, "exports.services.packaging", module)
+    monkeypatch.setattr(packaging, "packaging_enqueue", recording)
     return calls
 
 

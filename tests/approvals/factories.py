@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from django.utils import timezone
 
 from approvals.services.ladders import ladder_instantiate
 from exports.models import NarrativeExport
+from exports.narratives import narrative_digest
 from governance.services.templates import template_publish
 from tests.factories import PASSWORD, member_of
 
@@ -71,7 +71,7 @@ def export_with_ladder(*, execution, author, snapshot=None, version: int | None 
         author=author,
         template_snapshot=snapshot,
         narrative_markdown=narrative,
-        narrative_digest=hashlib.sha256(narrative.encode()).hexdigest(),
+        narrative_digest=narrative_digest(narrative, []),
         evidence_manifest=[],
     )
     ladder_instantiate(export=export, actor=author)
