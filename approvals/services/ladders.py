@@ -196,7 +196,7 @@ class DecisionOutcome:
     dispatched: bool
 
 
-def _signing_capacity(*, user, stage: ApprovalStage, roles: set[str]) -> str | None:
+def signing_capacity(*, user, stage: ApprovalStage, roles: set[str]) -> str | None:
     if stage.required_role in roles:
         return stage.required_role
     if stage.assignee_id is not None and stage.assignee_id == user.pk:
@@ -268,7 +268,7 @@ def _stage_decide_locked(
             code="stale_stage",
             details={"expected_stage_id": expected_stage_id, "active_stage_id": stage.pk if stage else None},
         )
-    capacity = _signing_capacity(
+    capacity = signing_capacity(
         user=actor, stage=stage, roles=user_roles_in_team(user=actor, team_id=export.execution.team_id)
     )
     if capacity is None:
