@@ -7,9 +7,10 @@ from datetime import timedelta
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from exports.models import Execution
+from exports.models import Execution, NarrativeExport
 from exports.services.evidence import evidence_file_store, notebook_entry_create, structured_evidence_create
 from exports.services.executions import EventInput, events_append, execution_create
+from exports.services.narrative_exports import EvidenceRef, export_create
 from governance.demo import demo_team, demo_user
 
 EXECUTIONS = [
@@ -93,3 +94,22 @@ def seed(stdout) -> None:
         )
         created += 1
     stdout.write(f"executions: {created} created, {len(EXECUTIONS) - created} already present")
+
+    _seed_exports(stdout, team, scientist)
+
+
+# Executions (by index in EXECUTIONS) that get a first export version awaiting approval. Ladder states beyond
+# that (approved, packaged, rejected, overdue) are seeded by the approvals app, which owns the ladder.
+EXPORTED = (0, 1, 2)
+
+
+def _seed_exports(stdout, team, scientist) -> None:
+    created = 0
+    for index in EXPORTED:
+        execution = Execution.objects.filter(team=team, title=EXECUTIONS[index][0]).first()
+        if execution is None or NarrativeExport.objects.filter(execution=execution).exists():
+            continue
+        refs = [EvidenceRef(kind=row.kind, id=row.pk) for row in execution.evidence.order_by("id")]
+        export_create(execution=execution, actor=scientist, evidence=refs, notes="Demo export for review.")
+        created += 1
+    stdout.write(f"narrative exports: {created} created")

@@ -268,16 +268,26 @@ def artifact_open_verified(name: str, *, sha256: str, storage: Storage | None = 
     return handle
 
 
-def artifact_copy_to(name: str, destination: str, storage: Storage | None = None) -> str:
-    """Copy an artifact to a local path (for auditors' tools) and return its sha256."""
+@contextmanager
+def artifact_local_path(name: str, storage: Storage | None = None) -> Iterator[str]:
+    """A local path holding the artifact's bytes, for tools that read files: the file itself on the filesystem
+    backend, a temporary copy otherwise."""
     storage = storage or artifact_storage()
-    with (
-        storage_errors_as_unavailable("reading an artifact"),
-        storage.open(name, "rb") as source,
-        open(destination, "wb") as out,
-    ):
-        digest, _ = _hash_into(source, out)
-    return digest
+    if isinstance(storage, FileSystemStorage):
+        path = storage.path(name)
+        if not os.path.exists(path):
+            raise ArtifactMissing(name)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(dir=settings.FILE_UPLOAD_TEMP_DIR) as directory:
+        path = os.path.join(directory, os.path.basename(name))
+        with (
+            storage_errors_as_unavailable("reading an artifact"),
+            storage.open(name, "rb") as source,
+            open(path, "wb") as out,
+        ):
+            _hash_into(source, out)
+        yield path
 
 
 def stream_chunks(handle: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:

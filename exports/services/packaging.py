@@ -161,7 +161,7 @@ def exports_sweep_stuck(*, older_than: timedelta | None = None) -> list[int]:
     )
     ids = sorted(set(queued.values_list("id", flat=True)) | set(packaging.values_list("id", flat=True)))
     with transaction.atomic():
-        for export in NarrativeExport.objects.filter(id__in=ids).select_related("execution"):
+        for export in NarrativeExport.objects.filter(id__in=ids).select_related("execution").order_by("id"):
             audit_record(
                 action="narrative_export.packaging.redispatched",
                 obj=export,
@@ -496,13 +496,13 @@ class _EvidenceReader:
         self._hasher = hashlib.sha256()
         self._read = 0
         self._started = time.monotonic()
-        with storage_errors_as_unavailable(f"opening evidence {plan.evidence_id}"):
-            try:
+        try:
+            with storage_errors_as_unavailable(f"opening evidence {plan.evidence_id}"):
                 self._file = artifact_storage().open(plan.storage_path, "rb")
-            except ArtifactMissing:
-                raise PackagingFailure(
-                    "evidence_missing", f"evidence file {plan.evidence_id} is missing from storage"
-                ) from None
+        except ArtifactMissing:
+            raise PackagingFailure(
+                "evidence_missing", f"evidence file {plan.evidence_id} is missing from storage"
+            ) from None
 
     def __enter__(self) -> _EvidenceReader:
         return self
@@ -620,3 +620,49 @@ def bundle_build(*, export: NarrativeExport, out: BinaryIO, signing_key: Signing
             return build_bundle(spec, out)
         except BundleError as exc:
             raise PackagingFailure(exc.code, str(exc)) from exc
+
+
+# --- Replay ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    export_id: int
+    version: int
+    stored_sha256: str
+    replayed_sha256: str
+    size: int
+
+    @property
+    def identical(self) -> bool:
+        return self.stored_sha256 == self.replayed_sha256
+
+
+def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -> ReplayResult:
+    """Re-package a packaged version (same key, same compression) into a scratch file and compare digests.
+
+    Nothing in storage changes. With ``record`` the outcome is written to the audit trail.
+    """
+    artifact = ExportArtifact.objects.select_related("signing_key").filter(export=export).first()
+    if artifact is None:
+        raise Conflict(
+            f"Export {export.pk} has no artifact to compare with; queue it for packaging instead.",
+            code="artifact_not_found",
+        )
+    with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as scratch:
+        try:
+            built = bundle_build(
+                export=export, out=scratch, signing_key=artifact.signing_key, compression=artifact.compression
+            )
+        except PackagingFailure as exc:
+            raise Conflict(f"Export {export.pk} cannot be re-packaged: {exc.message}", code=exc.code) from exc
+    result = ReplayResult(export.pk, export.version, artifact.sha256, built.sha256, built.size)
+    if record:
+        audit_record(
+            action="narrative_export.replayed",
+            actor=actor,
+            obj=export,
+            team_id=export.execution.team_id,
+            payload={"stored_sha256": result.stored_sha256, "replayed_sha256": result.replayed_sha256},
+        )
+    return result

@@ -1,0 +1,64 @@
+"""verify_export <export-id | path>: check a bundle the way an auditor would.
+
+Exit codes: 0 valid, 3 invalid (each problem printed), 1 error (bad argument, unreadable file, unknown export).
+"""
+
+import os
+import sys
+
+from django.core.management.base import CommandError
+
+from config.commands import EXIT_INVALID, DossierCommand
+from exports.bundle import BundleError, Problem, verify_bundle
+from exports.models import ExportArtifact
+from exports.selectors.narrative_exports import signing_keys_list
+from exports.storage import ArtifactMissing, StorageUnavailable, artifact_local_path
+
+
+class Command(DossierCommand):
+    help = "Verify a bundle (structure, every digest, signature, attestation). Exit 0 valid, 3 invalid, 1 error."
+
+    def add_arguments(self, parser):
+        parser.add_argument("target", help="an export id, or the path of a bundle file (.tar.zst / .tar.gz)")
+
+    def handle(self, *args, target: str, **options):
+        keys = {key.key_id: key.public_key_pem for key in signing_keys_list()}
+        if os.path.isfile(target):
+            problems, summary = self._verify(target, keys, expected_sha256=None)
+        elif target.isdigit():
+            artifact = ExportArtifact.objects.filter(export_id=int(target)).first()
+            if artifact is None:
+                raise CommandError(f"export {target} has no packaged artifact (and no file is named {target!r})")
+            try:
+                with artifact_local_path(artifact.storage_path) as path:
+                    problems, summary = self._verify(path, keys, expected_sha256=artifact.sha256)
+            except ArtifactMissing:
+                problems, summary = [Problem("missing_file", None, "the artifact is missing from storage")], ""
+            except StorageUnavailable as exc:
+                raise CommandError(f"storage unavailable: {exc}") from exc
+        else:
+            raise CommandError(f"{target!r} is neither an existing bundle file nor an export id")
+        if problems:
+            self.stdout.write(f"invalid: {target}")
+            for problem in problems:
+                where = f" {problem.path}" if problem.path else ""
+                self.stdout.write(f"  {problem.code}{where}: {problem.message}")
+            sys.exit(EXIT_INVALID)
+        self.stdout.write(f"valid: {target} ({summary})")
+
+    def _verify(self, path: str, keys: dict[str, str], *, expected_sha256: str | None) -> tuple[list[Problem], str]:
+        try:
+            report = verify_bundle(path, keys)
+        except (OSError, BundleError) as exc:
+            raise CommandError(f"cannot verify {path}: {exc}") from exc
+        problems = list(report.problems)
+        if expected_sha256 and report.archive_sha256 != expected_sha256:
+            problems.append(
+                Problem(
+                    "archive_digest_mismatch",
+                    None,
+                    f"the archive hashes to {report.archive_sha256}, the artifact record says {expected_sha256}",
+                )
+            )
+        summary = f"bag {report.bag_name}, sha256 {report.archive_sha256}, signed by key {report.key_id}"
+        return problems, summary
