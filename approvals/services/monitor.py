@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import Exists, F, IntegerField, OuterRef, Prefetch, Q, Subquery
-from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -289,19 +288,14 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
         .values_list("pk", "packaging_queue_state")
     ):
         findings[(export_id, "queue_state_ready_but_ladder_open")] = {"state": state}
-    active = ApprovalStage.objects.filter(ladder__export_id=OuterRef("pk"), status=StageStatus.IN_PROGRESS)
+    awaiting = Q(ladder__export__packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL) | Q(
+        ladder__export__packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL
+    )
     for export_id, state, active_id in (
-        NarrativeExport.objects.filter(
-            Q(packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL)
-            | Q(packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL),
-            ladder__status=LadderStatus.IN_PROGRESS,
-        )
-        .annotate(
-            stored_stage=Cast(KT("packaging_queue_state__pending_stage__id"), IntegerField()),
-            active_stage=Subquery(active.values("pk")[:1]),
-        )
-        .exclude(stored_stage=F("active_stage"))
-        .values_list("pk", "packaging_queue_state", "active_stage")
+        ApprovalStage.objects.filter(awaiting, status=StageStatus.IN_PROGRESS, ladder__status=LadderStatus.IN_PROGRESS)
+        .annotate(stored_stage=Cast(F("ladder__export__packaging_queue_state__pending_stage__id"), IntegerField()))
+        .filter(Q(stored_stage__isnull=True) | ~Q(stored_stage=F("pk")))
+        .values_list("ladder__export_id", "ladder__export__packaging_queue_state", "pk")
     ):
         findings[(export_id, "queue_state_names_another_stage")] = {"state": state, "active_stage_id": active_id}
     return findings
