@@ -57,10 +57,10 @@ from exports.storage import (
     artifact_name,
     artifact_publish,
     artifact_staged,
-    artifact_storage,
     bundle_name,
     staged_leftovers_purge,
     storage_errors_as_unavailable,
+    storage_open_stream,
 )
 from governance.services.audit import audit_record
 
@@ -505,8 +505,7 @@ class _EvidenceReader:
         self._read = 0
         self._started = time.monotonic()
         try:
-            with storage_errors_as_unavailable(f"opening evidence {plan.evidence_id}"):
-                self._file = artifact_storage().open(plan.storage_path, "rb")
+            self._file = storage_open_stream(plan.storage_path)
         except ArtifactMissing:
             raise PackagingFailure(
                 "evidence_missing", f"evidence file {plan.evidence_id} is missing from storage"
@@ -520,7 +519,13 @@ class _EvidenceReader:
 
     def readinto(self, buffer) -> int:
         with storage_errors_as_unavailable(f"reading evidence {self._plan.evidence_id}"):
-            count = self._file.readinto(buffer)
+            readinto = getattr(self._file, "readinto", None)
+            if readinto is not None:
+                count = readinto(buffer)
+            else:
+                data = self._file.read(len(buffer))
+                count = len(data)
+                buffer[:count] = data
         if count:
             self._hasher.update(buffer[:count])
             self._read += count
