@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DEBUG": "0",
         "DOSSIER_HTTPS": "1",
         "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-4f9a2b7c1d",
