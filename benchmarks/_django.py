@@ -1,32 +1,23 @@
-"""Shared setup for the approvals benchmarks: Django against a scratch PostgreSQL database, migrated."""
+"""Shared set-up for benchmarks that need Django: a dedicated PostgreSQL database, migrated."""
 
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/dossier_bench"
 
 
-def setup(database_suffix: str) -> None:
-    """Point Django at ``<DATABASE_URL's database>_<suffix>`` (created and migrated if needed), then set it up."""
-    url = os.environ.get("DATABASE_URL", "")
+def setup(database_url: str | None = None) -> None:
+    url = database_url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("set DATABASE_URL to a PostgreSQL URL (the benchmark creates <name>_" + database_suffix + ")")
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/')}_{database_suffix}"
-    import psycopg
-
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
+        sys.exit("benchmarks run on PostgreSQL: set BENCH_DATABASE_URL=postgres://…")
+    _ensure_database(url)
+    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
-    os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -36,9 +27,20 @@ def setup(database_suffix: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def verdict(value: float, target: float, *, higher_is_better: bool = True) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    return "PASS" if ok else "MISS"

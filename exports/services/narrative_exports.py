@@ -121,7 +121,7 @@ def export_create(
 
     Versions are numbered under the execution's row lock, so concurrent creations get consecutive versions.
     """
-    locked = Execution.objects.select_for_update().select_related("team", "owner").get(pk=execution.pk)
+    locked = Execution.objects.select_for_update(of=("self",)).select_related("team", "owner").get(pk=execution.pk)
     snapshot = _snapshot_for(execution=locked, template_key=template_key)
     evidence_rows, event_rows = _selection(execution=locked, refs=evidence)
     version = (NarrativeExport.objects.filter(execution=locked).aggregate(v=Max("version"))["v"] or 0) + 1
