@@ -157,41 +157,47 @@ class StageBlueprintForm(forms.ModelForm):
 class StageBlueprintFormSet(BaseInlineFormSet):
     """Validates the ladder as a whole with the template rules and pins each message on its stage and field."""
 
-    def ordered_forms(self) -> list[forms.Form]:
+    def ordered_forms(self, *, include_invalid: bool = False) -> list[forms.Form]:
+        """Stage forms that will exist after saving, in signing order (position, then order on the page)."""
         kept = [
             (index, form)
             for index, form in enumerate(self.forms)
-            if getattr(form, "cleaned_data", None)
+            if hasattr(form, "cleaned_data")
+            and (include_invalid or form.is_valid())
             and not (self.can_delete and self._should_delete_form(form))
             and (form.instance.pk or form.has_changed())
         ]
         kept.sort(key=lambda item: (item[1].cleaned_data.get("position") or 10_000 + item[0], item[0]))
         return [form for _, form in kept]
 
+    @staticmethod
+    def _stage(form: forms.Form, *, partial: bool = False) -> dict[str, Any]:
+        data = form.cleaned_data
+        stage = {
+            "name": data.get("name"),
+            "required_role": data["required_role"].key if data.get("required_role") else None,
+            "sla_hours": normalize_hours(data.get("sla_hours")),
+            "meaning": data.get("meaning"),
+        }
+        return {key: value for key, value in stage.items() if value is not None} if partial else stage
+
     def stages(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": form.cleaned_data["name"],
-                "required_role": form.cleaned_data["required_role"].key,
-                "sla_hours": normalize_hours(form.cleaned_data["sla_hours"]),
-                "meaning": form.cleaned_data["meaning"],
-            }
-            for form in self.ordered_forms()
-        ]
+        return [self._stage(form) for form in self.ordered_forms()]
 
     def clean(self):
-        if any(self.errors):
-            return
-        ordered = self.ordered_forms()
+        """Check the ladder even when some fields already failed, without repeating a field's own error."""
+        ordered = self.ordered_forms(include_invalid=True)
         permitted = [role for role in self.data.getlist("permitted_roles") if role] or None
-        content = template_content_normalize(stages=self.stages(), permitted_roles=permitted)
+        stages = [self._stage(form, partial=True) for form in ordered]
+        content = template_content_normalize(stages=stages, permitted_roles=permitted)
         content["sla_defaults"], content["retention_days"] = dict(DEFAULT_SLA), 1
         for problem in template_content_problems(content, known_roles=known_role_keys()):
             if problem.stage_index is not None:
                 form = ordered[problem.stage_index]
                 field = problem.stage_field if problem.stage_field in form.fields else None
-                form.add_error(field, problem.message)
-            elif problem.path[:1] == ("stages",):
+                if field is None or field not in form.errors:
+                    form.add_error(field, problem.message)
+            elif problem.path[:1] == ("stages",) and not any(self.errors):
                 raise ValidationError(problem.message)
 
 

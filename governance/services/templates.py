@@ -110,6 +110,8 @@ def _content(template: WorkflowTemplate | None, overrides: Mapping[str, Any]) ->
         else {}
     )
     merged = {key: overrides[key] if overrides.get(key) is not None else base.get(key) for key in CONTENT_FIELDS}
+    if overrides.get("stages") is not None and overrides.get("permitted_roles") is None:
+        merged["permitted_roles"] = None  # new stages without explicit roles: permit exactly the stages' roles
     content = template_content_normalize(**{**merged, "stages": merged["stages"] if merged["stages"] else []})
     template_content_validate(content, known_roles=known_role_keys())
     return content
