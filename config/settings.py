@@ -189,6 +189,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TemplateStatusEnum": "governance.choices.TemplateStatus",
+        "BaselineStatusEnum": "governance.choices.BaselineStatus",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,12 @@
 from rest_framework import serializers
 
+from governance.models import (
+    GovernanceBaseline,
+    GovernanceBaselineEvent,
+    WorkflowTemplate,
+    WorkflowTemplateAssignment,
+    WorkflowTemplateSnapshot,
+)
 from governance.selectors.templates import snapshot_has_drifted
 
 
@@ -30,35 +37,45 @@ class TemplateInput(serializers.Serializer):
         return attrs
 
 
-class SnapshotOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    content_sha256 = serializers.CharField()
-    created_at = serializers.DateTimeField()
+class SnapshotOutput(serializers.ModelSerializer):
     drifted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkflowTemplateSnapshot
+        fields = ["id", "content_sha256", "created_at", "drifted"]
 
     def get_drifted(self, snapshot) -> bool:
         return snapshot_has_drifted(snapshot)
 
 
-class TemplateOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    template_key = serializers.CharField()
-    version = serializers.IntegerField()
-    name = serializers.CharField()
-    description = serializers.CharField()
-    status = serializers.CharField()
-    is_latest = serializers.BooleanField()
-    forked_from_id = serializers.IntegerField(allow_null=True)
-    stages = serializers.JSONField(source="stage_blueprints")
-    permitted_roles = serializers.JSONField()
-    sla_defaults = serializers.JSONField()
-    retention_days = serializers.IntegerField()
+class TemplateOutput(serializers.ModelSerializer):
+    forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
+    stages = serializers.JSONField(source="stage_blueprints", read_only=True)
     snapshot_id = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    published_at = serializers.DateTimeField(allow_null=True)
-    archived_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        model = WorkflowTemplate
+        fields = [
+            "id",
+            "template_key",
+            "version",
+            "name",
+            "description",
+            "status",
+            "is_latest",
+            "forked_from_id",
+            "stages",
+            "permitted_roles",
+            "sla_defaults",
+            "retention_days",
+            "snapshot_id",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "published_at",
+            "archived_at",
+        ]
 
     def get_snapshot_id(self, template) -> int | None:
         if hasattr(template, "latest_snapshot_id"):
@@ -69,6 +86,9 @@ class TemplateOutput(serializers.Serializer):
 
 class TemplateDetailOutput(TemplateOutput):
     snapshots = SnapshotOutput(many=True, read_only=True)
+
+    class Meta(TemplateOutput.Meta):
+        fields = [*TemplateOutput.Meta.fields, "snapshots"]
 
 
 class AssignmentInput(serializers.Serializer):
@@ -81,14 +101,16 @@ class AssignmentInput(serializers.Serializer):
         return attrs
 
 
-class AssignmentOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    template_id = serializers.IntegerField()
-    template_key = serializers.CharField(source="template.template_key")
+class AssignmentOutput(serializers.ModelSerializer):
+    template_id = serializers.IntegerField(read_only=True)
+    template_key = serializers.CharField(source="template.template_key", read_only=True)
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    protocol_template = serializers.CharField(source="protocol_template_key")
+    protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_at = serializers.DateTimeField()
+
+    class Meta:
+        model = WorkflowTemplateAssignment
+        fields = ["id", "template_id", "template_key", "team", "protocol_template", "created_by", "created_at"]
 
 
 class BaselineInput(serializers.Serializer):
@@ -108,40 +130,54 @@ class BaselineRollbackInput(serializers.Serializer):
     reinstate_baseline_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
 
-class BaselineEventOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    event_type = serializers.CharField()
-    from_status = serializers.CharField()
-    to_status = serializers.CharField()
-    actor = serializers.CharField(source="actor_username")
-    payload = serializers.JSONField()
-    created_at = serializers.DateTimeField()
+class BaselineEventOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_username", read_only=True)
+
+    class Meta:
+        model = GovernanceBaselineEvent
+        fields = ["id", "event_type", "from_status", "to_status", "actor", "payload", "created_at"]
 
 
-class BaselineOutput(serializers.Serializer):
-    id = serializers.IntegerField()
+class BaselineOutput(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    execution_id = serializers.IntegerField()
-    protocol_template = serializers.CharField(source="protocol_template_key")
-    version = serializers.IntegerField(allow_null=True)
-    title = serializers.CharField()
-    summary = serializers.CharField()
-    parameters = serializers.JSONField()
-    status = serializers.CharField()
-    is_current = serializers.BooleanField()
+    execution_id = serializers.IntegerField(read_only=True)
+    protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
     submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
     reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewed_at = serializers.DateTimeField(allow_null=True)
-    review_comment = serializers.CharField()
     published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    published_at = serializers.DateTimeField(allow_null=True)
     rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rolled_back_at = serializers.DateTimeField(allow_null=True)
-    rollback_reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        model = GovernanceBaseline
+        fields = [
+            "id",
+            "team",
+            "execution_id",
+            "protocol_template",
+            "version",
+            "title",
+            "summary",
+            "parameters",
+            "status",
+            "is_current",
+            "submitted_by",
+            "reviewers",
+            "reviewed_by",
+            "reviewed_at",
+            "review_comment",
+            "published_by",
+            "published_at",
+            "rolled_back_by",
+            "rolled_back_at",
+            "rollback_reason",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class BaselineDetailOutput(BaselineOutput):
     events = BaselineEventOutput(many=True, read_only=True)
+
+    class Meta(BaselineOutput.Meta):
+        fields = [*BaselineOutput.Meta.fields, "events"]
