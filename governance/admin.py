@@ -460,7 +460,7 @@ class WorkflowTemplateAssignmentAdmin(ServiceErrorsAsMessages, StaffReadableAdmi
     list_filter = ["team"]
     search_fields = ["template__template_key", "team__slug", "protocol_template_key"]
     list_select_related = ["template", "team", "created_by"]
-    autocomplete_fields = ["template", "team"]
+    autocomplete_fields = ["template"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["team", "protocol_template_key"] if obj is not None else []
