@@ -143,6 +143,7 @@ class WorkflowTemplate(models.Model):
     class Meta:
         db_table = "execution_narrative_workflow_templates"
         ordering = ["template_key", "-version"]
+        indexes = [models.Index(fields=["template_key", "-version"], name="workflow_template_key_version")]
         constraints = [
             models.UniqueConstraint(fields=["template_key", "version"], name="workflow_template_key_version_unique"),
             models.UniqueConstraint(

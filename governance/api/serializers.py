@@ -78,8 +78,6 @@ class TemplateOutput(serializers.ModelSerializer):
         ]
 
     def get_snapshot_id(self, template) -> int | None:
-        if hasattr(template, "latest_snapshot_id"):
-            return template.latest_snapshot_id
         snapshots = list(template.snapshots.all())
         return snapshots[0].pk if snapshots else None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Prefetch, Q, QuerySet
 
 from config.errors import Conflict, NotFound
 from governance.choices import TemplateStatus
@@ -138,10 +138,12 @@ def template_snapshot_resolve(*, team_id: int, protocol_template_key: str = "") 
 def templates_list(*, filters: Any = None) -> QuerySet[WorkflowTemplate]:
     """Templates everyone authenticated may read: latest versions unless ``include_all=true``; filters status,
     key and team (templates whose key is assigned to that team). Two queries whatever the page size."""
-    latest_snapshot = WorkflowTemplateSnapshot.objects.filter(template=OuterRef("pk")).order_by("-id").values("pk")[:1]
+    # Snapshot ids come from a prefetch over the page's rows only; a correlated subquery in the SELECT list would
+    # be evaluated for every row skipped by OFFSET as well.
+    snapshot_ids = WorkflowTemplateSnapshot.objects.only("id", "template_id").order_by("-id")
     qs = (
         WorkflowTemplate.objects.select_related("created_by")
-        .annotate(latest_snapshot_id=Subquery(latest_snapshot))
+        .prefetch_related(Prefetch("snapshots", queryset=snapshot_ids))
         .order_by("template_key", "-version")
     )
     return filtered(TemplateFilterSet, filters, qs)
