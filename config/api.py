@@ -1,18 +1,15 @@
 """API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
 
-import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.http import Http404
-from rest_framework import exceptions, serializers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import exceptions, generics, serializers
 from rest_framework.response import Response
 
 from config.errors import DossierError
-
-logger = logging.getLogger(__name__)
 
 _DRF_CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
@@ -69,9 +66,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return None
 
 
-class Pagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
+class SelectorListApi(generics.ListAPIView):
+    """A paginated list whose rows come from a selector; ``schema_model`` lets the OpenAPI generator introspect it."""
+
+    schema_model: type[models.Model]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.schema_model.objects.none()
+        return self.select()
+
+    def select(self):
+        raise NotImplementedError
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:

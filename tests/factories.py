@@ -36,5 +36,6 @@ class TeamFactory(factory.django.DjangoModelFactory):
 def member_of(team: Team, *role_keys: str, username: str | None = None):
     user = UserFactory(**({"username": username} if username else {}))
     for key in role_keys:
-        Membership.objects.get_or_create(user=user, team=team, role=Role.objects.get(key=key))
+        role, _ = Role.objects.get_or_create(key=key, defaults={"label": key.replace("_", " ").title()})
+        Membership.objects.get_or_create(user=user, team=team, role=role)
     return user

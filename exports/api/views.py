@@ -2,14 +2,15 @@
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import validated
+from config.api import SelectorListApi, validated
 from config.errors import ValidationFailed
 from exports.api import serializers as s
+from exports.models import Evidence, Execution, ExecutionEvent
 from exports.permissions import COACHING_ROLES, EXECUTION_WRITERS, OVERRIDE_ROLES, require_team_role
 from exports.selectors.executions import (
     events_for_execution,
@@ -29,10 +30,11 @@ from exports.uploads import StrictMultiPartParser
 from governance.selectors.teams import team_get_for_user
 
 
-class ExecutionListCreateApi(generics.ListAPIView):
+class ExecutionListCreateApi(SelectorListApi):
     serializer_class = s.ExecutionOutput
+    schema_model = Execution
 
-    def get_queryset(self):
+    def select(self):
         return executions_for_user(user=self.request.user, filters=self.request.query_params)
 
     @extend_schema(request=s.ExecutionInput, responses={201: s.ExecutionOutput})
@@ -52,10 +54,11 @@ class ExecutionDetailApi(APIView):
         return Response(s.ExecutionOutput(execution_get_for_user(user=request.user, execution_id=execution_id)).data)
 
 
-class ExecutionEventsApi(generics.ListAPIView):
+class ExecutionEventsApi(SelectorListApi):
     serializer_class = s.EventOutput
+    schema_model = ExecutionEvent
 
-    def get_queryset(self):
+    def select(self):
         execution = execution_get_for_user(user=self.request.user, execution_id=self.kwargs["execution_id"])
         return events_for_execution(execution=execution, filters=self.request.query_params)
 
@@ -110,19 +113,21 @@ class NotebookEntryCreateApi(APIView):
         return Response(s.EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
 
 
-class NotebookEvidenceListApi(generics.ListAPIView):
+class NotebookEvidenceListApi(SelectorListApi):
     serializer_class = s.EvidenceDescriptor
+    schema_model = Evidence
 
-    def get_queryset(self):
+    def select(self):
         filters = {**self.request.query_params.dict(), "kind": "notebook_entry"}
         return evidence_for_user(user=self.request.user, filters=filters)
 
 
-class EvidenceListCreateApi(generics.ListAPIView):
+class EvidenceListCreateApi(SelectorListApi):
     serializer_class = s.EvidenceDescriptor
+    schema_model = Evidence
     parser_classes = [JSONParser]
 
-    def get_queryset(self):
+    def select(self):
         return evidence_for_user(user=self.request.user, filters=self.request.query_params.dict())
 
     @extend_schema(request=s.StructuredEvidenceInput, responses={201: s.EvidenceOutput})

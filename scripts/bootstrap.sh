@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything the project needs from nothing: uv, the locked Python environment, and the Debian tools
+# that the tests and bundles use (chromium for browser tests, zstd for tar --zstd). Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export UV_PYTHON_DOWNLOADS=never
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check uv 2>&1 | grep -v "is ignored" || true
+fi
+UV=$(command -v uv || echo "python3 -m uv")
+
+groups=()
+[ "${1:-}" = "--dev" ] && groups=(--group dev)
+$UV sync --frozen -p 3.11 "${groups[@]}" --quiet
+
+if [ "${1:-}" = "--dev" ]; then
+  missing=()
+  [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+  command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      echo "installing Debian packages: ${missing[*]}"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "warning: missing ${missing[*]} (install them with apt-get); tests that need them will not run" >&2
+    fi
+  fi
+fi
