@@ -4,7 +4,7 @@ from governance.models import GovernanceTemplateAuditLog, WorkflowTemplate, Work
 from governance.selectors.templates import template_snapshot_resolve
 from governance.services.templates import template_assign
 from tests.governance.conftest import THREE_STAGES, ladder
-from tests.governance.test_services_templates import tamper_snapshot
+from tests.tampering import tamper_snapshot
 
 URL = "/api/governance/templates"
 

@@ -29,6 +29,7 @@ from governance.services.templates import (
     template_update,
 )
 from tests.governance.conftest import THREE_STAGES, ladder
+from tests.tampering import tamper_snapshot
 
 
 def actions(template):
@@ -265,23 +266,6 @@ def test_preview_record_writes_the_audit_rows(make_template, scientist, team):
 
 
 # --- drift ----------------------------------------------------------------------------------------------------
-
-TRIGGER = "execution_narrative_workflow_template_snapshots_append_only"
-
-
-def tamper_snapshot(snapshot_id: int, canonical_json: str) -> None:
-    """Change a snapshot behind the application's back, as someone with database access could."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # flush deferred FK checks so the table can be altered
-            cursor.execute(f"ALTER TABLE execution_narrative_workflow_template_snapshots DISABLE TRIGGER {TRIGGER}")
-        cursor.execute(
-            "UPDATE execution_narrative_workflow_template_snapshots SET canonical_json = %s WHERE id = %s",
-            [canonical_json, snapshot_id],
-        )
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE execution_narrative_workflow_template_snapshots ENABLE TRIGGER {TRIGGER}")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def test_tampered_snapshot_is_reported_as_drift_and_refused(make_template, curator, team):
