@@ -4,7 +4,7 @@ Checks that every scenario runs a fixed number of queries (the same on the first
 and large pages) and that the p95 latency of default-size pages is under the target (100 ms on PostgreSQL).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dossier_templates \\
-        .venv/bin/python benchmarks/bench_templates.py [--keys 1000] [--versions 5] [--requests 100]
+        .venv/bin/python benchmarks/bench_templates.py [--keys 1000] [--versions 5] [--requests 100] [--quick]
 
 It builds a throwaway test database (``test_<name>``) and drops it afterwards; the configured database is never
 touched. Exit status: 0 when every scenario meets the target, 1 otherwise.
@@ -133,7 +133,10 @@ def main() -> int:
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--target-ms", type=float, default=100.0)
+    parser.add_argument("--quick", action="store_true", help="200 keys × 5 versions, 30 requests (smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.keys, args.requests = min(args.keys, 200), min(args.requests, 30)
     if args.keys < 1 or args.versions < 1 or args.requests < 2:
         parser.error("keys and versions must be ≥ 1 and requests ≥ 2")
 
