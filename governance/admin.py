@@ -45,6 +45,7 @@ from governance.services.templates import (
     template_create,
     template_fork,
     template_publish,
+    template_stage_rows_ensure,
     template_update,
 )
 from governance.validation import DEFAULT_SLA, normalize_hours, template_content_normalize, template_content_problems
@@ -304,6 +305,12 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(stage_total=Count("stage_rows"))
+
+    def get_object(self, request, object_id, from_field=None):
+        template = super().get_object(request, object_id, from_field)
+        if template is not None:
+            template_stage_rows_ensure(template=template)
+        return template
 
     def get_fieldsets(self, request, obj=None):
         main = ["template_key", "name", "description", "forked_from"]

@@ -146,6 +146,19 @@ def _stage_rows_sync(template: WorkflowTemplate) -> None:
     )
 
 
+def template_stage_rows_ensure(*, template: WorkflowTemplate) -> None:
+    """Give a draft written directly to the database (no inline rows yet) the rows the admin edits.
+
+    Content is unchanged, so nothing is audited.
+    """
+    if template.is_draft and template.stage_blueprints and not template.stage_rows.exists():
+        try:
+            with transaction.atomic():
+                _stage_rows_sync(template)
+        except (KeyError, TypeError, ValueError, ArithmeticError, IntegrityError):
+            return  # content the rules would refuse: the curator sees an empty ladder and re-enters it
+
+
 def _require_draft(template: WorkflowTemplate, action: str) -> None:
     if template.status != TemplateStatus.DRAFT:
         raise Conflict(

@@ -274,3 +274,12 @@ def test_assignment_admin_edit_and_delete_go_through_services(curator_client, ma
         "assigned",
         "unassigned",
     ]
+
+
+def test_a_draft_written_directly_gets_its_inline_rows_when_opened(curator_client, db):
+    from tests.governance.conftest import THREE_STAGES
+
+    draft = WorkflowTemplate.objects.create(template_key="raw", version=1, name="Raw", stage_blueprints=THREE_STAGES)
+    page = curator_client.get(change_url(draft)).content.decode()
+    assert 'value="Stage 1 (reviewer)"' in page
+    assert draft.stage_rows.count() == 3

@@ -246,3 +246,33 @@ def test_execution_without_protocol_cannot_define_a_baseline(people, team):
     with pytest.raises(ValidationFailed) as info:
         baseline_submit(actor=people["scientist"], execution_id=execution.pk, title="T", reviewers=["rev"])
     assert info.value.code == "execution_without_protocol"
+
+
+def test_demo_users_run_the_baseline_flow_each_refused_where_rbac_says(db, api_client):
+    from django.core.management import call_command
+
+    from exports.models import Execution
+    from governance.demo import demo_user
+
+    call_command("seed_demo")
+    execution = Execution.objects.filter(team__slug="biolabs").exclude(protocol_template_key="").first()
+    users = {name: demo_user(f"demo-{name}") for name in ("scientist", "reviewer", "compliance", "admin")}
+
+    def post(user, path, data=None):
+        api_client.force_authenticate(users[user])
+        return api_client.post(f"{URL}{path}", data or {}, format="json")
+
+    proposal = {"execution_id": execution.pk, "title": "Reference run", "reviewers": ["demo-reviewer"]}
+    assert post("reviewer", "", proposal).status_code == 403
+    first = post("scientist", "", proposal).json()["id"]
+    assert post("compliance", f"/{first}/approve").status_code == 403
+    assert post("reviewer", f"/{first}/approve").status_code == 200
+    assert post("scientist", f"/{first}/publish").status_code == 403
+    assert post("compliance", f"/{first}/publish").json()["version"] == 1
+    second = post("scientist", "", {**proposal, "title": "Improved run"}).json()["id"]
+    post("reviewer", f"/{second}/approve")
+    assert post("admin", f"/{second}/publish").json()["is_current"] is True
+    assert post("compliance", f"/{second}/rollback", {"reason": "x"}).status_code == 403
+    rolled = post("admin", f"/{second}/rollback", {"reason": "Drifted calibration", "reinstate_baseline_id": first})
+    assert rolled.status_code == 200
+    assert current_ids(execution.protocol_template_key) == [first]

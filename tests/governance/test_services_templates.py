@@ -304,3 +304,17 @@ def test_the_database_refuses_to_change_or_delete_snapshots_and_logs(make_templa
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [param])
     assert WorkflowTemplateSnapshot.objects.filter(pk=snapshot.pk, canonical_json=snapshot.canonical_json).exists()
+
+
+def test_check_template_snapshots_command_reports_drift(make_template, capsys):
+    from django.core.management import call_command
+
+    snapshot = make_template("qa-release", publish=True).snapshots.get()
+    call_command("check_template_snapshots")
+    assert "template snapshots intact" in capsys.readouterr().out
+    tamper_snapshot(snapshot.pk, snapshot.canonical_json.replace("Stage 1", "Stage X"))
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("check_template_snapshots")
+    assert exit_info.value.code == 3
+    out = capsys.readouterr().out
+    assert f"drift: snapshot {snapshot.pk} (qa-release v1)" in out and "1 drifted snapshot(s)" in out
