@@ -218,6 +218,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DOSSIER_SCHEDULES = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
+    "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
 }
 
 # --- Email ----------------------------------------------------------------------------------------------------
@@ -239,15 +240,15 @@ LOGGING = {
 DOSSIER_MAX_EVENTS_PER_REQUEST = env_int("DOSSIER_MAX_EVENTS_PER_REQUEST", 5000)
 
 # Demo data, seeded app by app (lowest first) by `manage.py seed_demo`.
-DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed"]
+DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed", "approvals.demo.seed"]
 
 # Extension points of the exports app (see exports/hooks.py). Packaging with no gate is refused.
-DOSSIER_PACKAGING_GATES: list[str] = []
-DOSSIER_EXPORT_CREATED_HOOKS: list[str] = []
-DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = []
+DOSSIER_PACKAGING_GATES: list[str] = ["approvals.guardrails.packaging_gate"]
+DOSSIER_EXPORT_CREATED_HOOKS: list[str] = ["approvals.hooks.export_created"]
+DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = ["approvals.hooks.export_representation"]
 # Dotted path of ``provider(export) -> exports.hooks.ApprovalRecord`` (signatures + approvals.json) used when
 # packaging; empty = the bundle carries an empty approval record.
-DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER")
+DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER", "approvals.hooks.approval_record")
 
 # --- Narrative exports and packaging --------------------------------------------------------------------------
 # Bundles are .tar.zst (zstd level 3); "gzip" gives .tar.gz for consumers without zstd.
@@ -283,3 +284,21 @@ CELERY_TASK_ROUTES = (
 
 # The template used when neither the protocol nor the team has an assignment.
 DOSSIER_DEFAULT_TEMPLATE_KEY = env_str("DOSSIER_DEFAULT_TEMPLATE_KEY", "standard-release")
+
+# --- Approvals (SPEC §6) ----------------------------------------------------------------------------------------
+# Five failed signature passwords within fifteen minutes lock the signer out of signing.
+APPROVALS_SIGNATURE_MAX_FAILURES = env_int("APPROVALS_SIGNATURE_MAX_FAILURES", 5)
+APPROVALS_SIGNATURE_WINDOW_MINUTES = env_int("APPROVALS_SIGNATURE_WINDOW_MINUTES", 15)
+# Used when a template snapshot gives no SLA, and for exports created without any snapshot.
+APPROVALS_DEFAULT_SLA_HOURS = env_int("APPROVALS_DEFAULT_SLA_HOURS", 48)
+APPROVALS_ESCALATE_AFTER_HOURS = env_int("APPROVALS_ESCALATE_AFTER_HOURS", 24)
+APPROVALS_DEFAULT_LADDER = {
+    "stages": [
+        {"name": "Scientific review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"},
+        {"name": "QA approval", "required_role": "qa_approver", "sla_hours": 48, "meaning": "Approved for release"},
+        {"name": "Compliance sign-off", "required_role": "compliance", "sla_hours": 72, "meaning": "Compliant"},
+    ],
+    "sla_defaults": {"sla_hours": APPROVALS_DEFAULT_SLA_HOURS, "escalate_after_hours": APPROVALS_ESCALATE_AFTER_HOURS},
+}
+# Stages the SLA monitor handles per transaction; the number of queries grows with stages / batch, not stages.
+APPROVALS_SLA_MONITOR_BATCH = env_int("APPROVALS_SLA_MONITOR_BATCH", 2000)

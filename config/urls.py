@@ -8,6 +8,7 @@ from config import views
 api_patterns = [
     path("", include("governance.api.urls")),
     path("", include("exports.api.urls")),
+    path("", include("approvals.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -17,6 +18,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("exports/", include("approvals.urls")),
     path("api/", include(api_patterns)),
 ]
 

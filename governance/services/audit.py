@@ -208,3 +208,44 @@ def audit_chain_verify(*, record: bool = True, chunk_size: int = 5000) -> ChainR
             duration_ms=int((time.monotonic() - started) * 1000),
         )
     return report
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    action: str
+    actor: Any = None
+    obj: models.Model | None = None
+    team_id: int | None = None
+    payload: dict[str, Any] | None = None
+
+
+@transaction.atomic
+def audit_record_many(entries: Iterable[AuditEntry], *, batch_size: int = 5000) -> list[AuditEvent]:
+    """Append many rows to the chain under one head lock and a bounded number of INSERTs (batch jobs)."""
+    entries = list(entries)
+    if not entries:
+        return []
+    head = _locked_head()
+    sequence, prev_hash = head.last_sequence, head.last_hash
+    now = timezone.now()
+    rows = []
+    for entry in entries:
+        ref_type, ref_id = _object_ref(entry.obj)
+        sequence += 1
+        fields = {
+            "sequence": sequence,
+            "created_at": now,
+            "actor_id": getattr(entry.actor, "pk", None),
+            "actor_username": getattr(entry.actor, "username", "") or "",
+            "action": entry.action,
+            "object_type": ref_type,
+            "object_id": ref_id,
+            "team_id": entry.team_id,
+            "payload": normalize_payload(entry.payload),
+            "prev_hash": prev_hash,
+        }
+        prev_hash = audit_row_hash(**fields)
+        rows.append(AuditEvent(**fields, hash=prev_hash))
+    AuditEvent.objects.bulk_create(rows, batch_size=batch_size)
+    AuditChainHead.objects.filter(pk=head.pk).update(last_sequence=sequence, last_hash=prev_hash)
+    return rows

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from approvals.api import views
+
+EXPORT = "experiment-console/sessions/<int:execution_id>/exports/narrative/<int:export_id>"
+
+urlpatterns = [
+    path(f"{EXPORT}/approvals", views.ExportApprovalsApi.as_view(), name="export-approvals"),
+    path(f"{EXPORT}/approve", views.ExportApproveApi.as_view(), name="export-approve"),
+    path(f"{EXPORT}/stages/<int:stage_id>/delegate", views.StageDelegateApi.as_view(), name="stage-delegate"),
+    path(f"{EXPORT}/stages/<int:stage_id>/reset", views.StageResetApi.as_view(), name="stage-reset"),
+    path("governance/exports", views.GovernanceExportListApi.as_view(), name="governance-export-list"),
+    path("governance/exports/<int:export_id>", views.GovernanceExportDetailApi.as_view(), name="governance-export"),
+    path(
+        "governance/exports/<int:export_id>/queue",
+        views.GovernanceExportQueueApi.as_view(),
+        name="governance-export-queue",
+    ),
+]

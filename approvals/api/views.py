@@ -1,0 +1,121 @@
+"""Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals.api import serializers as s
+from approvals.guardrails import dispatch_export_for_packaging
+from approvals.selectors import (
+    export_get_for_user,
+    governance_export_get_for_user,
+    governance_exports_for_user,
+    ladder_detail,
+    ladders_for_exports,
+)
+from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
+from config.api import validated
+from config.errors import Conflict
+from exports.models import NarrativeExport
+from exports.permissions import require_team_role
+from governance.choices import RoleKey
+
+QUEUE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN})
+
+
+def _ladder_response(export, **extra) -> dict:
+    return {"export": s.export_summary(export), "ladder": s.ladder_full(ladder_detail(export=export)), **extra}
+
+
+class ExportApprovalsApi(APIView):
+    """The full approval record of one export: stages, every signature (superseded too) and the history."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
+        return Response(_ladder_response(export))
+
+
+class ExportApproveApi(APIView):
+    @extend_schema(request=s.DecisionInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
+        data = validated(s.DecisionInput, request.data)
+        outcome = stage_decide(export_id=export.pk, actor=request.user, **data)
+        body = _ladder_response(
+            outcome.export, signature=s.SignatureOutput(outcome.signature).data, dispatched=outcome.dispatched
+        )
+        return Response(body)
+
+
+class StageDelegateApi(APIView):
+    @extend_schema(request=s.DelegateInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id: int, export_id: int, stage_id: int):
+        export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
+        data = validated(s.DelegateInput, request.data)
+        stage_delegate(export_id=export.pk, stage_id=stage_id, actor=request.user, **data)
+        export.refresh_from_db()
+        return Response(_ladder_response(export))
+
+
+class StageResetApi(APIView):
+    @extend_schema(request=s.ResetInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request, execution_id: int, export_id: int, stage_id: int):
+        export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
+        data = validated(s.ResetInput, request.data)
+        stage_reset(export_id=export.pk, stage_id=stage_id, actor=request.user, **data)
+        export.refresh_from_db()
+        return Response(_ladder_response(export))
+
+
+class GovernanceExportListApi(generics.ListAPIView):
+    """Operators' view of exports across their teams. Filters: status, team, template, overdue, guardrail."""
+
+    serializer_class = s.GovernanceExportOutput
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return NarrativeExport.objects.none()
+        return governance_exports_for_user(user=self.request.user, filters=self.request.query_params)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "ladders": getattr(self, "_ladders", {})}
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        self._ladders = ladders_for_exports(export.pk for export in (page if page is not None else queryset))
+        return page
+
+
+class GovernanceExportDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, export_id: int):
+        export = governance_export_get_for_user(user=request.user, export_id=export_id)
+        ladders = ladders_for_exports([export.pk])
+        body = s.GovernanceExportOutput(export, context={"ladders": ladders}).data
+        body["approvals"] = s.ladder_full(ladder_detail(export=export))
+        return Response(body)
+
+
+class GovernanceExportQueueApi(APIView):
+    @extend_schema(request=None, responses={202: s.DispatchOutput})
+    def post(self, request, export_id: int):
+        export = governance_export_get_for_user(user=request.user, export_id=export_id)
+        require_team_role(
+            user=request.user, team_id=export.execution.team_id, roles=QUEUE_ROLES, action="queue packaging"
+        )
+        outcome = dispatch_export_for_packaging(export, actor=request.user)
+        guardrail = {
+            **outcome.verdict.state(attempts=outcome.export.packaging_attempts),
+            "reason": outcome.verdict.reason,
+        }
+        if not outcome.queued:
+            raise Conflict(
+                f"Packaging is blocked by the approval guardrail: {outcome.verdict.reason}",
+                code="packaging_blocked",
+                details={"guardrail": guardrail},
+            )
+        body = {"queued": True, "export": s.export_summary(outcome.export), "guardrail": guardrail}
+        return Response(body, status=status.HTTP_202_ACCEPTED)

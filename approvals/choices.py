@@ -1,0 +1,49 @@
+from django.db import models
+
+
+class LadderStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class StageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_PROGRESS = "in_progress", "In progress"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+OPEN_STAGE_STATUSES = frozenset({StageStatus.PENDING, StageStatus.IN_PROGRESS})
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class HistoryAction(models.TextChoices):
+    """Every action on a ladder appends one history row with one of these."""
+
+    STAGE_STARTED = "stage_started", "Stage started"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    DELEGATED = "delegated", "Delegated"
+    RESET = "reset", "Reset"
+    RETURNED_TO_PENDING = "returned_to_pending", "Returned to pending"
+    SIGNATURE_SUPERSEDED = "signature_superseded", "Signature superseded"
+    OVERDUE = "overdue", "Marked overdue"
+    ESCALATED = "escalated", "Escalated"
+    FINALIZED = "finalized", "Ladder finalized"
+
+
+class QueueStatus(models.TextChoices):
+    """The ``status`` of an export's compact packaging queue state as the guardrail records it."""
+
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    REJECTED = "rejected", "Rejected"
+    NO_LADDER = "no_ladder", "No approval ladder"
+    READY = "ready", "Ready to package"
+
+
+BLOCKING_QUEUE_STATUSES = frozenset({QueueStatus.AWAITING_APPROVAL, QueueStatus.REJECTED, QueueStatus.NO_LADDER})

@@ -1,0 +1,232 @@
+"""Packaging guardrails (SPEC §6): packaging waits until every stage of the current ladder iteration is approved.
+
+``dispatch_export_for_packaging`` is the only way approvals enqueue packaging; the API, the packaging worker (via
+``packaging_gate``), the SLA monitor and the CLI all go through it, so the rule is checked in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.choices import BLOCKING_QUEUE_STATUSES, Decision, LadderStatus, QueueStatus, StageStatus
+from approvals.models import ApprovalLadder, ApprovalSignature, ApprovalStage
+from approvals.selectors import export_lock, ladder_lock, ladder_stages, live_signatures
+from config.errors import NotFound
+from exports.hooks import GateResult
+from exports.models import NarrativeExport
+from exports.services.lifecycle import export_lifecycle_record
+
+GATE_NAME = "approvals"
+AWAITING_APPROVAL_EVENT = "narrative_export.packaging.awaiting_approval"
+
+
+def isoformat(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class GuardrailVerdict:
+    allowed: bool
+    status: str
+    reason: str
+    pending_stage: dict[str, Any] | None = None
+    forecast: datetime | None = None
+    iteration: int | None = None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    def state(self, *, attempts: int = 0, now: datetime | None = None) -> dict[str, Any]:
+        """The compact queue state persisted on the export."""
+        return {
+            "status": self.status,
+            "pending_stage": self.pending_stage,
+            "forecast": isoformat(self.forecast),
+            "updated_at": isoformat(now or timezone.now()),
+            "attempts": attempts,
+            **self.gate_state(),
+        }
+
+    def gate_state(self) -> dict[str, Any]:
+        """What the packaging worker merges into the queue state it writes when a gate blocks it: the blocking
+        state without ``status`` (the worker's own), so the guardrail recognizes it as the same state."""
+        return {
+            "guardrail_status": self.status,
+            "pending_stage": self.pending_stage,
+            "forecast": isoformat(self.forecast),
+            "iteration": self.iteration,
+        }
+
+
+def forecast_ladder_clearance(stages: Sequence[ApprovalStage], *, now: datetime | None = None) -> datetime | None:
+    """When the ladder is projected to clear: the active stage's due date (or now, if overdue), then each
+    pending stage's SLA in turn. None when nothing is open or the ladder was rejected."""
+    now = now or timezone.now()
+    if any(stage.status == StageStatus.REJECTED for stage in stages):
+        return None
+    open_stages = [stage for stage in stages if stage.status in (StageStatus.PENDING, StageStatus.IN_PROGRESS)]
+    if not open_stages:
+        return None
+    at = now
+    for stage in sorted(open_stages, key=lambda s: s.index):
+        if stage.status == StageStatus.IN_PROGRESS and stage.due_at is not None:
+            at = max(at, stage.due_at)
+        else:
+            at = at + timedelta(hours=stage.sla_hours)
+    return at
+
+
+def _stage_ref(stage: ApprovalStage) -> dict[str, Any]:
+    return {"id": stage.pk, "index": stage.index, "name": stage.name, "required_role": stage.required_role}
+
+
+def guardrail_verdict(
+    *,
+    export: NarrativeExport,
+    ladder: ApprovalLadder | None,
+    stages: Sequence[ApprovalStage],
+    signatures: Iterable[ApprovalSignature],
+    now: datetime | None = None,
+) -> GuardrailVerdict:
+    """The rule itself, on loaded rows: every stage approved, each by a live signature bound to the export's
+    current narrative digest."""
+    if ladder is None:
+        return GuardrailVerdict(False, QueueStatus.NO_LADDER, "The export has no approval ladder.")
+    forecast = forecast_ladder_clearance(stages, now=now)
+    if ladder.status == LadderStatus.REJECTED or any(s.status == StageStatus.REJECTED for s in stages):
+        rejected = next((s for s in stages if s.status == StageStatus.REJECTED), None)
+        return GuardrailVerdict(
+            False,
+            QueueStatus.REJECTED,
+            "The ladder was rejected; a new export version starts a new ladder.",
+            pending_stage=_stage_ref(rejected) if rejected else None,
+            iteration=ladder.iteration,
+        )
+    unapproved = [s for s in sorted(stages, key=lambda s: s.index) if s.status != StageStatus.APPROVED]
+    if unapproved or not stages:
+        pending = next(
+            (s for s in unapproved if s.status == StageStatus.IN_PROGRESS), unapproved[0] if unapproved else None
+        )
+        return GuardrailVerdict(
+            False,
+            QueueStatus.AWAITING_APPROVAL,
+            f"Stage '{pending.name}' is {pending.status}." if pending else "The ladder has no stages.",
+            pending_stage=_stage_ref(pending) if pending else None,
+            forecast=forecast,
+            iteration=ladder.iteration,
+        )
+    approving = {sig.stage_id: sig for sig in signatures if not sig.superseded and sig.decision == Decision.APPROVE}
+    problems = []
+    for stage in stages:
+        signature = approving.get(stage.pk)
+        if signature is None:
+            problems.append(f"stage {stage.index + 1} has no live approving signature")
+        elif signature.narrative_digest != export.narrative_digest:
+            problems.append(f"stage {stage.index + 1} was signed for a different narrative digest")
+    if problems or ladder.status != LadderStatus.APPROVED:
+        first = stages[0]
+        return GuardrailVerdict(
+            False,
+            QueueStatus.AWAITING_APPROVAL,
+            "The signatures do not cover the narrative being packaged.",
+            pending_stage=_stage_ref(first),
+            iteration=ladder.iteration,
+            problems=tuple(problems) or ("the ladder is not finalized",),
+        )
+    return GuardrailVerdict(True, QueueStatus.READY, "Every stage is approved.", iteration=ladder.iteration)
+
+
+def verify_export_packaging_guardrails(export: NarrativeExport, *, lock: bool = False) -> GuardrailVerdict:
+    """Whether ``export`` may be packaged now. With ``lock=True`` (inside a transaction that already holds the
+    export row) the ladder row is read ``FOR UPDATE`` so no approval or reset can interleave."""
+    if lock:
+        ladder = ladder_lock(export=export)
+    else:
+        ladder = ApprovalLadder.objects.filter(export_id=export.pk).first()
+    if ladder is None:
+        return guardrail_verdict(export=export, ladder=None, stages=[], signatures=[])
+    return guardrail_verdict(
+        export=export, ladder=ladder, stages=ladder_stages(ladder=ladder), signatures=live_signatures(ladder=ladder)
+    )
+
+
+def queue_state_key(state: dict[str, Any] | None) -> tuple:
+    """What makes two queue states "the same" for telemetry: the guardrail's status, the pending stage and the
+    iteration (a forecast that moves, or the worker re-writing the state as ``blocked``, is not a new state)."""
+    state = state or {}
+    pending = state.get("pending_stage") or {}
+    status = state.get("guardrail_status") or state.get("status")
+    return status, pending.get("id") if isinstance(pending, dict) else pending, state.get("iteration")
+
+
+@transaction.atomic
+def record_packaging_queue_state(
+    export: NarrativeExport, state: GuardrailVerdict | dict[str, Any], *, actor=None
+) -> tuple[dict[str, Any], bool]:
+    """Persist the compact queue state; emit ``narrative_export.packaging.awaiting_approval`` once per distinct
+    blocking state. A repeat of the stored state changes nothing and emits nothing. Returns (state, changed)."""
+    locked = export_lock(export_id=export.pk)
+    if isinstance(state, GuardrailVerdict):
+        state = state.state(attempts=locked.packaging_attempts)
+    stored = locked.packaging_queue_state or {}
+    if queue_state_key(stored) == queue_state_key(state):
+        export.packaging_queue_state = stored
+        return stored, False
+    state = {**state, "updated_at": state.get("updated_at") or isoformat(timezone.now())}
+    NarrativeExport.objects.filter(pk=locked.pk).update(packaging_queue_state=state, updated_at=timezone.now())
+    export.packaging_queue_state = locked.packaging_queue_state = state
+    if state.get("status") in BLOCKING_QUEUE_STATUSES:
+        export_lifecycle_record(
+            export=locked, event_type=AWAITING_APPROVAL_EVENT, actor=actor, payload={"state": state}
+        )
+    return state, True
+
+
+def packaging_gate(export: NarrativeExport) -> GateResult:
+    """``exports``' packaging gate (settings.DOSSIER_PACKAGING_GATES). The worker calls it holding the export's
+    row lock; the ladder is read under its own lock here, so a reset committed before this point is seen and a
+    reset after it waits until the worker's transaction ends."""
+    verdict = verify_export_packaging_guardrails(export, lock=True)
+    if not verdict.allowed:
+        record_packaging_queue_state(export, verdict)
+    return GateResult(allowed=verdict.allowed, gate=GATE_NAME, reason=verdict.reason, state=verdict.gate_state())
+
+
+@dataclass(frozen=True)
+class DispatchOutcome:
+    queued: bool
+    verdict: GuardrailVerdict
+    export: NarrativeExport
+
+    @property
+    def pending_stage(self) -> dict[str, Any] | None:
+        return self.verdict.pending_stage
+
+
+@transaction.atomic
+def dispatch_export_for_packaging(export: NarrativeExport, *, actor=None) -> DispatchOutcome:
+    """The single path to enqueue packaging: check the guardrail under the ladder lock, record the queue state,
+    and hand the export to ``exports``' packaging primitive (which enqueues the task on commit and refuses, with
+    a 409, exports that are packaging or already packaged)."""
+    from exports.services.packaging import packaging_enqueue
+
+    locked = export_lock(export_id=export.pk)
+    verdict = verify_export_packaging_guardrails(locked, lock=True)
+    if not verdict.allowed:
+        record_packaging_queue_state(locked, verdict, actor=actor)
+        return DispatchOutcome(False, verdict, locked)
+    record_packaging_queue_state(locked, verdict, actor=actor)
+    packaging_enqueue(export=locked, actor=actor)
+    locked.refresh_from_db()
+    return DispatchOutcome(True, verdict, locked)
+
+
+def dispatch_export_for_packaging_by_id(export_id: int, *, actor=None) -> DispatchOutcome:
+    export = NarrativeExport.objects.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound(f"Export {export_id} was not found.", code="export_not_found")
+    return dispatch_export_for_packaging(export, actor=actor)

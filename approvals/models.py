@@ -1,0 +1,194 @@
+"""Approval ladders: ordered stages signed off one after the other, with an append-only record of every action.
+
+Nothing here is overwritten in place that an auditor would need later: each decision is an ``ApprovalSignature``
+(never deleted; a reset marks it superseded) and each action on a ladder appends an ``ApprovalHistory`` row.
+On PostgreSQL triggers refuse deleting signatures and changing or deleting history rows.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from approvals.choices import Decision, HistoryAction, LadderStatus, StageStatus
+from exports.models import NarrativeExport
+from governance.models import WorkflowTemplateSnapshot
+from governance.querysets import TeamScopedQuerySet
+
+
+class ApprovalLadder(models.Model):
+    """The sign-off ladder of one export version, instantiated from the template snapshot the export pinned."""
+
+    export = models.OneToOneField(NarrativeExport, on_delete=models.PROTECT, related_name="ladder")
+    template_snapshot = models.ForeignKey(
+        WorkflowTemplateSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=LadderStatus.choices, default=LadderStatus.IN_PROGRESS)
+    iteration = models.PositiveIntegerField(default=1, help_text="Bumped by every reset.")
+    escalate_after_hours = models.PositiveIntegerField(default=24)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+
+    TEAM_LOOKUP = "export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"ladder of export {self.export_id} ({self.status})"
+
+
+class ApprovalStage(models.Model):
+    ladder = models.ForeignKey(ApprovalLadder, on_delete=models.PROTECT, related_name="stages")
+    index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200)
+    required_role = models.SlugField(max_length=50)
+    meaning = models.CharField(max_length=200, blank=True, help_text="The default meaning of a signature here.")
+    sla_hours = models.PositiveIntegerField()
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=StageStatus.choices, default=StageStatus.PENDING)
+    iteration = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    overdue_at = models.DateTimeField(null=True, blank=True, help_text="Set when the monitor found it past due.")
+    escalated_at = models.DateTimeField(null=True, blank=True, help_text="Set when the monitor escalated it.")
+
+    TEAM_LOOKUP = "ladder__export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["ladder_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["ladder", "index"], name="approval_stage_index_unique")]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="approval_stage_overdue_scan",
+                condition=Q(status=StageStatus.IN_PROGRESS, overdue_at__isnull=True),
+            ),
+            models.Index(
+                fields=["escalate_at"],
+                name="approval_stage_escalate_scan",
+                condition=Q(status=StageStatus.IN_PROGRESS, escalated_at__isnull=True),
+            ),
+            models.Index(fields=["status", "required_role"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"stage {self.index + 1} {self.name} ({self.status})"
+
+
+class ApprovalSignature(models.Model):
+    """An electronic signature: who, printed name, when (UTC), what it means, and the digest it binds to."""
+
+    ladder = models.ForeignKey(ApprovalLadder, on_delete=models.PROTECT, related_name="signatures")
+    stage = models.ForeignKey(ApprovalStage, on_delete=models.PROTECT, related_name="signatures")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signer_username = models.CharField(max_length=150)
+    printed_name = models.CharField(max_length=300)
+    signed_as = models.CharField(max_length=50, help_text="The role held, or 'assignee' for a delegate.")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    meaning = models.CharField(max_length=200)
+    comment = models.TextField(blank=True)
+    signed_at = models.DateTimeField()
+    narrative_digest = models.CharField(max_length=64)
+    stage_index = models.PositiveSmallIntegerField()
+    stage_name = models.CharField(max_length=200)
+    required_role = models.SlugField(max_length=50)
+    iteration = models.PositiveIntegerField()
+    superseded = models.BooleanField(default=False)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_reason = models.TextField(blank=True)
+
+    TEAM_LOOKUP = "ladder__export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["ladder_id", "signed_at", "id"]
+        constraints = [
+            # At most one live signature per stage: the row lock makes the second signer see a stale stage,
+            # and this makes it impossible even for code that forgets the lock.
+            models.UniqueConstraint(
+                fields=["stage"], condition=Q(superseded=False), name="approval_signature_one_live_per_stage"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.signer_username} on stage {self.stage_index + 1}"
+
+
+class ApprovalHistory(models.Model):
+    """One row per action on a ladder: who, what, from whom to whom, why and when. Append-only."""
+
+    ladder = models.ForeignKey(ApprovalLadder, on_delete=models.PROTECT, related_name="history")
+    stage = models.ForeignKey(ApprovalStage, null=True, blank=True, on_delete=models.PROTECT, related_name="history")
+    action = models.CharField(max_length=30, choices=HistoryAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    reason = models.TextField(blank=True)
+    iteration = models.PositiveIntegerField()
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    TEAM_LOOKUP = "ladder__export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["ladder_id", "id"]
+        verbose_name_plural = "approval history"
+
+    def __str__(self) -> str:
+        return f"{self.action} on ladder {self.ladder_id}"
+
+
+class SignatureAttempt(models.Model):
+    """Every signing attempt's password check, kept to count failures for the lockout."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    export = models.ForeignKey(NarrativeExport, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    succeeded = models.BooleanField()
+    refused_locked = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "succeeded", "created_at"])]
+
+
+class SlaMonitorState(models.Model):
+    """The single row whose lock decides which monitor run checks enforcement, and which cycle it is."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    cycle = models.PositiveIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+
+class EnforcementObservation(models.Model):
+    """An enforcement inconsistency seen by the monitor; reported once it is seen in two consecutive cycles."""
+
+    export = models.ForeignKey(NarrativeExport, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=50)
+    detail = models.JSONField(default=dict)
+    first_cycle = models.PositiveIntegerField()
+    last_cycle = models.PositiveIntegerField()
+    first_seen_at = models.DateTimeField()
+    reported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["export", "kind"], name="enforcement_observation_unique"),
+        ]

@@ -1,0 +1,183 @@
+"""Reads for ladders: restricted to the viewer's teams first, fixed query counts for pages of exports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import django_filters
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from approvals.choices import QueueStatus, StageStatus
+from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
+from config.errors import NotFound, PermissionDenied, ValidationFailed
+from exports.choices import ExportStatus
+from exports.models import NarrativeExport
+from governance.choices import RoleKey
+from governance.models import Membership
+
+# Who may review exports across their teams through the governance operator API.
+GOVERNANCE_VIEW_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.AUDITOR})
+
+
+def export_get_for_user(*, user, export_id: int, execution_id: int | None = None) -> NarrativeExport:
+    queryset = NarrativeExport.objects.visible_to(user).select_related("execution__team", "author")
+    if execution_id is not None:
+        queryset = queryset.filter(execution_id=execution_id)
+    export = queryset.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound(f"Export {export_id} was not found.", code="export_not_found")
+    return export
+
+
+def export_lock(*, export_id: int) -> NarrativeExport:
+    """The export row, locked. Every ladder action locks the export first and its ladder second, the order the
+    packaging worker uses (export row, then the gate), so the two can never deadlock."""
+    return (
+        NarrativeExport.objects.select_for_update(of=("self",)).select_related("execution", "author").get(pk=export_id)
+    )
+
+
+def ladder_lock(*, export: NarrativeExport) -> ApprovalLadder | None:
+    """``SELECT … FOR UPDATE`` on the ladder of an export (call with the export row already locked)."""
+    return ApprovalLadder.objects.select_for_update().filter(export_id=export.pk).first()
+
+
+def ladder_stages(*, ladder: ApprovalLadder) -> list[ApprovalStage]:
+    return list(ladder.stages.select_related("assignee").order_by("index"))
+
+
+def live_signatures(*, ladder: ApprovalLadder) -> list[ApprovalSignature]:
+    return list(ladder.signatures.filter(superseded=False).order_by("stage_index", "id"))
+
+
+def active_stage(stages: Iterable[ApprovalStage]) -> ApprovalStage | None:
+    return next((stage for stage in stages if stage.status == StageStatus.IN_PROGRESS), None)
+
+
+def ladder_detail(*, export: NarrativeExport) -> ApprovalLadder | None:
+    """The ladder with stages, every signature (superseded ones too) and the whole history, in four queries."""
+    return (
+        ApprovalLadder.objects.filter(export_id=export.pk)
+        .prefetch_related(
+            Prefetch("stages", queryset=ApprovalStage.objects.select_related("assignee").order_by("index")),
+            Prefetch("signatures", queryset=ApprovalSignature.objects.order_by("signed_at", "id")),
+            Prefetch(
+                "history",
+                queryset=ApprovalHistory.objects.select_related("actor", "from_assignee", "to_assignee", "stage"),
+            ),
+        )
+        .first()
+    )
+
+
+def stage_representation(stage: ApprovalStage) -> dict[str, Any]:
+    return {
+        "id": stage.pk,
+        "index": stage.index,
+        "name": stage.name,
+        "required_role": stage.required_role,
+        "status": stage.status,
+        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "due_at": stage.due_at.isoformat().replace("+00:00", "Z") if stage.due_at else None,
+    }
+
+
+def ladders_for_exports(export_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """``{export_id: {"status", "stages": [...]}}`` for a page of exports in two queries."""
+    ids = list(export_ids)
+    stages_by_ladder: dict[int, list[ApprovalStage]] = defaultdict(list)
+    ladders = list(ApprovalLadder.objects.filter(export_id__in=ids).only("id", "export_id", "status", "iteration"))
+    for stage in (
+        ApprovalStage.objects.filter(ladder__in=[ladder.pk for ladder in ladders])
+        .select_related("assignee")
+        .order_by("ladder_id", "index")
+    ):
+        stages_by_ladder[stage.ladder_id].append(stage)
+    return {
+        ladder.export_id: {
+            "status": ladder.status,
+            "iteration": ladder.iteration,
+            "stages": [stage_representation(stage) for stage in stages_by_ladder[ladder.pk]],
+        }
+        for ladder in ladders
+    }
+
+
+class GovernanceExportFilterSet(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=ExportStatus.choices)
+    team = django_filters.CharFilter(field_name="execution__team__slug")
+    template = django_filters.CharFilter(field_name="template_snapshot__template_key")
+    overdue = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")], method="filter_overdue"
+    )
+    guardrail = django_filters.CharFilter(method="filter_guardrail", help_text="The stored queue state's status.")
+    execution = django_filters.NumberFilter(field_name="execution_id")
+
+    class Meta:
+        model = NarrativeExport
+        fields = ["status", "team", "template", "overdue", "guardrail", "execution"]
+
+    def filter_overdue(self, queryset, name, value):
+        return queryset.filter(is_overdue=value in ("true", "1"))
+
+    def filter_guardrail(self, queryset, name, value):
+        if value == "blocked":
+            return queryset.filter(
+                packaging_queue_state__status__in=[
+                    QueueStatus.AWAITING_APPROVAL,
+                    QueueStatus.REJECTED,
+                    QueueStatus.NO_LADDER,
+                ]
+            )
+        return queryset.filter(packaging_queue_state__status=value)
+
+
+def overdue_stage_exists() -> Exists:
+    return Exists(
+        ApprovalStage.objects.filter(
+            ladder__export_id=OuterRef("pk"), status=StageStatus.IN_PROGRESS, due_at__lt=timezone.now()
+        )
+    )
+
+
+def governance_exports_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[NarrativeExport]:
+    """Exports of the teams where the user holds an operator-like role, with operator filters. A user who holds
+    such a role nowhere is refused rather than shown an empty list."""
+    teams = Membership.objects.filter(user=user, role__key__in=GOVERNANCE_VIEW_ROLES).values("team_id")
+    if not teams.exists():
+        raise PermissionDenied(
+            f"Reviewing exports across teams needs one of the roles {', '.join(sorted(GOVERNANCE_VIEW_ROLES))}.",
+            details={"required_roles": sorted(GOVERNANCE_VIEW_ROLES)},
+        )
+    queryset = (
+        NarrativeExport.objects.visible_to(user)
+        .filter(execution__team_id__in=teams)
+        .select_related("execution__team", "author", "template_snapshot")
+        .annotate(is_overdue=overdue_stage_exists())
+        .order_by("-created_at", "-id")
+    )
+    filterset = GovernanceExportFilterSet(filters or {}, queryset)
+    if not filterset.is_valid():
+        raise ValidationFailed("Invalid filter.", code="invalid_filter", details={"fields": filterset.errors})
+    return filterset.qs
+
+
+def governance_export_get_for_user(*, user, export_id: int) -> NarrativeExport:
+    export = governance_exports_for_user(user=user).filter(pk=export_id).first()
+    if export is None:
+        raise NotFound(f"Export {export_id} was not found.", code="export_not_found")
+    return export
+
+
+def stage_lookup(stages: Iterable[ApprovalStage], stage_id: int) -> ApprovalStage:
+    stage = next((stage for stage in stages if stage.pk == stage_id), None)
+    if stage is None:
+        raise NotFound(f"Stage {stage_id} is not a stage of this export's ladder.", code="stage_not_found")
+    return stage
+
+
+def open_stage_filter() -> Q:
+    return Q(status__in=[StageStatus.PENDING, StageStatus.IN_PROGRESS])

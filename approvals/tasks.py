@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from approvals.services.monitor import sla_monitor_run
+
+
+@shared_task(
+    name="approvals.monitor_narrative_approval_slas",
+    soft_time_limit=600,
+    time_limit=720,
+    acks_late=True,  # idempotent: markers make a second run emit nothing new
+)
+def monitor_narrative_approval_slas() -> dict:
+    return sla_monitor_run().as_dict()
