@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from config.errors import ValidationFailed
 from exports import narratives as n
@@ -202,6 +203,32 @@ def _event_item(row: ExecutionEvent, redaction: _Redaction) -> tuple[n.EvidenceI
     return item, AttachmentPlan(EvidenceKind.TIMELINE_EVENT, None, row.pk, title, path, len(content), digest, content)
 
 
+_TIMELINE_FIELDS = ("sequence", "event_type", "occurred_at", "payload", "actor_id")
+
+
+def _narrated_timeline(*, execution_id: int, through_sequence: int, redaction: _Redaction) -> list[n.TimelineEvent]:
+    """The timeline as the renderer needs it, read as plain tuples with actor names resolved once per actor:
+    the same events ``timeline_rows`` yields, without building a model instance per event."""
+    rows = list(
+        ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
+        .order_by("sequence")
+        .values_list(*_TIMELINE_FIELDS)
+        .iterator(chunk_size=5000)
+    )
+    actors = {row[4] for row in rows if row[4] is not None}
+    names = {user.pk: person_name(user) for user in get_user_model().objects.filter(pk__in=actors)} if actors else {}
+    return [
+        n.TimelineEvent(
+            sequence=sequence,
+            event_type=event_type,
+            actor_name=names.get(actor_id, ""),
+            occurred_at=occurred_at,
+            payload=redaction.json(payload),
+        )
+        for sequence, event_type, occurred_at, payload, actor_id in rows
+    ]
+
+
 def timeline_rows(*, execution_id: int, through_sequence: int) -> Iterator[ExecutionEvent]:
     return (
         ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
@@ -268,10 +295,7 @@ def _narrative_context(
     """The renderer's inputs for ``execution``: its timeline up to ``through_sequence`` and the selected evidence
     (``events`` are timeline rows cited as evidence), all redacted. Export creation and previews share it."""
     pairs = [_evidence_item(row, redaction) for row in evidence] + [_event_item(row, redaction) for row in events]
-    timeline = [
-        _timeline_event(row, redaction)
-        for row in timeline_rows(execution_id=execution.pk, through_sequence=through_sequence)
-    ]
+    timeline = _narrated_timeline(execution_id=execution.pk, through_sequence=through_sequence, redaction=redaction)
     context = n.NarrativeContext(
         execution=execution_info(execution, redaction),
         events=timeline,
