@@ -65,21 +65,40 @@ def redactor_for(policy: dict[str, Any]) -> Redactor:
 
 
 class _Redaction:
-    """A redactor plus the running count of what it replaced."""
+    """A redactor plus the running count of what it replaced.
+
+    Results are memoised per distinct string: timelines repeat the same step names, operators and notes
+    thousands of times, and redaction is deterministic, so each distinct string is scanned once (and every
+    occurrence still counted).
+    """
+
+    MEMO_LIMIT = 200_000
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
         self.counts: Counter[str] = Counter()
+        self._memo: dict[str, tuple[str, dict[str, int]]] = {}
 
     def text(self, value: str) -> str:
-        result = self.redactor.redact(value)
-        self.counts.update(result.counts)
-        return result.text
+        hit = self._memo.get(value)
+        if hit is None:
+            result = self.redactor.redact(value)
+            hit = (result.text, dict(result.counts))
+            if len(self._memo) < self.MEMO_LIMIT:
+                self._memo[value] = hit
+        if hit[1]:
+            self.counts.update(hit[1])
+        return hit[0]
 
     def json(self, value: Any) -> Any:
-        result = self.redactor.redact_json(value)
-        self.counts.update(result.counts)
-        return result.data
+        """Every string value of a JSON document redacted, recursively; keys, numbers and structure kept."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.json(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.json(item) for item in value]
+        return value
 
 
 # --- Rows to renderer inputs ----------------------------------------------------------------------------------

@@ -79,8 +79,9 @@ def test_sign_every_stage_then_the_worker_packages_a_verifiable_bundle(roles, te
 
     try:
         wait_for(packaged, timeout=120, what="the worker to package the export")
-    finally:
+    except BaseException:
         print(worker.log()[-5000:])
+        raise
     download = client_for(crew.auditor).get(f"{base}/exports/narrative/{export['id']}/artifact")
     assert download.status_code == 200
     archive = b"".join(download.streaming_content)
