@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import django_filters
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from approvals.choices import QueueStatus, StageStatus
+from approvals.choices import LadderStatus, QueueStatus, StageStatus
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from config.errors import NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
@@ -181,3 +181,15 @@ def stage_lookup(stages: Iterable[ApprovalStage], stage_id: int) -> ApprovalStag
 
 def open_stage_filter() -> Q:
     return Q(status__in=[StageStatus.PENDING, StageStatus.IN_PROGRESS])
+
+
+def role_open_load(*, team_id: int, roles: Iterable[str]) -> dict[str, int]:
+    """Open stages (pending or in progress, in ladders still running) per required role in a team: one query."""
+    rows = (
+        ApprovalStage.objects.for_team(team_id)
+        .filter(open_stage_filter(), ladder__status=LadderStatus.IN_PROGRESS, required_role__in=set(roles))
+        .values("required_role")
+        .annotate(open=Count("id"))
+        .order_by()
+    )
+    return {row["required_role"]: row["open"] for row in rows}

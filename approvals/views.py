@@ -23,7 +23,8 @@ from approvals.services.ladders import (
     stage_delegate,
     stage_reset,
 )
-from config.errors import DossierError, NotFound
+from approvals.services.preview import execution_preview_for_user
+from config.errors import DossierError, NotFound, ValidationFailed
 from exports.models import NarrativeExport
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
@@ -182,3 +183,31 @@ def stage_reset_view(request, export_id: int, stage_id: int):
         "Stage reset: later signatures are superseded and the stage is open again.",
     )
     return redirect("approvals:export-detail", export_id=export.pk)
+
+
+@login_required
+def execution_preview(request, execution_id: int):
+    """The scientist's view of the preview API: the ladder a new export would get and the dossier it would carry."""
+    selector = request.GET.get("evidence")
+    try:
+        preview = execution_preview_for_user(user=request.user, execution_id=execution_id, evidence=selector)
+    except NotFound:
+        raise Http404("No such execution among your teams.") from None
+    except ValidationFailed as exc:
+        return render(
+            request,
+            "approvals/execution_preview.html",
+            {"error": exc.message, "details": exc.details, "selector": selector},
+            status=400,
+        )
+    return render(
+        request,
+        "approvals/execution_preview.html",
+        {
+            "preview": preview,
+            "execution": preview.execution,
+            "template": preview.as_dict()["template"],
+            "selector": selector or "",
+            "narrative_html": markdown_to_safe_html(preview.narrative_markdown),
+        },
+    )

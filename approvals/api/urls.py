@@ -9,6 +9,7 @@ urlpatterns = [
     path(f"{EXPORT}/approve", views.ExportApproveApi.as_view(), name="export-approve"),
     path(f"{EXPORT}/stages/<int:stage_id>/delegate", views.StageDelegateApi.as_view(), name="stage-delegate"),
     path(f"{EXPORT}/stages/<int:stage_id>/reset", views.StageResetApi.as_view(), name="stage-reset"),
+    path("experiments/<int:execution_id>/preview", views.ExecutionPreviewApi.as_view(), name="execution-preview"),
     path("governance/exports", views.GovernanceExportListApi.as_view(), name="governance-export-list"),
     path("governance/exports/<int:export_id>", views.GovernanceExportDetailApi.as_view(), name="governance-export"),
     path(

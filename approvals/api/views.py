@@ -1,7 +1,7 @@
 """Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,7 @@ from approvals.selectors import (
     ladders_for_exports,
 )
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
+from approvals.services.preview import execution_preview_for_user
 from config.api import validated
 from config.errors import Conflict
 from exports.models import NarrativeExport
@@ -119,3 +120,19 @@ class GovernanceExportQueueApi(APIView):
             )
         body = {"queued": True, "export": s.export_summary(outcome.export), "guardrail": guardrail}
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class ExecutionPreviewApi(APIView):
+    """What a new export of this execution would get: the ladder projected from now, the narrative, warnings."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("evidence", str, description="kind:id pairs separated by commas; all evidence when absent")
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request, execution_id: int):
+        preview = execution_preview_for_user(
+            user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
+        )
+        return Response(preview.as_dict())

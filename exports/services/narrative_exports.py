@@ -62,8 +62,40 @@ def _snapshot_for(*, execution: Execution, template_key: str) -> WorkflowTemplat
     return snapshot_require_intact(snapshot)
 
 
-def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[list[Evidence], list[ExecutionEvent]]:
-    """Load the selected evidence; every reference must name evidence of this very execution."""
+@dataclass(frozen=True)
+class EvidenceSelection:
+    evidence: list[Evidence]
+    events: list[ExecutionEvent]
+    missing: list[EvidenceRef]
+
+
+def evidence_refs_parse(text: str) -> list[EvidenceRef]:
+    """``"kind:id,kind:id"`` (a query-string selection) as references; empty selects nothing; ValidationFailed
+    when malformed."""
+    if not text.strip():
+        return []
+    kinds = set(EvidenceKind.values)
+    refs, invalid = [], []
+    for part in (piece.strip() for piece in text.split(",")):
+        kind, _, raw_id = part.partition(":")
+        if kind in kinds and raw_id.isdigit() and int(raw_id) > 0:
+            refs.append(EvidenceRef(kind=kind, id=int(raw_id)))
+        else:
+            invalid.append(part)
+    if invalid:
+        raise ValidationFailed(
+            "Select evidence as kind:id pairs separated by commas, e.g. notebook_entry:4,file:7.",
+            code="invalid_evidence_selector",
+            details={"fields": {"evidence": [f"Not a kind:id pair: {part!r}" for part in invalid]}},
+        )
+    return refs
+
+
+def evidence_selection(*, execution: Execution, refs: Sequence[EvidenceRef] | None) -> EvidenceSelection:
+    """Load the selected evidence of ``execution`` (``refs=None``: all its evidence rows); references that name
+    nothing in this execution are returned as ``missing``. Selecting one item twice is refused."""
+    if refs is None:
+        return EvidenceSelection(list(Evidence.objects.filter(execution=execution).order_by("id")), [], [])
     seen: set[tuple[str, int]] = set()
     duplicates = []
     for ref in refs:
@@ -79,17 +111,23 @@ def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[li
     evidence = list(Evidence.objects.filter(execution=execution, id__in=evidence_ids).order_by("id"))
     events = list(ExecutionEvent.objects.filter(execution=execution, id__in=event_ids).select_related("actor"))
     found = {(row.kind, row.pk) for row in evidence} | {(EvidenceKind.TIMELINE_EVENT.value, row.pk) for row in events}
-    unknown = [{"kind": ref.kind, "id": ref.id} for ref in refs if (ref.kind, ref.id) not in found]
-    if unknown:
+    missing = [ref for ref in refs if (ref.kind, ref.id) not in found]
+    return EvidenceSelection(evidence, events, missing)
+
+
+def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[list[Evidence], list[ExecutionEvent]]:
+    """Load the selected evidence; every reference must name evidence of this very execution."""
+    selection = evidence_selection(execution=execution, refs=refs)
+    if selection.missing:
         raise ValidationFailed(
             f"Some selected evidence does not exist in execution {execution.pk}.",
             code="unknown_evidence",
-            details={"evidence": unknown},
+            details={"evidence": [{"kind": ref.kind, "id": ref.id} for ref in selection.missing]},
         )
-    return evidence, events
+    return selection.evidence, selection.events
 
 
-def _classification(requested: str | None, evidence: Sequence[Evidence]) -> str:
+def export_classification(requested: str | None, evidence: Sequence[Evidence]) -> str:
     """An export is classified at least as high as its most sensitive evidence."""
     levels = [requested or Classification.INTERNAL, *(row.classification for row in evidence)]
     return max(levels, key=CLASSIFICATION_ORDER.index)
@@ -126,7 +164,7 @@ def export_create(
         author=actor,
         template_snapshot=snapshot,
         notes=notes,
-        classification=_classification(classification, evidence_rows),
+        classification=export_classification(classification, evidence_rows),
         events_through_sequence=locked.last_sequence,
         redaction_policy=redaction_policy_current(),
     )

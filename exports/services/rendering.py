@@ -11,17 +11,20 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from config.errors import ValidationFailed
 from exports import narratives as n
 from exports.choices import EvidenceKind
 from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
 from exports.redaction import RedactionRuleError, Redactor, Strategy, parse_custom_rules
+from governance.models import WorkflowTemplateSnapshot
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -219,6 +222,32 @@ def _event_item(row: ExecutionEvent, redaction: _Redaction) -> tuple[n.EvidenceI
     return item, AttachmentPlan(EvidenceKind.TIMELINE_EVENT, None, row.pk, title, path, len(content), digest, content)
 
 
+_TIMELINE_FIELDS = ("sequence", "event_type", "occurred_at", "payload", "actor_id")
+
+
+def _narrated_timeline(*, execution_id: int, through_sequence: int, redaction: _Redaction) -> list[n.TimelineEvent]:
+    """The timeline as the renderer needs it, read as plain tuples with actor names resolved once per actor:
+    the same events ``timeline_rows`` yields, without building a model instance per event."""
+    rows = list(
+        ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
+        .order_by("sequence")
+        .values_list(*_TIMELINE_FIELDS)
+        .iterator(chunk_size=5000)
+    )
+    actors = {row[4] for row in rows if row[4] is not None}
+    names = {user.pk: person_name(user) for user in get_user_model().objects.filter(pk__in=actors)} if actors else {}
+    return [
+        n.TimelineEvent(
+            sequence=sequence,
+            event_type=event_type,
+            actor_name=names.get(actor_id, ""),
+            occurred_at=occurred_at,
+            payload=redaction.json(payload),
+        )
+        for sequence, event_type, occurred_at, payload, actor_id in rows
+    ]
+
+
 def timeline_rows(*, execution_id: int, through_sequence: int) -> Iterator[ExecutionEvent]:
     return (
         ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
@@ -273,22 +302,41 @@ class RenderedNarrative:
     attachments: list[AttachmentPlan]
 
 
+def _narrative_context(
+    *,
+    execution: Execution,
+    through_sequence: int,
+    evidence: Iterable[Evidence],
+    events: Iterable[ExecutionEvent],
+    meta: Callable[[_Redaction], n.ExportMeta],
+    redaction: _Redaction,
+) -> tuple[n.NarrativeContext, list[AttachmentPlan]]:
+    """The renderer's inputs for ``execution``: its timeline up to ``through_sequence`` and the selected evidence
+    (``events`` are timeline rows cited as evidence), all redacted. Export creation and previews share it."""
+    pairs = [_evidence_item(row, redaction) for row in evidence] + [_event_item(row, redaction) for row in events]
+    timeline = _narrated_timeline(execution_id=execution.pk, through_sequence=through_sequence, redaction=redaction)
+    context = n.NarrativeContext(
+        execution=execution_info(execution, redaction),
+        events=timeline,
+        evidence=[item for item, _ in pairs],
+        export=meta(redaction),
+    )
+    return context, [plan for _, plan in pairs]
+
+
 def narrative_render(
     *, export: NarrativeExport, evidence: Iterable[Evidence], events: Iterable[ExecutionEvent]
 ) -> RenderedNarrative:
     """Render the approval text of an export from its selection (``events`` are timeline rows cited as
     evidence), redacting with the export's stored policy."""
     redaction = _Redaction(redactor_for(export.redaction_policy))
-    pairs = [_evidence_item(row, redaction) for row in evidence] + [_event_item(row, redaction) for row in events]
-    timeline = [
-        _timeline_event(row, redaction)
-        for row in timeline_rows(execution_id=export.execution_id, through_sequence=export.events_through_sequence)
-    ]
-    context = n.NarrativeContext(
-        execution=execution_info(export.execution, redaction),
-        events=timeline,
-        evidence=[item for item, _ in pairs],
-        export=export_meta(export, redaction),
+    context, plans = _narrative_context(
+        execution=export.execution,
+        through_sequence=export.events_through_sequence,
+        evidence=evidence,
+        events=events,
+        meta=lambda r: export_meta(export, r),
+        redaction=redaction,
     )
     text = n.render_for_approval(context)
     manifest = n.evidence_manifest(context.evidence)
@@ -297,7 +345,55 @@ def narrative_render(
         manifest=manifest,
         digest=n.narrative_digest(text, manifest),
         redaction_counts=dict(sorted(redaction.counts.items())),
-        attachments=sorted((plan for _, plan in pairs), key=lambda plan: plan.bundle_path),
+        attachments=sorted(plans, key=lambda plan: plan.bundle_path),
+    )
+
+
+@dataclass(frozen=True)
+class PreviewNarrative:
+    markdown: str
+    manifest: list[dict[str, Any]]
+    redaction_counts: dict[str, int]
+
+
+def narrative_preview_render(
+    *,
+    execution: Execution,
+    author,
+    snapshot: WorkflowTemplateSnapshot | None,
+    evidence: Iterable[Evidence],
+    events: Iterable[ExecutionEvent],
+    classification: str,
+    at: datetime,
+) -> PreviewNarrative:
+    """What the next export of ``execution`` would narrate, rendered as an unsaved preview with the current
+    redaction policy: the same inputs export creation builds, without an export row."""
+    redaction = _Redaction(redactor_for(redaction_policy_current()))
+
+    def meta(r: _Redaction) -> n.ExportMeta:
+        return n.ExportMeta(
+            export_id=None,
+            version=None,
+            template_snapshot_id=snapshot.pk if snapshot else None,
+            template_snapshot_hash=snapshot.content_sha256 if snapshot else None,
+            classification=classification,
+            notes="",
+            author_name=person_name(author),
+            created_at=at,
+        )
+
+    context, _ = _narrative_context(
+        execution=execution,
+        through_sequence=execution.last_sequence,
+        evidence=evidence,
+        events=events,
+        meta=meta,
+        redaction=redaction,
+    )
+    return PreviewNarrative(
+        markdown=n.render_preview_narrative(context),
+        manifest=n.evidence_manifest(context.evidence),
+        redaction_counts=dict(sorted(redaction.counts.items())),
     )
 
 
