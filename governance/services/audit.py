@@ -157,15 +157,18 @@ def _stored_rows(chunk_size: int) -> Iterator[tuple]:
     with connection.chunked_cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY sequence")  # noqa: S608 - fixed names
         while batch := cursor.fetchmany(chunk_size):
+            if postgres:
+                # Timestamps already formatted; payloads arrive as JSON text.
+                loads = json.loads
+                yield from ((*row[:8], loads(row[8]), row[9], row[10]) for row in batch)
+                continue
             for row in batch:
                 created_at, payload = row[1], row[8]
                 for converter in converters:
                     created_at = converter(created_at, created_field, connection)
-                if not postgres:
-                    created_at = _timestamp(created_at)
                 if isinstance(payload, str | bytes):
                     payload = json.loads(payload)
-                yield (row[0], created_at, *row[2:8], payload, row[9], row[10])
+                yield (row[0], _timestamp(created_at), *row[2:8], payload, row[9], row[10])
 
 
 _PG_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
@@ -176,6 +179,7 @@ def audit_chain_check(rows: Iterable[tuple]) -> ChainReport:
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     count = 0
+    encode, sha256 = _CANONICAL.encode, hashlib.sha256
     for row in rows:
         count += 1
         sequence, stored_hash, prev_hash = row[0], row[10], row[9]
@@ -183,7 +187,7 @@ def audit_chain_check(rows: Iterable[tuple]) -> ChainReport:
             return ChainReport(False, count, sequence, f"sequence gap: expected {expected_sequence}, found {sequence}")
         if prev_hash != expected_prev:
             return ChainReport(False, count, sequence, "prev_hash does not match the previous row's hash")
-        if _hash_fields(row[:10]) != stored_hash:
+        if sha256(encode(row[:10]).encode()).hexdigest() != stored_hash:
             return ChainReport(False, count, sequence, "row content does not match its hash")
         expected_prev = stored_hash
         expected_sequence += 1
