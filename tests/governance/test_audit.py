@@ -58,3 +58,21 @@ def test_the_database_refuses_update_and_delete(chain):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
     assert AuditEvent.objects.count() == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broken", [None, 2, 5, 6, 9])
+def test_parallel_verification_agrees_with_the_serial_walk(team, monkeypatch, broken):
+    from governance.services import audit
+
+    for n in range(10):
+        audit_record(action="test.event", team_id=team.pk, payload={"n": n})
+    if broken:
+        tamper_audit("UPDATE governance_auditevent SET action = 'forged' WHERE sequence = %s", [broken])
+    monkeypatch.setattr(audit, "PARALLEL_MIN_ROWS", 2)
+    parallel = audit_chain_verify(record=False, workers=3)
+    serial = audit_chain_verify(record=False, workers=1)
+    assert parallel == serial
+    assert parallel.ok is (broken is None)
+    assert parallel.broken_sequence == broken

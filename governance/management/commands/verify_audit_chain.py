@@ -1,3 +1,7 @@
+import os
+
+from django.core.management.base import CommandError
+
 from config.commands import EXIT_INVALID, DossierCommand
 from governance.services.audit import audit_chain_verify
 
@@ -7,9 +11,17 @@ class Command(DossierCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-record", action="store_true", help="Do not store the outcome.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="Processes to verify with on PostgreSQL (default: one per CPU).",
+        )
 
     def handle(self, *args, **options):
-        report = audit_chain_verify(record=not options["no_record"])
+        if options["workers"] < 1:
+            raise CommandError("--workers must be at least 1")
+        report = audit_chain_verify(record=not options["no_record"], workers=options["workers"])
         if report.ok:
             self.stdout.write(f"audit chain intact: {report.rows} rows")
             return
