@@ -139,6 +139,10 @@ class TarWriter:
         self._offset += len(data)
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class HashingReader:
     """Read-through wrapper keeping the sha256 and size of the raw (compressed) archive bytes."""
 
@@ -164,7 +168,7 @@ class HashingReader:
 class _Prefixed:
     """Puts back the bytes we peeked at to recognise the compression format."""
 
-    def __init__(self, head: bytes, rest: HashingReader) -> None:
+    def __init__(self, head: bytes, rest: Readable) -> None:
         self._head = head
         self._rest = rest
 
@@ -178,7 +182,7 @@ class _Prefixed:
         return data if len(data) == size else data + self._rest.read(size - len(data))
 
 
-def decompressed_reader(raw: HashingReader) -> BinaryIO:
+def decompressed_reader(raw: Readable) -> BinaryIO:
     head = raw.read(4)
     source = _Prefixed(head, raw)
     if head.startswith(ZSTD_MAGIC):
@@ -188,6 +192,25 @@ def decompressed_reader(raw: HashingReader) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]
     raise BundleError("archive_unreadable", "neither a zstd nor a gzip stream")
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads PAX and GNU long-name headers into memory whole; a hostile archive could declare (and a
+    zstd bomb could cheaply supply) gigabytes of them. Ours are a few hundred bytes."""
+
+    max_header_size = 1 << 20
+    extended_types = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                      tarfile.GNUTYPE_LONGLINK)  # fmt: skip
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in self.extended_types and self.size > self.max_header_size:
+            raise tarfile.ReadError(f"extended header of {self.size} bytes")
+        return super()._proc_member(archive)  # type: ignore[misc]
+
+
+def open_tar_stream(raw: Readable) -> tarfile.TarFile:
+    """Sequential reading ("r|"): the archive is never seeked, so it can come straight from storage."""
+    return tarfile.open(fileobj=decompressed_reader(raw), mode="r|", bufsize=1 << 20, tarinfo=BoundedTarInfo)
 
 
 @contextmanager

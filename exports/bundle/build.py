@@ -3,6 +3,7 @@
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
@@ -200,7 +201,9 @@ def _write_payload(tar: _BagWriter, payload: Sequence[PayloadFile]) -> dict[str,
     for item in payload:
         bag_path = f"data/{item.path}"
         hashers = [hashlib.sha512()] + ([hashlib.sha256()] if bag_path == NARRATIVE_PATH else [])
-        tar.add_stream(bag_path, item.size, _hashed_chunks(item, view, hashers))
+        # closing(): a file longer than declared stops the generator early; release it now, not at GC time.
+        with closing(_hashed_chunks(item, view, hashers)) as chunks:
+            tar.add_stream(bag_path, item.size, chunks)
         digests[bag_path] = (hashers[0].hexdigest(), hashers[-1].hexdigest() if len(hashers) > 1 else "")
     return digests
 

@@ -5,13 +5,13 @@ tag files are kept. Every check runs after the scan, so the verifier accepts mem
 every problem it finds rather than stopping at the first.
 """
 
+import gzip
 import hashlib
 import json
 import os
 import tarfile
 import zlib
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import zstandard
 
-from .archive import CHUNK_SIZE, HashingReader, decompressed_reader, open_source
+from .archive import CHUNK_SIZE, HashingReader, open_source, open_tar_stream
 from .document import (
     ATTESTATION_FILE,
     DSSE_PAYLOAD_TYPE,
@@ -50,8 +50,9 @@ MANIFESTED_TAG_FILES = (BAG_INFO_TXT, BAGIT_TXT, EXPORT_JSON, MANIFEST_TXT)
 REQUIRED_FILES = (*MANIFESTED_TAG_FILES, TAGMANIFEST_TXT, SIGNATURE_FILE, ATTESTATION_FILE)
 # Tag files are read into memory; a bigger one is hashed but not parsed, so a hostile archive cannot make us
 # allocate more than this per file.
-TAG_FILE_LIMIT = 16 << 20
-_READ_ERRORS = (tarfile.TarError, zstandard.ZstdError, zlib.error, EOFError, OSError)
+TAG_FILE_LIMIT = 64 << 20
+# What a corrupt or truncated archive raises; other OSErrors (the source itself failing) propagate.
+_ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, zlib.error, EOFError, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
@@ -137,34 +138,32 @@ def extract_bundle(source: str | os.PathLike[str] | BinaryIO, destination: str |
     target_root.mkdir(parents=True, exist_ok=True)
     if any(target_root.iterdir()):
         raise BundleError("destination_not_empty", f"{target_root} is not empty")
-    root = None
-    with _members(source) as members:
-        for member, tar in members:
-            top = _checked_member(member, root)
-            root = top
-            target = target_root / member.name
-            if member.isdir():
-                target.mkdir(mode=0o755, parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            with open(target, "xb") as out:  # "x": a duplicate member must not overwrite an earlier one
-                os.fchmod(out.fileno(), 0o644)
-                for chunk in _member_chunks(tar, member):
-                    out.write(chunk)
-            os.utime(target, (member.mtime, member.mtime))
+    with open_source(source) as file:
+        try:
+            with open_tar_stream(file) as tar:
+                root = _extract_members(tar, target_root)
+        except _ARCHIVE_ERRORS as exc:
+            raise BundleError("archive_unreadable", f"{type(exc).__name__}: {exc}") from exc
     if root is None:
         raise BundleError("archive_unreadable", "the archive is empty")
     return target_root / root
 
 
-@contextmanager
-def _members(source: str | os.PathLike[str] | BinaryIO) -> Iterator[Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]]:
-    with open_source(source) as file:
-        try:
-            with tarfile.open(fileobj=decompressed_reader(HashingReader(file)), mode="r|", bufsize=1 << 20) as tar:
-                yield ((member, tar) for member in tar)
-        except _READ_ERRORS as exc:
-            raise BundleError("archive_unreadable", f"{type(exc).__name__}: {exc}") from exc
+def _extract_members(tar: tarfile.TarFile, target_root: Path) -> str | None:
+    root = None
+    for member in tar:
+        root = _checked_member(member, root)
+        target = target_root / member.name
+        if member.isdir():
+            target.mkdir(mode=0o755, parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        with open(target, "xb") as out:  # "x": a duplicate member must not overwrite an earlier one
+            os.fchmod(out.fileno(), 0o644)
+            for chunk in _member_chunks(tar, member):
+                out.write(chunk)
+        os.utime(target, (member.mtime, member.mtime))
+    return root
 
 
 def _checked_member(member: tarfile.TarInfo, root: str | None) -> str:
@@ -191,15 +190,14 @@ def _member_chunks(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[by
 
 def _scan(raw: HashingReader, audit: _Audit) -> None:
     try:
-        stream = decompressed_reader(raw)
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as tar:
+        with open_tar_stream(raw) as tar:
             for member in tar:
                 _record(audit, tar, member)
-        if _has_trailing_data(stream):
-            audit.report("archive_trailing_data", None, "non-zero data after the end of the tar archive")
+            if _has_trailing_data(tar.fileobj):  # type: ignore[arg-type]
+                audit.report("archive_trailing_data", None, "non-zero data after the end of the tar archive")
     except BundleError as exc:
         audit.report_error(exc)
-    except _READ_ERRORS as exc:
+    except _ARCHIVE_ERRORS as exc:
         audit.report("archive_unreadable", None, f"{type(exc).__name__}: {exc}")
 
 
@@ -226,14 +224,16 @@ def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Non
         audit.directories.add(path)
         return
     keep = not path.startswith("data/") and member.size <= TAG_FILE_LIMIT
-    sha512, sha256, kept = hashlib.sha512(), hashlib.sha256(), []
+    # sha256 only for the narrative: the attestation names it with both digests.
+    hashers = [hashlib.sha512()] + ([hashlib.sha256()] if path == NARRATIVE_PATH else [])
+    kept = []
     for chunk in _member_chunks(tar, member):
-        sha512.update(chunk)
-        if path == NARRATIVE_PATH or keep:
-            sha256.update(chunk)
+        for hasher in hashers:
+            hasher.update(chunk)
         if keep:
             kept.append(chunk)
-    audit.files[path] = _File(member.size, sha512.hexdigest(), sha256.hexdigest(), b"".join(kept) if keep else None)
+    sha256 = hashers[-1].hexdigest() if len(hashers) > 1 else ""
+    audit.files[path] = _File(member.size, hashers[0].hexdigest(), sha256, b"".join(kept) if keep else None)
 
 
 def _check_contents(audit: _Audit) -> None:

@@ -591,3 +591,24 @@ def test_dsse_round_trip_and_strict_base64(signer: Signer) -> None:
         dsse_verify(loose, {signer.key_id: signer.public_key})
     with pytest.raises(BundleError, match="attestation_signature_invalid"):
         dsse_verify({**envelope, "payloadType": "text/plain"}, {signer.key_id: signer.public_key})
+
+
+def test_data_after_the_archive_end_is_reported(bundle: bytes, signer: Signer) -> None:
+    tar_bytes = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bundle)).read()
+    archive = zstandard.ZstdCompressor().compress(tar_bytes + b"appended later")
+    assert problems_of(archive, signer) == {("archive_trailing_data", None)}
+
+
+def test_oversized_extended_headers_are_refused(signer: Signer, tmp_path: Path) -> None:
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        member = tarfile.TarInfo(f"{NAME}/bagit.txt")
+        member.pax_headers = {"comment": "x" * (2 << 20)}
+        tar.addfile(member, io.BytesIO())
+    archive = zstandard.ZstdCompressor().compress(tar_bytes.getvalue())
+    report = verify_bundle(io.BytesIO(archive), keys_for(signer))
+    assert [(problem.code, "extended header" in problem.message) for problem in report.problems] == [
+        ("archive_unreadable", True)
+    ]
+    with pytest.raises(BundleError, match="archive_unreadable"):
+        extract_bundle(io.BytesIO(archive), tmp_path / "out")
