@@ -1,0 +1,76 @@
+"""Demo ladders in every state (SPEC §2): awaiting approval, overdue, rejected, packaged. Idempotent: a ladder
+that has been acted on already is left alone."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from approvals.models import ApprovalLadder, ApprovalStage
+from approvals.services.ladders import stage_decide
+from approvals.services.monitor import sla_monitor_run
+from exports.demo import EXECUTIONS
+from exports.models import Execution, NarrativeExport
+from exports.services.narrative_exports import EvidenceRef, export_create
+from governance.demo import demo_team, demo_user
+
+SIGNERS = ("demo-reviewer", "demo-approver", "demo-compliance")
+
+
+def _untouched_ladder(execution: Execution, *, create: bool) -> ApprovalLadder | None:
+    """The execution's latest ladder if nobody has acted on it yet (creating a first export when asked)."""
+    export = NarrativeExport.objects.filter(execution=execution).order_by("-version").first()
+    if export is None:
+        if not create:
+            return None
+        refs = [EvidenceRef(kind=row.kind, id=row.pk) for row in execution.evidence.order_by("id")]
+        export = export_create(
+            execution=execution, actor=demo_user("demo-scientist"), evidence=refs, notes="Demo export for review."
+        )
+    ladder = ApprovalLadder.objects.filter(export=export).first()
+    if ladder is None or ladder.signatures.exists() or ladder.stages.filter(overdue_at__isnull=False).exists():
+        return None
+    return ladder
+
+
+def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", comment: str = "") -> None:
+    stage = ApprovalStage.objects.get(ladder=ladder, status="in_progress")
+    stage_decide(
+        export_id=ladder.export_id,
+        actor=demo_user(username),
+        decision=decision,
+        password=settings.DEMO_PASSWORD,
+        meaning=stage.meaning if decision == "approve" else "Rejected",
+        comment=comment,
+        expected_stage_id=stage.pk,
+    )
+
+
+def seed(stdout) -> None:
+    team = demo_team()
+    executions = [Execution.objects.filter(team=team, title=title).first() for title, _ in EXECUTIONS]
+    done = []
+    # Execution 0 keeps its first export awaiting the scientific review.
+    if ladder := _untouched_ladder(executions[1], create=True):
+        stage = ladder.stages.get(status="in_progress")
+        due = timezone.now() - timedelta(hours=3)
+        ApprovalStage.objects.filter(pk=stage.pk).update(
+            started_at=due - timedelta(hours=stage.sla_hours),
+            due_at=due,
+            escalate_at=due + timedelta(hours=ladder.escalate_after_hours),
+        )
+        sla_monitor_run()
+        done.append(f"overdue export {ladder.export_id}")
+    if ladder := _untouched_ladder(executions[2], create=True):
+        _sign(ladder, "demo-reviewer")
+        _sign(ladder, "demo-approver", decision="reject", comment="Plate QC CV above 5 %: repeat the plate.")
+        done.append(f"rejected export {ladder.export_id}")
+    if ladder := _untouched_ladder(executions[3], create=True):
+        for username in SIGNERS:
+            _sign(ladder, username)
+        done.append(f"approved and queued export {ladder.export_id} (packaged once the worker runs)")
+    if ladder := _untouched_ladder(executions[4], create=True):
+        _sign(ladder, "demo-reviewer")
+        _sign(ladder, "demo-approver")
+        done.append(f"export {ladder.export_id} awaiting compliance sign-off")
+    stdout.write("approval ladders: " + ("; ".join(done) if done else "already seeded"))
