@@ -16,8 +16,9 @@ from django.db.models import Count, F, Min, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -32,10 +33,8 @@ DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 FAILED_RUN_STATUSES = (PackagingRunStatus.FAILED, PackagingRunStatus.RETRYING, PackagingRunStatus.ABANDONED)
 FINISHED_RUN_STATUSES = (PackagingRunStatus.SUCCEEDED, *FAILED_RUN_STATUSES)
 INTEGRITY_FAILED_ACTION = "narrative_export.artifact.integrity_failed"
-
-
-def _bucket_label(bound: float) -> str:
-    return f"{bound:g}"
+# The classic text exposition format, which every Prometheus version scrapes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def packaging_duration_family() -> tuple[Metric, CounterMetricFamily]:
@@ -57,7 +56,7 @@ def packaging_duration_family() -> tuple[Metric, CounterMetricFamily]:
     packaged = CounterMetricFamily("dossier_packaged_bytes", "Bytes of bundles published by successful packaging runs.")
     packaged_bytes = 0
     for row in rows:
-        buckets = [(_bucket_label(bound), row[f"le{index}"]) for index, bound in enumerate(DURATION_BUCKETS)]
+        buckets = [(floatToGoString(bound), row[f"le{index}"]) for index, bound in enumerate(DURATION_BUCKETS)]
         buckets.append(("+Inf", row["total"]))
         histogram.add_metric([row["status"]], buckets, sum_value=(row["duration"] or 0) / 1000)
         if row["status"] == PackagingRunStatus.SUCCEEDED:
@@ -164,7 +163,7 @@ def metrics_text() -> bytes:
 
 
 def metrics_response() -> HttpResponse:
-    response = HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+    response = HttpResponse(metrics_text(), content_type=CONTENT_TYPE)
     response["Cache-Control"] = "no-store"
     return response
 
