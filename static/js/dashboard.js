@@ -32,11 +32,13 @@
   }
 
   function remember() {
-    var state = { focusHref: null, focusIndex: -1, scroll: [], open: [] };
+    var state = { focused: false, focusHref: null, focusPanel: null, scroll: [], open: [] };
     var active = document.activeElement;
     if (active && container.contains(active)) {
+      var panel = active.closest("[data-panel]");
+      state.focused = true;
       state.focusHref = active.getAttribute("href");
-      state.focusIndex = focusables().indexOf(active);
+      state.focusPanel = panel ? panel.getAttribute("data-panel") : null;
     }
     container.querySelectorAll(".table-scroll").forEach(function (el, index) {
       state.scroll[index] = el.scrollLeft;
@@ -54,15 +56,20 @@
     container.querySelectorAll("details").forEach(function (el, index) {
       el.open = Boolean(state.open[index]);
     });
-    if (state.focusIndex < 0) {
+    if (!state.focused) {
       return;
     }
-    var candidates = focusables();
     var target = null;
     if (state.focusHref) {
-      target = candidates.filter(function (el) { return el.getAttribute("href") === state.focusHref; })[0] || null;
+      target = focusables().filter(function (el) { return el.getAttribute("href") === state.focusHref; })[0] || null;
     }
-    target = target || candidates[Math.min(state.focusIndex, candidates.length - 1)];
+    if (!target && state.focusPanel) {
+      // The focused row is gone (e.g. its stage was approved): keep the keyboard user in the same panel.
+      target = container.querySelector('[data-panel="' + state.focusPanel + '"]');
+      if (target) {
+        target.setAttribute("tabindex", "-1");
+      }
+    }
     if (target) {
       target.focus({ preventScroll: true });
     }
