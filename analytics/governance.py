@@ -19,9 +19,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Avg, Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from approvals.choices import LadderStatus, QueueStatus, StageStatus
 from approvals.guardrails import forecast_ladder_clearance
@@ -130,18 +130,82 @@ def window_start(scope: AnalyticsScope, now: datetime) -> datetime:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# One pass over the stages
+
+
+def trend_points(scope: AnalyticsScope, *, now: datetime) -> list[tuple[str, datetime]]:
+    """One point per day of the window: the end of that day (UTC), or now for today."""
+    start = window_start(scope, now)
+    points = []
+    for offset in range(scope.window_days):
+        day = start + timedelta(days=offset)
+        points.append((day.date().isoformat(), min(day + timedelta(days=1), now)))
+    return points
+
+
+def stage_aggregates(scope: AnalyticsScope, *, now: datetime) -> list[dict[str, Any]]:
+    """Every stage figure in one grouped query (by role, team and assignee): stages decided in the window and
+    how many within SLA; for each day of the window, stages blocking a ladder (started, not yet decided) at its
+    end and how many of them were overdue; and the load now — open, overdue, escalated, waiting, mean open time.
+    Rolled up per role, team, assignee and cell by the figure functions below, in Python, over a few dozen rows.
+    """
+    since = window_start(scope, now)
+    points = trend_points(scope, now=now)
+    decided = Q(completed_at__gte=since, completed_at__lte=now, started_at__isnull=False, due_at__isnull=False)
+    live_ladder = Q(ladder__status=LadderStatus.IN_PROGRESS)
+    in_progress = Q(status=StageStatus.IN_PROGRESS) & live_ladder
+    blocking_in_window = Q(started_at__lte=now) & (Q(completed_at__isnull=True) | Q(completed_at__gt=since))
+    aggregates: dict[str, Any] = {
+        "decided": Count("id", filter=decided),
+        "within_sla": Count("id", filter=decided & Q(completed_at__lte=F("due_at"))),
+        "decided_mean": Avg(_duration(F("completed_at") - F("started_at")), filter=decided),
+        "open": Count("id", filter=in_progress),
+        "overdue": Count("id", filter=in_progress & Q(due_at__lt=now)),
+        "escalated": Count("id", filter=in_progress & Q(escalated_at__isnull=False)),
+        "pending": Count("id", filter=Q(status=StageStatus.PENDING) & live_ladder),
+        "mean_open": Avg(_duration(_at(now) - F("started_at")), filter=in_progress),
+    }
+    for index, (_, moment) in enumerate(points):
+        open_then = Q(started_at__lte=moment) & (Q(completed_at__isnull=True) | Q(completed_at__gt=moment))
+        aggregates[f"b{index}"] = Count("id", filter=open_then)
+        aggregates[f"o{index}"] = Count("id", filter=open_then & Q(due_at__lt=moment))
+    rows = list(
+        stages_in_scope(scope)
+        .filter(decided | blocking_in_window | Q(status__in=[StageStatus.IN_PROGRESS, StageStatus.PENDING]))
+        .values("required_role", "assignee_id", team_id=F(TEAM_ID))
+        .annotate(**aggregates)
+        .order_by()
+    )
+    # Usernames in a second small query rather than a join over every stage row.
+    usernames = dict(
+        get_user_model()
+        .objects.filter(pk__in={row["assignee_id"] for row in rows} - {None})
+        .values_list("pk", "username")
+    )
+    for row in rows:
+        row["assignee__username"] = usernames.get(row["assignee_id"])
+    return sorted(rows, key=lambda row: (row["required_role"], row["team_id"], row["assignee__username"] or ""))
+
+
+def _group(rows: Iterable[Mapping[str, Any]], key) -> dict[Any, list[Mapping[str, Any]]]:
+    grouped: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[key(row)].append(row)
+    return grouped
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # SLA accuracy
 
 
 def _iso(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
     if not isinstance(value, str):
         return None
-    parsed = parse_datetime(value)
-    if parsed is None or parsed.tzinfo is None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
         return None
-    return parsed
+    return parsed if parsed.tzinfo is not None else None
 
 
 def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float]], float | None]:
@@ -157,19 +221,23 @@ def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float
     total = 0.0
     first_start = last_due = None
     for stage in stages:
-        if not isinstance(stage, dict) or not isinstance(stage.get("required_role"), str):
+        if not isinstance(stage, dict):
             continue
-        start = _iso(stage.get("activated_at")) or _iso(stage.get("projected_start"))
-        due = _iso(stage.get("projected_due")) or _iso(stage.get("due_at"))
+        role = stage.get("required_role")
+        if not isinstance(role, str):
+            continue
+        start = _iso(stage.get("activated_at") or stage.get("projected_start"))
+        due = _iso(stage.get("projected_due") or stage.get("due_at")) if start else None
+        sla = stage.get("sla_hours")
         if start and due and due >= start:
             minutes = (due - start).total_seconds() / 60
             first_start = min(first_start, start) if first_start else start
             last_due = max(last_due, due) if last_due else due
-        elif isinstance(stage.get("sla_hours"), int | float) and stage["sla_hours"] >= 0:
-            minutes = float(stage["sla_hours"]) * 60
+        elif isinstance(sla, int | float) and not isinstance(sla, bool) and sla >= 0:
+            minutes = float(sla) * 60
         else:
             continue
-        per_role[stage["required_role"]].append(minutes)
+        per_role[role].append(minutes)
         total += minutes
     if not per_role:
         return {}, None
@@ -177,30 +245,26 @@ def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float
     return dict(per_role), ladder_minutes
 
 
-def sla_accuracy(scope: AnalyticsScope, *, now: datetime) -> dict[str, Any]:
+def sla_accuracy(
+    scope: AnalyticsScope, *, now: datetime, rows: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """Share of stages decided within their SLA in the window, per role, and predicted vs actual durations."""
-    since = window_start(scope, now)
-    rows = list(
-        stages_in_scope(scope)
-        .filter(completed_at__gte=since, completed_at__lte=now, started_at__isnull=False, due_at__isnull=False)
-        .values("required_role")
-        .annotate(
-            completed=Count("id"),
-            within_sla=Count("id", filter=Q(completed_at__lte=F("due_at"))),
-            mean=Avg(_duration(F("completed_at") - F("started_at"))),
+    rows = stage_aggregates(scope, now=now) if rows is None else rows
+    by_role = []
+    for role, group in sorted(_group(rows, lambda row: row["required_role"]).items()):
+        completed = sum(row["decided"] for row in group)
+        if not completed:
+            continue
+        within = sum(row["within_sla"] for row in group)
+        by_role.append(
+            {
+                "role": role,
+                "completed": completed,
+                "within_sla": within,
+                "share_within_sla": _share(within, completed),
+                "mean_minutes": _weighted_mean((_minutes(row["decided_mean"]), row["decided"]) for row in group),
+            }
         )
-        .order_by("required_role")
-    )
-    by_role = [
-        {
-            "role": row["required_role"],
-            "completed": row["completed"],
-            "within_sla": row["within_sla"],
-            "share_within_sla": _share(row["within_sla"], row["completed"]),
-            "mean_minutes": _minutes(row["mean"]),
-        }
-        for row in rows
-    ]
     completed = sum(row["completed"] for row in by_role)
     within = sum(row["within_sla"] for row in by_role)
     return {
@@ -256,9 +320,8 @@ def predicted_vs_actual(
             matched.append((predicted, (ladder[1] - ladder[0]).total_seconds() / 60))
 
     actual = {row["role"]: row for row in actual_by_role}
-    roles = sorted(set(predicted_by_role) | set(actual))
     by_role = []
-    for role in roles:
+    for role in sorted(set(predicted_by_role) | set(actual)):
         values = predicted_by_role.get(role, [])
         predicted_mean = round(sum(values) / len(values), 1) if values else None
         actual_mean = actual[role]["mean_minutes"] if role in actual else None
@@ -293,33 +356,13 @@ def predicted_vs_actual(
 # Blocker trends
 
 
-def trend_points(scope: AnalyticsScope, *, now: datetime) -> list[tuple[str, datetime]]:
-    """One point per day of the window: the end of that day (UTC), or now for today."""
-    start = window_start(scope, now)
-    points = []
-    for offset in range(scope.window_days):
-        day = start + timedelta(days=offset)
-        points.append((day.date().isoformat(), min(day + timedelta(days=1), now)))
-    return points
-
-
-def blocker_trends(scope: AnalyticsScope, *, now: datetime) -> dict[str, Any]:
+def blocker_trends(
+    scope: AnalyticsScope, *, now: datetime, rows: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """Stages blocking a ladder (started, not yet decided) and how many of them were overdue, at the end of each
-    day of the window, per role and team. One query with two filtered counts per day."""
+    day of the window, in total, per role and per team."""
+    rows = stage_aggregates(scope, now=now) if rows is None else rows
     points = trend_points(scope, now=now)
-    aggregates = {}
-    for index, (_, moment) in enumerate(points):
-        open_then = Q(started_at__lte=moment) & (Q(completed_at__isnull=True) | Q(completed_at__gt=moment))
-        aggregates[f"b{index}"] = Count("id", filter=open_then)
-        aggregates[f"o{index}"] = Count("id", filter=open_then & Q(due_at__lt=moment))
-    rows = list(
-        stages_in_scope(scope)
-        .filter(started_at__lte=now)
-        .filter(Q(completed_at__isnull=True) | Q(completed_at__gt=points[0][1] - timedelta(days=1)))
-        .values("required_role", team_id=F(TEAM_ID))
-        .annotate(**aggregates)
-        .order_by("required_role", "team_id")
-    )
     days = len(points)
 
     def series(selected: Iterable[Mapping[str, Any]]) -> dict[str, list[int]]:
@@ -330,16 +373,19 @@ def blocker_trends(scope: AnalyticsScope, *, now: datetime) -> dict[str, Any]:
                 overdue[index] += row[f"o{index}"]
         return {"blocking": blocking, "overdue": overdue}
 
-    roles = sorted({row["required_role"] for row in rows})
-    team_ids = sorted({row["team_id"] for row in rows})
+    def active(group: Sequence[Mapping[str, Any]]) -> bool:
+        return any(row[f"b{index}"] for row in group for index in range(days))
+
+    by_role = _group(rows, lambda row: row["required_role"])
+    by_team = _group(rows, lambda row: row["team_id"])
     return {
         "days": [label for label, _ in points],
         "total": series(rows),
-        "by_role": [{"role": role, **series(r for r in rows if r["required_role"] == role)} for role in roles],
-        "by_team": [
-            {"team": scope.slug_of(team_id), **series(r for r in rows if r["team_id"] == team_id)}
-            for team_id in team_ids
-        ],
+        "by_role": [{"role": role, **series(group)} for role, group in sorted(by_role.items()) if active(group)],
+        "by_team": sorted(
+            ({"team": scope.slug_of(team_id), **series(group)} for team_id, group in by_team.items() if active(group)),
+            key=lambda entry: entry["team"],
+        ),
     }
 
 
@@ -358,65 +404,67 @@ def _load_entry(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def ladder_load(scope: AnalyticsScope, *, now: datetime) -> dict[str, Any]:
-    """Open (in progress), overdue, escalated and waiting (pending) stages and the mean time the open ones have
-    been open, per role, assignee and team, and as a roles × teams matrix. One grouped query."""
-    in_progress = Q(status=StageStatus.IN_PROGRESS)
-    rows = list(
-        stages_in_scope(scope)
-        .filter(status__in=[StageStatus.IN_PROGRESS, StageStatus.PENDING], ladder__status=LadderStatus.IN_PROGRESS)
-        .values("required_role", "assignee__username", team_id=F(TEAM_ID))
-        .annotate(
-            open=Count("id", filter=in_progress),
-            overdue=Count("id", filter=in_progress & Q(due_at__lt=now)),
-            escalated=Count("id", filter=in_progress & Q(escalated_at__isnull=False)),
-            pending=Count("id", filter=Q(status=StageStatus.PENDING)),
-            mean_open=Avg(_duration(_at(now) - F("started_at")), filter=in_progress),
-        )
-        .order_by("required_role", "team_id", "assignee__username")
-    )
-    grouped: dict[str, dict[Any, list]] = {
-        "role": defaultdict(list),
-        "team": defaultdict(list),
-        "cell": defaultdict(list),
-    }
-    assignees: dict[str | None, list] = defaultdict(list)
-    for row in rows:
-        grouped["role"][row["required_role"]].append(row)
-        grouped["team"][row["team_id"]].append(row)
-        grouped["cell"][(row["required_role"], row["team_id"])].append(row)
-        if row["open"]:
-            assignees[row["assignee__username"]].append(row)
+def ladder_load(
+    scope: AnalyticsScope, *, now: datetime, rows: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Open (in progress), overdue, escalated and waiting (pending) stages of live ladders and the mean time the
+    open ones have been open, per role, assignee and team, and as a roles × teams matrix."""
+    rows = stage_aggregates(scope, now=now) if rows is None else rows
+    rows = [row for row in rows if row["open"] or row["pending"]]
     alert = settings.ANALYTICS_MEAN_OPEN_ALERT_MINUTES
-    by_role = [{"role": role, **_load_entry(group)} for role, group in sorted(grouped["role"].items())]
-    by_team = [{"team": scope.slug_of(team_id), **_load_entry(group)} for team_id, group in grouped["team"].items()]
-    by_assignee = [
-        {"assignee": username, **_load_entry(group)}
-        for username, group in sorted(assignees.items(), key=lambda item: (item[0] is None, item[0] or ""))
-    ]
+    assignees = _group((row for row in rows if row["open"]), lambda row: row["assignee__username"])
     matrix = []
-    for (role, team_id), group in sorted(grouped["cell"].items()):
+    for (role, team_id), group in sorted(_group(rows, lambda row: (row["required_role"], row["team_id"])).items()):
         entry = _load_entry(group)
-        matrix.append(
-            {
-                "role": role,
-                "team": scope.slug_of(team_id),
-                **entry,
-                "over_alert": bool(entry["mean_open_minutes"] and entry["mean_open_minutes"] > alert),
-            }
-        )
+        over_alert = bool(entry["mean_open_minutes"] and entry["mean_open_minutes"] > alert)
+        matrix.append({"role": role, "team": scope.slug_of(team_id), **entry, "over_alert": over_alert})
     return {
         **_load_entry(rows),
         "mean_open_alert_minutes": alert,
-        "by_role": by_role,
-        "by_team": sorted(by_team, key=lambda entry: entry["team"]),
-        "by_assignee": by_assignee,
+        "by_role": [
+            {"role": role, **_load_entry(group)}
+            for role, group in sorted(_group(rows, lambda row: row["required_role"]).items())
+        ],
+        "by_team": sorted(
+            (
+                {"team": scope.slug_of(team_id), **_load_entry(group)}
+                for team_id, group in _group(rows, lambda row: row["team_id"]).items()
+            ),
+            key=lambda entry: entry["team"],
+        ),
+        "by_assignee": [
+            {"assignee": username, **_load_entry(group)}
+            for username, group in sorted(assignees.items(), key=lambda item: (item[0] is None, item[0] or ""))
+        ],
         "matrix": matrix,
     }
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Guardrail forecasts
+
+
+# Columns the stage rows of the dashboard and the forecasts use: keeps wide export columns (the narrative) out of
+# the joins.
+STAGE_ROW_FIELDS = (
+    "id",
+    "ladder_id",
+    "index",
+    "name",
+    "required_role",
+    "status",
+    "due_at",
+    "overdue_at",
+    "escalated_at",
+    "assignee__username",
+    "ladder__export__id",
+    "ladder__export__version",
+    "ladder__export__status",
+    "ladder__export__packaging_queue_state",
+    "ladder__export__execution_id",
+    "ladder__export__execution__title",
+    "ladder__export__execution__team__slug",
+)
 
 
 def stage_brief(stage: ApprovalStage) -> dict[str, Any]:
@@ -464,6 +512,7 @@ def guardrail_forecasts(scope: AnalyticsScope, *, now: datetime, limit: int | No
         stages_in_scope(scope)
         .filter(status=StageStatus.IN_PROGRESS, ladder__status=LadderStatus.IN_PROGRESS)
         .select_related("ladder__export__execution__team", "assignee")
+        .only(*STAGE_ROW_FIELDS)
         .order_by("due_at", "id")[:limit]
     )
     forecasts = forecasts_for_ladders((stage.ladder_id for stage in active), now=now)
@@ -502,8 +551,10 @@ def guardrail_forecasts(scope: AnalyticsScope, *, now: datetime, limit: int | No
 
 
 def governance_analytics(scope: AnalyticsScope, *, now: datetime | None = None) -> dict[str, Any]:
-    """The four figure families for ``scope``. Query count: 7 (+1 when the window has preview summaries)."""
+    """The four figure families for ``scope``: one pass over the stages, two for previews and their ladders,
+    three for guardrail forecasts (a query is skipped when there is nothing to look up)."""
     now = now or timezone.now()
+    rows = stage_aggregates(scope, now=now)
     return {
         "scope": {
             "teams": [team.slug for team in scope.teams],
@@ -512,8 +563,8 @@ def governance_analytics(scope: AnalyticsScope, *, now: datetime | None = None) 
             "until": now,
         },
         "computed_at": now,
-        "sla_accuracy": sla_accuracy(scope, now=now),
-        "blocker_trends": blocker_trends(scope, now=now),
-        "ladder_load": ladder_load(scope, now=now),
+        "sla_accuracy": sla_accuracy(scope, now=now, rows=rows),
+        "blocker_trends": blocker_trends(scope, now=now, rows=rows),
+        "ladder_load": ladder_load(scope, now=now, rows=rows),
         "guardrail_forecasts": guardrail_forecasts(scope, now=now),
     }

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import F, QuerySet
 
-from analytics.governance import AnalyticsScope, forecasts_for_ladders, stages_in_scope
+from analytics.governance import STAGE_ROW_FIELDS, AnalyticsScope, forecasts_for_ladders, stages_in_scope
 from approvals.choices import LadderStatus, StageStatus
 from approvals.models import ApprovalStage
 from governance.models import Role
@@ -86,6 +86,7 @@ def overdue_stage_queue(
     queryset = (
         overdue_stages(scope, now=now, role=role)
         .select_related("ladder__export__execution__team", "assignee")
+        .only(*STAGE_ROW_FIELDS)
         .order_by(*_ordering(sort))
     )
     paginator = Paginator(queryset, settings.ANALYTICS_QUEUE_PAGE_SIZE)
