@@ -189,7 +189,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"EvidenceKindEnum": "exports.choices.EvidenceKind"},
+    "ENUM_NAME_OVERRIDES": {
+        "EvidenceKindEnum": "exports.choices.EvidenceKind",
+        "TemplateStatusEnum": "governance.choices.TemplateStatus",
+        "BaselineStatusEnum": "governance.choices.BaselineStatus",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------------

@@ -81,7 +81,34 @@ def storage_errors_as_unavailable(what: str) -> Iterator[None]:
     except FileNotFoundError as exc:
         raise ArtifactMissing(str(exc)) from exc
     except TRANSIENT_STORAGE_ERRORS as exc:
+        if _is_missing_object(exc):
+            raise ArtifactMissing(str(exc)) from exc
         raise StorageUnavailable(f"{what}: {exc}") from exc
+
+
+def _is_missing_object(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    code = str(((response or {}).get("Error") or {}).get("Code", "")) if isinstance(response, dict) else ""
+    return code in {"NoSuchKey", "404", "NotFound"}
+
+
+def _is_object_store(storage: Storage) -> bool:
+    return getattr(storage, "bucket_name", None) is not None and hasattr(storage, "connection")
+
+
+def storage_open_stream(name: str, storage: Storage | None = None) -> BinaryIO:
+    """Open stored bytes for one sequential read without staging them locally first.
+
+    (django-storages' S3 file object downloads the whole object before the first read; the raw response body
+    streams instead.) Raises ``ArtifactMissing`` or ``StorageUnavailable``.
+    """
+    storage = storage or artifact_storage()
+    with storage_errors_as_unavailable(f"opening {name}"):
+        if isinstance(storage, FileSystemStorage):
+            return open(storage.path(name), "rb", buffering=0)  # noqa: SIM115 - returned to the caller
+        if _is_object_store(storage):
+            return storage.bucket.Object(storage._normalize_name(name)).get()["Body"]
+        return storage.open(name, "rb")
 
 
 # --- Names ----------------------------------------------------------------------------------------------------
@@ -170,8 +197,7 @@ def artifact_publish(staged: StagedArtifact, final_name: str) -> None:
 
 
 def _copy_within(storage: Storage, source: str, target: str) -> None:
-    bucket = getattr(storage, "bucket", None)
-    if bucket is not None:  # django-storages S3: server-side (multipart for large objects) copy
+    if _is_object_store(storage):  # django-storages S3: server-side (multipart for large objects) copy
         client = storage.connection.meta.client
         client.copy(
             {"Bucket": storage.bucket_name, "Key": storage._normalize_name(source)},
@@ -253,14 +279,15 @@ def artifact_open_verified(name: str, *, sha256: str, storage: Storage | None = 
     storage = storage or artifact_storage()
     with storage_errors_as_unavailable("reading an artifact"):
         if isinstance(storage, FileSystemStorage):
-            handle = open(storage.path(name), "rb", buffering=0)  # noqa: SIM115 - returned to the caller
+            handle = storage_open_stream(name, storage)
             actual, size = _hash_into(handle)
         else:
-            if not storage.exists(name):
-                raise ArtifactMissing(name)
             handle = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115 - returned
-            with storage.open(name, "rb") as source:
+            source = storage_open_stream(name, storage)
+            try:
                 actual, size = _hash_into(source, handle)
+            finally:
+                source.close()
     if actual != sha256:
         handle.close()
         raise ArtifactIntegrityError(sha256, actual, size)
@@ -281,12 +308,12 @@ def artifact_local_path(name: str, storage: Storage | None = None) -> Iterator[s
         return
     with tempfile.TemporaryDirectory(dir=settings.FILE_UPLOAD_TEMP_DIR) as directory:
         path = os.path.join(directory, os.path.basename(name))
-        with (
-            storage_errors_as_unavailable("reading an artifact"),
-            storage.open(name, "rb") as source,
-            open(path, "wb") as out,
-        ):
-            _hash_into(source, out)
+        source = storage_open_stream(name, storage)
+        with storage_errors_as_unavailable("reading an artifact"), open(path, "wb") as out:
+            try:
+                _hash_into(source, out)
+            finally:
+                source.close()
         yield path
 
 

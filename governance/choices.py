@@ -23,3 +23,33 @@ class TemplateStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"
     ARCHIVED = "archived", "Archived"
+
+
+class TemplateAuditAction(models.TextChoices):
+    CREATED = "created", "Created"
+    FORKED = "forked", "Forked"
+    UPDATED = "updated", "Updated"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+    ASSIGNED = "assigned", "Assigned"
+    UNASSIGNED = "unassigned", "Unassigned"
+    PREVIEWED = "previewed", "Previewed"
+
+
+class BaselineStatus(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted for review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PUBLISHED = "published", "Published"
+    SUPERSEDED = "superseded", "Superseded"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class BaselineEventType(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PUBLISHED = "published", "Published"
+    SUPERSEDED = "superseded", "Superseded"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    REINSTATED = "reinstated", "Reinstated"

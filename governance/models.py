@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
-from governance.choices import TemplateStatus
+from config.errors import Conflict
+from governance.choices import BaselineEventType, BaselineStatus, TemplateAuditAction, TemplateStatus
 from governance.querysets import TeamScopedQuerySet
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
@@ -112,7 +114,12 @@ class AuditChainVerification(models.Model):
 
 
 class WorkflowTemplate(models.Model):
-    """A versioned approval-ladder template. Versions share ``template_key``; exactly one is the latest."""
+    """A versioned approval-ladder template. Versions share ``template_key``; exactly one is the latest.
+
+    ``stage_blueprints`` is the authoritative ordered list of stages (validated against
+    ``governance/schemas/workflow_template.schema.json``); ``WorkflowStageBlueprint`` rows mirror it so that the
+    admin can edit stages inline. Both are written together by the template services only.
+    """
 
     template_key = models.SlugField(max_length=100)
     version = models.PositiveIntegerField()
@@ -136,6 +143,7 @@ class WorkflowTemplate(models.Model):
     class Meta:
         db_table = "execution_narrative_workflow_templates"
         ordering = ["template_key", "-version"]
+        indexes = [models.Index(fields=["template_key", "-version"], name="workflow_template_key_version")]
         constraints = [
             models.UniqueConstraint(fields=["template_key", "version"], name="workflow_template_key_version_unique"),
             models.UniqueConstraint(
@@ -146,9 +154,74 @@ class WorkflowTemplate(models.Model):
     def __str__(self) -> str:
         return f"{self.template_key} v{self.version}"
 
+    @property
+    def is_draft(self) -> bool:
+        return self.status == TemplateStatus.DRAFT
 
-class WorkflowTemplateSnapshot(models.Model):
-    """The immutable, hashed content of a template as it was published. Exports pin the snapshot they used."""
+
+class WorkflowStageBlueprint(models.Model):
+    """One ordered stage of a template, as edited inline in the admin (mirror of ``stage_blueprints``)."""
+
+    template = models.ForeignKey(WorkflowTemplate, on_delete=models.CASCADE, related_name="stage_rows")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200)
+    required_role = models.ForeignKey(
+        Role, on_delete=models.PROTECT, to_field="key", db_column="required_role", related_name="+"
+    )
+    sla_hours = models.DecimalField(max_digits=7, decimal_places=2)
+    meaning = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = "governance_workflow_stage_blueprints"
+        ordering = ["template_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "position"], name="stage_blueprint_position_unique"),
+            models.UniqueConstraint(fields=["template", "name"], name="stage_blueprint_name_unique"),
+            models.CheckConstraint(
+                condition=models.Q(sla_hours__gt=0),
+                name="stage_blueprint_sla_positive",
+                violation_error_message="SLA hours must be greater than 0.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.name}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk updates and deletes are refused: the rows are evidence. PostgreSQL triggers refuse them too."""
+
+    def update(self, **kwargs):
+        raise Conflict(f"{self.model._meta.verbose_name} rows are immutable.", code="immutable_record")
+
+    def delete(self):
+        raise Conflict(f"{self.model._meta.verbose_name} rows are immutable.", code="immutable_record")
+
+
+class AppendOnlyModel(models.Model):
+    """A row that may be inserted once and never changed or deleted (enforced here and by a database trigger)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise Conflict(f"{self._meta.verbose_name} {self.pk} is immutable.", code="immutable_record")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise Conflict(f"{self._meta.verbose_name} {self.pk} is immutable.", code="immutable_record")
+
+
+class WorkflowTemplateSnapshot(AppendOnlyModel):
+    """The immutable, hashed content of a template as it was published. Exports pin the snapshot they used.
+
+    ``canonical_json`` holds ``{"template_key", "version", "name", "description", "stages": [{"name",
+    "required_role", "sla_hours", "meaning"}], "permitted_roles", "sla_defaults": {"sla_hours",
+    "escalate_after_hours"}, "retention_days"}``; ``content_sha256`` is the sha256 of exactly that text.
+    """
 
     template = models.ForeignKey(WorkflowTemplate, on_delete=models.PROTECT, related_name="snapshots")
     template_key = models.SlugField(max_length=100)
@@ -187,17 +260,167 @@ class WorkflowTemplateAssignment(models.Model):
                 condition=(models.Q(team__isnull=False) & models.Q(protocol_template_key=""))
                 | (models.Q(team__isnull=True) & ~models.Q(protocol_template_key="")),
                 name="template_assignment_one_target",
+                violation_error_message="Assign to exactly one of a team or a protocol template.",
             ),
             models.UniqueConstraint(
-                fields=["team"], condition=models.Q(team__isnull=False), name="template_assignment_one_per_team"
+                fields=["team"],
+                condition=models.Q(team__isnull=False),
+                name="template_assignment_one_per_team",
+                violation_error_message="This team already has a template assignment; edit that one instead.",
             ),
             models.UniqueConstraint(
                 fields=["protocol_template_key"],
                 condition=~models.Q(protocol_template_key=""),
                 name="template_assignment_one_per_protocol",
+                violation_error_message="This protocol template already has an assignment; edit that one instead.",
             ),
         ]
 
     def __str__(self) -> str:
         target = self.protocol_template_key or f"team {self.team_id}"
         return f"{self.template} → {target}"
+
+
+class GovernanceTemplateAuditLog(AppendOnlyModel):
+    """What happened to templates, snapshots and assignments, and which snapshot each preview used.
+
+    Each row is also written to the hash-chained ``AuditEvent`` trail; this table is the curated, queryable view
+    an auditor reads ("which rules applied, who published them, who looked at them").
+    """
+
+    action = models.CharField(max_length=20, choices=TemplateAuditAction.choices)
+    template = models.ForeignKey(
+        WorkflowTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_logs"
+    )
+    snapshot = models.ForeignKey(
+        WorkflowTemplateSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_logs"
+    )
+    template_key = models.SlugField(max_length=100, blank=True)
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    execution_id = models.BigIntegerField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "governance_template_audit_logs"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["template_key", "-created_at"]),
+            models.Index(fields=["action", "-created_at"]),
+            models.Index(fields=["execution_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.template_key} v{self.template_version}"
+
+
+class GovernanceBaseline(models.Model):
+    """A reviewed reference result for a protocol template, proposed from one execution.
+
+    Lifecycle: submitted → approved | rejected; approved → published (the current baseline of its team's protocol
+    template, with the next version number); published → superseded (a newer one was published) or rolled_back.
+    A superseded or rolled-back baseline can be reinstated as current by a rollback. At most one baseline per
+    (team, protocol template) is current: a partial unique index guarantees it.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="baselines")
+    execution = models.ForeignKey("exports.Execution", on_delete=models.PROTECT, related_name="governance_baselines")
+    protocol_template_key = models.SlugField(max_length=100)
+    version = models.PositiveIntegerField(null=True, blank=True)
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=BaselineStatus.choices, default=BaselineStatus.SUBMITTED)
+    is_current = models.BooleanField(default=False)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="baselines_to_review", blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_comment = models.TextField(blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rollback_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "governance_baselines"
+        ordering = ["team_id", "protocol_template_key", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "protocol_template_key"],
+                condition=models.Q(is_current=True),
+                name="governance_baseline_one_current",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "protocol_template_key", "version"],
+                condition=models.Q(version__isnull=False),
+                name="governance_baseline_version_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_current=False) | models.Q(status=BaselineStatus.PUBLISHED),
+                name="governance_baseline_current_is_published",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        version = f" v{self.version}" if self.version else ""
+        return f"{self.protocol_template_key}{version}: {self.title}"
+
+
+class BaselineEventQuerySet(AppendOnlyQuerySet, TeamScopedQuerySet):
+    pass
+
+
+class GovernanceBaselineEvent(AppendOnlyModel):
+    """One transition of a baseline, written by ``record_baseline_event`` (and chained into the audit trail)."""
+
+    baseline = models.ForeignKey(GovernanceBaseline, on_delete=models.PROTECT, related_name="events")
+    event_type = models.CharField(max_length=20, choices=BaselineEventType.choices)
+    from_status = models.CharField(max_length=20, choices=BaselineStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=BaselineStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    TEAM_LOOKUP = "baseline__team"
+    objects = BaselineEventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "governance_baseline_events"
+        ordering = ["baseline_id", "id"]
+
+    def __str__(self) -> str:
+        return f"baseline {self.baseline_id}: {self.event_type}"

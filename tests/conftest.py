@@ -103,6 +103,21 @@ def _isolated_environment(settings, tmp_path):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _standard_roles_after_flush(request):
+    """Transactional tests flush every table between tests, seeded roles included: put the standard ones back."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+    if not (transactional or {"transactional_db", "live_server"} & set(request.fixturenames)):
+        return
+    request.getfixturevalue("transactional_db")
+    from governance.choices import RoleKey
+    from governance.models import Role
+
+    for key, label in RoleKey.choices:
+        Role.objects.get_or_create(key=key, defaults={"label": label})
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

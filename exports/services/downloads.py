@@ -47,7 +47,9 @@ def _artifact_of(export: NarrativeExport) -> ExportArtifact:
 @transaction.atomic
 def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
     """Mark an artifact past its retention window expired (once); returns True when this call expired it."""
-    locked = ExportArtifact.objects.select_for_update().select_related("export__execution").get(pk=artifact.pk)
+    locked = (
+        ExportArtifact.objects.select_for_update(of=("self",)).select_related("export__execution").get(pk=artifact.pk)
+    )
     if locked.expired_at is not None:
         return False
     locked.expired_at = timezone.now()
@@ -70,7 +72,9 @@ def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
 
 @transaction.atomic
 def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegrityError) -> None:
-    locked = ExportArtifact.objects.select_for_update().select_related("export__execution").get(pk=artifact.pk)
+    locked = (
+        ExportArtifact.objects.select_for_update(of=("self",)).select_related("export__execution").get(pk=artifact.pk)
+    )
     locked.integrity_failed_at = timezone.now()
     locked.save(update_fields=["integrity_failed_at"])
     export_lifecycle_record(

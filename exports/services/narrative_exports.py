@@ -19,7 +19,7 @@ from exports.services.lifecycle import export_lifecycle_record
 from exports.services.rendering import narrative_render, redaction_policy_current
 from governance.choices import Classification, TemplateStatus
 from governance.models import WorkflowTemplate, WorkflowTemplateSnapshot
-from governance.selectors.templates import snapshot_has_drifted, template_snapshot_resolve
+from governance.selectors.templates import snapshot_require_intact, template_snapshot_resolve
 
 CLASSIFICATION_ORDER = [
     Classification.PUBLIC,
@@ -59,13 +59,7 @@ def _snapshot_for(*, execution: Execution, template_key: str) -> WorkflowTemplat
                 code="no_published_template",
                 details={"protocol_template": execution.protocol_template_key, "team": execution.team.slug},
             )
-    if snapshot_has_drifted(snapshot):
-        raise Conflict(
-            f"Template snapshot {snapshot.pk} no longer matches its recorded hash; new exports cannot use it.",
-            code="template_snapshot_drifted",
-            details={"template_snapshot_id": snapshot.pk, "template_key": snapshot.template_key},
-        )
-    return snapshot
+    return snapshot_require_intact(snapshot)
 
 
 def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[list[Evidence], list[ExecutionEvent]]:
@@ -121,7 +115,7 @@ def export_create(
 
     Versions are numbered under the execution's row lock, so concurrent creations get consecutive versions.
     """
-    locked = Execution.objects.select_for_update().select_related("team", "owner").get(pk=execution.pk)
+    locked = Execution.objects.select_for_update(of=("self",)).select_related("team", "owner").get(pk=execution.pk)
     snapshot = _snapshot_for(execution=locked, template_key=template_key)
     evidence_rows, event_rows = _selection(execution=locked, refs=evidence)
     version = (NarrativeExport.objects.filter(execution=locked).aggregate(v=Max("version"))["v"] or 0) + 1

@@ -57,10 +57,10 @@ from exports.storage import (
     artifact_name,
     artifact_publish,
     artifact_staged,
-    artifact_storage,
     bundle_name,
     staged_leftovers_purge,
     storage_errors_as_unavailable,
+    storage_open_stream,
 )
 from governance.services.audit import audit_record
 
@@ -123,7 +123,7 @@ def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport
     export that is already queued sends the task again without a second event (the worker is idempotent).
     Whether packaging may proceed is decided by the packaging gates, in the worker.
     """
-    locked = NarrativeExport.objects.select_for_update().select_related("execution").get(pk=export.pk)
+    locked = NarrativeExport.objects.select_for_update(of=("self",)).select_related("execution").get(pk=export.pk)
     if locked.status not in QUEUEABLE_EXPORT_STATUSES:
         raise Conflict(
             f"Export {locked.pk} is {locked.status} and cannot be queued for packaging.",
@@ -300,7 +300,7 @@ def _transient_code(exc: BaseException) -> str:
 @transaction.atomic
 def _start(*, export_id: int, task_id: str) -> _Started | PackagingOutcome:
     export = (
-        NarrativeExport.objects.select_for_update()
+        NarrativeExport.objects.select_for_update(of=("self",))
         .select_related("execution__team", "template_snapshot", "author")
         .filter(pk=export_id)
         .first()
@@ -360,7 +360,11 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
     """Record a failed attempt. Best effort: when the database itself is down this is logged instead."""
     try:
         with transaction.atomic():
-            export = NarrativeExport.objects.select_for_update().select_related("execution").get(pk=started.export.pk)
+            export = (
+                NarrativeExport.objects.select_for_update(of=("self",))
+                .select_related("execution")
+                .get(pk=started.export.pk)
+            )
             run = PackagingRun.objects.select_for_update().get(pk=started.run.pk)
             now = timezone.now()
             run.status = PackagingRunStatus.RETRYING if retrying else PackagingRunStatus.FAILED
@@ -383,7 +387,11 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
 
 def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcome:
     with transaction.atomic():
-        export = NarrativeExport.objects.select_for_update().select_related("execution__team").get(pk=started.export.pk)
+        export = (
+            NarrativeExport.objects.select_for_update(of=("self",))
+            .select_related("execution__team")
+            .get(pk=started.export.pk)
+        )
         run = PackagingRun.objects.select_for_update().get(pk=started.run.pk)
         if ExportArtifact.objects.filter(export=export).exists():
             staged.discard()
@@ -497,8 +505,7 @@ class _EvidenceReader:
         self._read = 0
         self._started = time.monotonic()
         try:
-            with storage_errors_as_unavailable(f"opening evidence {plan.evidence_id}"):
-                self._file = artifact_storage().open(plan.storage_path, "rb")
+            self._file = storage_open_stream(plan.storage_path)
         except ArtifactMissing:
             raise PackagingFailure(
                 "evidence_missing", f"evidence file {plan.evidence_id} is missing from storage"
@@ -512,7 +519,13 @@ class _EvidenceReader:
 
     def readinto(self, buffer) -> int:
         with storage_errors_as_unavailable(f"reading evidence {self._plan.evidence_id}"):
-            count = self._file.readinto(buffer)
+            readinto = getattr(self._file, "readinto", None)
+            if readinto is not None:
+                count = readinto(buffer)
+            else:
+                data = self._file.read(len(buffer))
+                count = len(data)
+                buffer[:count] = data
         if count:
             self._hasher.update(buffer[:count])
             self._read += count

@@ -1,5 +1,14 @@
 from rest_framework import serializers
 
+from governance.models import (
+    GovernanceBaseline,
+    GovernanceBaselineEvent,
+    WorkflowTemplate,
+    WorkflowTemplateAssignment,
+    WorkflowTemplateSnapshot,
+)
+from governance.selectors.templates import snapshot_has_drifted
+
 
 class TokenInput(serializers.Serializer):
     username = serializers.CharField(max_length=150)
@@ -8,3 +17,165 @@ class TokenInput(serializers.Serializer):
 
 class TokenOutput(serializers.Serializer):
     token = serializers.CharField()
+
+
+class TemplateInput(serializers.Serializer):
+    """Content is checked by the template rules (JSON Schema + roles), which report per stage and field."""
+
+    template_key = serializers.SlugField(max_length=100, required=False, allow_blank=True, default="")
+    forked_from_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
+    stages = serializers.JSONField(required=False, default=None)
+    permitted_roles = serializers.JSONField(required=False, default=None)
+    sla_defaults = serializers.JSONField(required=False, default=None)
+    retention_days = serializers.JSONField(required=False, default=None)
+
+    def validate(self, attrs):
+        if not attrs.get("template_key") and not attrs.get("forked_from_id"):
+            raise serializers.ValidationError({"template_key": ["Give template_key or forked_from_id."]})
+        return attrs
+
+
+class SnapshotOutput(serializers.ModelSerializer):
+    drifted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkflowTemplateSnapshot
+        fields = ["id", "content_sha256", "created_at", "drifted"]
+
+    def get_drifted(self, snapshot) -> bool:
+        return snapshot_has_drifted(snapshot)
+
+
+class TemplateOutput(serializers.ModelSerializer):
+    forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
+    stages = serializers.JSONField(source="stage_blueprints", read_only=True)
+    snapshot_id = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = WorkflowTemplate
+        fields = [
+            "id",
+            "template_key",
+            "version",
+            "name",
+            "description",
+            "status",
+            "is_latest",
+            "forked_from_id",
+            "stages",
+            "permitted_roles",
+            "sla_defaults",
+            "retention_days",
+            "snapshot_id",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "published_at",
+            "archived_at",
+        ]
+
+    def get_snapshot_id(self, template) -> int | None:
+        snapshots = list(template.snapshots.all())
+        return snapshots[0].pk if snapshots else None
+
+
+class TemplateDetailOutput(TemplateOutput):
+    snapshots = SnapshotOutput(many=True, read_only=True)
+
+    class Meta(TemplateOutput.Meta):
+        fields = [*TemplateOutput.Meta.fields, "snapshots"]
+
+
+class AssignmentInput(serializers.Serializer):
+    team = serializers.SlugField(max_length=63, required=False, allow_blank=True, default="")
+    protocol_template = serializers.SlugField(max_length=100, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if bool(attrs["team"]) == bool(attrs["protocol_template"]):
+            raise serializers.ValidationError({"team": ["Give exactly one of team or protocol_template."]})
+        return attrs
+
+
+class AssignmentOutput(serializers.ModelSerializer):
+    template_id = serializers.IntegerField(read_only=True)
+    template_key = serializers.CharField(source="template.template_key", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = WorkflowTemplateAssignment
+        fields = ["id", "template_id", "template_key", "team", "protocol_template", "created_by", "created_at"]
+
+
+class BaselineInput(serializers.Serializer):
+    execution_id = serializers.IntegerField(min_value=1)
+    title = serializers.CharField(max_length=300)
+    summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=20000)
+    parameters = serializers.DictField(required=False, default=dict)
+    reviewers = serializers.ListField(child=serializers.CharField(max_length=150), allow_empty=False, max_length=20)
+
+
+class BaselineDecisionInput(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class BaselineRollbackInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+    reinstate_baseline_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+
+class BaselineEventOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_username", read_only=True)
+
+    class Meta:
+        model = GovernanceBaselineEvent
+        fields = ["id", "event_type", "from_status", "to_status", "actor", "payload", "created_at"]
+
+
+class BaselineOutput(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    execution_id = serializers.IntegerField(read_only=True)
+    protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
+    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = GovernanceBaseline
+        fields = [
+            "id",
+            "team",
+            "execution_id",
+            "protocol_template",
+            "version",
+            "title",
+            "summary",
+            "parameters",
+            "status",
+            "is_current",
+            "submitted_by",
+            "reviewers",
+            "reviewed_by",
+            "reviewed_at",
+            "review_comment",
+            "published_by",
+            "published_at",
+            "rolled_back_by",
+            "rolled_back_at",
+            "rollback_reason",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class BaselineDetailOutput(BaselineOutput):
+    events = BaselineEventOutput(many=True, read_only=True)
+
+    class Meta(BaselineOutput.Meta):
+        fields = [*BaselineOutput.Meta.fields, "events"]

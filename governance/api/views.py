@@ -1,11 +1,37 @@
-from drf_spectacular.utils import extend_schema
+"""Governance endpoints (SPEC §2, §7). Parse, call one service or selector, serialize."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.api import validated
-from governance.api.serializers import TokenInput, TokenOutput
+from governance.api import serializers as s
+from governance.models import WorkflowTemplateAssignment
+from governance.selectors.baselines import baseline_get_for_user, baselines_for_user
+from governance.selectors.teams import team_get_for_user
+from governance.selectors.templates import (
+    assignment_get_for_user,
+    assignments_for_template,
+    template_get,
+    templates_list,
+)
+from governance.services.baselines import (
+    baseline_approve,
+    baseline_publish,
+    baseline_reject,
+    baseline_rollback,
+    baseline_submit,
+)
+from governance.services.templates import (
+    assignment_delete,
+    template_archive,
+    template_assign,
+    template_create,
+    template_publish,
+)
 from governance.services.tokens import token_issue
 
 
@@ -15,8 +41,143 @@ class TokenApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(request=TokenInput, responses=TokenOutput, auth=[])
+    @extend_schema(request=s.TokenInput, responses=s.TokenOutput, auth=[])
     def post(self, request):
-        data = validated(TokenInput, request.data)
+        data = validated(s.TokenInput, request.data)
         token = token_issue(request=request, username=data["username"], password=data["password"])
         return Response({"token": token.key})
+
+
+def _detail(template_id: int) -> dict:
+    return s.TemplateDetailOutput(template_get(template_id=template_id)).data
+
+
+class TemplateListCreateApi(generics.ListAPIView):
+    serializer_class = s.TemplateOutput
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["draft", "published", "archived"]),
+            OpenApiParameter("key", str),
+            OpenApiParameter("team", str, description="Team slug: templates whose key is assigned to that team."),
+            OpenApiParameter("include_all", bool, description="Every version instead of only the latest."),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return templates_list(filters=self.request.query_params)
+
+    @extend_schema(request=s.TemplateInput, responses={201: s.TemplateDetailOutput})
+    def post(self, request):
+        data = validated(s.TemplateInput, request.data)
+        forked_from_id = data.pop("forked_from_id")
+        source = template_get(template_id=forked_from_id) if forked_from_id else None
+        template = template_create(actor=request.user, forked_from=source, **data)
+        return Response(_detail(template.pk), status=status.HTTP_201_CREATED)
+
+
+class TemplateDetailApi(APIView):
+    @extend_schema(responses=s.TemplateDetailOutput)
+    def get(self, request, template_id: int):
+        return Response(_detail(template_id))
+
+
+class TemplatePublishApi(APIView):
+    @extend_schema(request=None, responses=s.TemplateDetailOutput)
+    def post(self, request, template_id: int):
+        template_publish(template=template_get(template_id=template_id), actor=request.user)
+        return Response(_detail(template_id))
+
+
+class TemplateArchiveApi(APIView):
+    @extend_schema(request=None, responses=s.TemplateDetailOutput)
+    def post(self, request, template_id: int):
+        template_archive(template=template_get(template_id=template_id), actor=request.user)
+        return Response(_detail(template_id))
+
+
+class TemplateAssignmentsApi(generics.ListAPIView):
+    serializer_class = s.AssignmentOutput
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return WorkflowTemplateAssignment.objects.none()
+        template = template_get(template_id=self.kwargs["template_id"])
+        return assignments_for_template(template=template, user=self.request.user)
+
+    @extend_schema(request=s.AssignmentInput, responses={200: s.AssignmentOutput, 201: s.AssignmentOutput})
+    def post(self, request, template_id: int):
+        template = template_get(template_id=template_id)
+        data = validated(s.AssignmentInput, request.data)
+        team = team_get_for_user(user=request.user, slug=data["team"]) if data["team"] else None
+        assignment, created = template_assign(
+            template=template, actor=request.user, team=team, protocol_template_key=data["protocol_template"]
+        )
+        return Response(
+            s.AssignmentOutput(assignment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class AssignmentDetailApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, assignment_id: int):
+        assignment_delete(
+            assignment=assignment_get_for_user(assignment_id=assignment_id, user=request.user), actor=request.user
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BaselineListCreateApi(generics.ListAPIView):
+    serializer_class = s.BaselineOutput
+
+    def get_queryset(self):
+        return baselines_for_user(user=self.request.user, filters=self.request.query_params)
+
+    @extend_schema(request=s.BaselineInput, responses={201: s.BaselineDetailOutput})
+    def post(self, request):
+        data = validated(s.BaselineInput, request.data)
+        baseline = baseline_submit(actor=request.user, **data)
+        return Response(_baseline(request, baseline.pk), status=status.HTTP_201_CREATED)
+
+
+def _baseline(request, baseline_id: int) -> dict:
+    return s.BaselineDetailOutput(baseline_get_for_user(user=request.user, baseline_id=baseline_id)).data
+
+
+class BaselineDetailApi(APIView):
+    @extend_schema(responses=s.BaselineDetailOutput)
+    def get(self, request, baseline_id: int):
+        return Response(_baseline(request, baseline_id))
+
+
+class BaselineApproveApi(APIView):
+    @extend_schema(request=s.BaselineDecisionInput, responses=s.BaselineDetailOutput)
+    def post(self, request, baseline_id: int):
+        data = validated(s.BaselineDecisionInput, request.data)
+        baseline_approve(baseline_id=baseline_id, actor=request.user, comment=data["comment"])
+        return Response(_baseline(request, baseline_id))
+
+
+class BaselineRejectApi(APIView):
+    @extend_schema(request=s.BaselineDecisionInput, responses=s.BaselineDetailOutput)
+    def post(self, request, baseline_id: int):
+        data = validated(s.BaselineDecisionInput, request.data)
+        baseline_reject(baseline_id=baseline_id, actor=request.user, comment=data["comment"])
+        return Response(_baseline(request, baseline_id))
+
+
+class BaselinePublishApi(APIView):
+    @extend_schema(request=None, responses=s.BaselineDetailOutput)
+    def post(self, request, baseline_id: int):
+        baseline_publish(baseline_id=baseline_id, actor=request.user)
+        return Response(_baseline(request, baseline_id))
+
+
+class BaselineRollbackApi(APIView):
+    @extend_schema(request=s.BaselineRollbackInput, responses=s.BaselineDetailOutput)
+    def post(self, request, baseline_id: int):
+        data = validated(s.BaselineRollbackInput, request.data)
+        baseline_rollback(baseline_id=baseline_id, actor=request.user, **data)
+        return Response(_baseline(request, baseline_id))

@@ -1,11 +1,30 @@
-"""Which published template snapshot applies to a new export, and whether a snapshot still matches its hash."""
+"""Reads for workflow templates: lists, which snapshot applies to a new export, and drift.
+
+Resolution order for a new export: the protocol template's assignment, then the team's assignment, then the
+default template (``settings.DOSSIER_DEFAULT_TEMPLATE_KEY``). An assignment names a template; the snapshot used
+is that of the highest *published* version of the assigned template's key, so publishing a new version takes
+effect without re-assigning, and archiving it falls back to the previous published version.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+
+from config.errors import Conflict, NotFound
 from governance.choices import TemplateStatus
-from governance.models import WorkflowTemplate, WorkflowTemplateAssignment, WorkflowTemplateSnapshot
+from governance.filtersets import TemplateFilterSet, filtered
+from governance.models import (
+    GovernanceTemplateAuditLog,
+    Membership,
+    WorkflowTemplate,
+    WorkflowTemplateAssignment,
+    WorkflowTemplateSnapshot,
+)
 from governance.services.templates import snapshot_hash
 
 
@@ -13,29 +32,163 @@ def snapshot_has_drifted(snapshot: WorkflowTemplateSnapshot) -> bool:
     return snapshot_hash(snapshot.canonical_json) != snapshot.content_sha256
 
 
-def _latest_snapshot(template: WorkflowTemplate | None) -> WorkflowTemplateSnapshot | None:
-    if template is None or template.status != TemplateStatus.PUBLISHED:
-        return None
-    return template.snapshots.order_by("-id").first()
+def snapshot_drift_error(snapshot: WorkflowTemplateSnapshot) -> Conflict:
+    return Conflict(
+        f"Template snapshot {snapshot.pk} ({snapshot.template_key} v{snapshot.version}) no longer matches its "
+        "recorded sha256: its content was changed outside the application. New exports cannot use it; "
+        "a compliance administrator must investigate and publish a new version.",
+        code="template_snapshot_drift",
+        details={
+            "snapshot_id": snapshot.pk,
+            "template_key": snapshot.template_key,
+            "version": snapshot.version,
+            "recorded_sha256": snapshot.content_sha256,
+            "computed_sha256": snapshot_hash(snapshot.canonical_json),
+        },
+    )
+
+
+def snapshot_require_intact(snapshot: WorkflowTemplateSnapshot) -> WorkflowTemplateSnapshot:
+    """Return ``snapshot`` if its content still matches its hash; raise Conflict ``template_snapshot_drift``."""
+    if snapshot_has_drifted(snapshot):
+        raise snapshot_drift_error(snapshot)
+    return snapshot
+
+
+def snapshot_document(snapshot: WorkflowTemplateSnapshot) -> dict[str, Any]:
+    """The frozen template: ``{"stages": [{"name", "required_role", "sla_hours", "meaning"}], "sla_defaults":
+    {"sla_hours", "escalate_after_hours"}, "permitted_roles", "retention_days", "template_key", "version", ...}``."""
+    return json.loads(snapshot.canonical_json)
+
+
+def snapshots_drifted(*, chunk_size: int = 500) -> list[WorkflowTemplateSnapshot]:
+    """Every snapshot whose content no longer matches its hash (for reports and ``check_template_snapshots``)."""
+    return [
+        snapshot
+        for snapshot in WorkflowTemplateSnapshot.objects.order_by("id").iterator(chunk_size=chunk_size)
+        if snapshot_has_drifted(snapshot)
+    ]
+
+
+@dataclass(frozen=True)
+class SnapshotResolution:
+    """Which snapshot a new export of (team, protocol template) would use, and why."""
+
+    snapshot: WorkflowTemplateSnapshot | None
+    source: str  # "protocol" | "team" | "default" | "" (nothing published)
+    assignment_id: int | None = None
+    drifted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _published_snapshot_for_key(template_key: str) -> WorkflowTemplateSnapshot | None:
+    return (
+        WorkflowTemplateSnapshot.objects.filter(
+            template__template_key=template_key, template__status=TemplateStatus.PUBLISHED
+        )
+        .select_related("template")
+        .order_by("-template__version", "-id")
+        .first()
+    )
+
+
+def template_snapshot_resolution(*, team_id: int, protocol_template_key: str = "") -> SnapshotResolution:
+    """Resolve without refusing: drift is reported in the result (the preview shows it as a warning)."""
+    notes: list[str] = []
+    candidates: list[tuple[str, WorkflowTemplateAssignment | None, str]] = []
+    targets = Q(team_id=team_id)
+    if protocol_template_key:
+        targets |= Q(protocol_template_key=protocol_template_key)
+    assignments = {
+        ("protocol" if assignment.protocol_template_key else "team"): assignment
+        for assignment in WorkflowTemplateAssignment.objects.select_related("template").filter(targets)
+    }
+    for source in ("protocol", "team"):
+        assignment = assignments.get(source)
+        if assignment is not None:
+            candidates.append((source, assignment, assignment.template.template_key))
+    candidates.append(("default", None, settings.DOSSIER_DEFAULT_TEMPLATE_KEY))
+    for source, assignment, key in candidates:
+        snapshot = _published_snapshot_for_key(key)
+        if snapshot is None:
+            notes.append(f"The {source} template '{key}' has no published version.")
+            continue
+        return SnapshotResolution(
+            snapshot=snapshot,
+            source=source,
+            assignment_id=assignment.pk if assignment else None,
+            drifted=snapshot_has_drifted(snapshot),
+            notes=notes,
+        )
+    return SnapshotResolution(snapshot=None, source="", notes=notes)
 
 
 def template_snapshot_resolve(*, team_id: int, protocol_template_key: str = "") -> WorkflowTemplateSnapshot | None:
-    """The snapshot for a new export: protocol assignment first, then team assignment, then the default template."""
-    assignments = WorkflowTemplateAssignment.objects.select_related("template")
-    if protocol_template_key:
-        assignment = assignments.filter(protocol_template_key=protocol_template_key).first()
-        snapshot = _latest_snapshot(assignment.template if assignment else None)
-        if snapshot:
-            return snapshot
-    assignment = assignments.filter(team_id=team_id).first()
-    snapshot = _latest_snapshot(assignment.template if assignment else None)
-    if snapshot:
-        return snapshot
-    default = (
-        WorkflowTemplate.objects.filter(
-            template_key=settings.DOSSIER_DEFAULT_TEMPLATE_KEY, status=TemplateStatus.PUBLISHED
-        )
-        .order_by("-version")
+    """The snapshot a new export pins: protocol assignment, then team assignment, then the default template.
+
+    Returns None when nothing applicable is published. Raises Conflict ``template_snapshot_drift`` when the
+    snapshot that applies no longer matches its hash, so no new export is created on tampered rules.
+    """
+    resolution = template_snapshot_resolution(team_id=team_id, protocol_template_key=protocol_template_key)
+    if resolution.snapshot is not None and resolution.drifted:
+        raise snapshot_drift_error(resolution.snapshot)
+    return resolution.snapshot
+
+
+def templates_list(*, filters: Any = None) -> QuerySet[WorkflowTemplate]:
+    """Templates everyone authenticated may read: latest versions unless ``include_all=true``; filters status,
+    key and team (templates whose key is assigned to that team). Two queries whatever the page size."""
+    # Snapshot ids come from a prefetch over the page's rows only; a correlated subquery in the SELECT list would
+    # be evaluated for every row skipped by OFFSET as well.
+    snapshot_ids = WorkflowTemplateSnapshot.objects.only("id", "template_id").order_by("-id")
+    qs = (
+        WorkflowTemplate.objects.select_related("created_by")
+        .prefetch_related(Prefetch("snapshots", queryset=snapshot_ids))
+        .order_by("template_key", "-version")
+    )
+    return filtered(TemplateFilterSet, filters, qs)
+
+
+def templates_with_snapshots(queryset: QuerySet[WorkflowTemplate]) -> QuerySet[WorkflowTemplate]:
+    return queryset.prefetch_related(Prefetch("snapshots", queryset=WorkflowTemplateSnapshot.objects.order_by("-id")))
+
+
+def template_get(*, template_id: int) -> WorkflowTemplate:
+    template = (
+        templates_with_snapshots(WorkflowTemplate.objects.select_related("created_by", "forked_from"))
+        .filter(pk=template_id)
         .first()
     )
-    return _latest_snapshot(default)
+    if template is None:
+        raise NotFound(f"No workflow template {template_id}.", code="template_not_found")
+    return template
+
+
+def _assignments_visible_to(user) -> Q:
+    return Q(team__isnull=True) | Q(team_id__in=Membership.objects.filter(user=user).values("team_id"))
+
+
+def assignments_for_template(*, template: WorkflowTemplate, user) -> QuerySet[WorkflowTemplateAssignment]:
+    """Protocol assignments, and team assignments of the user's own teams (other teams stay private)."""
+    return (
+        WorkflowTemplateAssignment.objects.filter(template=template)
+        .filter(_assignments_visible_to(user))
+        .select_related("template", "team", "created_by")
+        .order_by("id")
+    )
+
+
+def assignment_get_for_user(*, assignment_id: int, user) -> WorkflowTemplateAssignment:
+    assignment = (
+        WorkflowTemplateAssignment.objects.select_related("template", "team")
+        .filter(_assignments_visible_to(user), pk=assignment_id)
+        .first()
+    )
+    if assignment is None:
+        raise NotFound(f"No template assignment {assignment_id}.", code="assignment_not_found")
+    return assignment
+
+
+def template_audit_logs(*, template: WorkflowTemplate | None = None) -> QuerySet[GovernanceTemplateAuditLog]:
+    qs = GovernanceTemplateAuditLog.objects.select_related("template", "snapshot")
+    return qs.filter(template=template) if template is not None else qs

@@ -1,16 +1,38 @@
-"""Writes for workflow templates: publishing freezes an immutable, hashed snapshot."""
+"""Writes for workflow templates: versions and forks, draft → published → archived, snapshots, assignments.
+
+Every function that takes ``actor`` refuses users who are not template curators (compliance or admin);
+``actor=None`` means the system itself (``seed_demo``, data migrations). Each change writes a
+``GovernanceTemplateAuditLog`` row and a row in the hash-chained audit trail in the caller's transaction.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from config.errors import Conflict
-from governance.choices import TemplateStatus
-from governance.models import WorkflowTemplate, WorkflowTemplateSnapshot
-from governance.services.audit import audit_record, canonical_json
+from config.errors import Conflict, ValidationFailed
+from governance.choices import TemplateAuditAction, TemplateStatus
+from governance.models import (
+    GovernanceTemplateAuditLog,
+    Role,
+    Team,
+    WorkflowStageBlueprint,
+    WorkflowTemplate,
+    WorkflowTemplateAssignment,
+    WorkflowTemplateSnapshot,
+)
+from governance.permissions import require_template_curator
+from governance.services.audit import audit_record, canonical_json, normalize_payload
+from governance.validation import template_content_normalize, template_content_validate
+
+CONTENT_FIELDS = ("stages", "permitted_roles", "sla_defaults", "retention_days")
+DESCRIPTIVE_FIELDS = ("name", "description")
 
 
 def template_snapshot_document(template: WorkflowTemplate) -> dict:
@@ -31,11 +53,235 @@ def snapshot_hash(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def known_role_keys() -> set[str]:
+    return set(Role.objects.values_list("key", flat=True))
+
+
+def template_log(
+    *,
+    action: str,
+    actor=None,
+    template: WorkflowTemplate | None = None,
+    snapshot: WorkflowTemplateSnapshot | None = None,
+    team_id: int | None = None,
+    execution_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> GovernanceTemplateAuditLog:
+    """One ``GovernanceTemplateAuditLog`` row plus its twin in the audit chain (call inside a transaction)."""
+    source = template or (snapshot.template if snapshot else None)
+    details = normalize_payload(details)
+    row = GovernanceTemplateAuditLog.objects.create(
+        action=action,
+        template=source,
+        snapshot=snapshot,
+        template_key=source.template_key if source else "",
+        template_version=source.version if source else None,
+        actor=actor,
+        actor_username=getattr(actor, "username", "") or "",
+        team_id=team_id,
+        execution_id=execution_id,
+        details=details,
+    )
+    audit_record(
+        action=f"workflow_template.{action}",
+        actor=actor,
+        obj=source,
+        team_id=team_id,
+        payload={
+            **details,
+            "template_audit_log_id": row.pk,
+            "snapshot_id": snapshot.pk if snapshot else None,
+            "execution_id": execution_id,
+        },
+    )
+    return row
+
+
+def _content(template: WorkflowTemplate | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Content for a new or changed template: given values win, the source template fills the rest."""
+    base = (
+        {
+            "stages": template.stage_blueprints,
+            "permitted_roles": template.permitted_roles,
+            "sla_defaults": template.sla_defaults,
+            "retention_days": template.retention_days,
+        }
+        if template
+        else {}
+    )
+    merged = {key: overrides[key] if overrides.get(key) is not None else base.get(key) for key in CONTENT_FIELDS}
+    if overrides.get("stages") is not None and overrides.get("permitted_roles") is None:
+        merged["permitted_roles"] = None  # new stages without explicit roles: permit exactly the stages' roles
+    content = template_content_normalize(**{**merged, "stages": merged["stages"] if merged["stages"] else []})
+    template_content_validate(content, known_roles=known_role_keys())
+    return content
+
+
+def _apply_content(template: WorkflowTemplate, content: Mapping[str, Any]) -> None:
+    template.stage_blueprints = content["stages"]
+    template.permitted_roles = content["permitted_roles"]
+    template.sla_defaults = content["sla_defaults"]
+    template.retention_days = content["retention_days"]
+
+
+def _stage_rows_sync(template: WorkflowTemplate) -> None:
+    """Make the inline rows mirror ``stage_blueprints`` (rewritten only when they differ)."""
+    wanted = [
+        (position, stage["name"], stage["required_role"], Decimal(str(stage["sla_hours"])), stage["meaning"])
+        for position, stage in enumerate(template.stage_blueprints, start=1)
+    ]
+    current = list(
+        template.stage_rows.order_by("position").values_list(
+            "position", "name", "required_role_id", "sla_hours", "meaning"
+        )
+    )
+    if current == wanted:
+        return
+    template.stage_rows.all().delete()
+    WorkflowStageBlueprint.objects.bulk_create(
+        WorkflowStageBlueprint(
+            template=template, position=position, name=name, required_role_id=role, sla_hours=hours, meaning=meaning
+        )
+        for position, name, role, hours, meaning in wanted
+    )
+
+
+def template_stage_rows_ensure(*, template: WorkflowTemplate) -> None:
+    """Give a draft written directly to the database (no inline rows yet) the rows the admin edits.
+
+    Content is unchanged, so nothing is audited.
+    """
+    if template.is_draft and template.stage_blueprints and not template.stage_rows.exists():
+        try:
+            with transaction.atomic():
+                _stage_rows_sync(template)
+        except (KeyError, TypeError, ValueError, ArithmeticError, IntegrityError):
+            return  # content the rules would refuse: the curator sees an empty ladder and re-enters it
+
+
+def _require_draft(template: WorkflowTemplate, action: str) -> None:
+    if template.status != TemplateStatus.DRAFT:
+        raise Conflict(
+            f"Only a draft can be {action}; {template} is {template.status}. Create a new version instead.",
+            code="template_not_draft",
+            details={"template_id": template.pk, "status": template.status},
+        )
+
+
+def _locked(template: WorkflowTemplate) -> WorkflowTemplate:
+    return WorkflowTemplate.objects.select_for_update().get(pk=template.pk)
+
+
+@transaction.atomic
+def template_create(
+    *,
+    actor,
+    name: str = "",
+    template_key: str = "",
+    description: str | None = None,
+    stages: list[dict[str, Any]] | None = None,
+    permitted_roles: list[str] | None = None,
+    sla_defaults: dict[str, Any] | None = None,
+    retention_days: int | None = None,
+    forked_from: WorkflowTemplate | None = None,
+) -> WorkflowTemplate:
+    """Create a draft. An existing ``template_key`` — or ``forked_from`` without a new key — makes the next version
+    of that key and retires its previous latest (``is_latest=False``); lineage is kept in ``forked_from``
+    (the explicit source, else the version it succeeds). Fields not given are copied from ``forked_from``."""
+    require_template_curator(actor=actor)
+    source = WorkflowTemplate.objects.select_for_update().get(pk=forked_from.pk) if forked_from else None
+    key = template_key or (source.template_key if source else "")
+    if not key:
+        raise ValidationFailed(
+            "Give a template_key, or forked_from_id to make a new version of an existing template.",
+            details={"fields": {"template_key": ["This field is required."]}},
+        )
+    name = name.strip() or (source.name if source else "")
+    if not name:
+        raise ValidationFailed("Give the template a name.", details={"fields": {"name": ["This field is required."]}})
+    content = _content(
+        source,
+        {
+            "stages": stages,
+            "permitted_roles": permitted_roles,
+            "sla_defaults": sla_defaults,
+            "retention_days": retention_days,
+        },
+    )
+    previous = list(WorkflowTemplate.objects.select_for_update().filter(template_key=key, is_latest=True))
+    WorkflowTemplate.objects.filter(template_key=key, is_latest=True).update(is_latest=False, updated_at=timezone.now())
+    version = (WorkflowTemplate.objects.filter(template_key=key).aggregate(v=Max("version"))["v"] or 0) + 1
+    template = WorkflowTemplate(
+        template_key=key,
+        version=version,
+        name=name,
+        description=description if description is not None else (source.description if source else ""),
+        status=TemplateStatus.DRAFT,
+        is_latest=True,
+        forked_from=source or (previous[0] if previous else None),
+        created_by=actor,
+    )
+    _apply_content(template, content)
+    try:
+        with transaction.atomic():
+            template.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"Another version of '{key}' was created at the same time; try again.", code="template_version_conflict"
+        ) from exc
+    _stage_rows_sync(template)
+    template_log(
+        action=TemplateAuditAction.FORKED if source else TemplateAuditAction.CREATED,
+        actor=actor,
+        template=template,
+        details={
+            "version": version,
+            "forked_from_id": template.forked_from_id,
+            "retired_ids": [row.pk for row in previous],
+        },
+    )
+    return template
+
+
+def template_fork(*, template: WorkflowTemplate, actor, template_key: str = "", name: str = "") -> WorkflowTemplate:
+    """A new draft copied from ``template``: the next version of its key, or version 1 of a new key."""
+    return template_create(actor=actor, template_key=template_key, name=name, forked_from=template)
+
+
+@transaction.atomic
+def template_update(*, template: WorkflowTemplate, actor, **changes: Any) -> WorkflowTemplate:
+    """Change a draft's name, description or content (stages, permitted_roles, sla_defaults, retention_days)."""
+    require_template_curator(actor=actor)
+    unknown = set(changes) - set(CONTENT_FIELDS) - set(DESCRIPTIVE_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
+            details={"fields": {field: ["This field cannot be changed."] for field in sorted(unknown)}},
+        )
+    template = _locked(template)
+    _require_draft(template, "edited")
+    if changes.get("name") is not None:
+        if not str(changes["name"]).strip():
+            raise ValidationFailed("Give the template a name.", details={"fields": {"name": ["Must not be blank."]}})
+        template.name = str(changes["name"]).strip()
+    if changes.get("description") is not None:
+        template.description = changes["description"]
+    _apply_content(template, _content(template, changes))
+    template.save()
+    _stage_rows_sync(template)
+    template_log(
+        action=TemplateAuditAction.UPDATED, actor=actor, template=template, details={"fields": sorted(changes)}
+    )
+    return template
+
+
 @transaction.atomic
 def template_publish(*, template: WorkflowTemplate, actor=None) -> WorkflowTemplateSnapshot:
-    template = WorkflowTemplate.objects.select_for_update().get(pk=template.pk)
-    if template.status != TemplateStatus.DRAFT:
-        raise Conflict(f"Only a draft can be published; this template is {template.status}.", code="template_not_draft")
+    """Freeze a valid draft into an immutable snapshot (canonical JSON + sha256) and mark it published."""
+    require_template_curator(actor=actor, action="publish workflow templates")
+    template = _locked(template)
+    _require_draft(template, "published")
+    _apply_content(template, _content(template, {}))
     canonical = canonical_json(template_snapshot_document(template))
     snapshot = WorkflowTemplateSnapshot.objects.create(
         template=template,
@@ -47,11 +293,125 @@ def template_publish(*, template: WorkflowTemplate, actor=None) -> WorkflowTempl
     )
     template.status = TemplateStatus.PUBLISHED
     template.published_at = timezone.now()
-    template.save(update_fields=["status", "published_at", "updated_at"])
-    audit_record(
-        action="workflow_template.published",
+    template.save()
+    _stage_rows_sync(template)
+    template_log(
+        action=TemplateAuditAction.PUBLISHED,
         actor=actor,
-        obj=template,
-        payload={"snapshot_id": snapshot.pk, "sha256": snapshot.content_sha256},
+        template=template,
+        snapshot=snapshot,
+        details={"snapshot_id": snapshot.pk, "sha256": snapshot.content_sha256},
     )
     return snapshot
+
+
+@transaction.atomic
+def template_archive(*, template: WorkflowTemplate, actor=None) -> WorkflowTemplate:
+    """Withdraw a draft or published template: no new export uses it; pinned snapshots stay valid."""
+    require_template_curator(actor=actor, action="archive workflow templates")
+    template = _locked(template)
+    if template.status == TemplateStatus.ARCHIVED:
+        raise Conflict(
+            f"{template} is already archived.", code="template_archived", details={"template_id": template.pk}
+        )
+    previous_status = template.status
+    template.status = TemplateStatus.ARCHIVED
+    template.archived_at = timezone.now()
+    template.save(update_fields=["status", "archived_at", "updated_at"])
+    template_log(
+        action=TemplateAuditAction.ARCHIVED, actor=actor, template=template, details={"from_status": previous_status}
+    )
+    return template
+
+
+@transaction.atomic
+def template_assign(
+    *, template: WorkflowTemplate, actor, team: Team | None = None, protocol_template_key: str = ""
+) -> tuple[WorkflowTemplateAssignment, bool]:
+    """Make ``template``'s key the ladder of a team or of a protocol template. Returns (assignment, created).
+
+    A target has one assignment: assigning another template moves it (the change is audited). New exports
+    use the highest published version of the assigned template's key.
+    """
+    if (team is None) == (not protocol_template_key):
+        raise ValidationFailed(
+            "Assign to exactly one of a team or a protocol template.",
+            details={"fields": {"team": ["Give team or protocol_template_key, not both or neither."]}},
+        )
+    require_template_curator(actor=actor, team_id=team.pk if team else None, action="assign workflow templates")
+    template = _locked(template)
+    if template.status == TemplateStatus.ARCHIVED:
+        raise Conflict(
+            f"{template} is archived and cannot be assigned.",
+            code="template_archived",
+            details={"template_id": template.pk},
+        )
+    target = {"team": team} if team else {"protocol_template_key": protocol_template_key}
+    assignment = WorkflowTemplateAssignment.objects.select_for_update().filter(**target).first()
+    previous_template_id = assignment.template_id if assignment else None
+    if assignment and assignment.template_id == template.pk:
+        return assignment, False
+    created = assignment is None
+    if created:
+        try:
+            with transaction.atomic():
+                assignment = WorkflowTemplateAssignment.objects.create(template=template, created_by=actor, **target)
+        except IntegrityError as exc:
+            raise Conflict("This target was assigned at the same time; try again.", code="assignment_conflict") from exc
+    else:
+        assignment.template = template
+        assignment.save(update_fields=["template"])
+    template_log(
+        action=TemplateAuditAction.ASSIGNED,
+        actor=actor,
+        template=template,
+        team_id=team.pk if team else None,
+        details={
+            "assignment_id": assignment.pk,
+            "team": team.slug if team else None,
+            "protocol_template_key": protocol_template_key or None,
+            "previous_template_id": previous_template_id,
+        },
+    )
+    return assignment, created
+
+
+@transaction.atomic
+def assignment_delete(*, assignment: WorkflowTemplateAssignment, actor) -> None:
+    require_template_curator(actor=actor, team_id=assignment.team_id, action="remove template assignments")
+    assignment = WorkflowTemplateAssignment.objects.select_for_update().select_related("template").get(pk=assignment.pk)
+    template_log(
+        action=TemplateAuditAction.UNASSIGNED,
+        actor=actor,
+        template=assignment.template,
+        team_id=assignment.team_id,
+        details={
+            "assignment_id": assignment.pk,
+            "team_id": assignment.team_id,
+            "protocol_template_key": assignment.protocol_template_key or None,
+        },
+    )
+    assignment.delete()
+
+
+@transaction.atomic
+def template_preview_record(
+    *,
+    actor,
+    execution_id: int,
+    team_id: int,
+    snapshot: WorkflowTemplateSnapshot | None,
+    details: dict[str, Any] | None = None,
+) -> GovernanceTemplateAuditLog:
+    """Record that ``actor`` previewed the ladder of an execution (which snapshot, what it projected, warnings).
+
+    The caller has already checked that ``actor`` may see the execution.
+    """
+    return template_log(
+        action=TemplateAuditAction.PREVIEWED,
+        actor=actor,
+        snapshot=snapshot,
+        team_id=team_id,
+        execution_id=execution_id,
+        details={"snapshot_sha256": snapshot.content_sha256 if snapshot else None, **(details or {})},
+    )

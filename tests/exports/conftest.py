@@ -10,22 +10,9 @@ ALLOW_GATE = "tests.exports.gates.allow"
 
 @pytest.fixture
 def published_template(db):
-    from governance.models import WorkflowTemplate
-    from governance.services.templates import template_publish
+    from tests.exports.factories import published_template_create
 
-    template = WorkflowTemplate.objects.create(
-        template_key="standard-release",
-        version=1,
-        name="Standard release ladder",
-        stage_blueprints=[
-            {"name": "Scientific review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"},
-            {"name": "QA approval", "required_role": "qa_approver", "sla_hours": 48, "meaning": "Approved"},
-        ],
-        permitted_roles=["reviewer", "qa_approver"],
-        sla_defaults={"sla_hours": 48, "escalate_after_hours": 24},
-        retention_days=30,
-    )
-    return template_publish(template=template)
+    return published_template_create()
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from exports.choices import ExportStatus
 from exports.models import ExecutionEvent, ExportAttachment, NarrativeExport
 from exports.services.executions import execution_create
 from exports.services.narrative_exports import EvidenceRef, export_create
-from governance.models import AuditEvent, WorkflowTemplateSnapshot
+from governance.models import AuditEvent
+from tests.tampering import tamper_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -127,10 +128,10 @@ def test_without_a_published_template_creation_is_refused(execution, scientist):
 
 
 def test_a_drifted_snapshot_blocks_new_exports(make_export, published_template):
-    WorkflowTemplateSnapshot.objects.filter(pk=published_template.pk).update(canonical_json='{"tampered":true}')
+    tamper_snapshot(published_template.pk, '{"tampered":true}')
     with pytest.raises(Conflict) as caught:
         make_export()
-    assert caught.value.code == "template_snapshot_drifted"
+    assert caught.value.code == "template_snapshot_drift"
     assert not NarrativeExport.objects.exists()
 
 

@@ -4,16 +4,7 @@ from django.db import connection
 
 from governance.models import AuditEvent
 from governance.services.audit import audit_chain_verify, audit_record
-
-
-def _tamper(sql: str, params: list) -> None:
-    """Change a row behind the application's back, as an attacker with database access would."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER governance_auditevent_append_only")
-        cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER governance_auditevent_append_only")
+from tests.tampering import tamper_audit
 
 
 @pytest.fixture
@@ -36,7 +27,7 @@ def test_verify_command_passes_on_an_intact_chain(chain, capsys):
 
 
 def test_a_row_changed_by_raw_sql_breaks_the_chain_and_is_named(chain, capsys):
-    _tamper("UPDATE governance_auditevent SET payload = %s WHERE sequence = 3", ['{"n": 99, "text": "é"}'])
+    tamper_audit("UPDATE governance_auditevent SET payload = %s WHERE sequence = 3", ['{"n": 99, "text": "é"}'])
     with pytest.raises(SystemExit) as exit_info:
         call_command("verify_audit_chain")
     assert exit_info.value.code == 3
@@ -46,14 +37,14 @@ def test_a_row_changed_by_raw_sql_breaks_the_chain_and_is_named(chain, capsys):
 
 
 def test_a_deleted_row_breaks_the_chain(chain):
-    _tamper("DELETE FROM governance_auditevent WHERE sequence = 2", [])
+    tamper_audit("DELETE FROM governance_auditevent WHERE sequence = 2", [])
     report = audit_chain_verify()
     assert not report.ok
     assert report.broken_sequence == 3
 
 
 def test_a_truncated_tail_is_detected_through_the_chain_head(chain):
-    _tamper("DELETE FROM governance_auditevent WHERE sequence = 5", [])
+    tamper_audit("DELETE FROM governance_auditevent WHERE sequence = 5", [])
     report = audit_chain_verify()
     assert not report.ok
     assert "head records 5" in report.reason

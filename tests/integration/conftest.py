@@ -79,8 +79,17 @@ def celery_queue(transactional_db) -> Iterator[str]:
     previous = (app.conf.task_always_eager, app.conf.task_default_queue)
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue
+    _forget_routing(app)
     yield queue
     app.conf.task_always_eager, app.conf.task_default_queue = previous
+    _forget_routing(app)
+
+
+def _forget_routing(app) -> None:
+    """Celery caches the queue declarations and router built from the first default queue it saw; drop them so
+    the next message goes to this test's queue, not an earlier test's."""
+    for name in ("queues", "default_queue", "router", "default_exchange"):
+        app.amqp.__dict__.pop(name, None)
 
 
 @pytest.fixture

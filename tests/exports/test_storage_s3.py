@@ -1,0 +1,132 @@
+"""The S3 path of artifact storage, against moto in server mode through boto3 and django-storages."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import storages
+from django.core.management import call_command
+
+from exports.models import ExportArtifact, NarrativeExport
+from exports.services.packaging import export_replay, packaging_enqueue
+from exports.storage import STAGING_PREFIX, artifact_open_verified
+
+pytestmark = pytest.mark.django_db
+
+CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    executable = Path(sys.executable).with_name("moto_server")
+    if not executable.exists():
+        pytest.skip("moto_server is not installed (uv sync --group dev)")
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)  # noqa: S310 - local test server
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_artifacts(moto_endpoint, settings):
+    import boto3
+
+    bucket = f"dossier-{uuid.uuid4().hex[:8]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    backend = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": moto_endpoint,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+            **CREDENTIALS,
+        },
+    }
+    settings.STORAGES = {**settings.STORAGES, "artifacts": backend, "default": backend}
+    return client, bucket
+
+
+def _keys(client, bucket) -> list[str]:
+    return sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_packaging_publishes_to_s3_without_leaving_staged_keys(
+    s3_artifacts, make_export, allow_packaging, django_capture_on_commit_callbacks
+):
+    client, bucket = s3_artifacts
+    assert storages["artifacts"].__class__.__name__ == "S3Storage"
+    export = make_export()  # the evidence file itself was stored in S3 by the fixture
+    with django_capture_on_commit_callbacks(execute=True):
+        packaging_enqueue(export=export)
+    export.refresh_from_db()
+    assert export.status == "packaged"
+    artifact = ExportArtifact.objects.get(export=export)
+    keys = _keys(client, bucket)
+    assert artifact.storage_path in keys
+    assert not [key for key in keys if key.startswith(STAGING_PREFIX)]
+    body = client.get_object(Bucket=bucket, Key=artifact.storage_path)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == artifact.sha256
+    with artifact_open_verified(artifact.storage_path, sha256=artifact.sha256) as handle:
+        assert handle.read() == body
+    call_command("verify_export", str(export.pk))
+    assert export_replay(export=NarrativeExport.objects.get(pk=export.pk), record=False).identical
+
+
+def test_s3_downloads_are_verified_before_streaming(
+    s3_artifacts, make_export, allow_packaging, django_capture_on_commit_callbacks, client_for, scientist
+):
+    client, bucket = s3_artifacts
+    export = make_export()
+    with django_capture_on_commit_callbacks(execute=True):
+        packaging_enqueue(export=export)
+    artifact = ExportArtifact.objects.get(export=export)
+    url = f"/api/experiment-console/sessions/{export.execution_id}/exports/narrative/{export.pk}/artifact"
+    api = client_for(scientist)
+    response = api.get(url)
+    assert response.status_code == 200
+    assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == artifact.sha256
+
+    client.put_object(Bucket=bucket, Key=artifact.storage_path, Body=b"replaced by someone")
+    response = api.get(url)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "artifact_integrity_failed"
+
+    client.delete_object(Bucket=bucket, Key=artifact.storage_path)
+    response = api.get(url)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "artifact_not_found"
