@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,7 +16,6 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import Exists, F, IntegerField, OuterRef, Prefetch, Q, Subquery
-from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -43,6 +43,8 @@ from governance.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
+# Export columns a batch job never needs (the narrative can be megabytes per row).
+HEAVY_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest", "notes")
 STAGE_OVERDUE = "narrative_export.approval.stage_overdue"
 STAGE_ESCALATED = "narrative_export.approval.stage_escalated"
 INCONSISTENCY_AUDIT_ACTION = "approvals.enforcement_inconsistency"
@@ -61,6 +63,7 @@ class MonitorReport:
     reported: int = 0
     cycle: int | None = None
     exports: set[int] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -72,6 +75,7 @@ class MonitorReport:
             "inconsistencies": self.inconsistencies,
             "reported": self.reported,
             "cycle": self.cycle,
+            "seconds": {phase: round(value, 3) for phase, value in self.seconds.items()},
         }
 
 
@@ -79,14 +83,22 @@ def sla_monitor_run(*, now: datetime | None = None, batch_size: int | None = Non
     now = now or timezone.now()
     batch_size = batch_size or settings.APPROVALS_SLA_MONITOR_BATCH
     report = MonitorReport()
-    while _mark_batch("overdue", now=now, batch_size=batch_size, report=report):
-        pass
-    while _mark_batch("escalated", now=now, batch_size=batch_size, report=report):
-        pass
-    _recheck_guardrails(report.exports, report=report)
-    _dispatch_finalized(report=report)
-    _check_enforcement(now=now, report=report)
+    phases = {
+        "overdue": lambda: _mark_all("overdue", now=now, batch_size=batch_size, report=report),
+        "escalated": lambda: _mark_all("escalated", now=now, batch_size=batch_size, report=report),
+        "guardrails": lambda: (_recheck_guardrails(report.exports, report=report), _dispatch_finalized(report=report)),
+        "enforcement": lambda: _check_enforcement(now=now, report=report),
+    }
+    for phase, run in phases.items():
+        started = time.monotonic()
+        run()
+        report.seconds[phase] = time.monotonic() - started
     return report
+
+
+def _mark_all(kind: str, *, now: datetime, batch_size: int, report: MonitorReport) -> None:
+    while _mark_batch(kind, now=now, batch_size=batch_size, report=report):
+        pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,6 +130,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
         stages = list(
             ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
             .select_related("ladder__export__execution", "assignee")
+            .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
             .order_by("pk")
         )
         if not stages:
@@ -157,7 +170,9 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
                 )
             )
             records.append(LifecycleRecord(export=ladder.export, event_type=event_type, payload=payload))
-            report.exports.add(ladder.export_id)
+            report.rechecked += 1
+            if queue_state_key(ladder.export.packaging_queue_state) != _expected_key(stage, ladder):
+                report.exports.add(ladder.export_id)
         ApprovalHistory.objects.bulk_create(history, batch_size=5000)
         export_lifecycle_record_many(records)
         if kind == "overdue":
@@ -168,6 +183,11 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
             report.emails += len(messages)
             transaction.on_commit(lambda: _send(messages))
     return True
+
+
+def _expected_key(stage: ApprovalStage, ladder: ApprovalLadder) -> tuple:
+    """The queue state key the guardrail gives a ladder whose active stage is ``stage``."""
+    return QueueStatus.AWAITING_APPROVAL, stage.pk, ladder.iteration
 
 
 def _escalation_recipients(stages: list[ApprovalStage]) -> dict[tuple[int, str], list[str]]:
@@ -229,7 +249,9 @@ def _send(messages: list[EmailMessage]) -> None:
 
 
 def _recheck_guardrails(export_ids: Iterable[int], *, report: MonitorReport) -> None:
-    """Re-run the guardrail for the exports whose stages changed; a state is only written when it differs."""
+    """Re-run the guardrail for the exports of marked stages whose stored state does not already name their
+    active stage (for the others the guardrail's answer cannot have changed: marking a stage overdue does not
+    change which stage blocks packaging); a state is only written when it differs."""
     ids = sorted(export_ids)
     for start in range(0, len(ids), 2000):
         chunk = ids[start : start + 2000]
@@ -246,7 +268,6 @@ def _recheck_guardrails(export_ids: Iterable[int], *, report: MonitorReport) -> 
             verdict = guardrail_verdict(
                 export=export, ladder=ladder, stages=list(ladder.stages.all()), signatures=ladder.signatures.all()
             )
-            report.rechecked += 1
             if queue_state_key(export.packaging_queue_state) != queue_state_key(verdict.state()):
                 record_packaging_queue_state(export, verdict)
 
@@ -289,19 +310,14 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
         .values_list("pk", "packaging_queue_state")
     ):
         findings[(export_id, "queue_state_ready_but_ladder_open")] = {"state": state}
-    active = ApprovalStage.objects.filter(ladder__export_id=OuterRef("pk"), status=StageStatus.IN_PROGRESS)
+    awaiting = Q(ladder__export__packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL) | Q(
+        ladder__export__packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL
+    )
     for export_id, state, active_id in (
-        NarrativeExport.objects.filter(
-            Q(packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL)
-            | Q(packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL),
-            ladder__status=LadderStatus.IN_PROGRESS,
-        )
-        .annotate(
-            stored_stage=Cast(KT("packaging_queue_state__pending_stage__id"), IntegerField()),
-            active_stage=Subquery(active.values("pk")[:1]),
-        )
-        .exclude(stored_stage=F("active_stage"))
-        .values_list("pk", "packaging_queue_state", "active_stage")
+        ApprovalStage.objects.filter(awaiting, status=StageStatus.IN_PROGRESS, ladder__status=LadderStatus.IN_PROGRESS)
+        .annotate(stored_stage=Cast(F("ladder__export__packaging_queue_state__pending_stage__id"), IntegerField()))
+        .filter(Q(stored_stage__isnull=True) | ~Q(stored_stage=F("pk")))
+        .values_list("ladder__export_id", "ladder__export__packaging_queue_state", "pk")
     ):
         findings[(export_id, "queue_state_names_another_stage")] = {"state": state, "active_stage_id": active_id}
     return findings
