@@ -169,3 +169,24 @@ def test_approvals_record_endpoint(client_for, crew, export):
     assert response.status_code == 200
     data = response.json()
     assert len(data["ladder"]["signatures"]) == 1 and data["ladder"]["history"]
+
+
+def test_export_creation_through_the_exports_api_builds_the_ladder(client_for, crew, ladder_execution, snapshot):
+    from exports.services.evidence import notebook_entry_create
+
+    note = notebook_entry_create(execution=ladder_execution, actor=crew.author, title="Notes", body="Fine.")
+    base = f"/api/experiment-console/sessions/{ladder_execution.pk}/exports/narrative"
+    response = client_for(crew.author).post(
+        base, {"evidence": [{"kind": "notebook_entry", "id": note.pk}]}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    ladder = response.json()["ladder"]
+    assert ladder["status"] == "in_progress"
+    assert [(s["index"], s["required_role"], s["status"]) for s in ladder["stages"]] == [
+        (0, "reviewer", "in_progress"),
+        (1, "qa_approver", "pending"),
+        (2, "compliance", "pending"),
+    ]
+    assert ladder["stages"][0]["due_at"].endswith("Z")
+    listing = client_for(crew.reviewer).get(base).json()
+    assert listing["results"][0]["ladder"]["stages"][0]["id"] == ladder["stages"][0]["id"]

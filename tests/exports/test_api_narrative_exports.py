@@ -17,7 +17,9 @@ def ladder_hook(exports):
     }
 
 
-def test_create_returns_the_documented_shape(client_for, scientist, execution, selection, published_template):
+def test_create_returns_the_documented_shape(client_for, scientist, execution, selection, published_template, settings):
+    settings.DOSSIER_EXPORT_CREATED_HOOKS = []  # exports alone: the approvals hooks are tested in tests/approvals
+    settings.DOSSIER_EXPORT_REPRESENTATION_HOOKS = []
     response = client_for(scientist).post(url(execution.pk), {"evidence": selection, "notes": "first"}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -148,7 +150,9 @@ def test_list_has_every_version_with_a_fixed_query_count(
     assert all(row["ladder"] == {"status": "in_progress", "stages": []} for row in body["results"])
 
 
-def test_detail_has_history_lifecycle_and_runs(client_for, scientist, execution, make_export):
+def test_detail_has_history_lifecycle_and_runs(client_for, scientist, execution, make_export, settings):
+    settings.DOSSIER_EXPORT_CREATED_HOOKS = []  # exports alone: the approvals hooks are tested in tests/approvals
+    settings.DOSSIER_EXPORT_REPRESENTATION_HOOKS = []
     first = make_export()
     second = make_export()
     body = client_for(scientist).get(url(execution.pk, second.pk)).json()

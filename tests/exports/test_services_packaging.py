@@ -105,7 +105,8 @@ def test_packaging_twice_is_idempotent(queued, allow_packaging):
     assert PackagingRun.objects.filter(export=export).count() == 1
 
 
-def test_no_gate_configured_leaves_the_export_blocked(queued):
+def test_no_gate_configured_leaves_the_export_blocked(queued, settings):
+    settings.DOSSIER_PACKAGING_GATES = []
     export = queued()
     assert export_package(export_id=export.pk) == PackagingOutcome.BLOCKED
     export.refresh_from_db()
