@@ -240,7 +240,7 @@ LOGGING = {
 DOSSIER_MAX_EVENTS_PER_REQUEST = env_int("DOSSIER_MAX_EVENTS_PER_REQUEST", 5000)
 
 # Demo data, seeded app by app (lowest first) by `manage.py seed_demo`.
-DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed", "approvals.demo.seed"]
+DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed", "approvals.demo.seed", "analytics.demo.seed"]
 
 # Extension points of the exports app (see exports/hooks.py). Packaging with no gate is refused.
 DOSSIER_PACKAGING_GATES: list[str] = ["approvals.guardrails.packaging_gate"]
@@ -302,3 +302,23 @@ APPROVALS_DEFAULT_LADDER = {
 }
 # Stages the SLA monitor handles per transaction; the number of queries grows with stages / batch, not stages.
 APPROVALS_SLA_MONITOR_BATCH = env_int("APPROVALS_SLA_MONITOR_BATCH", 2000)
+
+# --- Analytics and dashboards (SPEC §8) ------------------------------------------------------------------------
+# Governance analytics are cached this long per viewer and team scope (invalidated early on every state change).
+ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 30)
+ANALYTICS_DEFAULT_WINDOW_DAYS = env_int("ANALYTICS_DEFAULT_WINDOW_DAYS", 14)
+ANALYTICS_MAX_WINDOW_DAYS = env_int("ANALYTICS_MAX_WINDOW_DAYS", 90)
+# Newest preview summaries read for predicted vs actual durations.
+ANALYTICS_PREVIEW_SAMPLE = env_int("ANALYTICS_PREVIEW_SAMPLE", 2000)
+# Blocked exports listed with their guardrail forecast (most urgent first).
+ANALYTICS_GUARDRAIL_LIMIT = env_int("ANALYTICS_GUARDRAIL_LIMIT", 12)
+# Stages open longer than this on average are highlighted on the dashboard.
+ANALYTICS_MEAN_OPEN_ALERT_MINUTES = env_int("ANALYTICS_MEAN_OPEN_ALERT_MINUTES", 60)
+# The dashboard re-fetches its panels this often (at most 30 s, SPEC §8).
+ANALYTICS_DASHBOARD_REFRESH_SECONDS = min(env_int("ANALYTICS_DASHBOARD_REFRESH_SECONDS", 15), 30)
+ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)
+# /metrics: refused to anonymous clients unless allowed here; scrapers may send `Authorization: Bearer <token>`.
+METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
+# Audit actions counted by dossier_retention_pruned_total, and the category label each one counts under.
+ANALYTICS_RETENTION_PRUNED_ACTIONS = {"narrative_export.artifact.expired": "artifact"}

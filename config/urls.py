@@ -9,6 +9,7 @@ api_patterns = [
     path("", include("governance.api.urls")),
     path("", include("exports.api.urls")),
     path("", include("approvals.api.urls")),
+    path("", include("analytics.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -19,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("exports/", include("approvals.urls")),
+    path("", include("analytics.urls")),
     path("api/", include(api_patterns)),
 ]
 

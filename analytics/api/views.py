@@ -1,0 +1,29 @@
+"""Governance analytics API (SPEC §8). Parse, call the cached selector, return."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.api.serializers import AnalyticsQuery
+from analytics.cache import governance_analytics_cached
+from analytics.governance import analytics_scope
+from config.api import validated
+
+
+class GovernanceAnalyticsApi(APIView):
+    """SLA accuracy, blocker trends, ladder load and guardrail forecasts over your teams.
+
+    Cached for 30 seconds per viewer and team scope and invalidated as soon as an approval, delegation, reset,
+    override or coaching note changes a team's state. ``cache.hit`` and ``cache.computed_at`` say whether the
+    figures came from the cache and when they were computed (also sent as ``X-Cache: HIT|MISS``)."""
+
+    @extend_schema(parameters=[AnalyticsQuery], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        query = validated(AnalyticsQuery, request.query_params.dict())
+        scope = analytics_scope(user=request.user, team_slug=query.get("team"), window=query.get("window"))
+        result = governance_analytics_cached(user=request.user, scope=scope)
+        response = Response({**result.data, "cache": result.cache_info()})
+        response["X-Cache"] = "HIT" if result.hit else "MISS"
+        response["Cache-Control"] = "private, no-store"
+        return response

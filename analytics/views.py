@@ -1,0 +1,184 @@
+"""Server-rendered pages: the governance dashboard (with its refreshable panels), the operators' reports page
+and the Prometheus scrape endpoint. Thin: each builds its context from selectors and renders."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from analytics.cache import governance_analytics_cached
+from analytics.charts import trend_chart
+from analytics.escalation import escalation_mailto
+from analytics.governance import AnalyticsScope, analytics_scope
+from analytics.metrics import metrics_auth_failure, metrics_response
+from analytics.selectors import overdue_stage_queue, role_choices
+from config.errors import NotFound, ValidationFailed
+from exports.selectors.narrative_exports import packaging_jobs_summary
+from governance.models import Team
+
+WINDOW_CHOICES = (7, 14, 30)
+
+
+def _scope(request: HttpRequest) -> AnalyticsScope:
+    window = request.GET.get("window") or None
+    try:
+        return analytics_scope(user=request.user, team_slug=request.GET.get("team") or None, window=window)
+    except NotFound:
+        raise Http404("No such team among your teams.") from None
+    except ValidationFailed:
+        return analytics_scope(user=request.user, team_slug=request.GET.get("team") or None)
+
+
+def _filters(request: HttpRequest, scope: AnalyticsScope, roles: list[tuple[str, str]]) -> dict[str, Any]:
+    role = request.GET.get("role") or ""
+    return {
+        "team": request.GET.get("team") or "",
+        "role": role if role in {key for key, _ in roles} else "",
+        "window": scope.window_days,
+        "sort": request.GET.get("sort") or "",
+    }
+
+
+def _query(filters: dict[str, Any], **changes: Any) -> str:
+    merged = {**filters, **changes}
+    return urlencode({key: value for key, value in merged.items() if value not in ("", None)})
+
+
+QUEUE_COLUMNS = (
+    ("export", "Export"),
+    ("team", "Team"),
+    ("stage", "Stage"),
+    ("role", "Role"),
+    ("assignee", "Assignee"),
+    ("due", "Due (UTC)"),
+    ("overdue", "Overdue by"),
+)
+
+
+def _sort_headers(filters: dict[str, Any], current: str) -> list[dict[str, str]]:
+    """Column headers of the queue: a link that sorts by the column (reversing it when already sorted by it)."""
+    headers = []
+    descending = current.startswith("-")
+    for key, title in QUEUE_COLUMNS:
+        active = current.removeprefix("-") == key
+        next_sort = (key if descending else f"-{key}") if active else ("-overdue" if key == "overdue" else key)
+        headers.append(
+            {
+                "key": key,
+                "title": title,
+                "query": _query(filters, sort=next_sort, page=""),
+                "aria": ("descending" if descending else "ascending") if active else "none",
+            }
+        )
+    return headers
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    scope = _scope(request)
+    roles = role_choices()
+    filters = _filters(request, scope, roles)
+    now = timezone.now()
+    analytics = governance_analytics_cached(user=request.user, scope=scope)
+    queue = overdue_stage_queue(
+        scope, now=now, role=filters["role"] or None, sort=filters["sort"] or None, page=request.GET.get("page") or 1
+    )
+    rows = [
+        {
+            "row": row,
+            "mailto": escalation_mailto(
+                row, export_url=request.build_absolute_uri(reverse("approvals:export-detail", args=[row.export.pk]))
+            ),
+        }
+        for row in queue.rows
+    ]
+    data = analytics.data
+    load = data["ladder_load"]
+    trends = data["blocker_trends"]
+    team_slugs = [team.slug for team in scope.teams]
+    role_keys = sorted({cell["role"] for cell in load["matrix"]})
+    cells = {(cell["role"], cell["team"]): cell for cell in load["matrix"]}
+    return {
+        "now": now,
+        "scope": scope,
+        "all_teams": _all_teams(request),
+        "roles": roles,
+        "filters": filters,
+        "window_choices": WINDOW_CHOICES,
+        "analytics": data,
+        "cache": analytics.cache_info(now=now),
+        "queue": queue,
+        "queue_rows": rows,
+        "sort_headers": _sort_headers(filters, queue.sort),
+        "page_queries": {
+            "previous": _query(filters, sort=queue.sort, page=queue.page.previous_page_number())
+            if queue.page.has_previous()
+            else "",
+            "next": _query(filters, sort=queue.sort, page=queue.page.next_page_number())
+            if queue.page.has_next()
+            else "",
+        },
+        "pressure": {
+            "teams": team_slugs,
+            "rows": [{"role": role, "cells": [cells.get((role, slug)) for slug in team_slugs]} for role in role_keys],
+            "max_open": max([cell["open"] for cell in load["matrix"]] or [0]),
+        },
+        "chart": trend_chart(trends["days"], trends["total"]["overdue"], trends["total"]["blocking"]),
+        "alert_minutes": settings.ANALYTICS_MEAN_OPEN_ALERT_MINUTES,
+        "refresh_seconds": settings.ANALYTICS_DASHBOARD_REFRESH_SECONDS,
+        "panels_query": _query(filters, sort=queue.sort, page=queue.page.number),
+    }
+
+
+def _all_teams(request: HttpRequest) -> list:
+    """Every team of the viewer, for the team filter (the scope may already be narrowed to one)."""
+    return list(Team.objects.visible_to(request.user).order_by("slug").values_list("slug", "name"))
+
+
+@require_GET
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "analytics/dashboard.html", dashboard_context(request))
+
+
+@require_GET
+@login_required
+def dashboard_panels(request: HttpRequest) -> HttpResponse:
+    """The dashboard's panels alone, fetched by static/js/dashboard.js every few seconds."""
+    response = render(request, "analytics/_panels.html", dashboard_context(request))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@login_required
+def reports(request: HttpRequest) -> HttpResponse:
+    jobs = packaging_jobs_summary(user=request.user)
+    failures = sorted(jobs["failures_by_error_code"].items(), key=lambda item: (-item[1], item[0]))
+    return render(
+        request,
+        "analytics/reports.html",
+        {
+            "jobs": jobs,
+            "failures": failures,
+            "failure_total": sum(count for _, count in failures),
+            "recent_failures": [run for run in jobs["recent_runs"] if run["error_code"]],
+            "metrics_visible": request.user.is_staff,
+        },
+    )
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition, derived from the database at scrape time (right across every process)."""
+    refusal = metrics_auth_failure(request)
+    if refusal is not None:
+        return refusal
+    return metrics_response()
