@@ -104,6 +104,15 @@ def _stage_payload(stage: ApprovalStage) -> dict[str, Any]:
     }
 
 
+def _record_stage_started(export: NarrativeExport, stage: ApprovalStage, actor) -> None:
+    export_lifecycle_record(
+        export=export,
+        event_type=STAGE_STARTED,
+        actor=actor,
+        payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},
+    )
+
+
 def _open_stage(ladder: ApprovalLadder, stage: ApprovalStage, now: datetime) -> None:
     stage.status = StageStatus.IN_PROGRESS
     stage.iteration = ladder.iteration
@@ -173,12 +182,7 @@ def ladder_instantiate(*, export: NarrativeExport, actor=None) -> ApprovalLadder
     stages = ladder_stages(ladder=ladder)
     first = stages[0]
     _history(ladder, HistoryAction.STAGE_STARTED, stage=first, actor=actor, now=now, to_status=first.status).save()
-    export_lifecycle_record(
-        export=export,
-        event_type=STAGE_STARTED,
-        actor=actor,
-        payload={**_stage_payload(first), "due_at": first.due_at.isoformat()},
-    )
+    _record_stage_started(export, first, actor)
     _refresh_queue_state(export, ladder, actor)
     _notify_after_commit(export, "approval.ladder_created")
     return ladder
@@ -377,12 +381,7 @@ def _stage_decide_locked(
                 )
             )
             ApprovalHistory.objects.bulk_create(history)
-            export_lifecycle_record(
-                export=export,
-                event_type=STAGE_STARTED,
-                actor=actor,
-                payload={**_stage_payload(following), "due_at": following.due_at.isoformat()},
-            )
+            _record_stage_started(export, following, actor)
             _refresh_queue_state(export, ladder, actor)
         else:
             ladder.status, ladder.finalized_at = LadderStatus.APPROVED, now
@@ -614,12 +613,7 @@ def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> Approva
             "previous_export_status": previous_export_status,
         },
     )
-    export_lifecycle_record(
-        export=export,
-        event_type=STAGE_STARTED,
-        actor=actor,
-        payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},
-    )
+    _record_stage_started(export, stage, actor)
     _refresh_queue_state(export, ladder, actor)
     _notify_after_commit(export, "approval.stage_reset")
     return ladder
