@@ -21,6 +21,7 @@ from analytics.governance import AnalyticsScope, analytics_scope
 from analytics.metrics import metrics_auth_failure, metrics_response
 from analytics.selectors import overdue_stage_queue, role_choices
 from config.errors import NotFound, ValidationFailed
+from exports.choices import ExportStatus
 from exports.selectors.narrative_exports import packaging_jobs_summary
 from governance.models import Team
 
@@ -167,6 +168,7 @@ def reports(request: HttpRequest) -> HttpResponse:
         "analytics/reports.html",
         {
             "jobs": jobs,
+            "status_counts": [(label, jobs["counts"].get(value, 0)) for value, label in ExportStatus.choices],
             "failures": failures,
             "failure_total": sum(count for _, count in failures),
             "recent_failures": [run for run in jobs["recent_runs"] if run["error_code"]],
