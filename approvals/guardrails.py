@@ -163,13 +163,16 @@ def queue_state_key(state: dict[str, Any] | None) -> tuple:
     return status, pending.get("id") if isinstance(pending, dict) else pending, state.get("iteration")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # writes only, nothing to recover from
 def record_packaging_queue_state(
-    export: NarrativeExport, state: GuardrailVerdict | dict[str, Any], *, actor=None
+    export: NarrativeExport, state: GuardrailVerdict | dict[str, Any], *, actor=None, locked: bool = False
 ) -> tuple[dict[str, Any], bool]:
     """Persist the compact queue state; emit ``narrative_export.packaging.awaiting_approval`` once per distinct
-    blocking state. A repeat of the stored state changes nothing and emits nothing. Returns (state, changed)."""
-    locked = export_lock(export_id=export.pk)
+    blocking state. A repeat of the stored state changes nothing and emits nothing. Returns (state, changed).
+
+    ``locked=True`` says ``export`` is the caller's own row lock, read in this transaction and kept current: it
+    is used as it is instead of being locked and read again."""
+    locked = export if locked else export_lock(export_id=export.pk)
     if isinstance(state, GuardrailVerdict):
         state = state.state(attempts=locked.packaging_attempts)
     stored = locked.packaging_queue_state or {}

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import django_filters
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from approvals.choices import LadderStatus, QueueStatus, StageStatus
@@ -57,20 +57,33 @@ def active_stage(stages: Iterable[ApprovalStage]) -> ApprovalStage | None:
     return next((stage for stage in stages if stage.status == StageStatus.IN_PROGRESS), None)
 
 
+def _record_prefetches() -> list[Prefetch]:
+    return [
+        Prefetch("signatures", queryset=ApprovalSignature.objects.order_by("signed_at", "id")),
+        Prefetch(
+            "history",
+            queryset=ApprovalHistory.objects.select_related("actor", "from_assignee", "to_assignee", "stage"),
+        ),
+    ]
+
+
 def ladder_detail(*, export: NarrativeExport) -> ApprovalLadder | None:
     """The ladder with stages, every signature (superseded ones too) and the whole history, in four queries."""
     return (
         ApprovalLadder.objects.filter(export_id=export.pk)
         .prefetch_related(
             Prefetch("stages", queryset=ApprovalStage.objects.select_related("assignee").order_by("index")),
-            Prefetch("signatures", queryset=ApprovalSignature.objects.order_by("signed_at", "id")),
-            Prefetch(
-                "history",
-                queryset=ApprovalHistory.objects.select_related("actor", "from_assignee", "to_assignee", "stage"),
-            ),
+            *_record_prefetches(),
         )
         .first()
     )
+
+
+def ladder_records(*, ladder: ApprovalLadder) -> ApprovalLadder:
+    """Every signature and the whole history loaded onto a ladder the caller already holds (two queries): an
+    action that has just changed a ladder answers with it without reading the ladder and its stages again."""
+    prefetch_related_objects([ladder], *_record_prefetches())
+    return ladder
 
 
 def stage_representation(stage: ApprovalStage) -> dict[str, Any]:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from approvals.choices import Decision
@@ -23,55 +25,49 @@ class ResetInput(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class SignatureOutput(serializers.ModelSerializer):
-    stage_id = serializers.IntegerField()
-    signer = serializers.CharField(source="signer_username")
-
-    class Meta:
-        model = ApprovalSignature
-        fields = [
-            "id",
-            "stage_id",
-            "stage_index",
-            "stage_name",
-            "required_role",
-            "iteration",
-            "decision",
-            "signer",
-            "printed_name",
-            "signed_as",
-            "meaning",
-            "comment",
-            "signed_at",
-            "narrative_digest",
-            "superseded",
-            "superseded_at",
-            "superseded_reason",
-        ]
+def signature_representation(signature: ApprovalSignature) -> dict[str, Any]:
+    """One signature as the API shows it (datetimes are rendered by the JSON renderer, in UTC with ``Z``)."""
+    return {
+        "id": signature.pk,
+        "stage_id": signature.stage_id,
+        "stage_index": signature.stage_index,
+        "stage_name": signature.stage_name,
+        "required_role": signature.required_role,
+        "iteration": signature.iteration,
+        "decision": signature.decision,
+        "signer": signature.signer_username,
+        "printed_name": signature.printed_name,
+        "signed_as": signature.signed_as,
+        "meaning": signature.meaning,
+        "comment": signature.comment,
+        "signed_at": signature.signed_at,
+        "narrative_digest": signature.narrative_digest,
+        "superseded": signature.superseded,
+        "superseded_at": signature.superseded_at,
+        "superseded_reason": signature.superseded_reason,
+    }
 
 
-class HistoryOutput(serializers.ModelSerializer):
-    stage_id = serializers.IntegerField(allow_null=True)
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    from_assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    to_assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+def _username(user) -> str | None:
+    return user.username if user is not None else None
 
-    class Meta:
-        model = ApprovalHistory
-        fields = [
-            "id",
-            "stage_id",
-            "action",
-            "actor",
-            "from_assignee",
-            "to_assignee",
-            "from_status",
-            "to_status",
-            "reason",
-            "iteration",
-            "payload",
-            "created_at",
-        ]
+
+def history_representation(row: ApprovalHistory) -> dict[str, Any]:
+    """One history row; ``actor``/``from_assignee``/``to_assignee`` must be loaded (``select_related``)."""
+    return {
+        "id": row.pk,
+        "stage_id": row.stage_id,
+        "action": row.action,
+        "actor": _username(row.actor) if row.actor_id else None,
+        "from_assignee": _username(row.from_assignee) if row.from_assignee_id else None,
+        "to_assignee": _username(row.to_assignee) if row.to_assignee_id else None,
+        "from_status": row.from_status,
+        "to_status": row.to_status,
+        "reason": row.reason,
+        "iteration": row.iteration,
+        "payload": row.payload,
+        "created_at": row.created_at,
+    }
 
 
 def export_summary(export) -> dict:
@@ -85,13 +81,14 @@ def export_summary(export) -> dict:
     }
 
 
-def ladder_full(ladder) -> dict | None:
-    """A ladder loaded by ``ladder_detail``: stages with their dates, every signature and the whole history."""
+def ladder_full(ladder, *, stages=None) -> dict | None:
+    """A ladder loaded by ``ladder_detail`` (or ``ladder_records`` with its ``stages``): stages with their dates,
+    every signature and the whole history."""
     if ladder is None:
         return None
-    stages = []
-    for stage in ladder.stages.all():
-        stages.append(
+    rows = []
+    for stage in ladder.stages.all() if stages is None else stages:
+        rows.append(
             {
                 **stage_representation(stage),
                 "meaning": stage.meaning,
@@ -108,9 +105,9 @@ def ladder_full(ladder) -> dict | None:
         "iteration": ladder.iteration,
         "template_snapshot_id": ladder.template_snapshot_id,
         "finalized_at": ladder.finalized_at,
-        "stages": stages,
-        "signatures": SignatureOutput(ladder.signatures.all(), many=True).data,
-        "history": HistoryOutput(ladder.history.all(), many=True).data,
+        "stages": rows,
+        "signatures": [signature_representation(signature) for signature in ladder.signatures.all()],
+        "history": [history_representation(row) for row in ladder.history.all()],
     }
 
 

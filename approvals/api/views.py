@@ -13,6 +13,7 @@ from approvals.selectors import (
     governance_export_get_for_user,
     governance_exports_for_user,
     ladder_detail,
+    ladder_records,
     ladders_for_exports,
 )
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
@@ -44,11 +45,15 @@ class ExportApproveApi(APIView):
     def post(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.DecisionInput, request.data)
-        outcome = stage_decide(export_id=export.pk, actor=request.user, **data)
-        body = _ladder_response(
-            outcome.export, signature=s.SignatureOutput(outcome.signature).data, dispatched=outcome.dispatched
+        outcome = stage_decide(export_id=export.pk, export=export, actor=request.user, **data)
+        return Response(
+            {
+                "export": s.export_summary(outcome.export),
+                "ladder": s.ladder_full(ladder_records(ladder=outcome.ladder), stages=outcome.stages),
+                "signature": s.signature_representation(outcome.signature),
+                "dispatched": outcome.dispatched,
+            }
         )
-        return Response(body)
 
 
 class StageDelegateApi(APIView):

@@ -37,7 +37,7 @@ from approvals.services.signing import signer_verify
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
-from exports.services.lifecycle import export_lifecycle_record
+from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from governance.choices import RoleKey
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
@@ -131,10 +131,22 @@ def _notify_after_commit(export: NarrativeExport, reason: str) -> None:
     )
 
 
-def _refresh_queue_state(export: NarrativeExport, ladder: ApprovalLadder, actor) -> None:
-    stages = ladder_stages(ladder=ladder)
-    verdict = guardrail_verdict(export=export, ladder=ladder, stages=stages, signatures=live_signatures(ladder=ladder))
-    record_packaging_queue_state(export, verdict, actor=actor)
+def _refresh_queue_state(
+    export: NarrativeExport,
+    ladder: ApprovalLadder,
+    actor,
+    *,
+    stages: list[ApprovalStage] | None = None,
+    signatures: list[ApprovalSignature] | None = None,
+    locked: bool = False,
+) -> None:
+    """Re-run the guardrail and record its state. A caller holding the ladder lock may pass the ``stages`` and
+    ``signatures`` it keeps current (they are read again otherwise), and ``locked=True`` when ``export`` is its own
+    current row lock (see ``record_packaging_queue_state``)."""
+    stages = ladder_stages(ladder=ladder) if stages is None else stages
+    signatures = live_signatures(ladder=ladder) if signatures is None else signatures
+    verdict = guardrail_verdict(export=export, ladder=ladder, stages=stages, signatures=signatures)
+    record_packaging_queue_state(export, verdict, actor=actor, locked=locked)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -151,6 +163,7 @@ def ladder_blueprint(export: NarrativeExport) -> tuple[list[dict[str, Any]], dic
 
 
 @transaction.atomic
+@lifecycle_batch()
 def ladder_instantiate(*, export: NarrativeExport, actor=None) -> ApprovalLadder:
     """Build the ladder of a new export: stages in order, the first ``in_progress`` and the rest ``pending``."""
     stages_blueprint, sla_defaults = ladder_blueprint(export)
@@ -196,6 +209,7 @@ def ladder_instantiate(*, export: NarrativeExport, actor=None) -> ApprovalLadder
 class DecisionOutcome:
     export: NarrativeExport
     ladder: ApprovalLadder
+    stages: list[ApprovalStage]  # the ladder's stages as the decision left them
     signature: ApprovalSignature
     dispatched: bool
 
@@ -230,13 +244,16 @@ def stage_decide(
     meaning: str = "",
     comment: str = "",
     expected_stage_id: int,
+    export: NarrativeExport | None = None,
 ) -> DecisionOutcome:
     """Approve or reject the active stage with an electronic signature.
 
     Not wrapped in one transaction on purpose: the password is checked first, outside every lock (hashing is
-    slow by design), and a failed check must be committed to count towards the lockout.
+    slow by design), and a failed check must be committed to count towards the lockout. ``export`` is the row of
+    ``export_id`` with its execution when the caller has already read it (it is read again, locked, to sign).
     """
-    export = NarrativeExport.objects.select_related("execution").filter(pk=export_id).first()
+    if export is None or export.pk != export_id:
+        export = NarrativeExport.objects.select_related("execution").filter(pk=export_id).first()
     if export is None:
         raise NotFound(f"Export {export_id} was not found.", code="export_not_found")
     if decision not in Decision.values:
@@ -244,7 +261,7 @@ def stage_decide(
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationFailed("A rejection needs a comment saying why.", details={"comment": ["Required to reject."]})
     signer_verify(user=actor, password=password, export=export)
-    with transaction.atomic():
+    with transaction.atomic(), lifecycle_batch():
         return _stage_decide_locked(
             export_id=export_id,
             actor=actor,
@@ -294,7 +311,7 @@ def _stage_decide_locked(
     meaning = (meaning or "").strip() or (stage.meaning if decision == Decision.APPROVE else "Rejected")
     SignatureAttempt.objects.create(user=actor, export=export, succeeded=True, created_at=now)
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):  # a duplicate ends the whole transaction anyway
             signature = ApprovalSignature.objects.create(
                 ladder=ladder,
                 stage=stage,
@@ -346,12 +363,12 @@ def _stage_decide_locked(
         ladder.status, ladder.rejected_at = LadderStatus.REJECTED, now
         ladder.save(update_fields=["status", "rejected_at", "updated_at"])
         NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.REJECTED, updated_at=now)
-        export.status = ExportStatus.REJECTED
+        export.status, export.updated_at = ExportStatus.REJECTED, now
         ApprovalHistory.objects.bulk_create(history)
         export_lifecycle_record(
             export=export, event_type=REJECTED, actor=actor, payload={**signature_payload, "comment": comment}
         )
-        _refresh_queue_state(export, ladder, actor)
+        _refresh_queue_state(export, ladder, actor, stages=stages, signatures=[*signatures, signature], locked=True)
     else:
         export_lifecycle_record(export=export, event_type=STAGE_COMPLETED, actor=actor, payload=signature_payload)
         following = next((s for s in stages if s.index > stage.index and s.status == StageStatus.PENDING), None)
@@ -382,7 +399,7 @@ def _stage_decide_locked(
             )
             ApprovalHistory.objects.bulk_create(history)
             _record_stage_started(export, following, actor)
-            _refresh_queue_state(export, ladder, actor)
+            _refresh_queue_state(export, ladder, actor, stages=stages, signatures=[*signatures, signature], locked=True)
         else:
             ladder.status, ladder.finalized_at = LadderStatus.APPROVED, now
             ladder.save(update_fields=["status", "finalized_at", "updated_at"])
@@ -398,8 +415,9 @@ def _stage_decide_locked(
             )
             dispatched = dispatch_export_for_packaging(export, actor=actor).queued
     _notify_after_commit(export, f"approval.{decision}")
-    export.refresh_from_db()
-    return DecisionOutcome(export=export, ladder=ladder, signature=signature, dispatched=dispatched)
+    if ladder.status == LadderStatus.APPROVED:  # dispatching worked on its own copy of the row
+        export.refresh_from_db()
+    return DecisionOutcome(export=export, ladder=ladder, stages=stages, signature=signature, dispatched=dispatched)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -411,6 +429,7 @@ def _user_by_username(username: str):
 
 
 @transaction.atomic
+@lifecycle_batch()
 def stage_delegate(
     *, export_id: int, stage_id: int, actor, assignee: str, reason: str, due_at: datetime | None = None
 ) -> ApprovalStage:
@@ -511,6 +530,7 @@ def stage_delegate(
 
 
 @transaction.atomic
+@lifecycle_batch()
 def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> ApprovalLadder:
     """Reopen a started stage: later stages return to pending, their signatures and its own are marked
     superseded (kept), the iteration is bumped and packaging is blocked — an export already queued too."""

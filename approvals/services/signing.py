@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from approvals.models import SignatureAttempt
 from config.errors import DossierError
+from config.passwords import password_verify
 from exports.models import NarrativeExport
 from governance.services.audit import audit_record
 
@@ -61,10 +62,11 @@ def signer_verify(*, user, password: str, export: NarrativeExport | None = None)
     """The second component of the signature: the signer's own password, checked with Django's hasher.
 
     A failure is committed on its own (the caller's work is not), counted towards the lockout, and the failure
-    that reaches the limit writes an audit event. Runs outside any ladder lock: hashing is slow on purpose.
+    that reaches the limit writes an audit event. Runs outside any ladder lock: hashing is slow on purpose (and
+    runs at a lower CPU priority, see ``config.passwords``).
     """
     signer_lockout_check(user=user, export=export)
-    if password and user.check_password(password):
+    if password and password_verify(user, password):
         return
     limit, window = lockout_policy()
     with transaction.atomic():

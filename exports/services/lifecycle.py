@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +18,22 @@ from governance.services.audit import AuditEntry, audit_record, audit_record_man
 from governance.signals import team_state_changed
 
 
-@transaction.atomic
 def export_lifecycle_record(
     *, export: NarrativeExport, event_type: str, actor=None, payload: dict[str, Any] | None = None
-) -> ExecutionEvent:
-    """``event_type`` is one of SPEC §4's exact names (``narrative_export.…``)."""
+) -> ExecutionEvent | None:
+    """``event_type`` is one of SPEC §4's exact names (``narrative_export.…``).
+
+    Inside ``lifecycle_batch()`` the record is only collected (and None returned): the batch writes it, in order,
+    when the block ends."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.append(LifecycleRecord(export=export, event_type=event_type, actor=actor, payload=payload))
+        return None
+    return _record_one(export=export, event_type=event_type, actor=actor, payload=payload)
+
+
+@transaction.atomic(savepoint=False)  # appends only: no savepoint round trips
+def _record_one(*, export: NarrativeExport, event_type: str, actor, payload: dict[str, Any] | None) -> ExecutionEvent:
     body = {"export_id": export.pk, "version": export.version, **(payload or {})}
     (event,) = timeline_append(execution=export.execution, actor=actor, events=[EventInput(event_type, body)])
     audit_record(
@@ -41,7 +54,31 @@ class LifecycleRecord:
     payload: dict[str, Any] | None = None
 
 
-@transaction.atomic
+_pending: ContextVar[list[LifecycleRecord] | None] = ContextVar("export_lifecycle_pending", default=None)
+
+
+@contextmanager
+def lifecycle_batch() -> Iterator[None]:
+    """Collect the lifecycle records written inside the block and write them together when it ends.
+
+    Same rows, same order, but the execution and the audit-chain head are locked once, at the end, instead of
+    once per record: an interactive action (a signature writes three or four records) then holds the global
+    audit lock only for the last moments of its transaction. Use it inside ``transaction.atomic()``. Records
+    of a block that raises are dropped with the transaction; a nested block leaves the writing to the outer one.
+    """
+    if _pending.get() is not None:
+        yield
+        return
+    token = _pending.set([])
+    try:
+        yield
+        records = _pending.get()
+    finally:
+        _pending.reset(token)
+    export_lifecycle_record_many(records)
+
+
+@transaction.atomic(savepoint=False)
 def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_size: int = 5000) -> None:
     """``export_lifecycle_record`` for many exports at once, in a number of queries independent of the count.
 
@@ -89,8 +126,15 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
             )
         execution.updated_at = now
     ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
-    Execution.objects.bulk_update(list(locked.values()), ["last_sequence", "updated_at"], batch_size=batch_size)
+    if len(locked) == 1:  # the interactive case: a plain UPDATE compiles and runs faster than bulk_update's CASE
+        (execution,) = locked.values()
+        Execution.objects.filter(pk=execution.pk).update(last_sequence=execution.last_sequence, updated_at=now)
+    else:
+        Execution.objects.bulk_update(list(locked.values()), ["last_sequence", "updated_at"], batch_size=batch_size)
     audit_record_many(audits, batch_size=batch_size)
+    for record in records:  # keep loaded executions in step, as ``timeline_append`` does
+        if NarrativeExport.execution.is_cached(record.export):
+            record.export.execution.last_sequence = locked[record.export.execution_id].last_sequence
     changed = [(row.pk, row.team_id) for row in locked.values()]
 
     def notify() -> None:

@@ -77,7 +77,7 @@ def _object_ref(obj: models.Model | None) -> tuple[str, str]:
     return obj._meta.label_lower, str(obj.pk)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # appends only: no savepoint round trips
 def audit_record(
     *,
     action: str,
@@ -282,7 +282,7 @@ class AuditEntry:
     payload: dict[str, Any] | None = None
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def audit_record_many(entries: Iterable[AuditEntry], *, batch_size: int = 5000) -> list[AuditEvent]:
     """Append many rows to the chain under one head lock and a bounded number of INSERTs (batch jobs)."""
     entries = list(entries)
