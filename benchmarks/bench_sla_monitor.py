@@ -4,7 +4,9 @@ Run from the repository root: ``python benchmarks/bench_sla_monitor.py`` (Postgr
 ``APPROVALS_BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/dossier_bench_approvals``, created and
 migrated on first use; its approval and export tables are truncated). Prints the monitor's wall time and query count,
 the time of one raw SQL UPDATE marking the same rows, their ratio, and PASS/MISS against the 10 s budget. It runs
-the monitor at two overdue volumes to show the query count depends on batches, not rows. Always exits 0.
+the monitor at two overdue volumes to show the query count depends on batches, not rows, and once more with every
+overdue stage also past its escalation threshold (markers, history, events, audit rows and emails for both).
+Always exits 0.
 """
 
 from __future__ import annotations
@@ -100,12 +102,18 @@ def clean():
         )
 
 
-def rearm(ladder_ids: list[int], overdue: int, now) -> None:
-    """Put ``overdue`` stages back past due and unmarked (history, events and audit rows are left)."""
+def rearm(ladder_ids: list[int], overdue: int, now, *, escalate: bool = False) -> None:
+    """Put ``overdue`` stages back past due and unmarked, and past their escalation threshold too with
+    ``escalate`` (history, events and audit rows are left)."""
     from approvals.models import ApprovalStage
 
-    ApprovalStage.objects.update(overdue_at=None, escalated_at=None, due_at=now + timedelta(hours=20))
-    ApprovalStage.objects.filter(ladder_id__in=ladder_ids[:overdue]).update(due_at=now - timedelta(hours=6))
+    ApprovalStage.objects.update(
+        overdue_at=None, escalated_at=None, due_at=now + timedelta(hours=20), escalate_at=now + timedelta(hours=44)
+    )
+    ApprovalStage.objects.filter(ladder_id__in=ladder_ids[:overdue]).update(
+        due_at=now - timedelta(hours=30 if escalate else 6),
+        escalate_at=now - timedelta(hours=6) if escalate else now + timedelta(hours=18),
+    )
 
 
 def monitor(now) -> tuple[float, int, object]:
@@ -160,6 +168,8 @@ def main() -> None:
     for overdue in (OVERDUE // 2, OVERDUE):
         rearm(ladder_ids, overdue, now)
         results[overdue] = monitor(now)
+    rearm(ladder_ids, OVERDUE, now, escalate=True)
+    escalated = monitor(now)
     rearm(ladder_ids, OVERDUE, now)
     raw_seconds, raw_rows = raw_update(now)
     elapsed, queries, report = results[OVERDUE]
@@ -168,11 +178,19 @@ def main() -> None:
     print(f"  {OVERDUE // 2:>6,} overdue: {half_elapsed:7.3f} s, {half_queries} queries")
     print(f"  {OVERDUE:>6,} overdue: {elapsed:7.3f} s, {queries} queries (marked {report.overdue:,})")
     print("  phases: " + ", ".join(f"{phase} {value:.2f} s" for phase, value in report.seconds.items()))
+    esc_elapsed, esc_queries, esc_report = escalated
+    print(
+        f"  {OVERDUE:>6,} overdue and past escalation: {esc_elapsed:7.3f} s, {esc_queries} queries "
+        f"(marked {esc_report.overdue:,} overdue, {esc_report.escalated:,} escalated, {esc_report.emails} emails)"
+    )
     print(f"  raw SQL UPDATE of the same {raw_rows:,} rows: {raw_seconds * 1000:.1f} ms")
     print(f"  ratio monitor / raw UPDATE: {elapsed / raw_seconds:.1f}x")
     print(f"  queries per 1,000 overdue stages: {queries / (OVERDUE / 1000):.1f}")
     outcome = verdict(elapsed, BUDGET_SECONDS, higher_is_better=False) if report.overdue == OVERDUE else "MISS"
     print(f"  {outcome}: under {BUDGET_SECONDS:.0f} s for {OVERDUE:,} overdue stages")
+    complete = esc_report.overdue == esc_report.escalated == OVERDUE
+    outcome = verdict(esc_elapsed, BUDGET_SECONDS, higher_is_better=False) if complete else "MISS"
+    print(f"  {outcome}: under {BUDGET_SECONDS:.0f} s for {OVERDUE:,} stages overdue and escalated in one run")
     clean()
 
 

@@ -81,9 +81,9 @@ def export_summary(export) -> dict:
     }
 
 
-def ladder_full(ladder, *, stages=None) -> dict | None:
-    """A ladder loaded by ``ladder_detail`` (or ``ladder_records`` with its ``stages``): stages with their dates,
-    every signature and the whole history."""
+def ladder_full(ladder, *, stages=None, signatures=None, history=None) -> dict | None:
+    """A ladder loaded by ``ladder_detail``: stages with their dates, every signature and the whole history. A
+    caller holding them passes the ``stages`` and the ``signatures``/``history`` rows of ``ladder_record_rows``."""
     if ladder is None:
         return None
     rows = []
@@ -106,8 +106,12 @@ def ladder_full(ladder, *, stages=None) -> dict | None:
         "template_snapshot_id": ladder.template_snapshot_id,
         "finalized_at": ladder.finalized_at,
         "stages": rows,
-        "signatures": [signature_representation(signature) for signature in ladder.signatures.all()],
-        "history": [history_representation(row) for row in ladder.history.all()],
+        "signatures": (
+            [signature_representation(signature) for signature in ladder.signatures.all()]
+            if signatures is None
+            else signatures
+        ),
+        "history": [history_representation(row) for row in ladder.history.all()] if history is None else history,
     }
 
 

@@ -13,7 +13,7 @@ from approvals.selectors import (
     governance_export_get_for_user,
     governance_exports_for_user,
     ladder_detail,
-    ladder_records,
+    ladder_record_rows,
     ladders_for_exports,
 )
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
@@ -46,10 +46,11 @@ class ExportApproveApi(APIView):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.DecisionInput, request.data)
         outcome = stage_decide(export_id=export.pk, export=export, actor=request.user, **data)
+        signatures, history = ladder_record_rows(ladder_id=outcome.ladder.pk)
         return Response(
             {
                 "export": s.export_summary(outcome.export),
-                "ladder": s.ladder_full(ladder_records(ladder=outcome.ladder), stages=outcome.stages),
+                "ladder": s.ladder_full(outcome.ladder, stages=outcome.stages, signatures=signatures, history=history),
                 "signature": s.signature_representation(outcome.signature),
                 "dispatched": outcome.dispatched,
             }

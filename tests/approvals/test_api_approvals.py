@@ -190,3 +190,17 @@ def test_export_creation_through_the_exports_api_builds_the_ladder(client_for, c
     assert ladder["stages"][0]["due_at"].endswith("Z")
     listing = client_for(crew.reviewer).get(base).json()
     assert listing["results"][0]["ladder"]["stages"][0]["id"] == ladder["stages"][0]["id"]
+
+
+@pytest.mark.parametrize("path", ["approve-approve-approve", "approve-reject"])
+def test_each_decision_answers_with_the_ladder_the_record_endpoint_shows(client_for, crew, export, path):
+    """The approve endpoint builds its answer from the rows it holds; it must match a fresh read exactly."""
+    signers = [crew.reviewer, crew.qa, crew.compliance]
+    for signer, decision in zip(signers, path.split("-"), strict=False):
+        overrides = {"decision": decision, "comment": "Not this one" if decision == "reject" else ""}
+        answer = client_for(signer).post(url(export), body(export, **overrides), format="json")
+        assert answer.status_code == 200, answer.json()
+        record = client_for(crew.auditor).get(url(export, "approvals")).json()
+        assert answer.json()["ladder"] == record["ladder"]
+        assert answer.json()["export"] == record["export"]
+        assert answer.json()["signature"] == record["ladder"]["signatures"][-1]
