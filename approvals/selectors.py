@@ -22,8 +22,11 @@ from governance.models import Membership
 GOVERNANCE_VIEW_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.AUDITOR})
 
 
-def export_get_for_user(*, user, export_id: int, execution_id: int | None = None) -> NarrativeExport:
-    queryset = NarrativeExport.objects.visible_to(user).select_related("execution__team", "author")
+def export_get_for_user(
+    *, user, export_id: int, execution_id: int | None = None, related: tuple[str, ...] = ("execution__team", "author")
+) -> NarrativeExport:
+    """An export of one of ``user``'s teams (404 otherwise), with ``related`` rows loaded."""
+    queryset = NarrativeExport.objects.visible_to(user).select_related(*related)
     if execution_id is not None:
         queryset = queryset.filter(execution_id=execution_id)
     export = queryset.filter(pk=export_id).first()

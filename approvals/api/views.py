@@ -43,7 +43,9 @@ class ExportApprovalsApi(APIView):
 class ExportApproveApi(APIView):
     @extend_schema(request=s.DecisionInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id: int, export_id: int):
-        export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
+        export = export_get_for_user(
+            user=request.user, export_id=export_id, execution_id=execution_id, related=("execution",)
+        )
         data = validated(s.DecisionInput, request.data)
         outcome = stage_decide(export_id=export.pk, export=export, actor=request.user, **data)
         signatures, history = ladder_record_rows(ladder_id=outcome.ladder.pk)

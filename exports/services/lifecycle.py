@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from exports.models import Execution, ExecutionEvent, NarrativeExport
@@ -54,6 +54,33 @@ class LifecycleRecord:
     payload: dict[str, Any] | None = None
 
 
+def _reserve_sequences(counts: dict[int, int], *, now) -> dict[int, tuple[int, int]]:
+    """Advance each execution's ``last_sequence`` by its count under its row lock (taken in id order, as
+    ``timeline_append`` takes them one by one); ``{execution_id: (last sequence before, team_id)}``."""
+    if len(counts) == 1:  # the interactive case: lock, advance and read back in one statement
+        ((execution_id, count),) = counts.items()
+        with connection.cursor() as cursor:
+            table = connection.ops.quote_name(Execution._meta.db_table)
+            cursor.execute(
+                f"UPDATE {table} SET last_sequence = last_sequence + %s, updated_at = %s "  # noqa: S608 - no input
+                "WHERE id = %s RETURNING last_sequence, team_id",
+                [count, connection.ops.adapt_datetimefield_value(now), execution_id],
+            )
+            last, team_id = cursor.fetchone()
+        return {execution_id: (last - count, team_id)}
+    locked = list(
+        Execution.objects.select_for_update()
+        .only("id", "last_sequence", "team_id")
+        .filter(pk__in=counts)
+        .order_by("pk")
+    )
+    reserved = {row.pk: (row.last_sequence, row.team_id) for row in locked}
+    for row in locked:
+        row.last_sequence, row.updated_at = row.last_sequence + counts[row.pk], now
+    Execution.objects.bulk_update(locked, ["last_sequence", "updated_at"], batch_size=5000)
+    return reserved
+
+
 _pending: ContextVar[list[LifecycleRecord] | None] = ContextVar("export_lifecycle_pending", default=None)
 
 
@@ -90,24 +117,18 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
     by_execution: dict[int, list[LifecycleRecord]] = defaultdict(list)
     for record in records:
         by_execution[record.export.execution_id].append(record)
-    locked = {
-        row.pk: row
-        for row in Execution.objects.select_for_update()
-        .only("id", "last_sequence", "team_id")
-        .filter(pk__in=by_execution)
-        .order_by("pk")
-    }
     now = timezone.now()
+    reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
     events, audits = [], []
     for execution_id, group in sorted(by_execution.items()):
-        execution = locked[execution_id]
+        sequence, team_id = reserved[execution_id]
         for record in group:
-            execution.last_sequence += 1
+            sequence += 1
             body = {"export_id": record.export.pk, "version": record.export.version, **(record.payload or {})}
             events.append(
                 ExecutionEvent(
                     execution_id=execution_id,
-                    sequence=execution.last_sequence,
+                    sequence=sequence,
                     event_type=record.event_type,
                     actor_id=getattr(record.actor, "pk", None),
                     payload=normalize_payload(body),
@@ -120,22 +141,17 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
                     action=record.event_type,
                     actor=record.actor,
                     obj=record.export,
-                    team_id=execution.team_id,
-                    payload={"sequence": execution.last_sequence, **body},
+                    team_id=team_id,
+                    payload={"sequence": sequence, **body},
                 )
             )
-        execution.updated_at = now
     ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
-    if len(locked) == 1:  # the interactive case: a plain UPDATE compiles and runs faster than bulk_update's CASE
-        (execution,) = locked.values()
-        Execution.objects.filter(pk=execution.pk).update(last_sequence=execution.last_sequence, updated_at=now)
-    else:
-        Execution.objects.bulk_update(list(locked.values()), ["last_sequence", "updated_at"], batch_size=batch_size)
     audit_record_many(audits, batch_size=batch_size)
     for record in records:  # keep loaded executions in step, as ``timeline_append`` does
         if NarrativeExport.execution.is_cached(record.export):
-            record.export.execution.last_sequence = locked[record.export.execution_id].last_sequence
-    changed = [(row.pk, row.team_id) for row in locked.values()]
+            first, _ = reserved[record.export.execution_id]
+            record.export.execution.last_sequence = first + len(by_execution[record.export.execution_id])
+    changed = [(pk, team_id) for pk, (_, team_id) in reserved.items()]
 
     def notify() -> None:
         for execution_id, team_id in changed:

@@ -69,3 +69,25 @@ def test_a_nested_batch_leaves_the_writing_to_the_outer_one(make_export, executi
         assert len(timeline(execution)) == before
         export_lifecycle_record(export=export, event_type=STEPS[1])
     assert [event for _, event in timeline(execution)[before:]] == list(STEPS)
+
+
+def test_a_batch_over_several_executions_keeps_each_timeline_gap_free(make_export, execution, scientist, team):
+    from exports.services.executions import execution_create
+    from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
+
+    first = make_export()
+    other_execution = execution_create(team=team, title="Second run", owner=scientist)
+    second = first.__class__.objects.select_related("execution").get(pk=first.pk)
+    second.execution = other_execution  # a record only needs the export's id, version and execution
+    execution.refresh_from_db()
+    before = {execution.pk: execution.last_sequence, other_execution.pk: other_execution.last_sequence}
+    export_lifecycle_record_many(
+        [LifecycleRecord(export=first, event_type=STEPS[0]), LifecycleRecord(export=second, event_type=STEPS[0])]
+        + [LifecycleRecord(export=first, event_type=STEPS[1])]
+    )
+    for target, added in ((execution, [STEPS[0], STEPS[1]]), (other_execution, [STEPS[0]])):
+        rows = timeline(target)
+        assert rows[-len(added) :] == [(before[target.pk] + i, step) for i, step in enumerate(added, start=1)]
+        target.refresh_from_db()
+        assert target.last_sequence == before[target.pk] + len(added)
+    assert audit_chain_verify(record=False).ok
