@@ -112,6 +112,17 @@ HISTORY_COLUMNS = {
 }
 
 
+def represent(obj, columns: dict[str, str]) -> dict[str, Any]:
+    """``{field: value}`` of a model instance for a column map (``a__b`` follows a loaded relation; None-safe)."""
+    row = {}
+    for key, column in columns.items():
+        value = obj
+        for name in column.split("__"):
+            value = getattr(value, name) if value is not None else None
+        row[key] = value
+    return row
+
+
 def ladder_record_rows(*, ladder_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every signature (superseded ones too) and the whole history of a ladder as the API shows them, in two
     queries that build no model instances: an action that has just changed a ladder answers with these and the

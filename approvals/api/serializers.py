@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from approvals.choices import Decision
 from approvals.models import ApprovalHistory, ApprovalSignature
-from approvals.selectors import stage_representation
+from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
 
 
 class DecisionInput(serializers.Serializer):
@@ -27,47 +27,12 @@ class ResetInput(serializers.Serializer):
 
 def signature_representation(signature: ApprovalSignature) -> dict[str, Any]:
     """One signature as the API shows it (datetimes are rendered by the JSON renderer, in UTC with ``Z``)."""
-    return {
-        "id": signature.pk,
-        "stage_id": signature.stage_id,
-        "stage_index": signature.stage_index,
-        "stage_name": signature.stage_name,
-        "required_role": signature.required_role,
-        "iteration": signature.iteration,
-        "decision": signature.decision,
-        "signer": signature.signer_username,
-        "printed_name": signature.printed_name,
-        "signed_as": signature.signed_as,
-        "meaning": signature.meaning,
-        "comment": signature.comment,
-        "signed_at": signature.signed_at,
-        "narrative_digest": signature.narrative_digest,
-        "superseded": signature.superseded,
-        "superseded_at": signature.superseded_at,
-        "superseded_reason": signature.superseded_reason,
-    }
-
-
-def _username(user) -> str | None:
-    return user.username if user is not None else None
+    return represent(signature, SIGNATURE_COLUMNS)
 
 
 def history_representation(row: ApprovalHistory) -> dict[str, Any]:
-    """One history row; ``actor``/``from_assignee``/``to_assignee`` must be loaded (``select_related``)."""
-    return {
-        "id": row.pk,
-        "stage_id": row.stage_id,
-        "action": row.action,
-        "actor": _username(row.actor) if row.actor_id else None,
-        "from_assignee": _username(row.from_assignee) if row.from_assignee_id else None,
-        "to_assignee": _username(row.to_assignee) if row.to_assignee_id else None,
-        "from_status": row.from_status,
-        "to_status": row.to_status,
-        "reason": row.reason,
-        "iteration": row.iteration,
-        "payload": row.payload,
-        "created_at": row.created_at,
-    }
+    """One history row; ``actor``/``from_assignee``/``to_assignee`` should be loaded (``select_related``)."""
+    return represent(row, HISTORY_COLUMNS)
 
 
 def export_summary(export) -> dict:
