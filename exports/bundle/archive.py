@@ -24,7 +24,10 @@ GZIP_LEVEL = 6
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 # Big enough that per-call overhead vanishes and hashlib/zstd release the GIL for long stretches.
-CHUNK_SIZE = 4 << 20
+CHUNK_SIZE = 2 << 20
+# The most handed to the zstd compressor per call. Its multi-threaded mode buffers whatever one call brings
+# until a job is full, so small feeds keep its memory at a few job sizes whatever the file sizes are.
+COMPRESSOR_FEED = 512 << 10
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 FILE_MODE = 0o644
@@ -76,12 +79,25 @@ def compressed_writer(
             write_dict_id=False,
         )
         with compressor.stream_writer(sink, closefd=False, write_size=1 << 20) as writer:
-            yield writer
+            yield _MeteredFeed(writer)
     elif compression == "gzip":
         with gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=sink, mtime=0) as writer:  # type: ignore[arg-type]
             yield writer
     else:
         raise BundleError("invalid_compression", f"compression must be 'zstd' or 'gzip', not {compression!r}")
+
+
+class _MeteredFeed:
+    """Hands the compressor at most ``COMPRESSOR_FEED`` bytes per call; slicing a memoryview copies nothing."""
+
+    def __init__(self, writer: Writable) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        view = memoryview(data)
+        for start in range(0, len(view), COMPRESSOR_FEED):
+            self._writer.write(view[start : start + COMPRESSOR_FEED])
+        return len(view)
 
 
 class TarWriter:

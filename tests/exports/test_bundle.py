@@ -260,6 +260,16 @@ def test_same_spec_gives_identical_bytes_whatever_the_threads_and_input_order(si
     assert build(make_spec(signer, created_at=CREATED_AT + timedelta(seconds=1))) != first
 
 
+def test_bundle_bytes_are_pinned_for_a_fixed_key(signer: Signer) -> None:
+    """Ed25519 signatures are deterministic, so a fixed key makes the whole archive a known value. If this
+    digest changes, bundles built by an earlier release no longer replay to the same bytes: a change to the
+    format, the tar writer or the compression library must be deliberate and documented."""
+    fixed = Signer.from_private_key(private_key_from_bytes(bytes(range(32))))
+    archive = build(make_spec(fixed))
+    assert build(make_spec(fixed), threads=3) == archive
+    assert hashlib.sha256(archive).hexdigest() == "bf10095457b08128a3362a66e5de23a1e49ca9b7f295c6bf6b954d742c0cd0d4"
+
+
 def test_zstd_frame_carries_no_checksum_size_or_dictionary(bundle: bytes) -> None:
     frame = zstandard.get_frame_parameters(bundle)
     assert (frame.has_checksum, frame.dict_id, frame.content_size) == (False, 0, zstandard.CONTENTSIZE_UNKNOWN)
