@@ -23,10 +23,15 @@ GOVERNANCE_VIEW_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMP
 
 
 def export_get_for_user(
-    *, user, export_id: int, execution_id: int | None = None, related: tuple[str, ...] = ("execution__team", "author")
+    *,
+    user,
+    export_id: int,
+    execution_id: int | None = None,
+    related: tuple[str, ...] = ("execution__team", "author"),
+    defer: tuple[str, ...] = (),
 ) -> NarrativeExport:
-    """An export of one of ``user``'s teams (404 otherwise), with ``related`` rows loaded."""
-    queryset = NarrativeExport.objects.visible_to(user).select_related(*related)
+    """An export of one of ``user``'s teams (404 otherwise), with ``related`` rows loaded and ``defer`` not."""
+    queryset = NarrativeExport.objects.visible_to(user).select_related(*related).defer(*defer)
     if execution_id is not None:
         queryset = queryset.filter(execution_id=execution_id)
     export = queryset.filter(pk=export_id).first()
@@ -35,11 +40,19 @@ def export_get_for_user(
     return export
 
 
+# Export columns no ladder action reads (the rendered narrative and the evidence manifest can be megabytes); they
+# are left unloaded and would load on access.
+HEAVY_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest", "notes")
+
+
 def export_lock(*, export_id: int) -> NarrativeExport:
     """The export row, locked. Every ladder action locks the export first and its ladder second, the order the
     packaging worker uses (export row, then the gate), so the two can never deadlock."""
     return (
-        NarrativeExport.objects.select_for_update(of=("self",)).select_related("execution", "author").get(pk=export_id)
+        NarrativeExport.objects.select_for_update(of=("self",))
+        .select_related("execution", "author")
+        .defer(*HEAVY_EXPORT_FIELDS)
+        .get(pk=export_id)
     )
 
 
@@ -54,6 +67,16 @@ def ladder_stages(*, ladder: ApprovalLadder) -> list[ApprovalStage]:
 
 def live_signatures(*, ladder: ApprovalLadder) -> list[ApprovalSignature]:
     return list(ladder.signatures.filter(superseded=False).order_by("stage_index", "id"))
+
+
+def ladder_signatures(*, ladder: ApprovalLadder) -> list[ApprovalSignature]:
+    """Every signature of the ladder, superseded ones too, in the order the approval record lists them."""
+    return list(ladder.signatures.order_by("signed_at", "id"))
+
+
+def live_among(signatures: Iterable[ApprovalSignature]) -> list[ApprovalSignature]:
+    """The live signatures of ``ladder_signatures``, ordered as ``live_signatures`` orders them."""
+    return sorted((s for s in signatures if not s.superseded), key=lambda s: (s.stage_index, s.pk))
 
 
 def active_stage(stages: Iterable[ApprovalStage]) -> ApprovalStage | None:
@@ -123,16 +146,11 @@ def represent(obj, columns: dict[str, str]) -> dict[str, Any]:
     return row
 
 
-def ladder_record_rows(*, ladder_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every signature (superseded ones too) and the whole history of a ladder as the API shows them, in two
-    queries that build no model instances: an action that has just changed a ladder answers with these and the
-    ladder and stages it already holds."""
-    signatures = ApprovalSignature.objects.filter(ladder_id=ladder_id).order_by("signed_at", "id")
+def ladder_history_rows(*, ladder_id: int) -> list[dict[str, Any]]:
+    """The whole history of a ladder as the API shows it, in one query that builds no model instances: an action
+    that has just changed a ladder answers with these and the ladder, stages and signatures it already holds."""
     history = ApprovalHistory.objects.filter(ladder_id=ladder_id).order_by("id")
-    return (
-        [dict(zip(SIGNATURE_COLUMNS, row, strict=True)) for row in signatures.values_list(*SIGNATURE_COLUMNS.values())],
-        [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in history.values_list(*HISTORY_COLUMNS.values())],
-    )
+    return [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in history.values_list(*HISTORY_COLUMNS.values())]
 
 
 def stage_representation(stage: ApprovalStage) -> dict[str, Any]:

@@ -8,7 +8,11 @@ everyone queued on its lock. So the hash runs on a per-process worker thread who
 the leftover cycles. The request thread only waits; ``hashlib`` releases the GIL while it hashes.
 
 ``DOSSIER_PASSWORD_CHECK_NICENESS`` is how much the worker threads' niceness is raised (0 checks in the calling
-thread, as Django does). Platforms without per-thread priorities check in the calling thread too.
+thread, as Django does). Platforms without per-thread priorities check in the calling thread too. With
+``DOSSIER_PASSWORD_CHECK_IDLE_POLICY`` (on by default) the threads also run under Linux's ``SCHED_IDLE`` policy:
+a request thread that wakes up (a query has answered) then takes the CPU from a hasher at once instead of
+waiting for the end of the hasher's time slice, which a raised niceness alone does not guarantee. Idle-policy
+threads still get a small share of a busy CPU, so a password check is slowed down, never starved.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.contrib.auth.hashers import verify_password
 
-# ((pid, niceness) it was built for, pool): a forked child, or a changed setting, gets a new one.
-_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
+# ((pid, niceness, idle policy) it was built for, pool): a forked child, or a changed setting, gets a new one.
+_pool: tuple[tuple[int, int, bool], ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
 
 
@@ -42,18 +46,22 @@ def password_verify(user, raw_password: str) -> bool:
 
 def _executor(niceness: int) -> ThreadPoolExecutor:
     global _pool
-    key = os.getpid(), niceness
+    key = os.getpid(), niceness, settings.DOSSIER_PASSWORD_CHECK_IDLE_POLICY
     with _pool_lock:
         if _pool is None or _pool[0] != key:
             if _pool is not None and _pool[0][0] == key[0]:
                 _pool[1].shutdown(wait=False)
             workers = max(2, os.cpu_count() or 2)
-            pool = ThreadPoolExecutor(workers, "password-check", initializer=_lower_priority, initargs=(niceness,))
+            idle = settings.DOSSIER_PASSWORD_CHECK_IDLE_POLICY
+            pool = ThreadPoolExecutor(workers, "password-check", initializer=_lower_priority, initargs=(niceness, idle))
             _pool = key, pool
         return _pool[1]
 
 
-def _lower_priority(niceness: int) -> None:
+def _lower_priority(niceness: int, idle: bool) -> None:
     thread = threading.get_native_id()
     with contextlib.suppress(OSError):  # if not permitted, the checks still run, at normal priority
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
+    if idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):  # any thread may lower its own policy; if refused, niceness stays
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))

@@ -48,7 +48,7 @@ def export_summary(export) -> dict:
 
 def ladder_full(ladder, *, stages=None, signatures=None, history=None) -> dict | None:
     """A ladder loaded by ``ladder_detail``: stages with their dates, every signature and the whole history. A
-    caller holding them passes the ``stages`` and the ``signatures``/``history`` rows of ``ladder_record_rows``."""
+    caller holding them passes the ``stages``, the ``signatures`` as represented and the ``ladder_history_rows``."""
     if ladder is None:
         return None
     rows = []

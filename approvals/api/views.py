@@ -9,11 +9,12 @@ from rest_framework.views import APIView
 from approvals.api import serializers as s
 from approvals.guardrails import dispatch_export_for_packaging
 from approvals.selectors import (
+    HEAVY_EXPORT_FIELDS,
     export_get_for_user,
     governance_export_get_for_user,
     governance_exports_for_user,
     ladder_detail,
-    ladder_record_rows,
+    ladder_history_rows,
     ladders_for_exports,
 )
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
@@ -44,15 +45,24 @@ class ExportApproveApi(APIView):
     @extend_schema(request=s.DecisionInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(
-            user=request.user, export_id=export_id, execution_id=execution_id, related=("execution",)
+            user=request.user,
+            export_id=export_id,
+            execution_id=execution_id,
+            related=("execution",),
+            defer=HEAVY_EXPORT_FIELDS,
         )
         data = validated(s.DecisionInput, request.data)
         outcome = stage_decide(export_id=export.pk, export=export, actor=request.user, **data)
-        signatures, history = ladder_record_rows(ladder_id=outcome.ladder.pk)
+        ladder = s.ladder_full(
+            outcome.ladder,
+            stages=outcome.stages,
+            signatures=[s.signature_representation(signature) for signature in outcome.signatures],
+            history=ladder_history_rows(ladder_id=outcome.ladder.pk),
+        )
         return Response(
             {
                 "export": s.export_summary(outcome.export),
-                "ladder": s.ladder_full(outcome.ladder, stages=outcome.stages, signatures=signatures, history=history),
+                "ladder": ladder,
                 "signature": s.signature_representation(outcome.signature),
                 "dispatched": outcome.dispatched,
             }

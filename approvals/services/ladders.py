@@ -29,7 +29,9 @@ from approvals.selectors import (
     active_stage,
     export_lock,
     ladder_lock,
+    ladder_signatures,
     ladder_stages,
+    live_among,
     live_signatures,
     stage_lookup,
 )
@@ -210,6 +212,7 @@ class DecisionOutcome:
     export: NarrativeExport
     ladder: ApprovalLadder
     stages: list[ApprovalStage]  # the ladder's stages as the decision left them
+    signatures: list[ApprovalSignature]  # every signature of the ladder, superseded ones too, the new one last
     signature: ApprovalSignature
     dispatched: bool
 
@@ -298,7 +301,8 @@ def _stage_decide_locked(
             code="not_permitted_to_sign",
             details={"required_role": stage.required_role},
         )
-    signatures = live_signatures(ladder=ladder)
+    recorded = ladder_signatures(ladder=ladder)
+    signatures = live_among(recorded)
     violation = separation_of_duties_violation(user=actor, export=export, stage=stage, signatures=signatures)
     if violation:
         raise PermissionDenied(violation, code="separation_of_duties")
@@ -417,7 +421,14 @@ def _stage_decide_locked(
     _notify_after_commit(export, f"approval.{decision}")
     if ladder.status == LadderStatus.APPROVED:  # dispatching worked on its own copy of the row
         export.refresh_from_db()
-    return DecisionOutcome(export=export, ladder=ladder, stages=stages, signature=signature, dispatched=dispatched)
+    return DecisionOutcome(
+        export=export,
+        ladder=ladder,
+        stages=stages,
+        signatures=[*recorded, signature],
+        signature=signature,
+        dispatched=dispatched,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------

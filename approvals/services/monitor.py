@@ -35,6 +35,7 @@ from approvals.models import (
     EnforcementObservation,
     SlaMonitorState,
 )
+from approvals.selectors import HEAVY_EXPORT_FIELDS
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
@@ -43,8 +44,6 @@ from governance.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
-# Export columns a batch job never needs (the narrative can be megabytes per row).
-HEAVY_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest", "notes")
 STAGE_OVERDUE = "narrative_export.approval.stage_overdue"
 STAGE_ESCALATED = "narrative_export.approval.stage_escalated"
 INCONSISTENCY_AUDIT_ACTION = "approvals.enforcement_inconsistency"

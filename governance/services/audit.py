@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import connection, connections, models, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from governance.models import AuditChainHead, AuditChainVerification, AuditEvent
 
@@ -93,23 +94,52 @@ def audit_record(
     The chain head row is locked until the transaction commits, so concurrent writers append one after the
     other and sequence order is commit order.
     """
-    head = _locked_head()
     ref_type, ref_id = _object_ref(obj)
-    fields = {
-        "sequence": head.last_sequence + 1,
-        "created_at": timezone.now(),
-        "actor_id": getattr(actor, "pk", None),
-        "actor_username": getattr(actor, "username", "") or "",
-        "action": action,
-        "object_type": object_type if object_type is not None else ref_type,
-        "object_id": object_id if object_id is not None else ref_id,
-        "team_id": team_id,
-        "payload": normalize_payload(payload),
-        "prev_hash": head.last_hash,
-    }
-    row = AuditEvent.objects.create(**fields, hash=audit_row_hash(**fields))
-    AuditChainHead.objects.filter(pk=head.pk).update(last_sequence=row.sequence, last_hash=row.hash)
+    draft = _Draft(
+        actor_id=getattr(actor, "pk", None),
+        actor_username=getattr(actor, "username", "") or "",
+        action=action,
+        object_type=object_type if object_type is not None else ref_type,
+        object_id=object_id if object_id is not None else ref_id,
+        team_id=team_id,
+        payload=normalize_payload(payload),
+    )
+    (row,) = _append([draft])
     return row
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A row's content, prepared before the head is locked; the chain fields are filled in under the lock."""
+
+    actor_id: int | None
+    actor_username: str
+    action: str
+    object_type: str
+    object_id: str
+    team_id: int | None
+    payload: dict[str, Any]
+
+
+def _append(drafts: list[_Draft], *, batch_size: int = 5000) -> list[AuditEvent]:
+    """Lock the head, chain ``drafts`` onto it and write them. Everything that does not depend on the head is done
+    by the callers before: every writer in the system queues on this lock, so it is held only for the chaining,
+    the writes and the commit."""
+    head = _locked_head()
+    sequence, prev_hash = head.last_sequence, head.last_hash
+    now = timezone.now()
+    rows = []
+    for draft in drafts:
+        sequence += 1
+        fields = {"sequence": sequence, "created_at": now, **draft.__dict__, "prev_hash": prev_hash}
+        prev_hash = audit_row_hash(**fields)
+        rows.append(AuditEvent(**fields, hash=prev_hash))
+    if connection.vendor == "postgresql":
+        _write_postgresql(rows, head.pk, batch_size)
+    else:
+        AuditEvent.objects.bulk_create(rows, batch_size=batch_size)
+        AuditChainHead.objects.filter(pk=head.pk).update(last_sequence=sequence, last_hash=prev_hash)
+    return rows
 
 
 def _locked_head() -> AuditChainHead:
@@ -118,6 +148,48 @@ def _locked_head() -> AuditChainHead:
         AuditChainHead.objects.get_or_create(pk=1)
         head = AuditChainHead.objects.select_for_update().get(pk=1)
     return head
+
+
+_COLUMNS = (
+    ("sequence", "bigint"),
+    ("created_at", "timestamptz"),
+    ("actor_id", "integer"),
+    ("actor_username", "text"),
+    ("action", "text"),
+    ("object_type", "text"),
+    ("object_id", "text"),
+    ("team_id", "bigint"),
+    ("payload", "jsonb"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+)
+
+
+def _write_postgresql(rows: list[AuditEvent], head_id: int, batch_size: int) -> None:
+    """The rows as column arrays through ``unnest``, the last batch and the head update in one statement: one
+    round trip under the lock. Like ``bulk_create``, it sets the primary keys of ``rows``."""
+    quote = connection.ops.quote_name
+    insert = (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(quote(name) for name, _ in _COLUMNS)}) "  # noqa: S608 - no input
+        f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for _, kind in _COLUMNS)}) RETURNING id, sequence"
+    )
+    advance = f"UPDATE {quote(AuditChainHead._meta.db_table)} SET last_sequence = %s, last_hash = %s WHERE id = %s"  # noqa: S608
+    append_and_advance = f"WITH appended AS ({insert}), advanced AS ({advance}) SELECT id, sequence FROM appended"  # noqa: S608
+    by_sequence = {row.sequence: row for row in rows}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            columns = [
+                [Jsonb(row.payload) for row in batch] if name == "payload" else [getattr(row, name) for row in batch]
+                for name, _ in _COLUMNS
+            ]
+            if start + batch_size < len(rows):
+                cursor.execute(insert, columns)
+            else:  # a data-modifying WITH runs to completion whatever the outer statement reads
+                last = rows[-1]
+                cursor.execute(append_and_advance, [*columns, last.sequence, last.hash, head_id])
+            for pk, sequence in cursor.fetchall():
+                by_sequence[sequence].pk = pk
 
 
 @dataclass(frozen=True)
@@ -284,31 +356,19 @@ class AuditEntry:
 
 @transaction.atomic(savepoint=False)
 def audit_record_many(entries: Iterable[AuditEntry], *, batch_size: int = 5000) -> list[AuditEvent]:
-    """Append many rows to the chain under one head lock and a bounded number of INSERTs (batch jobs)."""
-    entries = list(entries)
-    if not entries:
-        return []
-    head = _locked_head()
-    sequence, prev_hash = head.last_sequence, head.last_hash
-    now = timezone.now()
-    rows = []
+    """Append many rows to the chain under one head lock and a bounded number of statements (batch jobs)."""
+    drafts = []
     for entry in entries:
         ref_type, ref_id = _object_ref(entry.obj)
-        sequence += 1
-        fields = {
-            "sequence": sequence,
-            "created_at": now,
-            "actor_id": getattr(entry.actor, "pk", None),
-            "actor_username": getattr(entry.actor, "username", "") or "",
-            "action": entry.action,
-            "object_type": ref_type,
-            "object_id": ref_id,
-            "team_id": entry.team_id,
-            "payload": normalize_payload(entry.payload),
-            "prev_hash": prev_hash,
-        }
-        prev_hash = audit_row_hash(**fields)
-        rows.append(AuditEvent(**fields, hash=prev_hash))
-    AuditEvent.objects.bulk_create(rows, batch_size=batch_size)
-    AuditChainHead.objects.filter(pk=head.pk).update(last_sequence=sequence, last_hash=prev_hash)
-    return rows
+        drafts.append(
+            _Draft(
+                actor_id=getattr(entry.actor, "pk", None),
+                actor_username=getattr(entry.actor, "username", "") or "",
+                action=entry.action,
+                object_type=ref_type,
+                object_id=ref_id,
+                team_id=entry.team_id,
+                payload=normalize_payload(entry.payload),
+            )
+        )
+    return _append(drafts, batch_size=batch_size) if drafts else []

@@ -2,8 +2,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from governance.models import AuditEvent
-from governance.services.audit import audit_chain_verify, audit_record
+from governance.models import AuditChainHead, AuditEvent
+from governance.services.audit import AuditEntry, audit_chain_verify, audit_record, audit_record_many
 from tests.tampering import tamper_audit
 
 
@@ -19,6 +19,28 @@ def test_rows_are_chained_in_sequence(chain):
         assert row.prev_hash == previous.hash
     report = audit_chain_verify()
     assert report.ok and report.rows == 5
+
+
+def test_batched_appends_store_what_was_hashed_and_return_saved_rows(chain, team, django_user_model):
+    actor = django_user_model.objects.create_user("auditor-ä", password="x")  # noqa: S106
+    entries = [
+        AuditEntry(action="test.batch", actor=actor if n % 2 else None, obj=team, team_id=team.pk,
+                   payload={"n": n, "nested": {"z": [1, 2.5, None], "a": "ünïcode"}})
+        for n in range(7)
+    ]  # fmt: skip
+    rows = audit_record_many(entries, batch_size=3)  # three statements, the last one advancing the head
+    assert [row.sequence for row in rows] == list(range(6, 13))
+    stored = {row.pk: row for row in AuditEvent.objects.filter(sequence__gte=6)}
+    assert sorted(stored) == sorted(row.pk for row in rows)
+    for row in rows:
+        again = stored[row.pk]
+        fields = ("sequence", "created_at", "actor_id", "actor_username", "action", "object_type", "object_id",
+                  "team_id", "payload", "prev_hash", "hash")  # fmt: skip
+        assert [getattr(again, name) for name in fields] == [getattr(row, name) for name in fields]
+    head = AuditChainHead.objects.get()
+    assert (head.last_sequence, head.last_hash) == (12, rows[-1].hash)
+    report = audit_chain_verify()
+    assert report.ok and report.rows == 12
 
 
 def test_verify_command_passes_on_an_intact_chain(chain, capsys):

@@ -27,7 +27,7 @@ def observed(monkeypatch):
 
     def spy(password, encoded, preferred="default"):
         thread = threading.get_native_id()
-        seen.append((thread, os.getpriority(os.PRIO_PROCESS, thread)))
+        seen.append((thread, os.getpriority(os.PRIO_PROCESS, thread), os.sched_getscheduler(thread)))
         return original(password, encoded, preferred)
 
     monkeypatch.setattr(passwords, "verify_password", spy)
@@ -46,16 +46,27 @@ def test_the_hash_runs_on_another_thread_with_raised_niceness(user, settings, ob
     settings.DOSSIER_PASSWORD_CHECK_NICENESS = 7
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert passwords.password_verify(user, "right-password")
-    ((thread, niceness),) = observed
+    ((thread, niceness, _),) = observed
     assert thread != threading.get_native_id()
     assert niceness == min(19, mine + 7)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the request thread is untouched
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is a Linux scheduling policy")
+@pytest.mark.parametrize("idle", [True, False])
+def test_the_hashing_thread_runs_under_the_idle_policy_when_enabled(user, settings, observed, idle):
+    settings.DOSSIER_PASSWORD_CHECK_NICENESS = 10
+    settings.DOSSIER_PASSWORD_CHECK_IDLE_POLICY = idle
+    assert passwords.password_verify(user, "right-password")
+    ((_, _, policy),) = observed
+    assert policy == (os.SCHED_IDLE if idle else os.sched_getscheduler(0))
+    assert os.sched_getscheduler(threading.get_native_id()) != os.SCHED_IDLE  # never the request thread
+
+
 def test_niceness_zero_checks_in_the_calling_thread(user, settings, observed):
     settings.DOSSIER_PASSWORD_CHECK_NICENESS = 0
     assert passwords.password_verify(user, "right-password")
-    ((thread, _),) = observed
+    ((thread, _, _),) = observed
     assert thread == threading.get_native_id()
 
 
