@@ -61,6 +61,23 @@ def ladder_lock(*, export: NarrativeExport) -> ApprovalLadder | None:
     return ApprovalLadder.objects.select_for_update().filter(export_id=export.pk).first()
 
 
+def ladder_lock_with_stages(*, export: NarrativeExport) -> tuple[ApprovalLadder | None, list[ApprovalStage]]:
+    """``ladder_lock`` and ``ladder_stages`` in one query: the stages joined to their ladder, ``FOR UPDATE OF`` the
+    ladder row only. The stages share one ladder instance, as ``ladder.stages`` would give them."""
+    stages = list(
+        ApprovalStage.objects.select_related("ladder", "assignee")
+        .select_for_update(of=("ladder",))
+        .filter(ladder__export_id=export.pk)
+        .order_by("index")
+    )
+    if not stages:  # no ladder, or one without stages
+        return ladder_lock(export=export), []
+    ladder = stages[0].ladder
+    for stage in stages:
+        stage.ladder = ladder
+    return ladder, stages
+
+
 def ladder_stages(*, ladder: ApprovalLadder) -> list[ApprovalStage]:
     return list(ladder.stages.select_related("assignee").order_by("index"))
 

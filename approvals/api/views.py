@@ -48,7 +48,7 @@ class ExportApproveApi(APIView):
             user=request.user,
             export_id=export_id,
             execution_id=execution_id,
-            related=("execution",),
+            related=(),
             defer=HEAVY_EXPORT_FIELDS,
         )
         data = validated(s.DecisionInput, request.data)

@@ -28,7 +28,7 @@ from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature,
 from approvals.selectors import (
     active_stage,
     export_lock,
-    ladder_lock,
+    ladder_lock_with_stages,
     ladder_signatures,
     ladder_stages,
     live_among,
@@ -279,12 +279,11 @@ def _stage_decide_locked(
     *, export_id: int, actor, decision: str, meaning: str, comment: str, expected_stage_id: int
 ) -> DecisionOutcome:
     export = export_lock(export_id=export_id)
-    ladder = ladder_lock(export=export)
+    ladder, stages = ladder_lock_with_stages(export=export)
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
     if ladder.status != LadderStatus.IN_PROGRESS:
         raise Conflict(f"The ladder is {ladder.status}; nothing is open for signature.", code="ladder_closed")
-    stages = ladder_stages(ladder=ladder)
     stage = active_stage(stages)
     if stage is None or stage.pk != expected_stage_id:
         raise Conflict(
@@ -447,10 +446,9 @@ def stage_delegate(
     """Hand an open stage to a member holding its role; optionally move its due date. Clears the overdue and
     escalation markers when the due date moves (history keeps the earlier ones)."""
     export = export_lock(export_id=export_id)
-    ladder = ladder_lock(export=export)
+    ladder, stages = ladder_lock_with_stages(export=export)
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
-    stages = ladder_stages(ladder=ladder)
     stage = stage_lookup(stages, stage_id)
     team_id = export.execution.team_id
     roles = user_roles_in_team(user=actor, team_id=team_id)
@@ -546,10 +544,9 @@ def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> Approva
     """Reopen a started stage: later stages return to pending, their signatures and its own are marked
     superseded (kept), the iteration is bumped and packaging is blocked — an export already queued too."""
     export = export_lock(export_id=export_id)
-    ladder = ladder_lock(export=export)
+    ladder, stages = ladder_lock_with_stages(export=export)
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
-    stages = ladder_stages(ladder=ladder)
     stage = stage_lookup(stages, stage_id)
     if not user_roles_in_team(user=actor, team_id=export.execution.team_id) & RESET_ROLES:
         raise PermissionDenied(

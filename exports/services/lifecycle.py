@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from exports.models import Execution, ExecutionEvent, NarrativeExport
 from exports.services.executions import EventInput, timeline_append
@@ -81,6 +82,34 @@ def _reserve_sequences(counts: dict[int, int], *, now) -> dict[int, tuple[int, i
     return reserved
 
 
+def _append_events_postgresql(
+    execution_id: int, group: Sequence[LifecycleRecord], bodies: dict[int, dict[str, Any]], *, now
+) -> tuple[int, int]:
+    """Reserve ``len(group)`` sequences of one execution and insert its events in one statement: the execution
+    row is locked by the ``UPDATE``, the events take the sequences after the previous last one, in order. Returns
+    (last sequence before, team id), as ``_reserve_sequences`` does."""
+    quote = connection.ops.quote_name
+    execution, event = quote(Execution._meta.db_table), quote(ExecutionEvent._meta.db_table)
+    sql = (
+        f"WITH reserved AS (UPDATE {execution} SET last_sequence = last_sequence + %s, updated_at = %s "  # noqa: S608 - no input
+        "WHERE id = %s RETURNING last_sequence - %s AS base, team_id), "
+        f"appended AS (INSERT INTO {event} (execution_id, sequence, event_type, actor_id, payload, occurred_at, "
+        "recorded_at) SELECT %s, reserved.base + e.ord, e.event_type, e.actor_id, e.payload, %s, %s FROM reserved, "
+        "unnest(%s::text[], %s::integer[], %s::jsonb[]) WITH ORDINALITY AS e(event_type, actor_id, payload, ord)) "
+        "SELECT base, team_id FROM reserved"
+    )
+    count = len(group)
+    columns = [
+        [record.event_type for record in group],
+        [getattr(record.actor, "pk", None) for record in group],
+        [Jsonb(normalize_payload(bodies[id(record)])) for record in group],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, now, execution_id, count, execution_id, now, now, *columns])
+        base, team_id = cursor.fetchone()
+    return base, team_id
+
+
 _pending: ContextVar[list[LifecycleRecord] | None] = ContextVar("export_lifecycle_pending", default=None)
 
 
@@ -118,34 +147,40 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
     for record in records:
         by_execution[record.export.execution_id].append(record)
     now = timezone.now()
-    reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
-    events, audits = [], []
-    for execution_id, group in sorted(by_execution.items()):
-        sequence, team_id = reserved[execution_id]
-        for record in group:
-            sequence += 1
-            body = {"export_id": record.export.pk, "version": record.export.version, **(record.payload or {})}
-            events.append(
-                ExecutionEvent(
-                    execution_id=execution_id,
-                    sequence=sequence,
-                    event_type=record.event_type,
-                    actor_id=getattr(record.actor, "pk", None),
-                    payload=normalize_payload(body),
-                    occurred_at=now,
-                    recorded_at=now,
-                )
+    bodies = {
+        id(record): {"export_id": record.export.pk, "version": record.export.version, **(record.payload or {})}
+        for record in records
+    }
+    if len(by_execution) == 1 and connection.vendor == "postgresql":  # an interactive action: one round trip
+        ((execution_id, group),) = by_execution.items()
+        reserved = {execution_id: _append_events_postgresql(execution_id, group, bodies, now=now)}
+    else:
+        reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
+        events = [
+            ExecutionEvent(
+                execution_id=execution_id,
+                sequence=reserved[execution_id][0] + offset,
+                event_type=record.event_type,
+                actor_id=getattr(record.actor, "pk", None),
+                payload=normalize_payload(bodies[id(record)]),
+                occurred_at=now,
+                recorded_at=now,
             )
-            audits.append(
-                AuditEntry(
-                    action=record.event_type,
-                    actor=record.actor,
-                    obj=record.export,
-                    team_id=team_id,
-                    payload={"sequence": sequence, **body},
-                )
-            )
-    ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
+            for execution_id, group in sorted(by_execution.items())
+            for offset, record in enumerate(group, start=1)
+        ]
+        ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
+    audits = [
+        AuditEntry(
+            action=record.event_type,
+            actor=record.actor,
+            obj=record.export,
+            team_id=reserved[execution_id][1],
+            payload={"sequence": reserved[execution_id][0] + offset, **bodies[id(record)]},
+        )
+        for execution_id, group in sorted(by_execution.items())
+        for offset, record in enumerate(group, start=1)
+    ]
     audit_record_many(audits, batch_size=batch_size)
     for record in records:  # keep loaded executions in step, as ``timeline_append`` does
         if NarrativeExport.execution.is_cached(record.export):
