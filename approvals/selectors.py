@@ -31,7 +31,9 @@ def export_get_for_user(
     defer: tuple[str, ...] = (),
 ) -> NarrativeExport:
     """An export of one of ``user``'s teams (404 otherwise), with ``related`` rows loaded and ``defer`` not."""
-    queryset = NarrativeExport.objects.visible_to(user).select_related(*related).defer(*defer)
+    queryset = NarrativeExport.objects.visible_to(user).defer(*defer)
+    if related:  # select_related() with no names would follow every foreign key
+        queryset = queryset.select_related(*related)
     if execution_id is not None:
         queryset = queryset.filter(execution_id=execution_id)
     export = queryset.filter(pk=export_id).first()
@@ -40,9 +42,9 @@ def export_get_for_user(
     return export
 
 
-# Export columns no ladder action reads (the rendered narrative and the evidence manifest can be megabytes); they
-# are left unloaded and would load on access.
-HEAVY_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest", "notes")
+# Export columns no ladder action reads (the rendered narrative and the evidence manifest can be megabytes, the
+# rest is parsed JSON); they are left unloaded and would load on access.
+HEAVY_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest", "notes", "redaction_counts", "redaction_policy")
 
 
 def export_lock(*, export_id: int) -> NarrativeExport:
@@ -50,7 +52,7 @@ def export_lock(*, export_id: int) -> NarrativeExport:
     packaging worker uses (export row, then the gate), so the two can never deadlock."""
     return (
         NarrativeExport.objects.select_for_update(of=("self",))
-        .select_related("execution", "author")
+        .select_related("execution")
         .defer(*HEAVY_EXPORT_FIELDS)
         .get(pk=export_id)
     )
