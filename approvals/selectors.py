@@ -63,15 +63,26 @@ def ladder_lock(*, export: NarrativeExport) -> ApprovalLadder | None:
     return ApprovalLadder.objects.select_for_update().filter(export_id=export.pk).first()
 
 
-def ladder_lock_with_stages(*, export: NarrativeExport) -> tuple[ApprovalLadder | None, list[ApprovalStage]]:
+def ladder_lock_with_stages(
+    *, export: NarrativeExport, role_holder=None
+) -> tuple[ApprovalLadder | None, list[ApprovalStage]]:
     """``ladder_lock`` and ``ladder_stages`` in one query: the stages joined to their ladder, ``FOR UPDATE OF`` the
-    ladder row only. The stages share one ladder instance, as ``ladder.stages`` would give them."""
-    stages = list(
+    ladder row only. The stages share one ladder instance, as ``ladder.stages`` would give them.
+
+    With ``role_holder`` (a user), each stage also carries ``holder_has_role``: whether that user holds the
+    stage's required role in the export's team (``export.execution`` must be loaded), read in the same query."""
+    queryset = (
         ApprovalStage.objects.select_related("ladder", "assignee")
         .select_for_update(of=("ladder",))
         .filter(ladder__export_id=export.pk)
         .order_by("index")
     )
+    if role_holder is not None:
+        memberships = Membership.objects.filter(
+            user_id=role_holder.pk, team_id=export.execution.team_id, role__key=OuterRef("required_role")
+        )
+        queryset = queryset.annotate(holder_has_role=Exists(memberships))
+    stages = list(queryset)
     if not stages:  # no ladder, or one without stages
         return ladder_lock(export=export), []
     ladder = stages[0].ladder

@@ -279,7 +279,7 @@ def _stage_decide_locked(
     *, export_id: int, actor, decision: str, meaning: str, comment: str, expected_stage_id: int
 ) -> DecisionOutcome:
     export = export_lock(export_id=export_id)
-    ladder, stages = ladder_lock_with_stages(export=export)
+    ladder, stages = ladder_lock_with_stages(export=export, role_holder=actor)
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
     if ladder.status != LadderStatus.IN_PROGRESS:
@@ -291,9 +291,8 @@ def _stage_decide_locked(
             code="stale_stage",
             details={"expected_stage_id": expected_stage_id, "active_stage_id": stage.pk if stage else None},
         )
-    capacity = signing_capacity(
-        user=actor, stage=stage, roles=user_roles_in_team(user=actor, team_id=export.execution.team_id)
-    )
+    held = {stage.required_role} if stage.holder_has_role else set()  # read with the stages, under the lock
+    capacity = signing_capacity(user=actor, stage=stage, roles=held)
     if capacity is None:
         raise PermissionDenied(
             f"Signing '{stage.name}' needs the role {stage.required_role} in this team, or being its assignee.",
