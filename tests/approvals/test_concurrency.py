@@ -109,3 +109,29 @@ def test_signatures_and_history_refuse_deletion_in_the_database(setup):
     with pytest.raises(DatabaseError), transaction.atomic():
         ApprovalHistory.objects.update(reason="rewritten")
     assert ApprovalSignature.objects.count() == 1
+
+
+def test_the_ladder_read_with_its_stages_locks_the_ladder_row_and_only_it(setup):
+    """``ladder_lock_with_stages`` reads stages joined to the ladder FOR UPDATE OF the ladder: another transaction
+    can neither lock the ladder nor change it until the holder commits, while stage rows stay unlocked."""
+    import psycopg
+    from django.db import transaction
+
+    from approvals.selectors import export_lock, ladder_lock_with_stages
+
+    team, crew, execution, export = setup
+    settings_dict = connection.settings_dict
+    dsn = psycopg.conninfo.make_conninfo(
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"] or None,
+        dbname=settings_dict["NAME"],
+    )
+    with transaction.atomic():
+        ladder, stages = ladder_lock_with_stages(export=export_lock(export_id=export.pk), role_holder=crew.reviewer)
+        assert [stage.ladder is ladder for stage in stages] == [True] * len(stages)
+        assert [stage.holder_has_role for stage in stages] == [s.required_role == "reviewer" for s in stages]
+        with psycopg.connect(dsn, autocommit=True) as other:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM approvals_approvalladder WHERE id = %s FOR UPDATE NOWAIT", [ladder.pk])
+            other.execute("SELECT 1 FROM approvals_approvalstage WHERE id = %s FOR UPDATE NOWAIT", [stages[0].pk])
