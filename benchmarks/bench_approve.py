@@ -183,8 +183,10 @@ def main() -> None:
     hashing = [h * 1000 for _, h in rows]
     rest = [(t - h) * 1000 for t, h in rows]
     hasher = get_hasher()
+    prepared = "on" if settings.DATABASES["default"].get("OPTIONS", {}).get("prepare_threshold") else "off"
     print(f"approve endpoint, {CLIENTS} concurrent clients, {len(rows)} signatures ({WARM_UP} warm-up requests per "
-          f"client not counted), hasher {hasher.algorithm}, password checks at niceness +{niceness}")  # fmt: skip
+          f"client not counted), hasher {hasher.algorithm}, password checks at niceness +{niceness}, "
+          f"prepared statements {prepared} (DB_PREPARED_STATEMENTS)")  # fmt: skip
     print(f"  {'':<22}{'p50 ms':>10}{'p95 ms':>10}")
     for label, values in (("total", total), ("password check", hashing), ("everything else", rest)):
         print(f"  {label:<22}{percentile(values, 50):>10.1f}{percentile(values, 95):>10.1f}")

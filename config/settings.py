@@ -77,9 +77,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-elif env_bool("DB_PREPARED_STATEMENTS", False):
+elif env_bool("DB_PREPARED_STATEMENTS", True):
     # PostgreSQL plans a statement once per connection instead of on every execution (psycopg prepares a query
-    # after 5 runs). Needs server-side parameter binding; not for PgBouncer in transaction-pooling mode.
+    # after 5 runs). Needs server-side parameter binding; set 0 behind a pooler that cannot carry prepared
+    # statements (PgBouncer in transaction-pooling mode before 1.21).
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
