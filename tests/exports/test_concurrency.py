@@ -13,7 +13,9 @@ BATCHES = 5
 PER_BATCH = 20
 
 
-def test_concurrent_appends_never_share_a_sequence(execution, scientist):
+def run_writers(batch_writer) -> None:
+    """``batch_writer(writer, batch)`` for BATCHES batches in each of WRITERS threads released together; each
+    thread has its own database connection. Fails with the errors the threads met."""
     barrier = threading.Barrier(WRITERS)
     errors: list[BaseException] = []
 
@@ -21,8 +23,7 @@ def test_concurrent_appends_never_share_a_sequence(execution, scientist):
         try:
             barrier.wait()
             for batch in range(BATCHES):
-                events = [EventInput("load.tick", {"writer": number, "batch": batch, "i": i}) for i in range(PER_BATCH)]
-                events_append(execution=execution, actor=scientist, events=events)
+                batch_writer(number, batch)
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -34,6 +35,14 @@ def test_concurrent_appends_never_share_a_sequence(execution, scientist):
     for thread in threads:
         thread.join()
     assert not errors, errors
+
+
+def test_concurrent_appends_never_share_a_sequence(execution, scientist):
+    def append(writer: int, batch: int) -> None:
+        events = [EventInput("load.tick", {"writer": writer, "batch": batch, "i": i}) for i in range(PER_BATCH)]
+        events_append(execution=execution, actor=scientist, events=events)
+
+    run_writers(append)
     sequences = list(ExecutionEvent.objects.filter(execution=execution).values_list("sequence", flat=True))
     total = WRITERS * BATCHES * PER_BATCH
     assert len(sequences) == total
@@ -59,32 +68,18 @@ def test_concurrent_lifecycle_batches_on_one_execution_stay_gap_free_and_chained
 
     export = make_export()
     start = execution.events.order_by("-sequence").values_list("sequence", flat=True).first()
-    barrier = threading.Barrier(WRITERS)
-    errors: list[BaseException] = []
 
-    def writer(number: int) -> None:
-        try:
-            barrier.wait()
-            for batch in range(BATCHES):
-                with transaction.atomic(), lifecycle_batch():
-                    for step in range(3):
-                        export_lifecycle_record(
-                            export=export,
-                            event_type="narrative_export.approval.stage_started",
-                            actor=scientist,
-                            payload={"writer": number, "batch": batch, "step": step},
-                        )
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+    def record(writer: int, batch: int) -> None:
+        with transaction.atomic(), lifecycle_batch():
+            for step in range(3):
+                export_lifecycle_record(
+                    export=export,
+                    event_type="narrative_export.approval.stage_started",
+                    actor=scientist,
+                    payload={"writer": writer, "batch": batch, "step": step},
+                )
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    run_writers(record)
     total = WRITERS * BATCHES * 3
     rows = list(
         ExecutionEvent.objects.filter(execution=execution, sequence__gt=start)
