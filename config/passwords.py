@@ -52,8 +52,7 @@ def _executor(niceness: int) -> ThreadPoolExecutor:
             if _pool is not None and _pool[0][0] == key[0]:
                 _pool[1].shutdown(wait=False)
             workers = max(2, os.cpu_count() or 2)
-            idle = settings.DOSSIER_PASSWORD_CHECK_IDLE_POLICY
-            pool = ThreadPoolExecutor(workers, "password-check", initializer=_lower_priority, initargs=(niceness, idle))
+            pool = ThreadPoolExecutor(workers, "password-check", initializer=_lower_priority, initargs=key[1:])
             _pool = key, pool
         return _pool[1]
 

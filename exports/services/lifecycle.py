@@ -83,9 +83,9 @@ def _reserve_sequences(counts: dict[int, int], *, now) -> dict[int, tuple[int, i
 
 
 def _append_events_postgresql(
-    execution_id: int, group: Sequence[LifecycleRecord], bodies: dict[int, dict[str, Any]], *, now
+    execution_id: int, placed: Sequence[tuple[int, int, LifecycleRecord, dict[str, Any]]], *, now
 ) -> tuple[int, int]:
-    """Reserve ``len(group)`` sequences of one execution and insert its events in one statement: the execution
+    """Reserve ``len(placed)`` sequences of one execution and insert its events in one statement: the execution
     row is locked by the ``UPDATE``, the events take the sequences after the previous last one, in order. Returns
     (last sequence before, team id), as ``_reserve_sequences`` does."""
     quote = connection.ops.quote_name
@@ -98,11 +98,11 @@ def _append_events_postgresql(
         "unnest(%s::text[], %s::integer[], %s::jsonb[]) WITH ORDINALITY AS e(event_type, actor_id, payload, ord)) "
         "SELECT base, team_id FROM reserved"
     )
-    count = len(group)
+    count = len(placed)
     columns = [
-        [record.event_type for record in group],
-        [getattr(record.actor, "pk", None) for record in group],
-        [Jsonb(normalize_payload(bodies[id(record)])) for record in group],
+        [record.event_type for _, _, record, _ in placed],
+        [getattr(record.actor, "pk", None) for _, _, record, _ in placed],
+        [Jsonb(normalize_payload(body)) for _, _, _, body in placed],
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, [count, now, execution_id, count, execution_id, now, now, *columns])
@@ -147,13 +147,16 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
     for record in records:
         by_execution[record.export.execution_id].append(record)
     now = timezone.now()
-    bodies = {
-        id(record): {"export_id": record.export.pk, "version": record.export.version, **(record.payload or {})}
-        for record in records
-    }
+    # (execution, sequence offset within its batch, record, event body), executions in id order
+    placed = [
+        (execution_id, offset, record, {"export_id": record.export.pk, "version": record.export.version,
+                                         **(record.payload or {})})
+        for execution_id, group in sorted(by_execution.items())
+        for offset, record in enumerate(group, start=1)
+    ]  # fmt: skip
     if len(by_execution) == 1 and connection.vendor == "postgresql":  # an interactive action: one round trip
-        ((execution_id, group),) = by_execution.items()
-        reserved = {execution_id: _append_events_postgresql(execution_id, group, bodies, now=now)}
+        (execution_id,) = by_execution
+        reserved = {execution_id: _append_events_postgresql(execution_id, placed, now=now)}
     else:
         reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
         events = [
@@ -162,12 +165,11 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
                 sequence=reserved[execution_id][0] + offset,
                 event_type=record.event_type,
                 actor_id=getattr(record.actor, "pk", None),
-                payload=normalize_payload(bodies[id(record)]),
+                payload=normalize_payload(body),
                 occurred_at=now,
                 recorded_at=now,
             )
-            for execution_id, group in sorted(by_execution.items())
-            for offset, record in enumerate(group, start=1)
+            for execution_id, offset, record, body in placed
         ]
         ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
     audits = [
@@ -176,10 +178,9 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
             actor=record.actor,
             obj=record.export,
             team_id=reserved[execution_id][1],
-            payload={"sequence": reserved[execution_id][0] + offset, **bodies[id(record)]},
+            payload={"sequence": reserved[execution_id][0] + offset, **body},
         )
-        for execution_id, group in sorted(by_execution.items())
-        for offset, record in enumerate(group, start=1)
+        for execution_id, offset, record, body in placed
     ]
     audit_record_many(audits, batch_size=batch_size)
     for record in records:  # keep loaded executions in step, as ``timeline_append`` does

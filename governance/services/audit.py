@@ -94,16 +94,7 @@ def audit_record(
     The chain head row is locked until the transaction commits, so concurrent writers append one after the
     other and sequence order is commit order.
     """
-    ref_type, ref_id = _object_ref(obj)
-    draft = _Draft(
-        actor_id=getattr(actor, "pk", None),
-        actor_username=getattr(actor, "username", "") or "",
-        action=action,
-        object_type=object_type if object_type is not None else ref_type,
-        object_id=object_id if object_id is not None else ref_id,
-        team_id=team_id,
-        payload=normalize_payload(payload),
-    )
+    draft = _Draft.of(action, actor, obj, team_id, payload, object_type=object_type, object_id=object_id)
     (row,) = _append([draft])
     return row
 
@@ -119,6 +110,29 @@ class _Draft:
     object_id: str
     team_id: int | None
     payload: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        action: str,
+        actor,
+        obj: models.Model | None,
+        team_id: int | None,
+        payload: dict[str, Any] | None,
+        *,
+        object_type: str | None = None,
+        object_id: str | None = None,
+    ) -> _Draft:
+        ref_type, ref_id = _object_ref(obj)
+        return cls(
+            actor_id=getattr(actor, "pk", None),
+            actor_username=getattr(actor, "username", "") or "",
+            action=action,
+            object_type=object_type if object_type is not None else ref_type,
+            object_id=object_id if object_id is not None else ref_id,
+            team_id=team_id,
+            payload=normalize_payload(payload),
+        )
 
 
 def _append(drafts: list[_Draft], *, batch_size: int = 5000) -> list[AuditEvent]:
@@ -357,18 +371,5 @@ class AuditEntry:
 @transaction.atomic(savepoint=False)
 def audit_record_many(entries: Iterable[AuditEntry], *, batch_size: int = 5000) -> list[AuditEvent]:
     """Append many rows to the chain under one head lock and a bounded number of statements (batch jobs)."""
-    drafts = []
-    for entry in entries:
-        ref_type, ref_id = _object_ref(entry.obj)
-        drafts.append(
-            _Draft(
-                actor_id=getattr(entry.actor, "pk", None),
-                actor_username=getattr(entry.actor, "username", "") or "",
-                action=entry.action,
-                object_type=ref_type,
-                object_id=ref_id,
-                team_id=entry.team_id,
-                payload=normalize_payload(entry.payload),
-            )
-        )
+    drafts = [_Draft.of(entry.action, entry.actor, entry.obj, entry.team_id, entry.payload) for entry in entries]
     return _append(drafts, batch_size=batch_size) if drafts else []
