@@ -154,3 +154,30 @@ def test_the_admin_login_shares_the_limit(api_client, django_user_model):
     assert response.status_code == 200
     assert "Too many failed sign-in attempts" in response.content.decode()
     assert "_auth_user_id" not in response.wsgi_request.session
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_guesses_never_pass_more_password_checks_than_the_limit(monkeypatch):
+    import threading
+    import time
+
+    from rest_framework.test import APIClient
+
+    from governance.services import login_guard
+    from tests.approvals.test_concurrency import run_together
+    from tests.factories import TeamFactory, member_of
+
+    member_of(TeamFactory(slug="alpha"), "scientist", username="sci")
+    checks, guard, real = [], threading.Lock(), login_guard.authenticate
+
+    def slow_authenticate(**credentials):
+        with guard:
+            checks.append(credentials["username"])
+        time.sleep(0.3)
+        return real(**credentials)
+
+    monkeypatch.setattr(login_guard, "authenticate", slow_authenticate)
+    results = run_together(*[lambda: token_attempt(APIClient()).status_code for _ in range(16)])
+    assert sorted(results) == [401] * 5 + [429] * 11, results
+    assert len(checks) == 5
