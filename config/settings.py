@@ -5,6 +5,7 @@ in-process, a local-memory cache and filesystem storage. Production sets DATABAS
 REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and the storage variables; see README.md.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -116,6 +117,8 @@ REST_KNOX = {
 # Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty: the socket address
 # is the client address (docs/authentication.md).
 DOSSIER_TRUSTED_PROXIES = env_list("DOSSIER_TRUSTED_PROXIES", [])
+for _proxy in DOSSIER_TRUSTED_PROXIES:
+    ipaddress.ip_network(_proxy, strict=False)  # a typo stops the process at start, not every sign-in
 # The guessing limit shared by the login form, the admin login and POST /api/auth/token: failed password
 # checks per (username, client address) and per client address within a fixed window.
 DOSSIER_LOGIN_WINDOW_MINUTES = env_int("DOSSIER_LOGIN_WINDOW_MINUTES", 15)
