@@ -181,3 +181,31 @@ def test_parallel_guesses_never_pass_more_password_checks_than_the_limit(monkeyp
     results = run_together(*[lambda: token_attempt(APIClient()).status_code for _ in range(16)])
     assert sorted(results) == [401] * 5 + [429] * 11, results
     assert len(checks) == 5
+
+
+def test_times_in_words():
+    from datetime import UTC, datetime, timedelta
+
+    from config.humanize import duration_in_words, until_in_words
+
+    assert [duration_in_words(s) for s in (0.2, 1, 59, 60, 61, 720, 3600, 3900)] == [
+        "1 second",
+        "1 second",
+        "59 seconds",
+        "1 minute",
+        "2 minutes",
+        "12 minutes",
+        "1 hour",
+        "1 hour 5 minutes",
+    ]
+    now = datetime(2026, 12, 1, 13, 53, tzinfo=UTC)
+    assert until_in_words(now + timedelta(minutes=12), now=now) == "14:05 UTC (in 12 minutes)"
+    assert until_in_words(now + timedelta(hours=11), now=now) == "2026-12-02 00:53 UTC (in 11 hours)"
+
+
+def test_the_token_schema_documents_every_answer(client, scientist):
+    client.force_login(scientist)
+    schema = client.get("/api/schema/?format=json").json()
+    assert set(schema["paths"]["/api/auth/token"]["post"]["responses"]) == {"200", "400", "401", "429"}
+    assert set(schema["paths"]["/api/auth/logout"]["post"]["responses"]) >= {"204", "401"}
+    assert set(schema["components"]["schemas"]["TokenOutput"]["required"]) == {"token", "expiry"}
