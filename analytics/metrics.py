@@ -19,13 +19,13 @@ from django.utils.crypto import constant_time_compare
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from approvals.choices import LadderStatus, StageStatus
 from approvals.models import ApprovalStage
 from exports.choices import ExportStatus, PackagingRunStatus
 from exports.models import NarrativeExport, PackagingRun
+from governance.authentication import TokenAuthentication
 from governance.models import AuditEvent
 
 # Upper bounds (seconds) of the packaging duration histogram's buckets.

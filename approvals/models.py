@@ -156,17 +156,29 @@ class ApprovalHistory(models.Model):
 
 
 class SignatureAttempt(models.Model):
-    """Every signing attempt's password check, kept to count failures for the lockout."""
+    """Every signing attempt's password check, kept to count failures for the lockout.
+
+    ``succeeded`` is None while the check runs: the row is the attempt's reserved slot and counts as a failure
+    until the check says otherwise (approvals/services/signing.py). Attempts refused while locked are kept with
+    ``refused_locked`` and never counted.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     export = models.ForeignKey(NarrativeExport, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    succeeded = models.BooleanField()
+    succeeded = models.BooleanField(null=True)
     refused_locked = models.BooleanField(default=False)
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "succeeded", "created_at"])]
+
+
+class SigningGuard(models.Model):
+    """One row per signer, locked (``SELECT ... FOR UPDATE``) while a signing attempt is admitted or recorded, so
+    that counting attempts against the lockout is never check-then-act across processes."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+")
 
 
 class SlaMonitorState(models.Model):

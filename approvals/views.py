@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from approvals.choices import LadderStatus, StageStatus
@@ -24,7 +25,9 @@ from approvals.services.ladders import (
     stage_reset,
 )
 from approvals.services.preview import execution_preview_for_user
+from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
+from config.humanize import until_in_words
 from exports.models import NarrativeExport
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
@@ -53,6 +56,19 @@ def export_list(request):
     return render(request, "approvals/export_list.html", {"rows": rows})
 
 
+def signing_notice(*, user) -> tuple[str, bool]:
+    """(what the sign form says about the signer's lockout standing, whether signing is locked now)."""
+    now = timezone.now()
+    status = signing_status(user=user, now=now)
+    if status.locked_until is not None:
+        until = until_in_words(status.locked_until, now=now)
+        return f"Signing is locked until {until}: too many wrong passwords.", True
+    if status.failures:
+        left = status.remaining_attempts
+        return f"{left} attempt{'s' if left != 1 else ''} left before signing is locked.", False
+    return "", False
+
+
 def _page_context(request, export: NarrativeExport) -> dict:
     user = request.user
     ladder = ladder_detail(export=export)
@@ -63,7 +79,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
     active = next((s for s in stages if s.status == StageStatus.IN_PROGRESS), None)
     open_ladder = ladder is not None and ladder.status == LadderStatus.IN_PROGRESS
 
-    sign_form, sign_refusal = None, ""
+    sign_form, sign_refusal, sign_notice = None, "", ""
     if open_ladder and active is not None:
         if signing_capacity(user=user, stage=active, roles=roles) is None:
             sign_refusal = f"Signing this stage needs the role {active.required_role} or being its assignee."
@@ -71,6 +87,9 @@ def _page_context(request, export: NarrativeExport) -> dict:
             sign_refusal = separation_of_duties_violation(user=user, export=export, stage=active, signatures=live) or ""
         if not sign_refusal:
             sign_form = DecisionForm(initial={"expected_stage_id": active.pk, "meaning": active.meaning})
+            sign_notice, locked = signing_notice(user=user)
+            if locked:
+                sign_form, sign_refusal = None, sign_notice
 
     candidates_by_role = {}
     for username, role in Membership.objects.filter(
@@ -113,6 +132,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "active": active,
         "sign_form": sign_form,
         "sign_refusal": sign_refusal,
+        "sign_notice": sign_notice,
         "guardrail": verify_export_packaging_guardrails(export),
         "narrative_html": markdown_to_safe_html(export.narrative_markdown),
         "packaged": export.status == "packaged",

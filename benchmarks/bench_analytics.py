@@ -315,9 +315,9 @@ def _start_server(port: int) -> subprocess.Popen:
 
 def bench_cached_load(duration: float, clients: int) -> dict:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
-    token = Token.objects.get_or_create(user=get_user_model().objects.get(username="bench-operator"))[0].key
+    token = AuthToken.objects.create(user=get_user_model().objects.get(username="bench-operator"))[1]
     port = _free_port()
     server = _start_server(port)
     headers = {"Authorization": f"Token {token}", "Host": "127.0.0.1"}

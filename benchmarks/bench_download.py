@@ -54,7 +54,7 @@ def artifact_file(size_mib: int) -> Path:
 def fixture(source: Path):
     """A packaged export whose artifact is ``source`` (placed in artifact storage), and a user who may read it."""
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from exports.models import ExportArtifact, NarrativeExport
     from exports.services.executions import execution_create
@@ -90,7 +90,7 @@ def fixture(source: Path):
         retain_until=timezone.now() + timedelta(days=1),
     )
     url = f"/api/experiment-console/sessions/{execution.pk}/exports/narrative/{export.pk}/artifact"
-    return user, Token.objects.get_or_create(user=user)[0].key, url
+    return user, AuthToken.objects.create(user=user)[1], url
 
 
 def _sha256(path: Path) -> str:

@@ -46,7 +46,8 @@ def _validation_details(detail: Any) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every error — ours, DRF's and Django's — as ``{"error": {"code", "message", "details"}}``."""
     if isinstance(exc, DossierError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        headers = getattr(exc, "headers", None)  # e.g. Retry-After on 429 too_many_attempts
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

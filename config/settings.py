@@ -5,6 +5,7 @@ in-process, a local-memory cache and filesystem storage. Production sets DATABAS
 REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and the storage variables; see README.md.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +31,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -105,6 +106,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# API tokens (django-rest-knox): stored as SHA-512 digests, expire after DOSSIER_TOKEN_TTL_HOURS, revoked by
+# POST /api/auth/logout, a password change or the loss of the last membership (docs/authentication.md).
+DOSSIER_TOKEN_TTL_HOURS = env_int("DOSSIER_TOKEN_TTL_HOURS", 24)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=DOSSIER_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+# Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty: the socket address
+# is the client address (docs/authentication.md).
+DOSSIER_TRUSTED_PROXIES = env_list("DOSSIER_TRUSTED_PROXIES", [])
+for _proxy in DOSSIER_TRUSTED_PROXIES:
+    ipaddress.ip_network(_proxy, strict=False)  # a typo stops the process at start, not every sign-in
+# The guessing limit shared by the login form, the admin login and POST /api/auth/token: failed password
+# checks per (username, client address) and per client address within a fixed window.
+DOSSIER_LOGIN_WINDOW_MINUTES = env_int("DOSSIER_LOGIN_WINDOW_MINUTES", 15)
+DOSSIER_LOGIN_MAX_FAILURES_PER_USER_ADDRESS = env_int("DOSSIER_LOGIN_MAX_FAILURES_PER_USER_ADDRESS", 5)
+DOSSIER_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("DOSSIER_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -173,7 +192,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 *
 # --- REST API -------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "governance.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -182,7 +201,6 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"auth": env_str("AUTH_THROTTLE_RATE", "30/min")},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
@@ -224,6 +242,7 @@ DOSSIER_SCHEDULES = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
+    "login-counters-purge": {"task": "governance.purge_login_counters", "every": timedelta(hours=1)},
 }
 
 # --- Email ----------------------------------------------------------------------------------------------------

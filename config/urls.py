@@ -4,6 +4,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
+from governance.forms import AdminLoginForm
+from governance.views import LoginView
+
+admin.site.login_form = AdminLoginForm  # the admin's password door shares the guessing limit
 
 api_patterns = [
     path("", include("governance.api.urls")),
@@ -16,7 +20,7 @@ api_patterns = [
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("exports/", include("approvals.urls")),

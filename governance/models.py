@@ -424,3 +424,23 @@ class GovernanceBaselineEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"baseline {self.baseline_id}: {self.event_type}"
+
+
+class LoginFailureCounter(models.Model):
+    """Password checks that failed (or are still running) for one limiting key in one fixed time window.
+
+    The key is ``address:<ip>`` or ``user-address:<sha256 of the casefolded username>:<ip>``. Rows are counted up
+    with one atomic upsert per key; see governance/services/login_guard.py and docs/authentication.md.
+    """
+
+    key = models.CharField(max_length=200)
+    window_start = models.BigIntegerField(help_text="Start of the window, in seconds since the Unix epoch.")
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "governance_login_failure_counters"
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="login_counter_key_window")]
+        indexes = [models.Index(fields=["window_start"], name="login_counter_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start}: {self.attempts}"

@@ -24,7 +24,7 @@ from approvals.guardrails import (
     guardrail_verdict,
     record_packaging_queue_state,
 )
-from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage, SignatureAttempt
+from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from approvals.selectors import (
     active_stage,
     export_lock,
@@ -311,7 +311,6 @@ def _stage_decide_locked(
 
     now = timezone.now()
     meaning = (meaning or "").strip() or (stage.meaning if decision == Decision.APPROVE else "Rejected")
-    SignatureAttempt.objects.create(user=actor, export=export, succeeded=True, created_at=now)
     try:
         with transaction.atomic(savepoint=False):  # a duplicate ends the whole transaction anyway
             signature = ApprovalSignature.objects.create(

@@ -1,15 +1,28 @@
-"""Re-authentication at signing: the password check, failure counting and the lockout (SPEC §6)."""
+"""Re-authentication at signing: the password check, failure counting and the lockout (SPEC §6).
+
+The lockout counts only the signer's own signing attempts: APPROVALS_SIGNATURE_MAX_FAILURES failed password
+checks within APPROVALS_SIGNATURE_WINDOW_MINUTES lock signing until the oldest of them leaves the window. Sign-in
+failures (governance/services/login_guard.py) never count here, so nobody can lock another user out of signing.
+
+Counting is atomic: an attempt is admitted under a lock on the signer's ``SigningGuard`` row, and admitting it
+writes its ``SignatureAttempt`` row at once, counted as a failure until the (slow, unlocked) password check says
+otherwise. However many attempts arrive together, at most the limit reach the password hasher; the others are
+refused as locked. Refused attempts are recorded but never counted, so they cannot move the end of the lock.
+See docs/authentication.md.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.models import SignatureAttempt
+from approvals.models import SignatureAttempt, SigningGuard
 from config.errors import DossierError
+from config.humanize import duration_in_words, until_in_words
 from config.passwords import password_verify
 from exports.models import NarrativeExport
 from governance.services.audit import audit_record
@@ -33,53 +46,117 @@ def lockout_policy() -> tuple[int, timedelta]:
     return settings.APPROVALS_SIGNATURE_MAX_FAILURES, timedelta(minutes=settings.APPROVALS_SIGNATURE_WINDOW_MINUTES)
 
 
-def recent_failures(*, user) -> list:
+@dataclass(frozen=True)
+class SigningStatus:
+    """The signer's standing against the lockout: counted attempts in the window, and the lock's end if locked."""
+
+    failures: int
+    limit: int
+    locked_until: datetime | None
+
+    @property
+    def remaining_attempts(self) -> int:
+        return max(0, self.limit - self.failures)
+
+    def details(self) -> dict:
+        until = self.locked_until.isoformat().replace("+00:00", "Z") if self.locked_until else None
+        return {"failures": self.failures, "remaining_attempts": self.remaining_attempts, "locked_until": until}
+
+
+def signing_status(*, user, now: datetime | None = None) -> SigningStatus:
+    """Failed and still-running password checks of ``user`` in the window (refused attempts excluded)."""
     limit, window = lockout_policy()
-    return list(
-        SignatureAttempt.objects.filter(user=user, succeeded=False, created_at__gte=timezone.now() - window)
-        .order_by("-created_at")
+    now = now or timezone.now()
+    counted = list(
+        SignatureAttempt.objects.filter(user=user, refused_locked=False, created_at__gte=now - window)
+        .exclude(succeeded=True)
+        .order_by("-created_at", "-id")
         .values_list("created_at", flat=True)[:limit]
+    )
+    locked_until = counted[-1] + window if len(counted) >= limit else None
+    return SigningStatus(failures=len(counted), limit=limit, locked_until=locked_until)
+
+
+def _guard_lock(user) -> None:
+    """Lock the signer's guard row until the end of the transaction (created on first use)."""
+    if SigningGuard.objects.select_for_update().filter(pk=user.pk).exists():
+        return
+    SigningGuard.objects.bulk_create([SigningGuard(user_id=user.pk)], ignore_conflicts=True)
+    SigningGuard.objects.select_for_update().filter(pk=user.pk).exists()
+
+
+def _locked_out(status: SigningStatus, *, now: datetime) -> SignerLockedOut:
+    _, window = lockout_policy()
+    return SignerLockedOut(
+        f"{status.limit} failed signature attempts within {duration_in_words(window.total_seconds())}: "
+        f"signing is locked until {until_in_words(status.locked_until, now=now)}.",
+        details=status.details(),
     )
 
 
-def signer_lockout_check(*, user, export: NarrativeExport | None = None) -> None:
-    """Refuse to sign, whatever the password, while the user has too many recent failures."""
-    limit, window = lockout_policy()
-    failures = recent_failures(user=user)
-    if len(failures) >= limit:
-        until = failures[-1] + window
-        SignatureAttempt.objects.create(
-            user=user, export=export, succeeded=False, refused_locked=True, created_at=timezone.now()
-        )
-        raise SignerLockedOut(
-            f"{limit} failed signature attempts within {int(window.total_seconds() // 60)} minutes: "
-            f"signing is locked until {until.isoformat()}.",
-            details={"locked_until": until.isoformat().replace("+00:00", "Z")},
-        )
-
-
-def signer_verify(*, user, password: str, export: NarrativeExport | None = None) -> None:
-    """The second component of the signature: the signer's own password, checked with Django's hasher.
-
-    A failure is committed on its own (the caller's work is not), counted towards the lockout, and the failure
-    that reaches the limit writes an audit event. Runs outside any ladder lock: hashing is slow on purpose (and
-    runs at a lower CPU priority, see ``config.passwords``).
-    """
-    signer_lockout_check(user=user, export=export)
-    if password and password_verify(user, password):
-        return
-    limit, window = lockout_policy()
+def signer_attempt_admit(*, user, export: NarrativeExport | None = None) -> SignatureAttempt:
+    """Reserve one password check for ``user``, or raise SignerLockedOut (the refusal is recorded, not counted)."""
     with transaction.atomic():
-        SignatureAttempt.objects.create(
-            user=user, export=export, succeeded=False, refused_locked=False, created_at=timezone.now()
+        _guard_lock(user)
+        now = timezone.now()
+        status = signing_status(user=user, now=now)
+        locked = status.locked_until is not None
+        attempt = SignatureAttempt.objects.create(
+            user=user, export=export, succeeded=False if locked else None, refused_locked=locked, created_at=now
         )
-        count = len(recent_failures(user=user))
-        if count >= limit:
+    if locked:
+        raise _locked_out(status, now=now)
+    return attempt
+
+
+def signer_attempt_record(*, attempt: SignatureAttempt, succeeded: bool, export: NarrativeExport | None) -> None:
+    """Settle a reserved attempt. The failure that completes the limit writes the lockout audit event (once per
+    lock: until the lock ends no further attempt is admitted) and the refusal says what remains."""
+    if succeeded:
+        SignatureAttempt.objects.filter(pk=attempt.pk).update(succeeded=True)
+        return
+    user = attempt.user
+    with transaction.atomic():
+        _guard_lock(user)
+        SignatureAttempt.objects.filter(pk=attempt.pk).update(succeeded=False)
+        now = timezone.now()
+        status = signing_status(user=user, now=now)
+        _, window = lockout_policy()
+        settled = (
+            SignatureAttempt.objects.filter(
+                user=user, refused_locked=False, succeeded=False, created_at__gte=now - window
+            ).count()
+            if status.locked_until is not None
+            else 0
+        )
+        if settled == status.limit:
             audit_record(
                 action=LOCKOUT_AUDIT_ACTION,
                 actor=user,
                 obj=export,
                 team_id=export.execution.team_id if export is not None else None,
-                payload={"failures": count, "window_minutes": int(window.total_seconds() // 60)},
+                payload={"failures": settled, "window_minutes": int(window.total_seconds() // 60)},
             )
-    raise SignatureInvalid(details={"failures": count, "remaining_attempts": max(0, limit - count)})
+    message = SignatureInvalid.default_message
+    if status.locked_until is not None:
+        message += f" Signing is now locked until {until_in_words(status.locked_until, now=now)}."
+    else:
+        left = status.remaining_attempts
+        message += (
+            f" {left} attempt{'s' if left != 1 else ''} left before signing is locked for "
+            f"{duration_in_words(window.total_seconds())}."
+        )
+    raise SignatureInvalid(message, details=status.details())
+
+
+def signer_verify(*, user, password: str, export: NarrativeExport | None = None) -> None:
+    """The second component of the signature: the signer's own password, checked with Django's hasher.
+
+    Admission and the outcome are each committed on their own (the caller's work is not), and the hash runs
+    between them outside every lock: hashing is slow on purpose (and runs at a lower CPU priority, see
+    ``config.passwords``).
+    """
+    attempt = signer_attempt_admit(user=user, export=export)
+    attempt.user = user
+    succeeded = bool(password) and password_verify(user, password)
+    signer_attempt_record(attempt=attempt, succeeded=succeeded, export=export)

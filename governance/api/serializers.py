@@ -16,7 +16,32 @@ class TokenInput(serializers.Serializer):
 
 
 class TokenOutput(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once; stored hashed.")
+    expiry = serializers.DateTimeField(help_text="When the token stops working (UTC, ISO 8601).")
+
+
+class AuthErrorBody(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class AuthErrorOutput(serializers.Serializer):
+    error = AuthErrorBody()
+
+
+class TooManyAttemptsDetails(serializers.Serializer):
+    retry_after_seconds = serializers.IntegerField(min_value=1)
+
+
+class TooManyAttemptsBody(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["too_many_attempts"])
+    message = serializers.CharField()
+    details = TooManyAttemptsDetails()
+
+
+class TooManyAttemptsOutput(serializers.Serializer):
+    error = TooManyAttemptsBody()
 
 
 class TemplateInput(serializers.Serializer):

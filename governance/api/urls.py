@@ -4,6 +4,7 @@ from governance.api import views
 
 urlpatterns = [
     path("auth/token", views.TokenApi.as_view(), name="auth-token"),
+    path("auth/logout", views.LogoutApi.as_view(), name="auth-logout"),
     path("governance/templates", views.TemplateListCreateApi.as_view(), name="template-list"),
     path("governance/templates/<int:template_id>", views.TemplateDetailApi.as_view(), name="template-detail"),
     path("governance/templates/<int:template_id>/publish", views.TemplatePublishApi.as_view(), name="template-publish"),

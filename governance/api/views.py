@@ -1,13 +1,14 @@
 """Governance endpoints (SPEC §2, §7). Parse, call one service or selector, serialize."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from knox.models import AuthToken
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.api import validated
+from config.errors import ValidationFailed
 from governance.api import serializers as s
 from governance.models import WorkflowTemplateAssignment
 from governance.selectors.baselines import baseline_get_for_user, baselines_for_user
@@ -32,20 +33,54 @@ from governance.services.templates import (
     template_create,
     template_publish,
 )
-from governance.services.tokens import token_issue
+from governance.services.tokens import token_issue, token_revoke
 
 
 class TokenApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
 
-    @extend_schema(request=s.TokenInput, responses=s.TokenOutput, auth=[])
+    @extend_schema(
+        request=s.TokenInput,
+        responses={
+            200: s.TokenOutput,
+            400: OpenApiResponse(s.AuthErrorOutput, description="Malformed body or missing fields."),
+            401: OpenApiResponse(s.AuthErrorOutput, description="`invalid_credentials`: wrong username or password."),
+            429: OpenApiResponse(
+                s.TooManyAttemptsOutput,
+                description="`too_many_attempts`: the guessing limit for this username and client address, or for "
+                "the client address, is reached. The `Retry-After` header gives the same seconds as "
+                "`details.retry_after_seconds`.",
+            ),
+        },
+        auth=[],
+    )
     def post(self, request):
         data = validated(s.TokenInput, request.data)
-        token = token_issue(request=request, username=data["username"], password=data["password"])
-        return Response({"token": token.key})
+        token, text = token_issue(request=request, username=data["username"], password=data["password"])
+        return Response(s.TokenOutput({"token": text, "expiry": token.expiry}).data)
+
+
+class LogoutApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="The token this request was made with is revoked."),
+            400: OpenApiResponse(
+                s.AuthErrorOutput, description="`not_token_authenticated`: the request did not use an API token."
+            ),
+            401: OpenApiResponse(s.AuthErrorOutput, description="No valid token."),
+            403: OpenApiResponse(s.AuthErrorOutput, description="A session-authenticated request without CSRF token."),
+        },
+    )
+    def post(self, request):
+        if not isinstance(request.auth, AuthToken):
+            raise ValidationFailed(
+                "This request was not made with an API token; browsers sign out at /accounts/logout/.",
+                code="not_token_authenticated",
+            )
+        token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _detail(template_id: int) -> dict:

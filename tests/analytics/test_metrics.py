@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 from django.test import Client
+from knox.models import AuthToken
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 
 from exports.models import PackagingRun
 from exports.services.lifecycle import export_lifecycle_record
@@ -133,8 +133,8 @@ def test_scrape_token(client, settings, known):
 
 
 def test_staff_api_token_works_and_non_staff_is_forbidden(client, staff, crew):
-    token = Token.objects.create(user=staff)
-    assert client.get(URL, HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    _, token = AuthToken.objects.create(user=staff)
+    assert client.get(URL, HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
     assert client.get(URL, HTTP_AUTHORIZATION="Token not-a-token").status_code == 401
     other = Client()
     other.force_login(crew.operator)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun
 from exports.services.packaging import exports_sweep_stuck, packaging_enqueue
@@ -124,7 +124,7 @@ def test_worker_packages_an_api_export_that_independent_tools_accept(
     artifact = ExportArtifact.objects.get(export=export)
     assert "exports.package_execution_narrative_export" in worker.log()
 
-    token = Token.objects.create(user=scientist).key
+    token = AuthToken.objects.create(user=scientist)[1]
     archive = tmp_path / "download.tar.zst"
     headers = tmp_path / "headers.txt"
     path = f"/api/experiment-console/sessions/{export.execution_id}/exports/narrative/{export.pk}/artifact"

@@ -1,0 +1,51 @@
+"""Sign-in forms behind the shared guessing limit (docs/authentication.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils import timezone
+
+from config.humanize import until_in_words
+from governance.services.login_guard import TooManyAttempts, password_authenticate
+
+
+class GuardedAuthenticationMixin:
+    """Authenticates through ``password_authenticate`` instead of ``authenticate``; a refusal by the limit is a
+    form error in words, and ``throttled`` keeps it for the view (429 with Retry-After)."""
+
+    throttled: TooManyAttempts | None = None
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            try:
+                self.user_cache = password_authenticate(request=self.request, username=username, password=password)
+            except TooManyAttempts as exc:
+                self.throttled = exc
+                now = timezone.now()
+                until = now + timedelta(seconds=exc.retry_after_seconds)
+                raise forms.ValidationError(
+                    "Too many failed sign-in attempts from your address. You can try again at "
+                    f"{until_in_words(until, now=now)}.",
+                    code="too_many_attempts",
+                ) from None
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+class LoginForm(GuardedAuthenticationMixin, AuthenticationForm):
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Your username and password did not match. Please try again.",
+    }
+
+
+class AdminLoginForm(GuardedAuthenticationMixin, AdminAuthenticationForm):
+    pass

@@ -1,0 +1,34 @@
+"""Token revocation on a password change and on the loss of the last membership (docs/authentication.md).
+
+Hooked to model signals so that every path is covered: ``set_password`` + ``save`` in a service, the admin's
+password form, ``manage.py changepassword``, a removed membership, a deleted team. A password hash upgraded by a
+login is not a change (Django and config.passwords clear ``_password`` for it).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from governance.models import Membership
+from governance.services.tokens import tokens_revoke_for_user
+
+
+def _password_changed(sender, instance, created: bool, **kwargs) -> None:
+    if not created and getattr(instance, "_password", None) is not None:
+        tokens_revoke_for_user(user=instance, reason="password_changed")
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="governance.tokens.last_membership")
+def _membership_removed(sender, instance: Membership, **kwargs) -> None:
+    User = get_user_model()
+    user = User.objects.filter(pk=instance.user_id).first()
+    if user is None:  # the user itself is being deleted: its tokens go with it
+        return
+    if not Membership.objects.filter(user_id=user.pk).exists():
+        tokens_revoke_for_user(user=user, reason="last_membership_removed")
+
+
+def connect() -> None:
+    post_save.connect(_password_changed, sender=get_user_model(), dispatch_uid="governance.tokens.password")
