@@ -66,6 +66,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The `inert` filter (docs/text-policy.md) on every page without a {% load %}.
+            "builtins": ["config.templatetags"],
         },
     },
 ]
