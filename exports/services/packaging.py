@@ -48,6 +48,7 @@ from exports.services.rendering import (
     attachment_plans,
     event_record_line,
     redactor_for,
+    stored_narrative_digest,
     timeline_events,
 )
 from exports.services.signing_keys import signer_for, signing_key_active
@@ -491,7 +492,7 @@ def packaged_narrative(
 ) -> str:
     """``narrative.md``: the stored approval text (exactly what was signed) plus the approval record, rendered
     with the text rules of ``format_version``."""
-    recomputed = n.narrative_digest(export.narrative_markdown, export.evidence_manifest)
+    recomputed = stored_narrative_digest(export)
     if recomputed != export.narrative_digest:
         raise PackagingFailure(
             "narrative_integrity_failed",
