@@ -13,6 +13,7 @@ from django.utils import timezone
 from approvals.choices import LadderStatus, QueueStatus, StageStatus
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from config.errors import NotFound, PermissionDenied, ValidationFailed
+from config.filters import IdFilter
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from governance.choices import RoleKey
@@ -232,7 +233,7 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
         choices=[("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")], method="filter_overdue"
     )
     guardrail = django_filters.CharFilter(method="filter_guardrail", help_text="The stored queue state's status.")
-    execution = django_filters.NumberFilter(field_name="execution_id")
+    execution = IdFilter(field_name="execution_id")
 
     class Meta:
         model = NarrativeExport
