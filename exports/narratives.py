@@ -339,6 +339,7 @@ _INLINE_SPECIALS = "\\`*_[]<>!|&~#"
 _LINE_PICTURES = {"\n": "\u240a", "\t": "\u2409", "\u2028": "\u2424", "\u2029": "\u2424"}
 _INLINE_TABLE = textpolicy.translation({char: "\\" + char for char in _INLINE_SPECIALS} | _LINE_PICTURES)
 _NEEDS_INLINE_ESCAPE = textpolicy.unsafe_pattern(_INLINE_SPECIALS + "".join(_LINE_PICTURES))
+_NEEDS_INLINE_ESCAPE_ASCII = textpolicy.unsafe_pattern(_INLINE_SPECIALS + "\n\t", ascii_only=True)
 
 # Bundle format 1 (bundles packaged before the text policy) showed every C0 control as its control picture and
 # left format characters as they were. Its approval records are still rendered this way when such a bundle is
@@ -355,8 +356,10 @@ _BACKTICK_RUN = re.compile(r"`+")
 def escape_inline(text: str) -> str:
     """Escape text for use inside a Markdown line (table cell, list item, heading), control and format
     characters shown inert."""
-    # Most strings need nothing; the regex scan is much cheaper than translate's per-character dict lookups.
-    if _NEEDS_INLINE_ESCAPE.search(text) is None:
+    # Most strings need nothing; the regex scan is much cheaper than translate's per-character dict lookups, and
+    # for ASCII text (nearly all of it) a short character class does.
+    needs = _NEEDS_INLINE_ESCAPE_ASCII if text.isascii() else _NEEDS_INLINE_ESCAPE
+    if needs.search(text) is None:
         return text
     return text.translate(_INLINE_TABLE)
 
@@ -471,15 +474,17 @@ def _timeline(events: list[TimelineEvent], lines: list[str], stream: list[str]) 
     lines += ["| Seq | Occurred (UTC) | Event type | Actor | Payload |", "| ---: | --- | --- | --- | --- |"]
     # Hot loop for 100k-event timelines: bind the helpers locally and format each datetime and payload once.
     escape, dumps, to_utc, as_dict = escape_inline, _canonical_json_str, format_utc, _as_dict
-    decoded = textpolicy.json_controls_decoded
+    # The encoder's \u00XX escapes of controls are decoded so they show as <U+00XX>; only when there is one.
+    decoded, json_escape = textpolicy.json_controls_decoded, "\\u00"
     add_row, add_stream = lines.append, stream.append
     for event in events:
         occurred_at = to_utc(event.occurred_at)
         payload_json = dumps(as_dict(event.payload))
         add_stream(_event_stream_line(event, occurred_at, payload_json))
+        cell = escape(decoded(payload_json) if json_escape in payload_json else payload_json)
         add_row(
             f"| {int(event.sequence)} | {occurred_at} | {escape(event.event_type)} | "
-            f"{escape(event.actor_name) or 'system'} | {escape(decoded(payload_json))} |"
+            f"{escape(event.actor_name) or 'system'} | {cell} |"
         )
 
 

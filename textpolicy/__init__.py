@@ -58,7 +58,16 @@ def _char_class(ranges: tuple[tuple[int, int], ...]) -> str:
 
 
 _UNSAFE_CLASS = _char_class(UNSAFE_RANGES)
+# The unsafe characters an ASCII string can hold. Scanning ASCII text (nearly all text) with this short class is
+# several times faster than with the full table, whose astral ranges the regex engine checks one by one.
+ASCII_UNSAFE_CLASS = _char_class(tuple((a, min(b, 0x7F)) for a, b in UNSAFE_RANGES if a <= 0x7F))
 _UNSAFE = re.compile(f"[{_UNSAFE_CLASS}]")
+_ASCII_UNSAFE = re.compile(f"[{ASCII_UNSAFE_CLASS}]")
+# A quick "anything to escape?" check for other text: exact below U+10000 (a class the engine tests as a bitmap),
+# and true for any astral character, which the exact substitution then sorts out.
+_BMP_UNSAFE_CLASS = _char_class(tuple(r for r in UNSAFE_RANGES if r[1] < 0x10000))
+_ASTRAL = "\\U00010000-\\U0010ffff"
+_MAYBE_UNSAFE = re.compile(f"[{_BMP_UNSAFE_CLASS}]|[{_ASTRAL}]")
 # One-line contexts also escape tab, newline and the other line breaks (U+2028, U+2029).
 _UNSAFE_IN_LINE = re.compile(f"[{_UNSAFE_CLASS}\\t\\n\\u2028\\u2029]")
 # A JSON escape sequence; group 1 holds the hex digits of a \u00XX control escape.
@@ -80,12 +89,12 @@ def is_unsafe(char: str) -> bool:
 
 
 def contains_unsafe(text: str) -> bool:
-    return _UNSAFE.search(text) is not None
+    return (_ASCII_UNSAFE if text.isascii() else _UNSAFE).search(text) is not None
 
 
 def inert(text: str) -> str:
     """``text`` with every unsafe character shown as ``<U+XXXX>``; newline and tab kept."""
-    if _UNSAFE.search(text) is None:
+    if (_ASCII_UNSAFE if text.isascii() else _MAYBE_UNSAFE).search(text) is None:
         return text
     return _UNSAFE.sub(_visible_match, text)
 
@@ -128,7 +137,12 @@ def translation(extra: Mapping[str, str] | None = None) -> dict[int, str]:
     return table
 
 
-def unsafe_pattern(extra: str = "") -> re.Pattern[str]:
-    """A compiled character class matching every unsafe character plus the characters listed in ``extra``
-    (regex-escaped here), for a renderer's fast "anything to escape?" check."""
-    return re.compile(f"[{_UNSAFE_CLASS}{re.escape(extra)}]") if extra else _UNSAFE
+def unsafe_pattern(extra: str = "", *, ascii_only: bool = False) -> re.Pattern[str]:
+    """A compiled pattern for a renderer's fast "anything to escape?" check: it matches every unsafe character and
+    the characters listed in ``extra`` (regex-escaped here), and may match other astral characters too (the
+    renderer's exact translation then leaves them alone). ``ascii_only`` gives the faster class that is exact for
+    strings where ``str.isascii()`` holds."""
+    if ascii_only:
+        return re.compile(f"[{ASCII_UNSAFE_CLASS}{re.escape(extra)}]")
+    # Like _MAYBE_UNSAFE: may also match safe astral characters, never misses an unsafe one.
+    return re.compile(f"[{_BMP_UNSAFE_CLASS}{re.escape(extra)}]|[{_ASTRAL}]")
