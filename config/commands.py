@@ -19,7 +19,8 @@ EXIT_INVALID = 3
 
 class InertOutputWrapper(OutputWrapper):
     """Command output with user text shown inert (docs/text-policy.md): a title, name or comment printed by a
-    command cannot drive the terminal. Escaping happens before styling, so the command's own colours stay."""
+    command cannot drive the terminal. Escaping happens before styling, so colours a command asks for stay: pass
+    the style as ``write(msg, self.style.SUCCESS)``; a message styled beforehand would have its ESC shown."""
 
     def write(self, msg="", style_func=None, ending=None):
         super().write(inert(str(msg)), style_func, ending)

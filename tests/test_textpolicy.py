@@ -95,3 +95,13 @@ def test_escalation_mail_shows_titles_and_stage_names_inert(team, mailoutbox):
         assert "\x1b" not in part and "\u202e" not in part and "\u200b" not in part
     assert "QA<U+202E> review<U+001B>[5m" in message.subject
     assert "Run <U+200B>hidden<U+001B>[31m" in message.body
+
+
+def test_command_styles_survive_while_user_text_is_escaped():
+    class Styled(DossierCommand):
+        def handle(self, *args, **options):
+            self.stdout.write("done: evil\x1b[8m", self.style.SUCCESS)
+
+    out = StringIO()
+    Styled(force_color=True).execute(stdout=out, no_color=False, force_color=True, skip_checks=True)
+    assert out.getvalue().startswith("\x1b[") and "done: evil<U+001B>[8m" in out.getvalue()
