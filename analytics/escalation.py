@@ -9,6 +9,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from analytics.selectors import QueueRow
+from textpolicy import inert_line
 
 
 def _utc(value: datetime | None) -> str:
@@ -17,17 +18,19 @@ def _utc(value: datetime | None) -> str:
 
 def escalation_subject(row: QueueRow) -> str:
     export = row.export
-    return f"Escalation: export {export.pk} v{export.version} — {row.stage.name} overdue by {row.minutes_overdue} min"
+    name = inert_line(row.stage.name)
+    return f"Escalation: export {export.pk} v{export.version} — {name} overdue by {row.minutes_overdue} min"
 
 
 def escalation_body(row: QueueRow, *, export_url: str) -> str:
     stage, export = row.stage, row.export
+    # User-written names are shown inert, one line each (docs/text-policy.md).
     lines = [
-        f"Export: {export.pk} (version {export.version}) — {export.execution.title}",
-        f"Team: {export.execution.team.slug}",
-        f"Stage: {stage.index + 1}. {stage.name}",
-        f"Role: {stage.required_role}",
-        f"Assignee: {stage.assignee.username if stage.assignee_id else 'unassigned'}",
+        f"Export: {export.pk} (version {export.version}) — {inert_line(export.execution.title)}",
+        f"Team: {inert_line(export.execution.team.slug)}",
+        f"Stage: {stage.index + 1}. {inert_line(stage.name)}",
+        f"Role: {inert_line(stage.required_role)}",
+        f"Assignee: {inert_line(stage.assignee.username) if stage.assignee_id else 'unassigned'}",
         f"Due: {_utc(stage.due_at)}",
         f"Detected: {_utc(row.detected_at)}",
         f"Minutes overdue: {row.minutes_overdue}",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from approvals.choices import LadderStatus, QueueStatus, StageStatus
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from config.errors import NotFound, PermissionDenied, ValidationFailed
+from config.filters import IdFilter
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from governance.choices import RoleKey
@@ -47,13 +48,21 @@ def export_get_for_user(
 HEAVY_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest", "notes", "redaction_counts", "redaction_policy")
 
 
-def export_lock(*, export_id: int) -> NarrativeExport:
+# What a signature binds (docs/exports.md): loaded, in the same query, when a signature is about to be recorded.
+SIGNED_EXPORT_FIELDS = ("narrative_markdown", "evidence_manifest")
+
+
+def export_lock(*, export_id: int, with_signed_content: bool = False) -> NarrativeExport:
     """The export row, locked. Every ladder action locks the export first and its ladder second, the order the
-    packaging worker uses (export row, then the gate), so the two can never deadlock."""
+    packaging worker uses (export row, then the gate), so the two can never deadlock.
+
+    ``with_signed_content`` also loads the stored narrative and evidence manifest, so the digest about to be
+    signed can be checked against them without another query."""
+    deferred = [field for field in HEAVY_EXPORT_FIELDS if not (with_signed_content and field in SIGNED_EXPORT_FIELDS)]
     return (
         NarrativeExport.objects.select_for_update(of=("self",))
         .select_related("execution")
-        .defer(*HEAVY_EXPORT_FIELDS)
+        .defer(*deferred)
         .get(pk=export_id)
     )
 
@@ -224,7 +233,7 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
         choices=[("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")], method="filter_overdue"
     )
     guardrail = django_filters.CharFilter(method="filter_guardrail", help_text="The stored queue state's status.")
-    execution = django_filters.NumberFilter(field_name="execution_id")
+    execution = IdFilter(field_name="execution_id")
 
     class Meta:
         model = NarrativeExport

@@ -1,4 +1,4 @@
-"""The shared base for management commands: one-line errors and documented exit codes."""
+"""The shared base for management commands: one-line errors, documented exit codes and inert output."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import sys
 from contextlib import contextmanager
 
 from django.core.cache import cache
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from config.errors import DossierError
+from textpolicy import inert
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -16,10 +17,35 @@ EXIT_NOT_PERMITTED = 2
 EXIT_INVALID = 3
 
 
+class InertOutputWrapper(OutputWrapper):
+    """Command output with user text shown inert (docs/text-policy.md): a title, name or comment printed by a
+    command cannot drive the terminal. Escaping happens before styling, so colours a command asks for stay: pass
+    the style as ``write(msg, self.style.SUCCESS)``; a message styled beforehand would have its ESC shown."""
+
+    def write(self, msg="", style_func=None, ending=None):
+        super().write(inert(str(msg)), style_func, ending)
+
+
+def _inert_wrapper(wrapper: OutputWrapper) -> InertOutputWrapper:
+    inert_wrapper = InertOutputWrapper(wrapper._out)
+    inert_wrapper.style_func = wrapper.style_func
+    return inert_wrapper
+
+
 class DossierCommand(BaseCommand):
-    """Turns application errors into a one-line reason on stderr and exit code 1 instead of a traceback."""
+    """Turns application errors into a one-line reason on stderr and exit code 1 instead of a traceback, and
+    prints everything through :class:`InertOutputWrapper`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stdout, self.stderr = _inert_wrapper(self.stdout), _inert_wrapper(self.stderr)
 
     def execute(self, *args, **options):
+        # BaseCommand.execute would wrap these streams in plain OutputWrappers.
+        if options.get("stdout"):
+            self.stdout = InertOutputWrapper(options.pop("stdout"))
+        if options.get("stderr"):
+            self.stderr = InertOutputWrapper(options.pop("stderr"))
         try:
             return super().execute(*args, **options)
         except DossierError as exc:

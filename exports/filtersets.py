@@ -1,5 +1,6 @@
 import django_filters
 
+from config.filters import IdFilter
 from exports.choices import EvidenceKind
 from exports.models import Evidence, Execution, ExecutionEvent
 
@@ -17,7 +18,7 @@ class ExecutionFilterSet(django_filters.FilterSet):
 
 
 class ExecutionEventFilterSet(django_filters.FilterSet):
-    after_sequence = django_filters.NumberFilter(field_name="sequence", lookup_expr="gt")
+    after_sequence = IdFilter(field_name="sequence", lookup_expr="gt")
     event_type = django_filters.CharFilter(field_name="event_type")
     event_type_prefix = django_filters.CharFilter(field_name="event_type", lookup_expr="startswith")
     occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
@@ -28,7 +29,7 @@ class ExecutionEventFilterSet(django_filters.FilterSet):
 
 
 class EvidenceFilterSet(django_filters.FilterSet):
-    execution = django_filters.NumberFilter(field_name="execution_id", required=True)
+    execution = IdFilter(field_name="execution_id", required=True)
     kind = django_filters.ChoiceFilter(choices=EvidenceKind.choices)
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 

@@ -212,6 +212,9 @@ class ExportArtifact(models.Model):
     signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="artifacts")
     payload_oxum = models.CharField(max_length=50)
     narrative_sha256 = models.CharField(max_length=64)
+    # The bundle format the archive was built with (``Bundle-Format-Version``); replay rebuilds with it. Artifacts
+    # published before formats were numbered are format 1.
+    format_version = models.PositiveSmallIntegerField(default=1)
     retain_until = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
     integrity_failed_at = models.DateTimeField(null=True, blank=True)

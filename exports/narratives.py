@@ -10,9 +10,12 @@ Output contract
 * The text is CommonMark plus GFM tables. It is meant to be rendered with ``linkify`` off (markdown-it's
   ``commonmark`` preset with ``table`` enabled): with linkify on, bare domains in evidence would become links.
 * Every user-supplied string (titles, names, event types, payloads, comments, notes, classification) goes through
-  :func:`escape_inline` or is embedded verbatim in a fenced code block whose fence is longer than any backtick run
-  it contains, so no input can add a heading, link, image, HTML, table cell or row, or forge the approval record
+  :func:`escape_inline` or is embedded in a fenced code block whose fence is longer than any backtick run it
+  contains, so no input can add a heading, link, image, HTML, table cell or row, or forge the approval record
   or the digests block.
+* User text is inert (docs/text-policy.md): control and format characters (bidi overrides and isolates,
+  zero-width characters, ESC and the other C0/C1 controls) appear as visible ``<U+XXXX>`` escapes, inline and
+  inside fenced blocks (JSON payloads and notebook bodies) alike.
 
 Layout of the text rendered for approval (every heading is emitted by the renderer itself)::
 
@@ -31,11 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+import textpolicy
 
 JsonValue = Any
 
@@ -326,35 +331,73 @@ def narrative_digest(approval_text: str, manifest: Sequence[Mapping[str, JsonVal
 # Backslash-escaping this set is enough for text that never starts a line: it blocks emphasis, code spans,
 # links/images ([ ] !), autolinks and HTML (< >), entities (&), strikethrough (~), table cells (|) and heading
 # closing sequences (#). Line-start markers (-, +, =, digits) cannot trigger because every line starts with
-# renderer-owned text. Control characters become their visible Unicode "control picture" so an input can never
-# break a line, and U+0085/U+2028/U+2029 become U+2424 so str.splitlines() agrees with Markdown's line count.
+# renderer-owned text. Newline and tab become their visible Unicode "control picture" so an input can never
+# break a line, U+2028/U+2029 become U+2424 so str.splitlines() agrees with Markdown's line count, and every
+# other control or format character becomes a visible ``<U+XXXX>`` escape (docs/text-policy.md). Such an escape
+# is plain text in CommonMark: no scheme and colon, so no autolink; "+" after the name, so no HTML tag.
 _INLINE_SPECIALS = "\\`*_[]<>!|&~#"
-_INLINE_TABLE = str.maketrans(
+_LINE_PICTURES = {"\n": "\u240a", "\t": "\u2409", "\u2028": "\u2424", "\u2029": "\u2424"}
+_INLINE_TABLE = textpolicy.translation({char: "\\" + char for char in _INLINE_SPECIALS} | _LINE_PICTURES)
+_NEEDS_INLINE_ESCAPE = textpolicy.unsafe_pattern(_INLINE_SPECIALS + "".join(_LINE_PICTURES))
+_NEEDS_INLINE_ESCAPE_ASCII = textpolicy.unsafe_pattern(_INLINE_SPECIALS + "\n\t", ascii_only=True)
+
+# Bundle format 1 (bundles packaged before the text policy) showed every C0 control as its control picture and
+# left format characters as they were. Its approval records are still rendered this way when such a bundle is
+# replayed, so it keeps its bytes; nothing new is rendered with it.
+_INLINE_TABLE_V1 = str.maketrans(
     {char: "\\" + char for char in _INLINE_SPECIALS}
     | {chr(code): chr(0x2400 + code) for code in range(0x20)}
     | {"\x7f": "\u2421", "\x85": "\u2424", "\u2028": "\u2424", "\u2029": "\u2424"}
 )
-_NEEDS_INLINE_ESCAPE = re.compile(r"[\\`*_\[\]<>!|&~#\x00-\x1f\x7f\x85\u2028\u2029]")
+_NEEDS_INLINE_ESCAPE_V1 = re.compile(r"[\\`*_\[\]<>!|&~#\x00-\x1f\x7f\x85\u2028\u2029]")
 _BACKTICK_RUN = re.compile(r"`+")
 
 
 def escape_inline(text: str) -> str:
-    """Escape text for use inside a Markdown line (table cell, list item, heading)."""
-    # Most strings need nothing; the regex scan is much cheaper than translate's per-character dict lookups.
-    if _NEEDS_INLINE_ESCAPE.search(text) is None:
+    """Escape text for use inside a Markdown line (table cell, list item, heading), control and format
+    characters shown inert."""
+    # Most strings need nothing; the regex scan is much cheaper than translate's per-character dict lookups, and
+    # for ASCII text (nearly all of it) a short character class does.
+    needs = _NEEDS_INLINE_ESCAPE_ASCII if text.isascii() else _NEEDS_INLINE_ESCAPE
+    if needs.search(text) is None:
         return text
     return text.translate(_INLINE_TABLE)
+
+
+def escape_inline_v1(text: str) -> str:
+    """:func:`escape_inline` as bundle format 1 had it (approval records of bundles packaged before the policy)."""
+    if _NEEDS_INLINE_ESCAPE_V1.search(text) is None:
+        return text
+    return text.translate(_INLINE_TABLE_V1)
 
 
 def fenced_block(body: str, info: str) -> list[str]:
     """Lines of a fenced code block holding ``body`` verbatim (line endings normalized to ``\\n``, NUL to U+FFFD).
 
     The fence is one backtick longer than the longest backtick run in the body, so no body line can close it.
+    Narrative sections show user text through :func:`inert_block` instead, which escapes control and format
+    characters first; this verbatim form is what evidence files carry.
     """
-    normalized = body.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+    normalized = _normalize_newlines(body).replace("\x00", "\ufffd")
     longest = max((len(run) for run in _BACKTICK_RUN.findall(normalized)), default=0)
     fence = "`" * max(3, longest + 1)
     return [f"{fence}{info}", *normalized.removesuffix("\n").split("\n"), fence]
+
+
+def _normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def inert_block(body: str, info: str) -> list[str]:
+    """A fenced block of user text for the narrative: line endings normalized, then every control and format
+    character but newline and tab shown as ``<U+XXXX>`` (docs/text-policy.md)."""
+    return fenced_block(textpolicy.inert(_normalize_newlines(body)), info)
+
+
+def inert_json_block(data: JsonValue) -> list[str]:
+    """A fenced JSON block: pretty JSON whose unsafe characters, raw or escaped by the encoder, are shown as
+    ``<U+XXXX>``."""
+    return fenced_block(textpolicy.inert_json(_pretty_json(data)), "json")
 
 
 def _pretty_json(data: JsonValue) -> str:
@@ -395,7 +438,7 @@ def _title_block(ctx: NarrativeContext, *, preview: bool) -> list[str]:
         _field("Template snapshot", snapshot),
     ]
     if meta.notes:
-        lines += [_field("Notes", "see below"), "", *fenced_block(meta.notes, "text")]
+        lines += [_field("Notes", "see below"), "", *inert_block(meta.notes, "text")]
     else:
         lines.append(_field("Notes", "none"))
     return lines
@@ -431,14 +474,17 @@ def _timeline(events: list[TimelineEvent], lines: list[str], stream: list[str]) 
     lines += ["| Seq | Occurred (UTC) | Event type | Actor | Payload |", "| ---: | --- | --- | --- | --- |"]
     # Hot loop for 100k-event timelines: bind the helpers locally and format each datetime and payload once.
     escape, dumps, to_utc, as_dict = escape_inline, _canonical_json_str, format_utc, _as_dict
+    # The encoder's \u00XX escapes of controls are decoded so they show as <U+00XX>; only when there is one.
+    decoded, json_escape = textpolicy.json_controls_decoded, "\\u00"
     add_row, add_stream = lines.append, stream.append
     for event in events:
         occurred_at = to_utc(event.occurred_at)
         payload_json = dumps(as_dict(event.payload))
         add_stream(_event_stream_line(event, occurred_at, payload_json))
+        cell = escape(decoded(payload_json) if json_escape in payload_json else payload_json)
         add_row(
             f"| {int(event.sequence)} | {occurred_at} | {escape(event.event_type)} | "
-            f"{escape(event.actor_name) or 'system'} | {escape(payload_json)} |"
+            f"{escape(event.actor_name) or 'system'} | {cell} |"
         )
 
 
@@ -451,12 +497,12 @@ def _evidence_body(item: EvidenceItem) -> list[str]:
             _field("Actor", escape_inline(event.actor_name) or "system"),
             _field("Occurred (UTC)", format_utc(event.occurred_at)),
             "",
-            *fenced_block(_pretty_json(_as_dict(event.payload)), "json"),
+            *inert_json_block(_as_dict(event.payload)),
         ]
     if item.markdown is not None:
-        return [*fenced_block(item.markdown, "markdown")]
+        return inert_block(item.markdown, "markdown")
     if item.data is not None:
-        return [*fenced_block(_pretty_json(item.data), "json")]
+        return inert_json_block(item.data)
     return []
 
 
@@ -534,33 +580,39 @@ def _signature_sort_key(signature: Signature) -> tuple[int, int, str, str, str]:
     )
 
 
-def _signature_lines(signature: Signature) -> list[str]:
+def _signature_lines(signature: Signature, escape: Callable[[str], str]) -> list[str]:
     status = "superseded (invalidated by a stage reset)" if signature.superseded else "current"
     suffix = " (superseded)" if signature.superseded else ""
-    stage = escape_inline(signature.stage_name) or "(unnamed stage)"
+    stage = escape(signature.stage_name) or "(unnamed stage)"
     return [
         f"### Stage {int(signature.stage_index)}: {stage}, iteration {int(signature.iteration)}{suffix}",
         "",
         _field("Decision", str(Decision(signature.decision))),
-        _field("Signer", escape_inline(signature.signer_name)),
-        _field("Required role", escape_inline(signature.required_role)),
+        _field("Signer", escape(signature.signer_name)),
+        _field("Required role", escape(signature.required_role)),
         _field("Signed at (UTC)", format_utc(signature.signed_at)),
-        _field("Meaning", escape_inline(signature.meaning)),
-        _field("Comment", escape_inline(signature.comment) or "none"),
+        _field("Meaning", escape(signature.meaning)),
+        _field("Comment", escape(signature.comment) or "none"),
         _field("Digest signed", f"`{signature.digest}`"),
         _field("Status", status),
         "",
     ]
 
 
-def render_approval_record(signatures: Iterable[Signature]) -> str:
-    """The approval record: every signature, superseded ones included and marked, in ladder order."""
+def render_approval_record(signatures: Iterable[Signature], *, inert_text: bool = True) -> str:
+    """The approval record: every signature, superseded ones included and marked, in ladder order.
+
+    ``inert_text=False`` renders names, meanings and comments the way bundle format 1 did (control pictures for
+    C0 controls, format characters as they are), so that bundles packaged before the text policy replay
+    byte-identical; everything new is rendered inert.
+    """
+    escape = escape_inline if inert_text else escape_inline_v1
     ordered = sorted(signatures, key=_signature_sort_key)
     lines = [APPROVAL_RECORD_HEADING, ""]
     if not ordered:
         lines += ["No signatures recorded.", ""]
     for signature in ordered:
-        lines += _signature_lines(signature)
+        lines += _signature_lines(signature, escape)
     return "\n".join(lines).removesuffix("\n") + "\n"
 
 

@@ -16,6 +16,7 @@ from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from rest_framework.parsers import MultiPartParser
 
 from config.errors import PayloadTooLarge, ValidationFailed
+from config.parsers import storable_text_check
 
 # Room for the multipart envelope around the file itself.
 _ENVELOPE_ALLOWANCE = 64 * 1024
@@ -107,6 +108,8 @@ class StrictMultiPartParser(MultiPartParser):
         try:
             parser = _StrictNameMultiPartParser(meta, stream, request.upload_handlers, encoding)
             data, files = parser.parse()
-            return DataAndFiles(data, files)
+            parsed = DataAndFiles(data, files)
+            storable_text_check(parsed)
+            return parsed
         except MultiPartParserError as exc:
             raise ParseError(f"Multipart form parse error - {exc}") from exc

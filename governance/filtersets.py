@@ -8,6 +8,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from config.errors import ValidationFailed
+from config.filters import IdFilter
 from governance.choices import BaselineStatus, TemplateStatus
 from governance.models import GovernanceBaseline, WorkflowTemplate, WorkflowTemplateAssignment
 
@@ -48,7 +49,7 @@ class BaselineFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=BaselineStatus.choices)
     team = django_filters.CharFilter(field_name="team__slug")
     protocol_template = django_filters.CharFilter(field_name="protocol_template_key")
-    execution = django_filters.NumberFilter(field_name="execution_id")
+    execution = IdFilter(field_name="execution_id")
     is_current = django_filters.BooleanFilter()
 
     class Meta:

@@ -40,9 +40,11 @@ from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
+from exports.services.rendering import stored_narrative_digest
 from governance.choices import RoleKey
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
+from governance.services.audit import audit_record
 from governance.signals import team_state_changed
 
 STAGE_STARTED = "narrative_export.approval.stage_started"
@@ -51,6 +53,7 @@ FINALIZED = "narrative_export.approval.finalized"
 REJECTED = "narrative_export.approval.rejected"
 STAGE_DELEGATED = "narrative_export.approval.stage_delegated"
 STAGE_RESET = "narrative_export.approval.stage_reset"
+NARRATIVE_INTEGRITY_AUDIT_ACTION = "approvals.narrative_integrity_failed"
 
 # Besides the stage's own role holders and its assignee, these roles may delegate a stage or reset a ladder.
 DELEGATE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
@@ -264,21 +267,51 @@ def stage_decide(
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationFailed("A rejection needs a comment saying why.", details={"comment": ["Required to reject."]})
     signer_verify(user=actor, password=password, export=export)
-    with transaction.atomic(), lifecycle_batch():
-        return _stage_decide_locked(
-            export_id=export_id,
+    try:
+        with transaction.atomic(), lifecycle_batch():
+            return _stage_decide_locked(
+                export_id=export_id,
+                actor=actor,
+                decision=decision,
+                meaning=meaning,
+                comment=comment,
+                expected_stage_id=expected_stage_id,
+            )
+    except NarrativeIntegrityFailed as exc:
+        # The refusal is audited on its own: the signing transaction was rolled back with everything in it.
+        audit_record(
+            action=NARRATIVE_INTEGRITY_AUDIT_ACTION,
             actor=actor,
-            decision=decision,
-            meaning=meaning,
-            comment=comment,
-            expected_stage_id=expected_stage_id,
+            obj=export,
+            team_id=export.execution.team_id,
+            payload={"code": exc.code, "decision": decision, "expected_stage_id": expected_stage_id, **exc.details},
+        )
+        raise
+
+
+class NarrativeIntegrityFailed(Conflict):
+    code = "narrative_integrity_failed"
+    default_message = (
+        "The stored narrative or evidence manifest no longer matches the digest to be signed; nothing was signed."
+    )
+
+
+def _signed_content_check(export: NarrativeExport) -> None:
+    """Refuse to record a signature over a digest the stored narrative and evidence manifest no longer give.
+
+    Tampering is otherwise caught only at packaging; this costs one sha256 over the stored text, read with the
+    export's locked row."""
+    recomputed = stored_narrative_digest(export)
+    if recomputed != export.narrative_digest:
+        raise NarrativeIntegrityFailed(
+            details={"recorded_digest": export.narrative_digest, "recomputed_digest": recomputed}
         )
 
 
 def _stage_decide_locked(
     *, export_id: int, actor, decision: str, meaning: str, comment: str, expected_stage_id: int
 ) -> DecisionOutcome:
-    export = export_lock(export_id=export_id)
+    export = export_lock(export_id=export_id, with_signed_content=True)
     ladder, stages = ladder_lock_with_stages(export=export, role_holder=actor)
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
@@ -308,6 +341,7 @@ def _stage_decide_locked(
         raise Conflict(
             "The narrative has not been rendered: there is nothing to sign yet.", code="narrative_not_rendered"
         )
+    _signed_content_check(export)
 
     now = timezone.now()
     meaning = (meaning or "").strip() or (stage.meaning if decision == Decision.APPROVE else "Rejected")

@@ -41,6 +41,7 @@ from exports.models import NarrativeExport
 from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
 from governance.models import Membership
 from governance.services.audit import audit_record
+from textpolicy import inert_line
 
 logger = logging.getLogger(__name__)
 
@@ -219,17 +220,18 @@ def _escalation_messages(
             f"(detected {isoformat(now)}):",
             "",
         ]
+        # Titles, stage names and usernames are user-written: shown inert, one line each (docs/text-policy.md).
         for stage in group:
             export = stage.ladder.export
             lines.append(
-                f"- Export {export.pk} v{export.version} ({export.execution.title}): stage {stage.index + 1} "
-                f"'{stage.name}', due {isoformat(stage.due_at)}, assignee "
-                f"{stage.assignee.username if stage.assignee_id else 'none'}"
+                f"- Export {export.pk} v{export.version} ({inert_line(export.execution.title)}): stage "
+                f"{stage.index + 1} '{inert_line(stage.name)}', due {isoformat(stage.due_at)}, assignee "
+                f"{inert_line(stage.assignee.username) if stage.assignee_id else 'none'}"
             )
         subject = (
-            f"[Dossier] Escalation: export {group[0].ladder.export_id} stage '{group[0].name}' overdue"
+            f"[Dossier] Escalation: export {group[0].ladder.export_id} stage '{inert_line(group[0].name)}' overdue"
             if len(group) == 1
-            else f"[Dossier] Escalation: {len(group)} approval stages for {role} overdue"
+            else f"[Dossier] Escalation: {len(group)} approval stages for {inert_line(role)} overdue"
         )
         to = sorted({*recipients.get((team_id, role), []), settings.GOVERNANCE_ESCALATION_EMAIL})
         messages.append(EmailMessage(subject=subject, body="\n".join(lines) + "\n", to=to))

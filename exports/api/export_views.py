@@ -10,12 +10,12 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import SelectorListApi, validated
+from config.parsers import JSONParser
 from exports.api import serializers as s
 from exports.models import NarrativeExport
 from exports.permissions import EXECUTION_WRITERS, require_team_role

@@ -3,12 +3,12 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import SelectorListApi, validated
 from config.errors import ValidationFailed
+from config.parsers import JSONParser
 from exports.api import serializers as s
 from exports.models import Evidence, Execution, ExecutionEvent
 from exports.permissions import COACHING_ROLES, EXECUTION_WRITERS, OVERRIDE_ROLES, require_team_role

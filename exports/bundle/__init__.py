@@ -53,6 +53,11 @@ Problem codes reported by ``verify_bundle`` (a problem's ``path`` names the file
 ``export_document_inconsistent``, ``unknown_signing_key``, ``signature_invalid``, ``attestation_invalid``,
 ``attestation_signature_invalid``, ``attestation_key_mismatch``, ``attestation_subject_mismatch``.
 
+A member name holding a control or format character (ESC, CR, a bidi override, a zero-width character …) is
+``unsafe_member``; problem paths and messages, the bag name and the narrative's title line
+(``VerificationReport.narrative_title``) are shown inert, such characters as ``<U+XXXX>`` (docs/text-policy.md),
+so printing a report cannot drive a terminal.
+
 Errors raised while building or extracting are ``BundleError`` with a stable ``code``.
 """
 

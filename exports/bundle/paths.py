@@ -7,6 +7,8 @@ we later accept.
 import re
 import unicodedata
 
+from textpolicy import inert_line
+
 from .errors import BundleError
 
 _BAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -66,6 +68,10 @@ def member_path_problem(name: str) -> str | None:
     an auditor must be able to read (and report on) bags that other tools produced."""
     if not name or name.startswith("/") or "\\" in name or "\x00" in name:
         return "absolute, empty or containing a backslash or NUL"
+    if inert_line(name) != name:
+        # A control or format character in a name (ESC, bidi override, zero-width ...) can only be meant to
+        # mislead whoever reads a listing; docs/text-policy.md.
+        return "contains control or format characters"
     if re.match(r"[A-Za-z]:", name):
         return "has a drive letter"
     if any(part in ("", ".", "..") for part in name.rstrip("/").split("/")):

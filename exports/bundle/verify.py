@@ -19,6 +19,8 @@ from typing import Any, BinaryIO
 
 import zstandard
 
+from textpolicy import inert_line
+
 from .archive import CHUNK_SIZE, HashingReader, open_source, open_tar_stream
 from .document import (
     ATTESTATION_FILE,
@@ -51,6 +53,9 @@ REQUIRED_FILES = (*MANIFESTED_TAG_FILES, TAGMANIFEST_TXT, SIGNATURE_FILE, ATTEST
 # Tag files are read into memory; a bigger one is hashed but not parsed, so a hostile archive cannot make us
 # allocate more than this per file.
 TAG_FILE_LIMIT = 64 << 20
+# How much of the narrative's start is kept to name it in the report, and the longest title shown.
+_NARRATIVE_HEAD = 4096
+_TITLE_LIMIT = 300
 # What a corrupt or truncated archive raises; other OSErrors (the source itself failing) propagate.
 _ARCHIVE_ERRORS = (tarfile.TarError, zstandard.ZstdError, zlib.error, EOFError, gzip.BadGzipFile)
 
@@ -64,11 +69,12 @@ class Problem:
 
 @dataclass(frozen=True)
 class VerificationReport:
-    bag_name: str | None
+    bag_name: str | None  # shown inert (docs/text-policy.md): it comes from the archive
     archive_sha256: str
     archive_size: int
     key_id: str | None
     problems: tuple[Problem, ...]
+    narrative_title: str | None = None  # the first line of data/narrative.md, shown inert, for the reader
 
     @property
     def ok(self) -> bool:
@@ -93,9 +99,12 @@ class _Audit:
     key_id: str | None = None
     bag_info: dict[str, str] | None = None  # parsed once, when well formed
     manifest: dict[str, str] | None = None
+    narrative_head: bytes = b""
 
     def report(self, code: str, path: str | None, message: str) -> None:
-        self.problems.append(Problem(code, path, message))
+        # Names and text read from the archive may carry control or format characters: a problem shows them as
+        # visible escapes, so printing it cannot drive a terminal or reorder what the auditor reads.
+        self.problems.append(Problem(code, inert_line(path) if path else path, inert_line(message)))
 
     def report_error(self, error: BundleError) -> None:
         self.report(error.code, error.path, error.message)
@@ -118,12 +127,23 @@ def verify_bundle(
     if not any(problem.code == "archive_unreadable" for problem in audit.problems):
         _check_contents(audit)
     return VerificationReport(
-        bag_name=audit.root,
+        bag_name=inert_line(audit.root) if audit.root is not None else None,
         archive_sha256=raw.hexdigest(),
         archive_size=raw.size,
-        key_id=audit.key_id,
+        key_id=inert_line(audit.key_id) if audit.key_id is not None else None,
         problems=tuple(audit.problems),
+        narrative_title=_narrative_title(audit.narrative_head),
     )
+
+
+def _quoted(name: str | None) -> str:
+    """A name from the archive for a message: quoted and inert."""
+    return "None" if name is None else f"'{inert_line(name)}'"
+
+
+def _narrative_title(head: bytes) -> str | None:
+    first_line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").removeprefix("# ").strip()
+    return inert_line(first_line[:_TITLE_LIMIT]) if first_line else None
 
 
 def extract_bundle(source: str | os.PathLike[str] | BinaryIO, destination: str | os.PathLike[str]) -> Path:
@@ -175,9 +195,9 @@ def _checked_member(member: tarfile.TarInfo, root: str | None) -> str:
         problem = "is a file outside the bag directory"
     top = member.name.split("/", 1)[0]
     if problem is None and root is not None and top != root:
-        problem = f"is outside the bag directory {root!r}"
+        problem = f"is outside the bag directory {_quoted(root)}"
     if problem:
-        raise BundleError("unsafe_member", f"archive member {member.name!r} {problem}", path=member.name)
+        raise BundleError("unsafe_member", f"archive member {_quoted(member.name)} {problem}", path=member.name)
     return top
 
 
@@ -232,6 +252,8 @@ def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Non
             hasher.update(chunk)
         if keep:
             kept.append(chunk)
+        if path == NARRATIVE_PATH and len(audit.narrative_head) < _NARRATIVE_HEAD:
+            audit.narrative_head += chunk[: _NARRATIVE_HEAD - len(audit.narrative_head)]
     sha256 = hashers[-1].hexdigest() if len(hashers) > 1 else ""
     audit.files[path] = _File(member.size, hashers[0].hexdigest(), sha256, b"".join(kept) if keep else None)
 
@@ -295,7 +317,7 @@ def _check_manifest(audit: _Audit) -> None:
     entries = audit.manifest = parse_manifest(content, MANIFEST_TXT)
     for path, digest in entries.items():
         if not path.startswith("data/"):
-            audit.report("manifest_invalid", MANIFEST_TXT, f"lists {path!r}, which is not under data/")
+            audit.report("manifest_invalid", MANIFEST_TXT, f"lists {_quoted(path)}, which is not under data/")
         elif path not in audit.files:
             audit.report("missing_payload", path, f"listed in {MANIFEST_TXT} but absent")
         elif audit.files[path].sha512 != digest:
@@ -312,7 +334,8 @@ def _check_tag_manifest(audit: _Audit) -> None:
     entries = parse_manifest(content, TAGMANIFEST_TXT)
     for path, digest in entries.items():
         if path not in MANIFESTED_TAG_FILES:
-            audit.report("manifest_invalid", TAGMANIFEST_TXT, f"lists {path!r}, which is not a manifested tag file")
+            message = f"lists {_quoted(path)}, which is not a manifested tag file"
+            audit.report("manifest_invalid", TAGMANIFEST_TXT, message)
         elif path in audit.files and audit.files[path].sha512 != digest:
             audit.report("digest_mismatch", path, f"sha512 differs from {TAGMANIFEST_TXT}")
     for path in MANIFESTED_TAG_FILES:
@@ -341,7 +364,7 @@ def _check_export_document(audit: _Audit) -> dict[str, Any] | None:
 
 def _inconsistencies(audit: _Audit, document: Mapping[str, Any]) -> Iterator[str]:
     if document["bundle"]["name"] != audit.root:
-        yield f"bundle.name is {document['bundle']['name']!r} but the bag directory is {audit.root!r}"
+        yield f"bundle.name is {_quoted(document['bundle']['name'])} but the bag directory is {_quoted(audit.root)}"
     if audit.bag_info is not None:
         oxum = audit.bag_info.get("Payload-Oxum")
         if document["bundle"]["payload_oxum"] != oxum:
@@ -385,7 +408,7 @@ def _check_detached_signature(audit: _Audit) -> None:
         return
     key = audit.keys.get(audit.key_id) if audit.key_id else None
     if key is None:
-        audit.report("unknown_signing_key", SIGNATURE_FILE, f"no public key for key id {audit.key_id!r}")
+        audit.report("unknown_signing_key", SIGNATURE_FILE, f"no public key for key id {_quoted(audit.key_id)}")
     elif len(signature) != SIGNATURE_SIZE or not verify_signature(key, signature, tag_manifest):
         audit.report("signature_invalid", SIGNATURE_FILE, f"does not verify {TAGMANIFEST_TXT} with key {audit.key_id}")
 
@@ -415,7 +438,7 @@ def _check_attestation(audit: _Audit, envelope: Mapping[str, Any]) -> None:
             raise BundleError("attestation_invalid", f"payloadType must be {DSSE_PAYLOAD_TYPE}")
         payload, signed_by = dsse_verify(envelope, audit.keys)
         if audit.key_id not in signed_by:
-            raise BundleError("attestation_key_mismatch", f"not signed by the bundle's key {audit.key_id!r}")
+            raise BundleError("attestation_key_mismatch", f"not signed by the bundle's key {_quoted(audit.key_id)}")
         statement = json.loads(payload.decode("utf-8"))
     except BundleError as exc:
         audit.report(exc.code, ATTESTATION_FILE, exc.message)
@@ -435,7 +458,7 @@ def _statement_problems(audit: _Audit, statement: Any) -> Iterator[str]:
         yield f"predicateType must be {PREDICATE_TYPE}"
     predicate = statement.get("predicate")
     if not isinstance(predicate, dict) or predicate.get("bag") != audit.root:
-        yield f"predicate.bag does not name the bag directory {audit.root!r}"
+        yield f"predicate.bag does not name the bag directory {_quoted(audit.root)}"
     tag_manifest, narrative = audit.content(TAGMANIFEST_TXT), audit.files.get(NARRATIVE_PATH)
     if tag_manifest is None or narrative is None:
         yield f"cannot check subjects without {TAGMANIFEST_TXT} and {NARRATIVE_PATH}"

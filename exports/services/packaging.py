@@ -48,6 +48,7 @@ from exports.services.rendering import (
     attachment_plans,
     event_record_line,
     redactor_for,
+    stored_narrative_digest,
     timeline_events,
 )
 from exports.services.signing_keys import signer_for, signing_key_active
@@ -65,6 +66,13 @@ from exports.storage import (
 from governance.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
+
+# The bundle format new artifacts are built with, written to bag-info as ``Bundle-Format-Version`` and stored on
+# the artifact so that replay rebuilds each bundle with the format it was made with (docs/exports.md):
+#   1  bundles packaged before formats were numbered (no Bundle-Format-Version line);
+#   2  the approval record shows control and format characters inert (docs/text-policy.md).
+BUNDLE_FORMAT_VERSION = 2
+BUNDLE_FORMAT_VERSIONS = (1, 2)
 
 # Errors worth retrying: they come from the environment, not from the export.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, OperationalError, InterfaceError)
@@ -424,6 +432,7 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
             signing_key=SigningKey.objects.get(key_id=result.key_id),
             payload_oxum=result.payload_oxum,
             narrative_sha256=result.narrative_sha256,
+            format_version=BUNDLE_FORMAT_VERSION,
             retain_until=export.retain_until,
         )
         run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
@@ -453,7 +462,9 @@ def _build_staged(export: NarrativeExport):
     key = signing_key_active()
     compression = settings.DOSSIER_ARTIFACT_COMPRESSION
     with artifact_staged(export_id=export.pk, version=export.version) as (staged, out):
-        result = bundle_build(export=export, out=out, signing_key=key, compression=compression)
+        result = bundle_build(
+            export=export, out=out, signing_key=key, compression=compression, format_version=BUNDLE_FORMAT_VERSION
+        )
     return staged, result
 
 
@@ -476,9 +487,12 @@ def approval_record_for(export: NarrativeExport) -> ApprovalRecord:
     return provider(export)
 
 
-def packaged_narrative(export: NarrativeExport, record: ApprovalRecord) -> str:
-    """``narrative.md``: the stored approval text (exactly what was signed) plus the approval record."""
-    recomputed = n.narrative_digest(export.narrative_markdown, export.evidence_manifest)
+def packaged_narrative(
+    export: NarrativeExport, record: ApprovalRecord, *, format_version: int = BUNDLE_FORMAT_VERSION
+) -> str:
+    """``narrative.md``: the stored approval text (exactly what was signed) plus the approval record, rendered
+    with the text rules of ``format_version``."""
+    recomputed = stored_narrative_digest(export)
     if recomputed != export.narrative_digest:
         raise PackagingFailure(
             "narrative_integrity_failed",
@@ -491,7 +505,8 @@ def packaged_narrative(export: NarrativeExport, record: ApprovalRecord) -> str:
                 f"the signature of stage {signature.stage_index} binds {signature.digest}, "
                 f"not the narrative {export.narrative_digest}",
             )
-    return export.narrative_markdown + "\n" + n.render_approval_record(record.signatures)
+    record_text = n.render_approval_record(record.signatures, inert_text=format_version >= 2)
+    return export.narrative_markdown + "\n" + record_text
 
 
 class _EvidenceReader:
@@ -570,9 +585,11 @@ def _events_file(export: NarrativeExport) -> Iterator[str]:
         os.unlink(path)
 
 
-def bag_info_for(export: NarrativeExport) -> list[tuple[str, str]]:
+def bag_info_for(export: NarrativeExport, *, format_version: int = BUNDLE_FORMAT_VERSION) -> list[tuple[str, str]]:
     retain = export.retain_until.date().isoformat() if export.retain_until else "none"
+    numbered = [("Bundle-Format-Version", str(format_version))] if format_version >= 2 else []
     return [
+        *numbered,
         ("Source-Organization", settings.DOSSIER_BUNDLE_SOURCE_ORGANIZATION),
         ("External-Identifier", str(export.pk)),
         ("Bag-Group-Identifier", str(export.execution_id)),
@@ -603,11 +620,21 @@ def export_document_for(export: NarrativeExport) -> Callable[[Any], dict[str, An
     return build
 
 
-def bundle_build(*, export: NarrativeExport, out: BinaryIO, signing_key: SigningKey, compression: str) -> BundleResult:
-    """Write the bundle of ``export`` to ``out``. The same export, key and compression give the same bytes."""
+def bundle_build(
+    *,
+    export: NarrativeExport,
+    out: BinaryIO,
+    signing_key: SigningKey,
+    compression: str,
+    format_version: int = BUNDLE_FORMAT_VERSION,
+) -> BundleResult:
+    """Write the bundle of ``export`` to ``out``. The same export, key, compression and format version give the
+    same bytes."""
+    if format_version not in BUNDLE_FORMAT_VERSIONS:
+        raise PackagingFailure("bundle_format_unknown", f"bundle format version {format_version} is not known")
     try:
         record = approval_record_for(export)
-        narrative = packaged_narrative(export, record)
+        narrative = packaged_narrative(export, record, format_version=format_version)
         plans = attachment_plans(export)
     except EvidenceChanged as exc:
         raise PackagingFailure("evidence_integrity_failed", str(exc)) from exc
@@ -623,7 +650,7 @@ def bundle_build(*, export: NarrativeExport, out: BinaryIO, signing_key: Signing
         spec = BundleSpec(
             name=bundle_name(export_id=export.pk, version=export.version),
             created_at=export.created_at,
-            bag_info=bag_info_for(export),
+            bag_info=bag_info_for(export, format_version=format_version),
             payload=payload,
             export_metadata=export_document_for(export),
             signer=signer_for(signing_key),
@@ -652,7 +679,8 @@ class ReplayResult:
 
 
 def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -> ReplayResult:
-    """Re-package a packaged version (same key, same compression) into a scratch file and compare digests.
+    """Re-package a packaged version (same key, compression and bundle format version) into a scratch file and
+    compare digests.
 
     Nothing in storage changes. With ``record`` the outcome is written to the audit trail.
     """
@@ -665,7 +693,11 @@ def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -
     with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as scratch:
         try:
             built = bundle_build(
-                export=export, out=scratch, signing_key=artifact.signing_key, compression=artifact.compression
+                export=export,
+                out=scratch,
+                signing_key=artifact.signing_key,
+                compression=artifact.compression,
+                format_version=artifact.format_version,
             )
         except PackagingFailure as exc:
             raise Conflict(f"Export {export.pk} cannot be re-packaged: {exc.message}", code=exc.code) from exc

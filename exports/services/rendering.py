@@ -397,6 +397,17 @@ def narrative_preview_render(
     )
 
 
+def stored_narrative_digest(export: NarrativeExport) -> str | None:
+    """``narrative_digest`` recomputed from what the export stores: its approval text and evidence manifest.
+
+    Equal to ``export.narrative_digest`` unless the stored narrative or manifest changed after rendering; None when
+    the stored content cannot even be hashed (a NUL in the text, a manifest that is not canonical JSON)."""
+    try:
+        return n.narrative_digest(export.narrative_markdown, export.evidence_manifest)
+    except (TypeError, ValueError):
+        return None
+
+
 def attachment_plans(export: NarrativeExport) -> list[AttachmentPlan]:
     """Rebuild the attachments of an export from its stored selection with its stored redaction policy.
 

@@ -23,6 +23,7 @@ from exports.narratives import (
     TimelineEvent,
     canonical_json,
     escape_inline,
+    escape_inline_v1,
     events_stream_digest,
     evidence_manifest,
     fenced_block,
@@ -423,7 +424,49 @@ def test_escape_inline_neutralizes_markdown_and_line_breaks():
     assert escape_inline("*a* [b](c) <d> |e| #f `g` \\ &h; ~i~ !j") == (
         "\\*a\\* \\[b\\](c) \\<d\\> \\|e\\| \\#f \\`g\\` \\\\ \\&h; \\~i\\~ \\!j"
     )
-    assert escape_inline("a\nb\rc\td\x00") == "a\u240ab\u240dc\u2409d\u2400"
+    assert escape_inline("a\nb\rc\td\x00") == "a\u240ab<U+000D>c\u2409d<U+0000>"
+
+
+def test_escape_inline_shows_control_and_format_characters_as_visible_escapes():
+    assert escape_inline("a\u202eb\u200bc\x1b[31md\u2066e\ufeff\x85") == (
+        "a<U+202E>b<U+200B>c<U+001B>\\[31md<U+2066>e<U+FEFF><U+0085>"
+    )
+    assert escape_inline("tag\U000e0041") == "tag<U+E0041>"
+    assert escape_inline("line\u2028sep") == "line\u2424sep"
+
+
+def test_format_1_escaping_is_kept_for_old_approval_records():
+    assert escape_inline_v1("a\x1b\u202e\x00") == "a\u241b\u202e\u2400"
+    hostile = signature(sha("1"), comment="ok\x1b[31m\u202e", signer_name="Eve\u200b")
+    assert "ok\u241b\\[31m\u202e" in render_approval_record([hostile], inert_text=False)
+    assert "Eve\u200b" in render_approval_record([hostile], inert_text=False)
+    current = render_approval_record([hostile])
+    assert "ok<U+001B>\\[31m<U+202E>" in current and "Eve<U+200B>" in current
+    assert "\x1b" not in current and "\u202e" not in current and "\u200b" not in current
+
+
+def test_control_and_format_characters_are_inert_inline_and_in_fenced_blocks():
+    hostile = "x\u202ey\u200bz\x1b[31mred\x9b2J"
+    items = [
+        EvidenceItem(EvidenceKind.NOTEBOOK_ENTRY, 2, hostile, 1, sha("b"), T0, markdown=f"# Body\r\n{hostile}\n"),
+        EvidenceItem(EvidenceKind.QC_METRIC, 3, "QC", 1, sha("c"), T0, data={hostile: [hostile]}),
+        EvidenceItem(EvidenceKind.TIMELINE_EVENT, 5, "ev", 1, sha("e"), T0, event=event(1, {"note": hostile})),
+    ]
+    ctx = context(events=[event(1, {"note": hostile, hostile: 1})], evidence=items, notes=hostile)
+    text = render_packaged(ctx, [signature(digest_of(ctx), comment=hostile)])
+    for char in ("\u202e", "\u200b", "\x1b", "\x9b", "\r"):
+        assert char not in text
+    assert "\\u001b" not in text  # JSON's own escape is shown the same way as the raw character
+    shown = "x<U+202E>y<U+200B>z<U+001B>"
+    # notes, notebook body, QC data, cited event payload, timeline cell, approval record
+    assert text.count(shown) >= 7
+    assert "# Body\n" + shown in text  # CRLF still ends a line in a notebook body, not shown as <U+000D>
+    assert_structure_intact(ctx, hostile)
+
+
+def test_json_escape_of_a_backslash_is_not_mistaken_for_a_control_escape():
+    ctx = context(events=[event(1, {"path": "C:\\u001b"})], evidence=[])
+    assert "<U+001B>" not in render_for_approval(ctx)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,6 +1,8 @@
 """verify_export <export-id | path>: check a bundle the way an auditor would.
 
 Exit codes: 0 valid, 3 invalid (each problem printed), 1 error (bad argument, unreadable file, unknown export).
+Everything read from the archive is printed inert (docs/text-policy.md): a member name or title cannot move the
+cursor, colour the terminal or reorder the line an auditor reads.
 """
 
 import os
@@ -13,6 +15,9 @@ from exports.bundle import BundleError, Problem, verify_bundle
 from exports.models import ExportArtifact
 from exports.selectors.narrative_exports import signing_keys_list
 from exports.storage import ArtifactMissing, StorageUnavailable, artifact_local_path
+from textpolicy import inert_line
+
+MAX_ID = 2**63 - 1
 
 
 class Command(DossierCommand):
@@ -24,33 +29,41 @@ class Command(DossierCommand):
     def handle(self, *args, target: str, **options):
         keys = {key.key_id: key.public_key_pem for key in signing_keys_list()}
         if os.path.isfile(target):
-            problems, summary = self._verify(target, keys, expected_sha256=None)
-        elif target.isdigit():
+            problems, summary, title = self._verify(target, keys, expected_sha256=None)
+        elif target.isascii() and target.isdigit() and int(target) <= MAX_ID:
             artifact = ExportArtifact.objects.filter(export_id=int(target)).first()
             if artifact is None:
-                raise CommandError(f"export {target} has no packaged artifact (and no file is named {target!r})")
+                raise CommandError(f"export {target} has no packaged artifact (and no file is named '{target}')")
             try:
                 with artifact_local_path(artifact.storage_path) as path:
-                    problems, summary = self._verify(path, keys, expected_sha256=artifact.sha256)
+                    problems, summary, title = self._verify(path, keys, expected_sha256=artifact.sha256)
             except ArtifactMissing:
-                problems, summary = [Problem("missing_file", None, "the artifact is missing from storage")], ""
+                problems = [Problem("missing_file", None, "the artifact is missing from storage")]
+                summary, title = "", None
             except StorageUnavailable as exc:
                 raise CommandError(f"storage unavailable: {exc}") from exc
         else:
-            raise CommandError(f"{target!r} is neither an existing bundle file nor an export id")
+            raise CommandError(f"'{inert_line(target)}' is neither an existing bundle file nor an export id")
+        shown = inert_line(target)
         if problems:
-            self.stdout.write(f"invalid: {target}")
+            self.stdout.write(f"invalid: {shown}")
             for problem in problems:
-                where = f" {problem.path}" if problem.path else ""
-                self.stdout.write(f"  {problem.code}{where}: {problem.message}")
+                where = f" {inert_line(problem.path)}" if problem.path else ""
+                self.stdout.write(f"  {inert_line(problem.code)}{where}: {inert_line(problem.message)}")
+            if title:
+                self.stdout.write(f"  narrative: {title}")
             sys.exit(EXIT_INVALID)
-        self.stdout.write(f"valid: {target} ({summary})")
+        self.stdout.write(f"valid: {shown} ({summary})")
+        if title:
+            self.stdout.write(f"  narrative: {title}")
 
-    def _verify(self, path: str, keys: dict[str, str], *, expected_sha256: str | None) -> tuple[list[Problem], str]:
+    def _verify(
+        self, path: str, keys: dict[str, str], *, expected_sha256: str | None
+    ) -> tuple[list[Problem], str, str | None]:
         try:
             report = verify_bundle(path, keys)
         except (OSError, BundleError) as exc:
-            raise CommandError(f"cannot verify {path}: {exc}") from exc
+            raise CommandError(f"cannot verify {inert_line(str(path))}: {inert_line(str(exc))}") from exc
         problems = list(report.problems)
         if expected_sha256 and report.archive_sha256 != expected_sha256:
             problems.append(
@@ -61,4 +74,4 @@ class Command(DossierCommand):
                 )
             )
         summary = f"bag {report.bag_name}, sha256 {report.archive_sha256}, signed by key {report.key_id}"
-        return problems, summary
+        return problems, summary, report.narrative_title

@@ -15,4 +15,4 @@ class Command(DossierCommand):
         for dotted in settings.DOSSIER_DEMO_SEEDERS:
             with transaction.atomic():
                 import_string(dotted)(self.stdout)
-        self.stdout.write(self.style.SUCCESS("demo data ready"))
+        self.stdout.write("demo data ready", self.style.SUCCESS)
