@@ -44,7 +44,7 @@ def legacy(team, other_team, scientist, member):
 
     default_v1 = publish("standard-release")
     assay = publish("assay-release")
-    template_assign(template=assay.template, actor=None, protocol_template_key="assay")
+    template_assign(template=assay.template, actor=None, team=team, protocol_template_key="assay")
     outsider = member("scientist", in_team=other_team, username="outsider")
     beta = publish("beta-release")
     template_assign(template=beta.template, actor=None, team=other_team)

@@ -15,7 +15,7 @@ def curator_api(client_for, curator):
 
 
 def body(**fields):
-    return {"template_key": "qa-release", "name": "QA release", "stages": THREE_STAGES, **fields}
+    return {"team": "alpha", "template_key": "qa-release", "name": "QA release", "stages": THREE_STAGES, **fields}
 
 
 def test_acceptance_versions_forks_archive_and_pinning(curator_api, team, scientist):
@@ -67,16 +67,21 @@ def test_acceptance_versions_forks_archive_and_pinning(curator_api, team, scient
     assert export.template_snapshot_id == snapshot.pk
 
 
-def test_filters_status_key_team(curator_api, make_template, curator, team):
-    a = make_template("alpha-ladder", publish=True)
+def test_filters_status_key_team(curator_api, make_template, curator, team, other_team, member):
+    make_template("alpha-ladder", publish=True)
     make_template("beta-ladder")
-    template_assign(template=a, actor=curator, team=team)
+    make_template("platform-ladder", team=None, publish=True)
+    member("compliance", username="beta-curator", in_team=other_team)
+    make_template("hidden-ladder", team=other_team, actor=None)
     keys = lambda **q: [t["template_key"] for t in curator_api.get(URL, q).json()["results"]]  # noqa: E731
-    assert keys(status="published") == ["alpha-ladder"]
+    assert keys() == ["alpha-ladder", "beta-ladder", "platform-ladder"], "own team's and platform templates only"
+    assert keys(status="published") == ["alpha-ladder", "platform-ladder"]
     assert keys(status="draft") == ["beta-ladder"]
     assert keys(key="beta-ladder") == ["beta-ladder"]
-    assert keys(team="alpha") == ["alpha-ladder"]
-    assert keys(team="nowhere") == []
+    assert keys(team="alpha") == ["alpha-ladder", "beta-ladder"]
+    for slug in ("beta", "nowhere"):
+        response = curator_api.get(URL, {"team": slug})
+        assert response.status_code == 404 and response.json()["error"]["code"] == "team_not_found"
 
 
 def test_list_has_a_fixed_query_count(curator_api, make_template, django_assert_max_num_queries):
@@ -190,7 +195,7 @@ def test_assignments_create_list_move_and_delete(curator_api, make_template, tea
     protocol = curator_api.post(f"{URL}/{a.pk}/assignments", {"protocol_template": "assay"}, format="json")
     assert protocol.status_code == 201
     listed = curator_api.get(f"{URL}/{a.pk}/assignments").json()["results"]
-    assert [(x["team"], x["protocol_template"]) for x in listed] == [("alpha", ""), (None, "assay")]
+    assert [(x["team"], x["protocol_template"]) for x in listed] == [("alpha", ""), ("alpha", "assay")]
     moved = curator_api.post(f"{URL}/{b.pk}/assignments", {"team": "alpha"}, format="json")
     assert moved.status_code == 200 and moved.json()["id"] == created.json()["id"]
     deleted = curator_api.delete(f"/api/governance/assignments/{protocol.json()['id']}")
@@ -201,14 +206,15 @@ def test_assignments_create_list_move_and_delete(curator_api, make_template, tea
 def test_assignment_bad_input_and_foreign_team(curator_api, make_template, other_team, client_for, member):
     template = make_template("a", publish=True)
     url = f"{URL}/{template.pk}/assignments"
-    for payload in ({}, {"team": "alpha", "protocol_template": "assay"}, {"protocol_template": "Bad Key"}):
+    for payload in ({}, {"team": "", "protocol_template": ""}, {"protocol_template": "Bad Key"}, {"team": ["alpha"]}):
         response = curator_api.post(url, payload, format="json")
         assert response.status_code == 400, payload
     foreign = curator_api.post(url, {"team": "beta"}, format="json")
     assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "team_not_found"
     # A team assignment of another team is invisible (404), never deleted.
     beta_curator = member("compliance", username="beta-curator", in_team=other_team)
-    beta_assignment, _ = template_assign(template=template, actor=beta_curator, team=other_team)
+    beta_template = make_template("b", team=other_team, actor=beta_curator, publish=True)
+    beta_assignment, _ = template_assign(template=beta_template, actor=beta_curator, team=other_team)
     assert curator_api.delete(f"/api/governance/assignments/{beta_assignment.pk}").status_code == 404
     assert all(x["team"] != "beta" for x in curator_api.get(url).json()["results"])
 

@@ -68,28 +68,31 @@ def test_fork_into_a_new_key_copies_content_and_keeps_lineage(make_template, cur
     assert actions(fork) == ["forked"]
 
 
-def test_fork_without_a_key_is_the_next_version_of_the_source(make_template, curator):
+def test_fork_without_a_key_is_the_next_version_of_the_source(make_template, curator, team):
     v1 = make_template("qa-release", publish=True)
-    v2 = template_create(actor=curator, forked_from=v1, stages=ladder("reviewer", "compliance"))
+    v2 = template_create(actor=curator, team=team, forked_from=v1, stages=ladder("reviewer", "compliance"))
     v1.refresh_from_db()
     assert (v2.template_key, v2.version, v2.name, v1.is_latest) == ("qa-release", 2, v1.name, False)
+    assert v2.team_id == team.pk
 
 
-def test_create_refuses_bad_content_and_missing_key(curator):
+def test_create_refuses_bad_content_and_missing_key(curator, team):
     with pytest.raises(ValidationFailed) as info:
-        template_create(actor=curator, template_key="bad", name="Bad", stages=[])
+        template_create(actor=curator, team=team, template_key="bad", name="Bad", stages=[])
     assert info.value.details["fields"]["stages"] == ["A template needs at least one stage."]
     with pytest.raises(ValidationFailed):
-        template_create(actor=curator, name="No key", stages=THREE_STAGES)
+        template_create(actor=curator, team=team, name="No key", stages=THREE_STAGES)
+    with pytest.raises(ValidationFailed):
+        template_create(actor=curator, team=team, template_key="k", name="K", stages=THREE_STAGES, status="archived")
     assert not WorkflowTemplate.objects.exists()
 
 
 @pytest.mark.parametrize("role", ["scientist", "reviewer", "qa_approver", "auditor"])
-def test_only_compliance_or_admin_change_templates(member, make_template, role):
+def test_only_compliance_or_admin_change_templates(member, make_template, role, team):
     draft = make_template("qa-release")
     outsider = member(role, username=f"u-{role}")
     with pytest.raises(PermissionDenied):
-        template_create(actor=outsider, template_key="x", name="X", stages=THREE_STAGES)
+        template_create(actor=outsider, team=team, template_key="x", name="X", stages=THREE_STAGES)
     with pytest.raises(PermissionDenied):
         template_publish(template=draft, actor=outsider)
     with pytest.raises(PermissionDenied):
@@ -98,9 +101,9 @@ def test_only_compliance_or_admin_change_templates(member, make_template, role):
         template_update(template=draft, actor=outsider, name="Y")
 
 
-def test_admin_role_may_curate(member):
+def test_admin_role_may_curate(member, team):
     admin_user = member("admin", username="root")
-    template = template_create(actor=admin_user, template_key="k", name="K", stages=THREE_STAGES)
+    template = template_create(actor=admin_user, team=team, template_key="k", name="K", stages=THREE_STAGES)
     assert template_publish(template=template, actor=admin_user).pk
 
 
@@ -131,9 +134,13 @@ def test_publish_freezes_a_canonical_snapshot_and_logs_it(make_template, curator
         template_publish(template=draft, actor=curator)
 
 
-def test_publish_revalidates_drafts_written_directly(curator, db):
+def test_publish_revalidates_drafts_written_directly(curator, team):
     raw = WorkflowTemplate.objects.create(
-        template_key="raw", version=1, name="Raw", stage_blueprints=[{"name": "A", "required_role": "ghost"}]
+        team=team,
+        template_key="raw",
+        version=1,
+        name="Raw",
+        stage_blueprints=[{"name": "A", "required_role": "ghost"}],
     )
     with pytest.raises(ValidationFailed):
         template_publish(template=raw, actor=curator)
@@ -184,13 +191,15 @@ def test_snapshots_are_immutable_in_the_orm(make_template):
 def test_resolution_prefers_protocol_then_team_then_default(make_template, curator, team, settings):
     settings.DOSSIER_DEFAULT_TEMPLATE_KEY = "standard"
     assert template_snapshot_resolve(team_id=team.pk) is None
-    default = make_template("standard", publish=True).snapshots.get()
+    make_template("standard", publish=True)
+    assert template_snapshot_resolve(team_id=team.pk) is None, "the default is the platform's template, not a team's"
+    default = make_template("standard", team=None, publish=True).snapshots.get()
     team_snapshot = make_template("team-ladder", publish=True).snapshots.get()
     protocol_snapshot = make_template("assay-ladder", publish=True).snapshots.get()
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="assay") == default
     template_assign(template=team_snapshot.template, actor=curator, team=team)
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="assay") == team_snapshot
-    template_assign(template=protocol_snapshot.template, actor=curator, protocol_template_key="assay")
+    template_assign(template=protocol_snapshot.template, actor=curator, team=team, protocol_template_key="assay")
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="assay") == protocol_snapshot
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="other") == team_snapshot
     resolution = template_snapshot_resolution(team_id=team.pk, protocol_template_key="assay")
@@ -211,7 +220,7 @@ def test_assignment_follows_new_published_versions_and_falls_back_when_archived(
 def test_unpublished_assignment_falls_through_with_a_note(make_template, curator, team, settings):
     settings.DOSSIER_DEFAULT_TEMPLATE_KEY = "standard"
     template_assign(template=make_template("draft-only"), actor=curator, team=team)
-    default = make_template("standard", publish=True).snapshots.get()
+    default = make_template("standard", team=None, publish=True).snapshots.get()
     resolution = template_snapshot_resolution(team_id=team.pk)
     assert resolution.snapshot == default and resolution.source == "default"
     assert resolution.notes == ["The team template 'draft-only' has no published version."]
@@ -231,14 +240,17 @@ def test_assign_moves_an_existing_target_and_is_idempotent(make_template, curato
 
 def test_assign_refusals(make_template, curator, member, team, other_team):
     template = make_template("a", publish=True)
-    with pytest.raises(ValidationFailed):
-        template_assign(template=template, actor=curator)
-    with pytest.raises(ValidationFailed):
-        template_assign(template=template, actor=curator, team=team, protocol_template_key="assay")
+    both = member("compliance", username="both", in_team=other_team)
+    member("compliance", username="both")
+    with pytest.raises(ValidationFailed) as info:
+        template_assign(template=template, actor=both, team=other_team)
+    assert info.value.code == "template_team_mismatch", "a team's template is assigned only inside that team"
     with pytest.raises(PermissionDenied):
         template_assign(template=template, actor=curator, team=other_team)
     with pytest.raises(PermissionDenied):
-        template_assign(template=template, actor=member("scientist", username="s"), protocol_template_key="assay")
+        template_assign(
+            template=template, actor=member("scientist", username="s"), team=team, protocol_template_key="assay"
+        )
     template_archive(template=template, actor=curator)
     with pytest.raises(Conflict):
         template_assign(template=template, actor=curator, team=team)
