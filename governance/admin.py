@@ -15,6 +15,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -115,13 +116,21 @@ class TeamScopedAdmin(admin.ModelAdmin):
         # Django's default redirects to the index with "doesn't exist"; outside one's teams it is simply absent.
         raise Http404(f"No {opts.verbose_name} {object_id}.")
 
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django checks the delete permission before it looks the object up: absent comes first here.
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} {object_id}.")
+        return super().delete_view(request, object_id, extra_context)
+
 
 def visible_teams(request) -> QuerySet[Team]:
     return Team.objects.all() if request.user.is_superuser else Team.objects.visible_to(request.user)
 
 
 def curated_teams(request) -> QuerySet[Team]:
-    return Team.objects.all() if request.user.is_superuser else Team.objects.filter(pk__in=curated_team_ids(request.user))
+    return (
+        Team.objects.all() if request.user.is_superuser else Team.objects.filter(pk__in=curated_team_ids(request.user))
+    )
 
 
 def visible_templates(request) -> QuerySet[WorkflowTemplate]:

@@ -144,9 +144,7 @@ class WorkflowTemplate(models.Model):
     admin can edit stages inline. Both are written together by the template services only.
     """
 
-    team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="workflow_templates"
-    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="workflow_templates")
     template_key = models.SlugField(max_length=100)
     version = models.PositiveIntegerField()
     name = models.CharField(max_length=200)

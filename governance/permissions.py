@@ -33,9 +33,7 @@ def curated_team_ids(user) -> set[int]:
     """Teams where ``user`` holds ``compliance`` or ``admin``."""
     if not _active(user):
         return set()
-    return set(
-        Membership.objects.filter(user=user, role__key__in=TEMPLATE_CURATORS).values_list("team_id", flat=True)
-    )
+    return set(Membership.objects.filter(user=user, role__key__in=TEMPLATE_CURATORS).values_list("team_id", flat=True))
 
 
 def is_template_curator(user) -> bool:

@@ -17,7 +17,7 @@ from exports.hooks import export_created_hooks
 from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 from exports.services.rendering import narrative_render, redaction_policy_current
-from governance.choices import Classification, TemplateStatus
+from governance.choices import Classification
 from governance.models import WorkflowTemplateSnapshot
 from governance.selectors.templates import (
     snapshot_require_intact,

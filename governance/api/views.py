@@ -14,8 +14,8 @@ from governance.selectors.baselines import baseline_get_for_user, baselines_for_
 from governance.selectors.teams import team_get_for_user
 from governance.selectors.templates import (
     assignment_get_for_user,
-    assignments_for_template,
     assignment_team_for_user,
+    assignments_for_template,
     template_get,
     templates_for_user,
 )

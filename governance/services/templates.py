@@ -218,9 +218,9 @@ def template_create(
         )
     require_template_curator(actor=actor, team_id=team.pk if team else None, action="create workflow templates")
     source = WorkflowTemplate.objects.select_for_update().get(pk=forked_from.pk) if forked_from else None
-    if source is not None and actor is not None and not actor.is_superuser:
-        if not WorkflowTemplate.objects.visible_to(actor).filter(pk=source.pk).exists():
-            raise NotFound(f"No workflow template {source.pk}.", code="template_not_found")
+    hidden = source is not None and actor is not None and not actor.is_superuser
+    if hidden and not WorkflowTemplate.objects.visible_to(actor).filter(pk=source.pk).exists():
+        raise NotFound(f"No workflow template {source.pk}.", code="template_not_found")
     key = template_key or (source.template_key if source else "")
     if not key:
         raise ValidationFailed(
