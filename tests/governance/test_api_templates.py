@@ -225,3 +225,111 @@ def test_drifted_snapshot_is_flagged_in_the_api(curator_api, make_template):
     tamper_snapshot(snapshot.pk, snapshot.canonical_json.replace("Stage 1", "Stage X"))
     detail = curator_api.get(f"{URL}/{template.pk}").json()
     assert detail["snapshots"][0]["drifted"] is True
+
+
+# --- ownership and status on create ----------------------------------------------------------------------------
+
+
+def test_create_names_its_team_and_returns_it(curator_api, team):
+    created = curator_api.post(URL, body(), format="json")
+    assert created.status_code == 201 and created.json()["team"] == "alpha"
+    assert WorkflowTemplate.objects.get(pk=created.json()["id"]).team_id == team.pk
+    listed = curator_api.get(URL).json()["results"]
+    assert [(row["template_key"], row["team"]) for row in listed] == [("qa-release", "alpha")]
+
+
+def test_create_team_refusals(curator_api, client_for, member, other_team):
+    for payload, status, code in [
+        (body(team="beta"), 404, "team_not_found"),
+        (body(team="nowhere"), 404, "team_not_found"),
+        (body(team=None), 403, "permission_denied"),
+        ({k: v for k, v in body().items() if k != "team"}, 403, "permission_denied"),
+        (body(team="Not A Slug"), 400, "validation_error"),
+        (body(team=["alpha"]), 400, "validation_error"),
+    ]:
+        response = curator_api.post(URL, payload, format="json")
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), payload
+    reviewer_api = client_for(member("reviewer", username="rev-only"))
+    response = reviewer_api.post(URL, body(), format="json")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_superusers_curate_platform_templates(client_for, member, curator_api):
+    root = member("scientist", username="root")
+    root.is_superuser = True
+    root.save()
+    root_api = client_for(root)
+    platform = root_api.post(URL, body(team=None, template_key="standard-release"), format="json")
+    assert platform.status_code == 201 and platform.json()["team"] is None
+    platform_id = platform.json()["id"]
+    curator_api.force_authenticate(member("compliance", username="casey"))
+    assert curator_api.get(f"{URL}/{platform_id}").status_code == 200, "every team reads platform templates"
+    refused = curator_api.post(f"{URL}/{platform_id}/publish")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+    root_api.force_authenticate(root)
+    assert root_api.post(f"{URL}/{platform_id}/publish").status_code == 200
+
+
+def test_versions_stay_with_their_owner_and_forks_may_move(curator_api, make_template, team):
+    platform = make_template("standard-release", team=None, publish=True)
+    own = curator_api.post(URL, body(template_key="standard-release"), format="json")
+    assert (own.status_code, own.json()["version"], own.json()["team"]) == (201, 1, "alpha"), "keys are per team"
+    platform.refresh_from_db()
+    assert platform.is_latest, "another owner's key is untouched"
+    next_version = curator_api.post(URL, {"forked_from_id": platform.pk, "team": "alpha"}, format="json")
+    assert next_version.status_code == 400 and next_version.json()["error"]["code"] == "template_team_mismatch"
+    inherited = curator_api.post(URL, {"forked_from_id": platform.pk}, format="json")
+    assert inherited.status_code == 403, "without a team a version of a platform template stays the platform's"
+    fork = curator_api.post(
+        URL, {"forked_from_id": platform.pk, "template_key": "alpha-release", "team": "alpha"}, format="json"
+    )
+    assert fork.status_code == 201, fork.json()
+    assert (fork.json()["team"], fork.json()["forked_from_id"], fork.json()["stages"]) == (
+        "alpha",
+        platform.pk,
+        platform.stage_blueprints,
+    )
+    team_version = curator_api.post(URL, {"forked_from_id": fork.json()["id"], "name": "v2"}, format="json")
+    assert (team_version.json()["team"], team_version.json()["version"]) == ("alpha", 2)
+
+
+def test_create_published_runs_the_publish_checks_and_freezes_a_snapshot(curator_api):
+    created = curator_api.post(URL, body(status="published"), format="json")
+    assert created.status_code == 201, created.json()
+    detail = created.json()
+    assert detail["status"] == "published" and detail["published_at"]
+    assert len(detail["snapshots"]) == 1 and detail["snapshot_id"] == detail["snapshots"][0]["id"]
+    actions = GovernanceTemplateAuditLog.objects.filter(template_id=detail["id"]).values_list("action", flat=True)
+    assert sorted(actions) == ["created", "published"]
+    draft = curator_api.post(URL, body(template_key="other"), format="json").json()
+    assert (draft["status"], draft["snapshots"]) == ("draft", [])
+
+
+@pytest.mark.parametrize("status", ["archived", "PUBLISHED", "", None, 1])
+def test_create_refuses_other_statuses(curator_api, status):
+    response = curator_api.post(URL, body(status=status), format="json")
+    assert response.status_code == 400 and "status" in response.json()["error"]["details"]["fields"]
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_published_create_with_bad_content_creates_nothing(curator_api, client_for, member):
+    response = curator_api.post(URL, body(status="published", stages=[]), format="json")
+    assert response.status_code == 400 and "stages" in response.json()["error"]["details"]["fields"]
+    scientist_api = client_for(member("scientist", username="sci-p"))
+    assert scientist_api.post(URL, body(status="published"), format="json").status_code == 403
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_assignment_team_defaults_to_the_templates_own_and_platform_templates_need_one(curator_api, make_template):
+    own = make_template("own", publish=True)
+    response = curator_api.post(f"{URL}/{own.pk}/assignments", {"protocol_template": "assay"}, format="json")
+    assert (response.status_code, response.json()["team"]) == (201, "alpha")
+    platform = make_template("standard-release", team=None, publish=True)
+    missing = curator_api.post(f"{URL}/{platform.pk}/assignments", {"protocol_template": "assay"}, format="json")
+    assert missing.status_code == 400 and "team" in missing.json()["error"]["details"]["fields"]
+    named = curator_api.post(
+        f"{URL}/{platform.pk}/assignments", {"team": "alpha", "protocol_template": "assay"}, format="json"
+    )
+    assert named.status_code == 200, "moves the protocol assignment of alpha to the platform template"
+    assert named.json()["template_id"] == platform.pk

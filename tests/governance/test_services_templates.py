@@ -3,7 +3,7 @@ import json
 import pytest
 from django.db import connection
 
-from config.errors import Conflict, PermissionDenied, ValidationFailed
+from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from governance.choices import TemplateStatus
 from governance.models import (
     AuditEvent,
@@ -14,7 +14,9 @@ from governance.models import (
 )
 from governance.selectors.templates import (
     snapshot_document,
+    snapshot_has_drifted,
     snapshots_drifted,
+    template_snapshot_for_key,
     template_snapshot_resolution,
     template_snapshot_resolve,
 )
@@ -330,3 +332,66 @@ def test_check_template_snapshots_command_reports_drift(make_template, capsys):
     assert exit_info.value.code == 3
     out = capsys.readouterr().out
     assert f"drift: snapshot {snapshot.pk} (qa-release v1)" in out and "1 drifted snapshot(s)" in out
+
+
+# --- ownership --------------------------------------------------------------------------------------------------
+
+
+def test_new_snapshots_are_format_2_and_name_their_team(make_template):
+    team_snapshot = make_template("a", publish=True).snapshots.get()
+    platform_snapshot = make_template("b", team=None, publish=True).snapshots.get()
+    assert team_snapshot.format_version == platform_snapshot.format_version == 2
+    assert snapshot_document(team_snapshot)["team"] == "alpha"
+    assert snapshot_document(platform_snapshot)["team"] is None
+    assert snapshot_document(team_snapshot)["format_version"] == 2
+    assert not snapshot_has_drifted(team_snapshot)
+
+
+def test_keys_are_unique_per_owner(make_template, member, other_team):
+    alpha_v1 = make_template("qa-release", publish=True)
+    beta_curator = member("compliance", username="beta-curator", in_team=other_team)
+    beta_v1 = make_template("qa-release", team=other_team, actor=beta_curator)
+    platform_v1 = make_template("qa-release", team=None)
+    alpha_v2 = make_template("qa-release")
+    alpha_v1.refresh_from_db()
+    beta_v1.refresh_from_db()
+    platform_v1.refresh_from_db()
+    assert [t.version for t in (alpha_v1, beta_v1, platform_v1, alpha_v2)] == [1, 1, 1, 2]
+    assert (alpha_v1.is_latest, beta_v1.is_latest, platform_v1.is_latest) == (False, True, True)
+    assert alpha_v2.forked_from_id == alpha_v1.pk
+
+
+def test_a_named_key_resolves_to_the_teams_own_then_the_platforms_never_another_teams(
+    make_template, member, team, other_team
+):
+    beta_curator = member("compliance", username="beta-curator", in_team=other_team)
+    make_template("hidden", team=other_team, actor=beta_curator, publish=True)
+    assert template_snapshot_for_key(team_id=team.pk, template_key="hidden") is None
+    platform = make_template("shared", team=None, publish=True).snapshots.get()
+    assert template_snapshot_for_key(team_id=team.pk, template_key="shared") == platform
+    own = make_template("shared", publish=True).snapshots.get()
+    assert template_snapshot_for_key(team_id=team.pk, template_key="shared") == own
+    assert template_snapshot_for_key(team_id=other_team.pk, template_key="shared") == platform
+
+
+def test_curators_act_only_in_their_own_teams(make_template, member, other_team, curator):
+    beta_curator = member("compliance", username="beta-curator", in_team=other_team)
+    alpha_draft = make_template("a")
+    platform_draft = make_template("p", team=None)
+    for actor, template in ((beta_curator, alpha_draft), (curator, platform_draft)):
+        with pytest.raises(PermissionDenied):
+            template_publish(template=template, actor=actor)
+        with pytest.raises(PermissionDenied):
+            template_archive(template=template, actor=actor)
+        with pytest.raises(PermissionDenied):
+            template_update(template=template, actor=actor, name="x")
+    with pytest.raises(PermissionDenied):
+        template_create(actor=curator, team=other_team, template_key="x", name="X", stages=THREE_STAGES)
+    with pytest.raises(PermissionDenied):
+        template_create(actor=curator, team=None, template_key="x", name="X", stages=THREE_STAGES)
+    with pytest.raises(NotFound):
+        template_fork(template=alpha_draft, actor=beta_curator, template_key="copy", team=other_team)
+    assignment, _ = template_assign(template=make_template("c", publish=True), actor=curator, team=alpha_draft.team)
+    with pytest.raises(PermissionDenied):
+        assignment_delete(assignment=assignment, actor=beta_curator)
+    assert WorkflowTemplateAssignment.objects.filter(pk=assignment.pk).exists()
