@@ -60,9 +60,7 @@ class TemplateListCreateApi(generics.ListAPIView):
         parameters=[
             OpenApiParameter("status", str, enum=["draft", "published", "archived"]),
             OpenApiParameter("key", str),
-            OpenApiParameter(
-                "team", str, description="Team slug: templates that team owns (404 unless it is one of your teams)."
-            ),
+            OpenApiParameter("team", str, description="Team slug: templates that team owns (among those you may see)."),
             OpenApiParameter("include_all", bool, description="Every version instead of only the latest."),
         ]
     )

@@ -9,7 +9,6 @@ from django.db.models import Prefetch, QuerySet
 from config.errors import NotFound
 from governance.filtersets import BaselineFilterSet, filtered
 from governance.models import GovernanceBaseline, GovernanceBaselineEvent
-from governance.selectors.teams import team_get_for_user
 
 
 def _base(user) -> QuerySet[GovernanceBaseline]:
@@ -21,10 +20,6 @@ def _base(user) -> QuerySet[GovernanceBaseline]:
 
 
 def baselines_for_user(*, user, filters: Any = None) -> QuerySet[GovernanceBaseline]:
-    """The viewer's teams' baselines; ``team`` names one of them (another team's slug is a 404, as elsewhere)."""
-    team_slug = (filters or {}).get("team")
-    if team_slug:
-        team_get_for_user(user=user, slug=team_slug)
     return filtered(BaselineFilterSet, filters, _base(user).order_by("-id"))
 
 

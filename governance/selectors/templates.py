@@ -153,11 +153,8 @@ def template_snapshot_resolve(*, team_id: int, protocol_template_key: str = "") 
 
 def templates_for_user(*, user, filters: Any = None) -> QuerySet[WorkflowTemplate]:
     """Platform templates and those of the viewer's teams: latest versions unless ``include_all=true``; filters
-    status, key and team (templates owned by that team: a team that is not the viewer's is a 404). Three queries
-    whatever the page size."""
-    team_slug = (filters or {}).get("team")
-    if team_slug:
-        team_get_for_user(user=user, slug=team_slug)
+    status, key and team (templates owned by that team; like every list filter it narrows what the viewer may
+    see, so another team's slug selects nothing). Three queries whatever the page size."""
     # Snapshot ids come from a prefetch over the page's rows only; a correlated subquery in the SELECT list would
     # be evaluated for every row skipped by OFFSET as well.
     snapshot_ids = WorkflowTemplateSnapshot.objects.only("id", "template_id").order_by("-id")
