@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from config.errors import Conflict
 from exports.services.executions import execution_create
 from exports.services.narrative_exports import export_create
 from governance.models import WorkflowTemplate, WorkflowTemplateAssignment
@@ -117,6 +118,11 @@ def test_nothing_team_b_does_changes_the_ladder_of_team_a(world, client_for):
 
     after = [next_ladder(world[run], a_scientist) for run in ("a_protocol_run", "a_plain_run")]
     assert after == before
+    with pytest.raises(Conflict) as info:
+        export_create(execution=world["a_plain_run"], actor=a_scientist, evidence=[], template_key="rubber-stamp")
+    assert info.value.code == "template_not_published", "A cannot even name B's template"
+    named = export_create(execution=world["a_plain_run"], actor=a_scientist, evidence=[], template_key="a-release")
+    assert named.template_snapshot.template_id == a_template.pk, "A's own key, not B's template of that key"
     b_run = execution_create(team=stamp.team, title="B assay", owner=world["b_curator"], protocol_template_key="assay")
     assert next_ladder(b_run, world["b_curator"])[1] == [("Rubber stamp", "compliance")]
 
