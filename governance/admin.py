@@ -409,7 +409,10 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
             kwargs["required"] = not request.user.is_superuser
             kwargs["empty_label"] = "Platform (every team)" if request.user.is_superuser else None
         elif db_field.name == "forked_from":
-            kwargs["queryset"] = visible_templates(request)
+            templates = visible_templates(request)
+            if not request.user.is_superuser:
+                templates = templates.filter(team__in=curated_teams(request))
+            kwargs["queryset"] = templates
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fieldsets(self, request, obj=None):

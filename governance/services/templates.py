@@ -180,6 +180,16 @@ def _locked(template: WorkflowTemplate) -> WorkflowTemplate:
     return WorkflowTemplate.objects.select_for_update().get(pk=template.pk)
 
 
+def _require_may_fork(*, source: WorkflowTemplate, actor) -> None:
+    """Forking needs to see the source (404 otherwise) and to curate its owner: a platform template is forked by
+    superusers only, a team's template by that team's curators (into that team, or another team they curate)."""
+    if actor is None or actor.is_superuser:
+        return
+    if not WorkflowTemplate.objects.visible_to(actor).filter(pk=source.pk).exists():
+        raise NotFound(f"No workflow template {source.pk}.", code="template_not_found")
+    require_template_curator(actor=actor, team_id=source.team_id, action="fork workflow templates")
+
+
 def _require_same_owner(*, source: WorkflowTemplate, team: Team | None) -> None:
     if source.team_id != (team.pk if team else None):
         raise ValidationFailed(
@@ -218,9 +228,8 @@ def template_create(
         )
     require_template_curator(actor=actor, team_id=team.pk if team else None, action="create workflow templates")
     source = WorkflowTemplate.objects.select_for_update().get(pk=forked_from.pk) if forked_from else None
-    hidden = source is not None and actor is not None and not actor.is_superuser
-    if hidden and not WorkflowTemplate.objects.visible_to(actor).filter(pk=source.pk).exists():
-        raise NotFound(f"No workflow template {source.pk}.", code="template_not_found")
+    if source is not None:
+        _require_may_fork(source=source, actor=actor)
     key = template_key or (source.template_key if source else "")
     if not key:
         raise ValidationFailed(

@@ -269,26 +269,32 @@ def test_superusers_curate_platform_templates(client_for, member, curator_api):
     assert root_api.post(f"{URL}/{platform_id}/publish").status_code == 200
 
 
-def test_versions_stay_with_their_owner_and_forks_may_move(curator_api, make_template, team):
+def test_versions_stay_with_their_owner_and_platform_templates_are_forked_by_superusers(
+    curator_api, make_template, member, other_team
+):
     platform = make_template("standard-release", team=None, publish=True)
     own = curator_api.post(URL, body(template_key="standard-release"), format="json")
-    assert (own.status_code, own.json()["version"], own.json()["team"]) == (201, 1, "alpha"), "keys are per team"
+    assert (own.status_code, own.json()["version"], own.json()["team"]) == (201, 1, "alpha"), "keys are per owner"
     platform.refresh_from_db()
     assert platform.is_latest, "another owner's key is untouched"
-    next_version = curator_api.post(URL, {"forked_from_id": platform.pk, "team": "alpha"}, format="json")
-    assert next_version.status_code == 400 and next_version.json()["error"]["code"] == "template_team_mismatch"
-    inherited = curator_api.post(URL, {"forked_from_id": platform.pk}, format="json")
-    assert inherited.status_code == 403, "without a team a version of a platform template stays the platform's"
+    for payload in (
+        {"forked_from_id": platform.pk},
+        {"forked_from_id": platform.pk, "team": "alpha", "template_key": "alpha-release"},
+    ):
+        refused = curator_api.post(URL, payload, format="json")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied", payload
+    next_version = curator_api.post(URL, {"forked_from_id": own.json()["id"], "team": None}, format="json")
+    assert next_version.status_code == 403, "a version never leaves its owner for the platform"
+
+    member("compliance", username="casey", in_team=other_team)
+    moved = curator_api.post(URL, {"forked_from_id": own.json()["id"], "team": "beta"}, format="json")
+    assert moved.status_code == 400 and moved.json()["error"]["code"] == "template_team_mismatch"
     fork = curator_api.post(
-        URL, {"forked_from_id": platform.pk, "template_key": "alpha-release", "team": "alpha"}, format="json"
+        URL, {"forked_from_id": own.json()["id"], "template_key": "beta-release", "team": "beta"}, format="json"
     )
     assert fork.status_code == 201, fork.json()
-    assert (fork.json()["team"], fork.json()["forked_from_id"], fork.json()["stages"]) == (
-        "alpha",
-        platform.pk,
-        platform.stage_blueprints,
-    )
-    team_version = curator_api.post(URL, {"forked_from_id": fork.json()["id"], "name": "v2"}, format="json")
+    assert (fork.json()["team"], fork.json()["forked_from_id"], fork.json()["version"]) == ("beta", own.json()["id"], 1)
+    team_version = curator_api.post(URL, {"forked_from_id": own.json()["id"], "name": "v2"}, format="json")
     assert (team_version.json()["team"], team_version.json()["version"]) == ("alpha", 2)
 
 
