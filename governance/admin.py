@@ -177,8 +177,8 @@ class SnapshotKeyFilter(admin.SimpleListFilter):
     parameter_name = "template_key"
 
     def lookups(self, request, model_admin):
-        keys = model_admin.get_queryset(request).order_by("template_key").values_list("template_key", flat=True)
-        return [(key, key) for key in dict.fromkeys(keys)]
+        snapshots = model_admin.get_queryset(request).order_by("template_key")
+        return [(key, key) for key in snapshots.values_list("template_key", flat=True).distinct()]
 
     def queryset(self, request, queryset):
         return queryset.filter(template_key=self.value()) if self.value() else queryset
