@@ -63,6 +63,7 @@ def populate(keys: int, versions: int):
             status = "draft" if latest and k % 3 == 0 else ("archived" if v == 1 and k % 2 else "published")
             templates.append(
                 WorkflowTemplate(
+                    team=team,
                     template_key=f"tpl-{k:04d}",
                     version=v,
                     name=f"Template {k} v{v}",
@@ -78,7 +79,7 @@ def populate(keys: int, versions: int):
             )
     WorkflowTemplate.objects.bulk_create(templates, batch_size=1000)
     snapshots = []
-    for template in WorkflowTemplate.objects.exclude(status="draft").iterator(chunk_size=2000):
+    for template in WorkflowTemplate.objects.exclude(status="draft").select_related("team").iterator(chunk_size=2000):
         canonical = canonical_json(template_snapshot_document(template))
         snapshots.append(
             WorkflowTemplateSnapshot(
@@ -92,7 +93,9 @@ def populate(keys: int, versions: int):
         )
     WorkflowTemplateSnapshot.objects.bulk_create(snapshots, batch_size=1000)
     for template in WorkflowTemplate.objects.filter(is_latest=True, template_key__endswith="7")[:50]:
-        WorkflowTemplateAssignment.objects.create(template=template, protocol_template_key=f"proto-{template.pk}")
+        WorkflowTemplateAssignment.objects.create(
+            template=template, team=team, protocol_template_key=f"proto-{template.pk}"
+        )
     first = WorkflowTemplate.objects.filter(is_latest=True).order_by("template_key").first()
     WorkflowTemplateAssignment.objects.create(template=first, team=team)
     return user, len(templates), len(snapshots)

@@ -1,8 +1,10 @@
 """Django admin for governance; templates, snapshots, assignments and baselines are the curation UI (SPEC §7).
 
 Every change goes through the same services as the API, so versioning, validation, permissions and audit rows
-are identical whichever door a curator uses. Only holders of ``compliance`` or ``admin`` may change anything;
-every staff user may look. Snapshots, audit logs and baseline events are read-only.
+are identical whichever door a curator uses. Staff users who are not superusers see only platform templates and
+what belongs to their own teams (another team's object is a 404, its name never appears in a filter or a
+choice); they change only what belongs to teams where they hold ``compliance`` or ``admin``. Superusers see and
+curate everything, platform templates included. Snapshots, audit logs and baseline events are read-only.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -35,7 +38,7 @@ from governance.models import (
     WorkflowTemplateAssignment,
     WorkflowTemplateSnapshot,
 )
-from governance.permissions import is_template_curator
+from governance.permissions import can_curate_templates_of, curated_team_ids, is_template_curator
 from governance.selectors.templates import snapshot_has_drifted
 from governance.services.templates import (
     assignment_delete,
@@ -94,6 +97,91 @@ class ServiceErrorsAsMessages:
         except DossierError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+
+
+class TeamScopedAdmin(admin.ModelAdmin):
+    """Restricts a team-owned model to what its viewer may see; a hidden object is a 404, not a redirect.
+
+    Subclasses define ``scope(request, queryset)``; superusers see everything.
+    """
+
+    def scope(self, request, queryset: QuerySet) -> QuerySet:
+        return queryset.visible_to(request.user)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if request.user.is_superuser else self.scope(request, queryset)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Django's default redirects to the index with "doesn't exist"; outside one's teams it is simply absent.
+        raise Http404(f"No {opts.verbose_name} {object_id}.")
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django checks the delete permission before it looks the object up: absent comes first here.
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} {object_id}.")
+        return super().delete_view(request, object_id, extra_context)
+
+
+def visible_teams(request) -> QuerySet[Team]:
+    return Team.objects.all() if request.user.is_superuser else Team.objects.visible_to(request.user)
+
+
+def curated_teams(request) -> QuerySet[Team]:
+    return (
+        Team.objects.all() if request.user.is_superuser else Team.objects.filter(pk__in=curated_team_ids(request.user))
+    )
+
+
+def visible_templates(request) -> QuerySet[WorkflowTemplate]:
+    templates = WorkflowTemplate.objects.all()
+    return templates if request.user.is_superuser else templates.visible_to(request.user)
+
+
+class TeamListFilter(admin.SimpleListFilter):
+    """A team filter listing only the viewer's teams (every team for superusers)."""
+
+    title = "team"
+    parameter_name = "team"
+    team_path = "team"
+    platform_label = ""  # when set, a choice for rows without a team (platform templates)
+
+    def lookups(self, request, model_admin):
+        choices = [(str(team.pk), team.name) for team in visible_teams(request)]
+        return [("platform", self.platform_label), *choices] if self.platform_label else choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == "platform" and self.platform_label:
+            return queryset.filter(**{f"{self.team_path}__isnull": True})
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(**{f"{self.team_path}__id": int(value)})
+
+
+class TemplateTeamFilter(TeamListFilter):
+    title = "owner"
+    platform_label = "Platform (every team)"
+
+
+class SnapshotTeamFilter(TemplateTeamFilter):
+    team_path = "template__team"
+
+
+class SnapshotKeyFilter(admin.SimpleListFilter):
+    """Template keys of the snapshots the viewer may see (never another team's keys)."""
+
+    title = "template key"
+    parameter_name = "template_key"
+
+    def lookups(self, request, model_admin):
+        snapshots = model_admin.get_queryset(request).order_by("template_key")
+        return [(key, key) for key in snapshots.values_list("template_key", flat=True).distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(template_key=self.value()) if self.value() else queryset
 
 
 class MembershipInline(admin.TabularInline):
@@ -217,7 +305,9 @@ class StageBlueprintInline(admin.TabularInline):
         return 3 if obj is None else 1 if obj.is_draft else 0
 
     def _editable(self, request, obj) -> bool:
-        return is_template_curator(request.user) and (obj is None or obj.is_draft)
+        if obj is None:
+            return is_template_curator(request.user)
+        return obj.is_draft and can_curate_templates_of(request.user, team_id=obj.team_id)
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
@@ -249,7 +339,7 @@ class WorkflowTemplateForm(forms.ModelForm):
 
     class Meta:
         model = WorkflowTemplate
-        fields = ["template_key", "name", "description", "forked_from", "permitted_roles", "retention_days"]
+        fields = ["team", "template_key", "name", "description", "forked_from", "permitted_roles", "retention_days"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -280,12 +370,13 @@ class WorkflowTemplateForm(forms.ModelForm):
 
 
 @admin.register(WorkflowTemplate)
-class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
+class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReadableAdmin):
     form = WorkflowTemplateForm
     inlines = [StageBlueprintInline]
     list_display = [
         "template_key",
         "version",
+        "owner",
         "name",
         "status",
         "is_latest",
@@ -294,13 +385,13 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
         "updated_at",
     ]
     list_display_links = ["template_key", "version"]
-    list_filter = ["status", "is_latest"]
+    list_filter = ["status", "is_latest", TemplateTeamFilter]
     search_fields = ["template_key", "name", "description"]
-    list_select_related = ["forked_from"]
+    list_select_related = ["forked_from", "team"]
     autocomplete_fields = ["forked_from"]
     ordering = ["template_key", "-version"]
     actions = ["publish_selected", "archive_selected", "fork_selected"]
-    readonly_after_creation = ["template_key", "forked_from"]
+    readonly_after_creation = ["team", "template_key", "forked_from"]
     info_fields = ["version", "status", "is_latest", "published_at", "archived_at", "created_by", "snapshot_link"]
 
     def get_queryset(self, request):
@@ -312,8 +403,20 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
             template_stage_rows_ensure(template=template)
         return template
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "team":
+            kwargs["queryset"] = curated_teams(request)
+            kwargs["required"] = not request.user.is_superuser
+            kwargs["empty_label"] = "Platform (every team)" if request.user.is_superuser else None
+        elif db_field.name == "forked_from":
+            templates = visible_templates(request)
+            if not request.user.is_superuser:
+                templates = templates.filter(team__in=curated_teams(request))
+            kwargs["queryset"] = templates
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_fieldsets(self, request, obj=None):
-        main = ["template_key", "name", "description", "forked_from"]
+        main = ["team", "template_key", "name", "description", "forked_from"]
         rules = ["permitted_roles", "sla_hours", "escalate_after_hours", "retention_days"]
         if obj is not None and not self.has_change_permission(request, obj):
             rules = ["permitted_roles_display", "sla_defaults", "retention_days"]
@@ -327,6 +430,7 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
             return []
         if not self.has_change_permission(request, obj):
             return [
+                "team",
                 "template_key",
                 "name",
                 "description",
@@ -337,6 +441,10 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
                 *self.info_fields,
             ]
         return [*self.readonly_after_creation, *self.info_fields]
+
+    @admin.display(description="Owner", ordering="team__slug")
+    def owner(self, obj):
+        return obj.team.name if obj.team_id else "Platform"
 
     @admin.display(description="Stages", ordering="stage_total")
     def stage_count(self, obj):
@@ -357,12 +465,14 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
             '<a href="{}">#{} sha256 {}…</a> ({})', url, snapshot.pk, snapshot.content_sha256[:12], state
         )
 
-    # Permissions: everyone on staff reads; curators change drafts and run actions.
+    # Permissions: staff read what they may see; curators of the owner change drafts; actions check each template.
     def has_add_permission(self, request):
         return is_template_curator(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return is_template_curator(request.user) and (obj is None or obj.is_draft)
+        if obj is None:
+            return is_template_curator(request.user)
+        return obj.is_draft and can_curate_templates_of(request.user, team_id=obj.team_id)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -382,6 +492,7 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
         else:
             template = template_create(
                 actor=request.user,
+                team=form.cleaned_data.get("team"),
                 template_key=form.cleaned_data.get("template_key") or "",
                 forked_from=form.cleaned_data.get("forked_from"),
                 **content,
@@ -427,13 +538,25 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
 
 
 @admin.register(WorkflowTemplateSnapshot)
-class WorkflowTemplateSnapshotAdmin(StaffReadOnlyAdmin):
+class WorkflowTemplateSnapshotAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
     list_display = ["id", "template_key", "version", "short_sha256", "integrity", "created_at", "created_by"]
-    list_filter = ["template_key"]
+    list_filter = [SnapshotKeyFilter, SnapshotTeamFilter]
     search_fields = ["template_key", "content_sha256"]
     list_select_related = ["created_by"]
-    fields = ["template", "template_key", "version", "content_sha256", "integrity", "document", "created_at"]
+    fields = [
+        "template",
+        "template_key",
+        "version",
+        "format_version",
+        "content_sha256",
+        "integrity",
+        "document",
+        "created_at",
+    ]
     readonly_fields = fields
+
+    def scope(self, request, queryset):
+        return queryset.filter(template__in=visible_templates(request))
 
     @admin.display(description="sha256")
     def short_sha256(self, obj):
@@ -461,13 +584,23 @@ class WorkflowTemplateAssignmentForm(forms.ModelForm):
 
 
 @admin.register(WorkflowTemplateAssignment)
-class WorkflowTemplateAssignmentAdmin(ServiceErrorsAsMessages, StaffReadableAdmin):
+class WorkflowTemplateAssignmentAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReadableAdmin):
     form = WorkflowTemplateAssignmentForm
     list_display = ["id", "template", "team", "protocol_template_key", "created_by", "created_at"]
-    list_filter = ["team"]
+    list_filter = [TeamListFilter]
     search_fields = ["template__template_key", "team__slug", "protocol_template_key"]
     list_select_related = ["template", "team", "created_by"]
     autocomplete_fields = ["template"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "team":
+            kwargs["queryset"] = curated_teams(request)
+        elif db_field.name == "template":
+            templates = visible_templates(request)
+            if not request.user.is_superuser:
+                templates = templates.filter(Q(team__isnull=True) | Q(team__in=curated_teams(request)))
+            kwargs["queryset"] = templates
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         return ["team", "protocol_template_key"] if obj is not None else []
@@ -476,7 +609,9 @@ class WorkflowTemplateAssignmentAdmin(ServiceErrorsAsMessages, StaffReadableAdmi
         return is_template_curator(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return is_template_curator(request.user, team_id=obj.team_id if obj and obj.team_id else None)
+        if obj is None:
+            return is_template_curator(request.user)
+        return can_curate_templates_of(request.user, team_id=obj.team_id)
 
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)
@@ -500,12 +635,19 @@ class WorkflowTemplateAssignmentAdmin(ServiceErrorsAsMessages, StaffReadableAdmi
 
 
 @admin.register(GovernanceTemplateAuditLog)
-class GovernanceTemplateAuditLogAdmin(StaffReadOnlyAdmin):
+class GovernanceTemplateAuditLogAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
     list_display = ["created_at", "action", "template_key", "template_version", "snapshot_id", "actor_username"]
     list_filter = ["action"]
     search_fields = ["template_key", "actor_username"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    def scope(self, request, queryset):
+        """Rows about the viewer's teams, and team-less rows about templates they may see."""
+        teams = Team.objects.visible_to(request.user)
+        return queryset.filter(
+            Q(team_id__in=teams.values("id")) | Q(team__isnull=True, template__in=visible_templates(request))
+        )
 
 
 # --- Baselines ------------------------------------------------------------------------------------------------
@@ -529,11 +671,11 @@ class BaselineEventInline(admin.TabularInline):
 
 
 @admin.register(GovernanceBaseline)
-class GovernanceBaselineAdmin(StaffReadOnlyAdmin):
-    """Transitions belong to their roles through the API; here auditors and curators read the history."""
+class GovernanceBaselineAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
+    """Transitions belong to their roles through the API; here auditors and curators read their teams' history."""
 
     list_display = ["id", "protocol_template_key", "version", "title", "team", "status", "is_current", "published_at"]
-    list_filter = ["status", "is_current", "team"]
+    list_filter = ["status", "is_current", TeamListFilter]
     search_fields = ["protocol_template_key", "title"]
     list_select_related = ["team"]
     inlines = [BaselineEventInline]
@@ -567,7 +709,7 @@ class GovernanceBaselineAdmin(StaffReadOnlyAdmin):
 
 
 @admin.register(GovernanceBaselineEvent)
-class GovernanceBaselineEventAdmin(StaffReadOnlyAdmin):
+class GovernanceBaselineEventAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
     list_display = ["created_at", "baseline", "event_type", "from_status", "to_status", "actor_username"]
     list_filter = ["event_type"]
     search_fields = ["baseline__protocol_template_key", "actor_username"]

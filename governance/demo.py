@@ -49,12 +49,15 @@ DEFAULT_STAGES = [
 
 
 def _seed_default_template(stdout) -> None:
+    """The default ladder is a platform template (``team`` null), so every team — genomics too — has one."""
     key = settings.DOSSIER_DEFAULT_TEMPLATE_KEY
-    if WorkflowTemplate.objects.filter(template_key=key, status=TemplateStatus.PUBLISHED).exists():
+    family = WorkflowTemplate.objects.family(team_id=None, template_key=key)
+    if family.filter(status=TemplateStatus.PUBLISHED).exists():
         return
-    template = WorkflowTemplate.objects.filter(template_key=key, status=TemplateStatus.DRAFT).first()
+    template = family.filter(status=TemplateStatus.DRAFT).first()
     if template is None:
         template = WorkflowTemplate.objects.create(
+            team=None,
             template_key=key,
             version=1,
             name="Standard release ladder",
@@ -65,7 +68,7 @@ def _seed_default_template(stdout) -> None:
             retention_days=3650,
         )
     snapshot = template_publish(template=template)
-    stdout.write(f"template {key} v{template.version} published (snapshot {snapshot.pk})")
+    stdout.write(f"platform template {key} v{template.version} published (snapshot {snapshot.pk})")
 
 
 def demo_team() -> Team:

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from config.errors import ValidationFailed
 from config.filters import IdFilter
 from governance.choices import BaselineStatus, TemplateStatus
-from governance.models import GovernanceBaseline, WorkflowTemplate, WorkflowTemplateAssignment
+from governance.models import GovernanceBaseline, WorkflowTemplate
 
 
 def filtered(filterset_class: type[django_filters.FilterSet], data: Any, queryset: QuerySet) -> QuerySet:
@@ -24,16 +24,12 @@ def filtered(filterset_class: type[django_filters.FilterSet], data: Any, queryse
 class TemplateFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=TemplateStatus.choices)
     key = django_filters.CharFilter(field_name="template_key")
-    team = django_filters.CharFilter(method="filter_team", label="Team slug (templates whose key is assigned to it)")
+    team = django_filters.CharFilter(field_name="team__slug", label="Team slug (templates that team owns)")
     include_all = django_filters.BooleanFilter(method="filter_include_all", label="Every version, not only the latest")
 
     class Meta:
         model = WorkflowTemplate
         fields = ["status", "key", "team", "include_all"]
-
-    def filter_team(self, queryset, name, value):
-        keys = WorkflowTemplateAssignment.objects.filter(team__slug=value).values("template__template_key")
-        return queryset.filter(template_key__in=keys)
 
     def filter_include_all(self, queryset, name, value):
         return queryset

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -113,14 +115,36 @@ class AuditChainVerification(models.Model):
         ordering = ["-checked_at"]
 
 
+class WorkflowTemplateQuerySet(models.QuerySet):
+    """Templates belong to a team (``team``) or to the whole platform (``team`` is null)."""
+
+    def visible_to(self, user) -> WorkflowTemplateQuerySet:
+        """Platform templates and those of the viewer's teams; a foreign team's template is simply absent."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(
+            models.Q(team__isnull=True) | models.Q(team_id__in=Membership.objects.filter(user=user).values("team_id"))
+        )
+
+    def family(self, *, team_id: int | None, template_key: str) -> WorkflowTemplateQuerySet:
+        """Every version of one template: its key inside its owner (a team, or the platform)."""
+        owner = models.Q(team__isnull=True) if team_id is None else models.Q(team_id=team_id)
+        return self.filter(owner, template_key=template_key)
+
+
 class WorkflowTemplate(models.Model):
     """A versioned approval-ladder template. Versions share ``template_key``; exactly one is the latest.
+
+    A template belongs to a team (``team``) or, when ``team`` is null, to the platform (curated by superusers and
+    usable by every team). ``template_key`` is unique per owner: the versions of one template are the rows with
+    the same (team, template_key), see ``docs/templates-and-baselines.md``.
 
     ``stage_blueprints`` is the authoritative ordered list of stages (validated against
     ``governance/schemas/workflow_template.schema.json``); ``WorkflowStageBlueprint`` rows mirror it so that the
     admin can edit stages inline. Both are written together by the template services only.
     """
 
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="workflow_templates")
     template_key = models.SlugField(max_length=100)
     version = models.PositiveIntegerField()
     name = models.CharField(max_length=200)
@@ -140,14 +164,32 @@ class WorkflowTemplate(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
 
+    objects = WorkflowTemplateQuerySet.as_manager()
+
     class Meta:
         db_table = "execution_narrative_workflow_templates"
         ordering = ["template_key", "-version"]
         indexes = [models.Index(fields=["template_key", "-version"], name="workflow_template_key_version")]
         constraints = [
-            models.UniqueConstraint(fields=["template_key", "version"], name="workflow_template_key_version_unique"),
             models.UniqueConstraint(
-                fields=["template_key"], condition=models.Q(is_latest=True), name="workflow_template_one_latest"
+                fields=["team", "template_key", "version"],
+                condition=models.Q(team__isnull=False),
+                name="workflow_template_team_key_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["template_key", "version"],
+                condition=models.Q(team__isnull=True),
+                name="workflow_template_platform_key_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "template_key"],
+                condition=models.Q(is_latest=True, team__isnull=False),
+                name="workflow_template_team_one_latest",
+            ),
+            models.UniqueConstraint(
+                fields=["template_key"],
+                condition=models.Q(is_latest=True, team__isnull=True),
+                name="workflow_template_platform_one_latest",
             ),
         ]
 
@@ -215,12 +257,18 @@ class AppendOnlyModel(models.Model):
         raise Conflict(f"{self._meta.verbose_name} {self.pk} is immutable.", code="immutable_record")
 
 
+SNAPSHOT_FORMAT_VERSION = 2
+
+
 class WorkflowTemplateSnapshot(AppendOnlyModel):
     """The immutable, hashed content of a template as it was published. Exports pin the snapshot they used.
 
     ``canonical_json`` holds ``{"template_key", "version", "name", "description", "stages": [{"name",
     "required_role", "sla_hours", "meaning"}], "permitted_roles", "sla_defaults": {"sla_hours",
-    "escalate_after_hours"}, "retention_days"}``; ``content_sha256`` is the sha256 of exactly that text.
+    "escalate_after_hours"}, "retention_days"}``; from ``format_version`` 2 on it also holds ``"format_version"``
+    and ``"team"`` (the owning team's slug, null for a platform template). ``content_sha256`` is the sha256 of
+    exactly that text, so snapshots written in format 1 keep their hashes. A snapshot belongs to the team of its
+    template.
     """
 
     template = models.ForeignKey(WorkflowTemplate, on_delete=models.PROTECT, related_name="snapshots")
@@ -228,6 +276,7 @@ class WorkflowTemplateSnapshot(AppendOnlyModel):
     version = models.PositiveIntegerField()
     canonical_json = models.TextField()
     content_sha256 = models.CharField(max_length=64)
+    format_version = models.PositiveSmallIntegerField(default=SNAPSHOT_FORMAT_VERSION)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -242,43 +291,45 @@ class WorkflowTemplateSnapshot(AppendOnlyModel):
 
 
 class WorkflowTemplateAssignment(models.Model):
-    """Which template a team, or a protocol template, uses for new exports. Protocol beats team beats default."""
+    """Which template a team, or a protocol template inside a team, uses for new exports.
+
+    Protocol beats team beats default. An assignment always names its team; the template is that team's own or a
+    platform template, so nothing one team does can change another team's ladders.
+    """
 
     template = models.ForeignKey(WorkflowTemplate, on_delete=models.PROTECT, related_name="assignments")
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     protocol_template_key = models.SlugField(max_length=100, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
     class Meta:
         db_table = "execution_narrative_workflow_template_assignments"
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(
-                condition=(models.Q(team__isnull=False) & models.Q(protocol_template_key=""))
-                | (models.Q(team__isnull=True) & ~models.Q(protocol_template_key="")),
-                name="template_assignment_one_target",
-                violation_error_message="Assign to exactly one of a team or a protocol template.",
-            ),
             models.UniqueConstraint(
                 fields=["team"],
-                condition=models.Q(team__isnull=False),
+                condition=models.Q(protocol_template_key=""),
                 name="template_assignment_one_per_team",
                 violation_error_message="This team already has a template assignment; edit that one instead.",
             ),
             models.UniqueConstraint(
-                fields=["protocol_template_key"],
+                fields=["team", "protocol_template_key"],
                 condition=~models.Q(protocol_template_key=""),
-                name="template_assignment_one_per_protocol",
-                violation_error_message="This protocol template already has an assignment; edit that one instead.",
+                name="template_assignment_one_per_team_protocol",
+                violation_error_message="This protocol template already has an assignment in this team; edit that "
+                "one instead.",
             ),
         ]
 
     def __str__(self) -> str:
-        target = self.protocol_template_key or f"team {self.team_id}"
-        return f"{self.template} → {target}"
+        target = f"{self.protocol_template_key} in team {self.team_id}" if self.protocol_template_key else ""
+        return f"{self.template} → {target or f'team {self.team_id}'}"
 
 
 class GovernanceTemplateAuditLog(AppendOnlyModel):

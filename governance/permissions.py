@@ -7,8 +7,8 @@ from governance.choices import RoleKey
 from governance.models import Membership
 from governance.selectors.teams import user_has_role
 
-# Templates are shared by every team; changing one needs one of these roles in at least one team (or, for a team
-# assignment, in that team). Everyone authenticated may read them.
+# A template belongs to a team (curated by holders of these roles in that team) or to the platform (curated by
+# superusers only). Everyone reads platform templates and those of their own teams.
 TEMPLATE_CURATORS = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN})
 
 BASELINE_SUBMITTERS = frozenset({RoleKey.SCIENTIST, RoleKey.PI})
@@ -25,25 +25,46 @@ def require_team_role(*, user, team_id: int, roles: frozenset[str], action: str)
         )
 
 
-def is_template_curator(user, *, team_id: int | None = None) -> bool:
-    if user is None or not user.is_authenticated or not user.is_active:
+def _active(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def curated_team_ids(user) -> set[int]:
+    """Teams where ``user`` holds ``compliance`` or ``admin``."""
+    if not _active(user):
+        return set()
+    return set(Membership.objects.filter(user=user, role__key__in=TEMPLATE_CURATORS).values_list("team_id", flat=True))
+
+
+def is_template_curator(user) -> bool:
+    """May curate somewhere: a superuser, or ``compliance``/``admin`` in at least one team."""
+    return _active(user) and (user.is_superuser or bool(curated_team_ids(user)))
+
+
+def can_curate_templates_of(user, *, team_id: int | None) -> bool:
+    """May change templates and assignments owned by ``team_id`` (``None``: the platform, superusers only)."""
+    if not _active(user):
         return False
-    memberships = Membership.objects.filter(user=user, role__key__in=TEMPLATE_CURATORS)
-    if team_id is not None:
-        memberships = memberships.filter(team_id=team_id)
-    return memberships.exists()
+    if user.is_superuser:
+        return True
+    return team_id is not None and team_id in curated_team_ids(user)
 
 
-def require_template_curator(*, actor, team_id: int | None = None, action: str = "change workflow templates") -> None:
-    """Refuse unless ``actor`` holds compliance or admin (in ``team_id`` when given).
+def require_template_curator(*, actor, team_id: int | None, action: str = "change workflow templates") -> None:
+    """Refuse unless ``actor`` curates ``team_id``'s templates (``None``: platform templates, superusers only).
 
     ``actor=None`` is the system itself (data migrations, ``seed_demo``) and is always allowed.
     """
-    if actor is None or is_template_curator(actor, team_id=team_id):
+    if actor is None or can_curate_templates_of(actor, team_id=team_id):
         return
-    where = "in this team" if team_id is not None else "in one of your teams"
+    if team_id is None:
+        raise PermissionDenied(
+            f"Platform templates are curated by superusers only; you may not {action} here.",
+            code="permission_denied",
+            details={"required": "superuser"},
+        )
     raise PermissionDenied(
-        f"You need the role compliance or admin {where} to {action}.",
+        f"You need the role compliance or admin in this team to {action}.",
         code="permission_denied",
         details={"required_roles": sorted(TEMPLATE_CURATORS)},
     )

@@ -17,9 +17,13 @@ from exports.hooks import export_created_hooks
 from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 from exports.services.rendering import narrative_render, redaction_policy_current
-from governance.choices import Classification, TemplateStatus
-from governance.models import WorkflowTemplate, WorkflowTemplateSnapshot
-from governance.selectors.templates import snapshot_require_intact, template_snapshot_resolve
+from governance.choices import Classification
+from governance.models import WorkflowTemplateSnapshot
+from governance.selectors.templates import (
+    snapshot_require_intact,
+    template_snapshot_for_key,
+    template_snapshot_resolve,
+)
 
 CLASSIFICATION_ORDER = [
     Classification.PUBLIC,
@@ -37,12 +41,7 @@ class EvidenceRef:
 
 def _snapshot_for(*, execution: Execution, template_key: str) -> WorkflowTemplateSnapshot:
     if template_key:
-        template = (
-            WorkflowTemplate.objects.filter(template_key=template_key, status=TemplateStatus.PUBLISHED)
-            .order_by("-version")
-            .first()
-        )
-        snapshot = template.snapshots.order_by("-id").first() if template else None
+        snapshot = template_snapshot_for_key(team_id=execution.team_id, template_key=template_key)
         if snapshot is None:
             raise Conflict(
                 f"Template '{template_key}' has no published version.",

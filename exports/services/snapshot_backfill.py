@@ -1,7 +1,8 @@
 """Backfilling the template snapshot of exports created before exports pinned one (``migrate_exports``).
 
-For each export without a snapshot, the rules in force *when it was created* are reconstructed, in SPEC §6's
-order — the protocol template's assignment, then the team's, then the default template — where:
+For each export without a snapshot, the rules in force *when it was created* are reconstructed, in the order of
+docs/templates-and-baselines.md — the team's assignment of the protocol template, then the team's assignment, then
+the platform's default template, never another team's template — where:
 
 - the assignment of a target at time T is read from the template audit log (``assigned``/``unassigned`` rows
   up to T); a target with no logged history falls back to its current assignment if it existed at T;
@@ -88,48 +89,63 @@ class BackfillReport:
         return dict(sorted(counts.items()))
 
 
+Target = tuple[Any, ...]
+Family = tuple[int | None, str]  # (owning team id or None for the platform, template key)
+
+
 class _RulesHistory:
-    """Assignments and snapshots as they stood at any instant, loaded once."""
+    """Assignments and snapshots as they stood at any instant, loaded once.
+
+    A target is ``("team", team_id)`` or ``("protocol", team_id, protocol_key)``; protocol assignments logged
+    before assignments named their team (``team_id`` None) applied in every team and still count as that team's
+    history when it has none of its own. A template is found by its family: (owner, key).
+    """
 
     def __init__(self) -> None:
-        self.logs: dict[tuple[str, Any], list[GovernanceTemplateAuditLog]] = defaultdict(list)
-        for log in GovernanceTemplateAuditLog.objects.filter(
-            action__in=[TemplateAuditAction.ASSIGNED, TemplateAuditAction.UNASSIGNED]
-        ).order_by("created_at", "id"):
-            protocol_key = (log.details or {}).get("protocol_template_key")
-            target = ("protocol", protocol_key) if protocol_key else ("team", log.team_id)
-            self.logs[target].append(log)
-        self.current: dict[tuple[str, Any], WorkflowTemplateAssignment] = {}
-        for assignment in WorkflowTemplateAssignment.objects.select_related("template"):
-            target = (
-                ("protocol", assignment.protocol_template_key)
-                if assignment.protocol_template_key
-                else ("team", assignment.team_id)
+        self.logs: dict[Target, list[GovernanceTemplateAuditLog]] = defaultdict(list)
+        for log in (
+            GovernanceTemplateAuditLog.objects.filter(
+                action__in=[TemplateAuditAction.ASSIGNED, TemplateAuditAction.UNASSIGNED]
             )
-            self.current[target] = assignment
-        self.snapshots: dict[str, list[WorkflowTemplateSnapshot]] = defaultdict(list)
+            .select_related("template")
+            .order_by("created_at", "id")
+        ):
+            self.logs[self._target(log.team_id, (log.details or {}).get("protocol_template_key"))].append(log)
+        self.current: dict[Target, WorkflowTemplateAssignment] = {}
+        for assignment in WorkflowTemplateAssignment.objects.select_related("template"):
+            self.current[self._target(assignment.team_id, assignment.protocol_template_key)] = assignment
+        self.snapshots: dict[Family, list[WorkflowTemplateSnapshot]] = defaultdict(list)
         for snapshot in WorkflowTemplateSnapshot.objects.select_related("template").order_by("id"):
-            self.snapshots[snapshot.template_key].append(snapshot)
+            self.snapshots[(snapshot.template.team_id, snapshot.template_key)].append(snapshot)
 
-    def assigned_key(self, target: tuple[str, Any], at: datetime) -> tuple[str, bool]:
-        """(template key assigned to ``target`` at ``at`` or "", whether a change happened exactly then)."""
+    @staticmethod
+    def _target(team_id: int | None, protocol_key: str | None) -> Target:
+        return ("protocol", team_id, protocol_key) if protocol_key else ("team", team_id)
+
+    def assigned(self, target: Target, at: datetime) -> tuple[Family | None, bool]:
+        """(family assigned to ``target`` at ``at`` or None, whether a change happened exactly then)."""
         history = self.logs.get(target)
+        if not history and target[0] == "protocol":
+            history = self.logs.get(("protocol", None, target[2]))
         if history:
             tie = any(log.created_at == at for log in history)
             before = [log for log in history if log.created_at <= at]
             if not before or before[-1].action == TemplateAuditAction.UNASSIGNED:
-                return "", tie
-            return before[-1].template_key, tie
+                return None, tie
+            template = before[-1].template
+            owner = template.team_id if template is not None else target[1]
+            return (owner, before[-1].template_key), tie
         assignment = self.current.get(target)
         if assignment is not None and assignment.created_at <= at:
-            return assignment.template.template_key, assignment.created_at == at
-        return "", False
+            family = (assignment.template.team_id, assignment.template.template_key)
+            return family, assignment.created_at == at
+        return None, False
 
-    def snapshots_at(self, key: str, at: datetime) -> list[WorkflowTemplateSnapshot]:
-        """The snapshots of ``key``'s highest version in force at ``at`` (normally one)."""
+    def snapshots_at(self, family: Family, at: datetime) -> list[WorkflowTemplateSnapshot]:
+        """The snapshots of the family's highest version in force at ``at`` (normally one)."""
         live = [
             snapshot
-            for snapshot in self.snapshots.get(key, [])
+            for snapshot in self.snapshots.get(family, [])
             if snapshot.created_at <= at
             and (snapshot.template.archived_at is None or snapshot.template.archived_at > at)
         ]
@@ -143,20 +159,22 @@ def _resolve(export: NarrativeExport, rules: _RulesHistory, recorded: dict[int, 
     execution = export.execution
     at = export.created_at
     outcome = BackfillOutcome(export.pk, execution.pk, export.version, at)
-    levels: list[tuple[str, str, bool]] = []
+    levels: list[tuple[str, Family | None, bool]] = []
     if execution.protocol_template_key:
-        levels.append(("protocol", *rules.assigned_key(("protocol", execution.protocol_template_key), at)))
-    levels.append(("team", *rules.assigned_key(("team", execution.team_id), at)))
-    levels.append(("default", settings.DOSSIER_DEFAULT_TEMPLATE_KEY, False))
+        target = ("protocol", execution.team_id, execution.protocol_template_key)
+        levels.append(("protocol", *rules.assigned(target, at)))
+    levels.append(("team", *rules.assigned(("team", execution.team_id), at)))
+    levels.append(("default", (None, settings.DOSSIER_DEFAULT_TEMPLATE_KEY), False))
     skipped = []
-    for source, key, tie in levels:
+    for source, family, tie in levels:
         if tie:
             outcome.anomaly, outcome.reason = AMBIGUOUS, f"the {source} assignment changed at the export's creation"
             outcome.details = {"source": source}
             return outcome
-        if not key:
+        if family is None or family[0] not in (None, execution.team_id):
             continue
-        candidates = rules.snapshots_at(key, at)
+        key = family[1]
+        candidates = rules.snapshots_at(family, at)
         if not candidates:
             skipped.append(f"{source} template '{key}' had nothing published")
             continue

@@ -47,6 +47,19 @@ class TooManyAttemptsOutput(serializers.Serializer):
 class TemplateInput(serializers.Serializer):
     """Content is checked by the template rules (JSON Schema + roles), which report per stage and field."""
 
+    team = serializers.SlugField(
+        max_length=63,
+        required=False,
+        allow_null=True,
+        help_text="Owning team's slug; null for a platform template (superusers only). Absent: the team of "
+        "forked_from_id, else null.",
+    )
+    status = serializers.ChoiceField(
+        choices=["draft", "published"],
+        required=False,
+        default="draft",
+        help_text="published runs the same checks and freezes the same snapshot as /publish.",
+    )
     template_key = serializers.SlugField(max_length=100, required=False, allow_blank=True, default="")
     forked_from_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -74,6 +87,9 @@ class SnapshotOutput(serializers.ModelSerializer):
 
 
 class TemplateOutput(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="Owning team; null for a platform template."
+    )
     forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
     stages = serializers.JSONField(source="stage_blueprints", read_only=True)
     snapshot_id = serializers.SerializerMethodField()
@@ -83,6 +99,7 @@ class TemplateOutput(serializers.ModelSerializer):
         model = WorkflowTemplate
         fields = [
             "id",
+            "team",
             "template_key",
             "version",
             "name",
@@ -115,12 +132,24 @@ class TemplateDetailOutput(TemplateOutput):
 
 
 class AssignmentInput(serializers.Serializer):
-    team = serializers.SlugField(max_length=63, required=False, allow_blank=True, default="")
-    protocol_template = serializers.SlugField(max_length=100, required=False, allow_blank=True, default="")
+    team = serializers.SlugField(
+        max_length=63,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A team you curate. Absent: the template's own team (required for a platform template).",
+    )
+    protocol_template = serializers.SlugField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Assign to this protocol template inside the team instead of to the whole team.",
+    )
 
     def validate(self, attrs):
-        if bool(attrs["team"]) == bool(attrs["protocol_template"]):
-            raise serializers.ValidationError({"team": ["Give exactly one of team or protocol_template."]})
+        if not attrs["team"] and not attrs["protocol_template"]:
+            raise serializers.ValidationError({"team": ["Give team, protocol_template or both."]})
         return attrs
 
 

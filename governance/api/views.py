@@ -15,9 +15,10 @@ from governance.selectors.baselines import baseline_get_for_user, baselines_for_
 from governance.selectors.teams import team_get_for_user
 from governance.selectors.templates import (
     assignment_get_for_user,
+    assignment_team_for_user,
     assignments_for_template,
     template_get,
-    templates_list,
+    templates_for_user,
 )
 from governance.services.baselines import (
     baseline_approve,
@@ -83,8 +84,8 @@ class LogoutApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _detail(template_id: int) -> dict:
-    return s.TemplateDetailOutput(template_get(template_id=template_id)).data
+def _detail(request, template_id: int) -> dict:
+    return s.TemplateDetailOutput(template_get(template_id=template_id, user=request.user)).data
 
 
 class TemplateListCreateApi(generics.ListAPIView):
@@ -94,7 +95,7 @@ class TemplateListCreateApi(generics.ListAPIView):
         parameters=[
             OpenApiParameter("status", str, enum=["draft", "published", "archived"]),
             OpenApiParameter("key", str),
-            OpenApiParameter("team", str, description="Team slug: templates whose key is assigned to that team."),
+            OpenApiParameter("team", str, description="Team slug: templates that team owns (among those you may see)."),
             OpenApiParameter("include_all", bool, description="Every version instead of only the latest."),
         ]
     )
@@ -102,35 +103,40 @@ class TemplateListCreateApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        return templates_list(filters=self.request.query_params)
+        return templates_for_user(user=self.request.user, filters=self.request.query_params)
 
     @extend_schema(request=s.TemplateInput, responses={201: s.TemplateDetailOutput})
     def post(self, request):
         data = validated(s.TemplateInput, request.data)
         forked_from_id = data.pop("forked_from_id")
-        source = template_get(template_id=forked_from_id) if forked_from_id else None
-        template = template_create(actor=request.user, forked_from=source, **data)
-        return Response(_detail(template.pk), status=status.HTTP_201_CREATED)
+        source = template_get(template_id=forked_from_id, user=request.user) if forked_from_id else None
+        if "team" in data:
+            slug = data.pop("team")
+            team = team_get_for_user(user=request.user, slug=slug) if slug else None
+        else:
+            team = source.team if source else None
+        template = template_create(actor=request.user, team=team, forked_from=source, **data)
+        return Response(_detail(request, template.pk), status=status.HTTP_201_CREATED)
 
 
 class TemplateDetailApi(APIView):
     @extend_schema(responses=s.TemplateDetailOutput)
     def get(self, request, template_id: int):
-        return Response(_detail(template_id))
+        return Response(_detail(request, template_id))
 
 
 class TemplatePublishApi(APIView):
     @extend_schema(request=None, responses=s.TemplateDetailOutput)
     def post(self, request, template_id: int):
-        template_publish(template=template_get(template_id=template_id), actor=request.user)
-        return Response(_detail(template_id))
+        template_publish(template=template_get(template_id=template_id, user=request.user), actor=request.user)
+        return Response(_detail(request, template_id))
 
 
 class TemplateArchiveApi(APIView):
     @extend_schema(request=None, responses=s.TemplateDetailOutput)
     def post(self, request, template_id: int):
-        template_archive(template=template_get(template_id=template_id), actor=request.user)
-        return Response(_detail(template_id))
+        template_archive(template=template_get(template_id=template_id, user=request.user), actor=request.user)
+        return Response(_detail(request, template_id))
 
 
 class TemplateAssignmentsApi(generics.ListAPIView):
@@ -139,14 +145,14 @@ class TemplateAssignmentsApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return WorkflowTemplateAssignment.objects.none()
-        template = template_get(template_id=self.kwargs["template_id"])
+        template = template_get(template_id=self.kwargs["template_id"], user=self.request.user)
         return assignments_for_template(template=template, user=self.request.user)
 
     @extend_schema(request=s.AssignmentInput, responses={200: s.AssignmentOutput, 201: s.AssignmentOutput})
     def post(self, request, template_id: int):
-        template = template_get(template_id=template_id)
+        template = template_get(template_id=template_id, user=request.user)
         data = validated(s.AssignmentInput, request.data)
-        team = team_get_for_user(user=request.user, slug=data["team"]) if data["team"] else None
+        team = assignment_team_for_user(user=request.user, template=template, slug=data["team"])
         assignment, created = template_assign(
             template=template, actor=request.user, team=team, protocol_template_key=data["protocol_template"]
         )

@@ -1,9 +1,11 @@
 """Reads for workflow templates: lists, which snapshot applies to a new export, and drift.
 
-Resolution order for a new export: the protocol template's assignment, then the team's assignment, then the
-default template (``settings.DOSSIER_DEFAULT_TEMPLATE_KEY``). An assignment names a template; the snapshot used
-is that of the highest *published* version of the assigned template's key, so publishing a new version takes
-effect without re-assigning, and archiving it falls back to the previous published version.
+Resolution order for a new export of a team: that team's assignment for the protocol template, then that team's
+own assignment, then the platform's default template (``settings.DOSSIER_DEFAULT_TEMPLATE_KEY``). An assignment
+names a template; the snapshot used is that of the highest *published* version of the assigned template (its key
+inside its owner), so publishing a new version takes effect without re-assigning, and archiving it falls back to
+the previous published version. Only the team's own assignments and templates and platform templates are ever
+considered, so nothing another team does can change a team's ladder.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
-from config.errors import Conflict, NotFound
+from config.errors import Conflict, NotFound, ValidationFailed
 from governance.choices import TemplateStatus
 from governance.filtersets import TemplateFilterSet, filtered
 from governance.models import (
     GovernanceTemplateAuditLog,
-    Membership,
     WorkflowTemplate,
     WorkflowTemplateAssignment,
     WorkflowTemplateSnapshot,
 )
+from governance.selectors.teams import team_get_for_user
 from governance.services.templates import snapshot_hash
 
 
@@ -81,10 +83,12 @@ class SnapshotResolution:
     notes: list[str] = field(default_factory=list)
 
 
-def _published_snapshot_for_key(template_key: str) -> WorkflowTemplateSnapshot | None:
+def _published_snapshot(*, owner_team_id: int | None, template_key: str) -> WorkflowTemplateSnapshot | None:
+    """The snapshot of the highest published version of one template (its key inside its owner)."""
+    owner = Q(template__team__isnull=True) if owner_team_id is None else Q(template__team_id=owner_team_id)
     return (
         WorkflowTemplateSnapshot.objects.filter(
-            template__template_key=template_key, template__status=TemplateStatus.PUBLISHED
+            owner, template__template_key=template_key, template__status=TemplateStatus.PUBLISHED
         )
         .select_related("template")
         .order_by("-template__version", "-id")
@@ -95,21 +99,25 @@ def _published_snapshot_for_key(template_key: str) -> WorkflowTemplateSnapshot |
 def template_snapshot_resolution(*, team_id: int, protocol_template_key: str = "") -> SnapshotResolution:
     """Resolve without refusing: drift is reported in the result (the preview shows it as a warning)."""
     notes: list[str] = []
-    candidates: list[tuple[str, WorkflowTemplateAssignment | None, str]] = []
-    targets = Q(team_id=team_id)
+    candidates: list[tuple[str, WorkflowTemplateAssignment | None, int | None, str]] = []
+    targets = Q(protocol_template_key="")
     if protocol_template_key:
         targets |= Q(protocol_template_key=protocol_template_key)
+    own_or_platform = Q(template__team__isnull=True) | Q(template__team_id=team_id)
     assignments = {
         ("protocol" if assignment.protocol_template_key else "team"): assignment
-        for assignment in WorkflowTemplateAssignment.objects.select_related("template").filter(targets)
+        for assignment in WorkflowTemplateAssignment.objects.select_related("template")
+        .filter(targets, own_or_platform, team_id=team_id)
+        .order_by("id")
     }
     for source in ("protocol", "team"):
         assignment = assignments.get(source)
         if assignment is not None:
-            candidates.append((source, assignment, assignment.template.template_key))
-    candidates.append(("default", None, settings.DOSSIER_DEFAULT_TEMPLATE_KEY))
-    for source, assignment, key in candidates:
-        snapshot = _published_snapshot_for_key(key)
+            template = assignment.template
+            candidates.append((source, assignment, template.team_id, template.template_key))
+    candidates.append(("default", None, None, settings.DOSSIER_DEFAULT_TEMPLATE_KEY))
+    for source, assignment, owner_team_id, key in candidates:
+        snapshot = _published_snapshot(owner_team_id=owner_team_id, template_key=key)
         if snapshot is None:
             notes.append(f"The {source} template '{key}' has no published version.")
             continue
@@ -121,6 +129,14 @@ def template_snapshot_resolution(*, team_id: int, protocol_template_key: str = "
             notes=notes,
         )
     return SnapshotResolution(snapshot=None, source="", notes=notes)
+
+
+def template_snapshot_for_key(*, team_id: int, template_key: str) -> WorkflowTemplateSnapshot | None:
+    """The snapshot a team gets when it names a template key: its own template with that key, else the
+    platform's; None when neither has a published version."""
+    return _published_snapshot(owner_team_id=team_id, template_key=template_key) or _published_snapshot(
+        owner_team_id=None, template_key=template_key
+    )
 
 
 def template_snapshot_resolve(*, team_id: int, protocol_template_key: str = "") -> WorkflowTemplateSnapshot | None:
@@ -135,16 +151,18 @@ def template_snapshot_resolve(*, team_id: int, protocol_template_key: str = "") 
     return resolution.snapshot
 
 
-def templates_list(*, filters: Any = None) -> QuerySet[WorkflowTemplate]:
-    """Templates everyone authenticated may read: latest versions unless ``include_all=true``; filters status,
-    key and team (templates whose key is assigned to that team). Two queries whatever the page size."""
+def templates_for_user(*, user, filters: Any = None) -> QuerySet[WorkflowTemplate]:
+    """Platform templates and those of the viewer's teams: latest versions unless ``include_all=true``; filters
+    status, key and team (templates owned by that team; like every list filter it narrows what the viewer may
+    see, so another team's slug selects nothing). Three queries whatever the page size."""
     # Snapshot ids come from a prefetch over the page's rows only; a correlated subquery in the SELECT list would
     # be evaluated for every row skipped by OFFSET as well.
     snapshot_ids = WorkflowTemplateSnapshot.objects.only("id", "template_id").order_by("-id")
     qs = (
-        WorkflowTemplate.objects.select_related("created_by")
+        WorkflowTemplate.objects.visible_to(user)
+        .select_related("created_by", "team")
         .prefetch_related(Prefetch("snapshots", queryset=snapshot_ids))
-        .order_by("template_key", "-version")
+        .order_by("template_key", F("team_id").asc(nulls_first=True), "-version")
     )
     return filtered(TemplateFilterSet, filters, qs)
 
@@ -153,9 +171,12 @@ def templates_with_snapshots(queryset: QuerySet[WorkflowTemplate]) -> QuerySet[W
     return queryset.prefetch_related(Prefetch("snapshots", queryset=WorkflowTemplateSnapshot.objects.order_by("-id")))
 
 
-def template_get(*, template_id: int) -> WorkflowTemplate:
+def template_get(*, template_id: int, user) -> WorkflowTemplate:
+    """One template the user may see (platform, or of one of their teams); anything else is a 404."""
     template = (
-        templates_with_snapshots(WorkflowTemplate.objects.select_related("created_by", "forked_from"))
+        templates_with_snapshots(
+            WorkflowTemplate.objects.visible_to(user).select_related("created_by", "forked_from", "team")
+        )
         .filter(pk=template_id)
         .first()
     )
@@ -164,24 +185,34 @@ def template_get(*, template_id: int) -> WorkflowTemplate:
     return template
 
 
-def _assignments_visible_to(user) -> Q:
-    return Q(team__isnull=True) | Q(team_id__in=Membership.objects.filter(user=user).values("team_id"))
-
-
 def assignments_for_template(*, template: WorkflowTemplate, user) -> QuerySet[WorkflowTemplateAssignment]:
-    """Protocol assignments, and team assignments of the user's own teams (other teams stay private)."""
+    """The template's assignments in the user's own teams (other teams' assignments stay private)."""
     return (
-        WorkflowTemplateAssignment.objects.filter(template=template)
-        .filter(_assignments_visible_to(user))
+        WorkflowTemplateAssignment.objects.visible_to(user)
+        .filter(template=template)
         .select_related("template", "team", "created_by")
         .order_by("id")
     )
 
 
+def assignment_team_for_user(*, user, template: WorkflowTemplate, slug: str):
+    """The team an assignment names: ``slug`` among the user's teams (404 otherwise), or, when no slug is given,
+    the template's own team (a platform template needs one named)."""
+    if slug:
+        return team_get_for_user(user=user, slug=slug)
+    if template.team_id is None:
+        raise ValidationFailed(
+            "A platform template is assigned to a team: name it.",
+            details={"fields": {"team": ["Name the team this platform template is assigned to."]}},
+        )
+    return template.team
+
+
 def assignment_get_for_user(*, assignment_id: int, user) -> WorkflowTemplateAssignment:
     assignment = (
-        WorkflowTemplateAssignment.objects.select_related("template", "team")
-        .filter(_assignments_visible_to(user), pk=assignment_id)
+        WorkflowTemplateAssignment.objects.visible_to(user)
+        .select_related("template", "team")
+        .filter(pk=assignment_id)
         .first()
     )
     if assignment is None:

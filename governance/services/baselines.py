@@ -93,11 +93,10 @@ def _reviewers(*, usernames: list[str], team_id: int, submitter) -> list:
     problems = []
     for name in names:
         user = users.get(name)
-        if user is None:
-            problems.append(f"'{name}' is not an active user.")
-        elif user.pk == submitter.pk:
+        if user is not None and user.pk == submitter.pk:
             problems.append("You cannot review your own proposal.")
-        elif not user_has_role(user=user, team_id=team_id, roles=BASELINE_REVIEWERS):
+        elif user is None or not user_has_role(user=user, team_id=team_id, roles=BASELINE_REVIEWERS):
+            # One message for unknown users and outsiders: whether someone exists outside the team stays private.
             problems.append(f"'{name}' does not hold the reviewer role in this team.")
     if problems:
         raise ValidationFailed(f"Invalid reviewers: {' '.join(problems)}", details={"fields": {"reviewers": problems}})

@@ -1,8 +1,10 @@
 """Writes for workflow templates: versions and forks, draft → published → archived, snapshots, assignments.
 
-Every function that takes ``actor`` refuses users who are not template curators (compliance or admin);
-``actor=None`` means the system itself (``seed_demo``, data migrations). Each change writes a
-``GovernanceTemplateAuditLog`` row and a row in the hash-chained audit trail in the caller's transaction.
+Every template belongs to a team or to the platform (``team`` null). Every function that takes ``actor`` refuses
+users who do not curate the owner: ``compliance`` or ``admin`` in that team, a superuser for platform templates
+(``governance.permissions.require_template_curator``); ``actor=None`` means the system itself (``seed_demo``,
+data migrations). Each change writes a ``GovernanceTemplateAuditLog`` row and a row in the hash-chained audit
+trail in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, NotFound, ValidationFailed
 from governance.choices import TemplateAuditAction, TemplateStatus
 from governance.models import (
+    SNAPSHOT_FORMAT_VERSION,
     GovernanceTemplateAuditLog,
     Role,
     Team,
@@ -36,8 +39,11 @@ DESCRIPTIVE_FIELDS = ("name", "description")
 
 
 def template_snapshot_document(template: WorkflowTemplate) -> dict:
-    """Everything about a template that decides how a ladder runs, in a stable shape."""
+    """Everything about a template that decides how a ladder runs, in a stable shape (snapshot format 2: format 1
+    lacked ``format_version`` and ``team``; its snapshots keep their content and hashes)."""
     return {
+        "format_version": SNAPSHOT_FORMAT_VERSION,
+        "team": template.team.slug if template.team_id else None,
         "template_key": template.template_key,
         "version": template.version,
         "name": template.name,
@@ -69,6 +75,8 @@ def template_log(
 ) -> GovernanceTemplateAuditLog:
     """One ``GovernanceTemplateAuditLog`` row plus its twin in the audit chain (call inside a transaction)."""
     source = template or (snapshot.template if snapshot else None)
+    if team_id is None and source is not None:
+        team_id = source.team_id
     details = normalize_payload(details)
     row = GovernanceTemplateAuditLog.objects.create(
         action=action,
@@ -172,10 +180,31 @@ def _locked(template: WorkflowTemplate) -> WorkflowTemplate:
     return WorkflowTemplate.objects.select_for_update().get(pk=template.pk)
 
 
+def _require_may_fork(*, source: WorkflowTemplate, actor) -> None:
+    """Forking needs to see the source (404 otherwise) and to curate its owner: a platform template is forked by
+    superusers only, a team's template by that team's curators (into that team, or another team they curate)."""
+    if actor is None or actor.is_superuser:
+        return
+    if not WorkflowTemplate.objects.visible_to(actor).filter(pk=source.pk).exists():
+        raise NotFound(f"No workflow template {source.pk}.", code="template_not_found")
+    require_template_curator(actor=actor, team_id=source.team_id, action="fork workflow templates")
+
+
+def _require_same_owner(*, source: WorkflowTemplate, team: Team | None) -> None:
+    if source.team_id != (team.pk if team else None):
+        raise ValidationFailed(
+            "A new version stays with the owner of the template it succeeds; give a new template_key to fork it "
+            "into another team.",
+            code="template_team_mismatch",
+            details={"fields": {"team": ["Must be the team of the template this version succeeds."]}},
+        )
+
+
 @transaction.atomic
 def template_create(
     *,
     actor,
+    team: Team | None = None,
     name: str = "",
     template_key: str = "",
     description: str | None = None,
@@ -184,18 +213,31 @@ def template_create(
     sla_defaults: dict[str, Any] | None = None,
     retention_days: int | None = None,
     forked_from: WorkflowTemplate | None = None,
+    status: str = TemplateStatus.DRAFT,
 ) -> WorkflowTemplate:
-    """Create a draft. An existing ``template_key`` — or ``forked_from`` without a new key — makes the next version
+    """Create a template owned by ``team`` (``None``: a platform template, superusers only).
+
+    An existing ``template_key`` of that owner — or ``forked_from`` without a new key — makes the next version
     of that key and retires its previous latest (``is_latest=False``); lineage is kept in ``forked_from``
-    (the explicit source, else the version it succeeds). Fields not given are copied from ``forked_from``."""
-    require_template_curator(actor=actor)
+    (the explicit source, else the version it succeeds). Fields not given are copied from ``forked_from``.
+    ``status="published"`` publishes it at once, with the same checks and snapshot as ``template_publish``."""
+    if status not in (TemplateStatus.DRAFT, TemplateStatus.PUBLISHED):
+        raise ValidationFailed(
+            "A new template is a draft or published.",
+            details={"fields": {"status": ["Choose draft or published."]}},
+        )
+    require_template_curator(actor=actor, team_id=team.pk if team else None, action="create workflow templates")
     source = WorkflowTemplate.objects.select_for_update().get(pk=forked_from.pk) if forked_from else None
+    if source is not None:
+        _require_may_fork(source=source, actor=actor)
     key = template_key or (source.template_key if source else "")
     if not key:
         raise ValidationFailed(
             "Give a template_key, or forked_from_id to make a new version of an existing template.",
             details={"fields": {"template_key": ["This field is required."]}},
         )
+    if source is not None and key == source.template_key:
+        _require_same_owner(source=source, team=team)
     name = name.strip() or (source.name if source else "")
     if not name:
         raise ValidationFailed("Give the template a name.", details={"fields": {"name": ["This field is required."]}})
@@ -208,10 +250,12 @@ def template_create(
             "retention_days": retention_days,
         },
     )
-    previous = list(WorkflowTemplate.objects.select_for_update().filter(template_key=key, is_latest=True))
-    WorkflowTemplate.objects.filter(template_key=key, is_latest=True).update(is_latest=False, updated_at=timezone.now())
-    version = (WorkflowTemplate.objects.filter(template_key=key).aggregate(v=Max("version"))["v"] or 0) + 1
+    family = WorkflowTemplate.objects.family(team_id=team.pk if team else None, template_key=key)
+    previous = list(family.select_for_update().filter(is_latest=True))
+    family.filter(is_latest=True).update(is_latest=False, updated_at=timezone.now())
+    version = (family.aggregate(v=Max("version"))["v"] or 0) + 1
     template = WorkflowTemplate(
+        team=team,
         template_key=key,
         version=version,
         name=name,
@@ -240,18 +284,25 @@ def template_create(
             "retired_ids": [row.pk for row in previous],
         },
     )
+    if status == TemplateStatus.PUBLISHED:
+        template_publish(template=template, actor=actor)
+        template.refresh_from_db()
     return template
 
 
-def template_fork(*, template: WorkflowTemplate, actor, template_key: str = "", name: str = "") -> WorkflowTemplate:
-    """A new draft copied from ``template``: the next version of its key, or version 1 of a new key."""
-    return template_create(actor=actor, template_key=template_key, name=name, forked_from=template)
+def template_fork(
+    *, template: WorkflowTemplate, actor, template_key: str = "", name: str = "", team: Team | None = None
+) -> WorkflowTemplate:
+    """A new draft copied from ``template``: the next version of its key (same owner), or version 1 of a new key
+    owned by ``team`` (default: the source's owner)."""
+    owner = team if template_key and team is not None else template.team
+    return template_create(actor=actor, team=owner, template_key=template_key, name=name, forked_from=template)
 
 
 @transaction.atomic
 def template_update(*, template: WorkflowTemplate, actor, **changes: Any) -> WorkflowTemplate:
     """Change a draft's name, description or content (stages, permitted_roles, sla_defaults, retention_days)."""
-    require_template_curator(actor=actor)
+    require_template_curator(actor=actor, team_id=template.team_id)
     unknown = set(changes) - set(CONTENT_FIELDS) - set(DESCRIPTIVE_FIELDS)
     if unknown:
         raise ValidationFailed(
@@ -278,7 +329,7 @@ def template_update(*, template: WorkflowTemplate, actor, **changes: Any) -> Wor
 @transaction.atomic
 def template_publish(*, template: WorkflowTemplate, actor=None) -> WorkflowTemplateSnapshot:
     """Freeze a valid draft into an immutable snapshot (canonical JSON + sha256) and mark it published."""
-    require_template_curator(actor=actor, action="publish workflow templates")
+    require_template_curator(actor=actor, team_id=template.team_id, action="publish workflow templates")
     template = _locked(template)
     _require_draft(template, "published")
     _apply_content(template, _content(template, {}))
@@ -287,6 +338,7 @@ def template_publish(*, template: WorkflowTemplate, actor=None) -> WorkflowTempl
         template=template,
         template_key=template.template_key,
         version=template.version,
+        format_version=SNAPSHOT_FORMAT_VERSION,
         canonical_json=canonical,
         content_sha256=snapshot_hash(canonical),
         created_by=actor,
@@ -308,7 +360,7 @@ def template_publish(*, template: WorkflowTemplate, actor=None) -> WorkflowTempl
 @transaction.atomic
 def template_archive(*, template: WorkflowTemplate, actor=None) -> WorkflowTemplate:
     """Withdraw a draft or published template: no new export uses it; pinned snapshots stay valid."""
-    require_template_curator(actor=actor, action="archive workflow templates")
+    require_template_curator(actor=actor, team_id=template.team_id, action="archive workflow templates")
     template = _locked(template)
     if template.status == TemplateStatus.ARCHIVED:
         raise Conflict(
@@ -326,27 +378,30 @@ def template_archive(*, template: WorkflowTemplate, actor=None) -> WorkflowTempl
 
 @transaction.atomic
 def template_assign(
-    *, template: WorkflowTemplate, actor, team: Team | None = None, protocol_template_key: str = ""
+    *, template: WorkflowTemplate, actor, team: Team, protocol_template_key: str = ""
 ) -> tuple[WorkflowTemplateAssignment, bool]:
-    """Make ``template``'s key the ladder of a team or of a protocol template. Returns (assignment, created).
+    """Make ``template``'s key the ladder of ``team``, or of a protocol template inside ``team``.
+    Returns (assignment, created).
 
-    A target has one assignment: assigning another template moves it (the change is audited). New exports
-    use the highest published version of the assigned template's key.
+    The template must be ``team``'s own or a platform template, and the actor must curate ``team``. A target has
+    one assignment: assigning another template moves it (the change is audited). New exports use the highest
+    published version of the assigned template.
     """
-    if (team is None) == (not protocol_template_key):
-        raise ValidationFailed(
-            "Assign to exactly one of a team or a protocol template.",
-            details={"fields": {"team": ["Give team or protocol_template_key, not both or neither."]}},
-        )
-    require_template_curator(actor=actor, team_id=team.pk if team else None, action="assign workflow templates")
+    require_template_curator(actor=actor, team_id=team.pk, action="assign workflow templates")
     template = _locked(template)
+    if template.team_id not in (None, team.pk):
+        raise ValidationFailed(
+            "A template can only be assigned inside its own team; platform templates can be assigned to any team.",
+            code="template_team_mismatch",
+            details={"fields": {"team": ["The template belongs to another team."]}},
+        )
     if template.status == TemplateStatus.ARCHIVED:
         raise Conflict(
             f"{template} is archived and cannot be assigned.",
             code="template_archived",
             details={"template_id": template.pk},
         )
-    target = {"team": team} if team else {"protocol_template_key": protocol_template_key}
+    target = {"team": team, "protocol_template_key": protocol_template_key}
     assignment = WorkflowTemplateAssignment.objects.select_for_update().filter(**target).first()
     previous_template_id = assignment.template_id if assignment else None
     if assignment and assignment.template_id == template.pk:
@@ -365,10 +420,10 @@ def template_assign(
         action=TemplateAuditAction.ASSIGNED,
         actor=actor,
         template=template,
-        team_id=team.pk if team else None,
+        team_id=team.pk,
         details={
             "assignment_id": assignment.pk,
-            "team": team.slug if team else None,
+            "team": team.slug,
             "protocol_template_key": protocol_template_key or None,
             "previous_template_id": previous_template_id,
         },

@@ -44,7 +44,7 @@ def legacy(team, other_team, scientist, member):
 
     default_v1 = publish("standard-release")
     assay = publish("assay-release")
-    template_assign(template=assay.template, actor=None, protocol_template_key="assay")
+    template_assign(template=assay.template, actor=None, team=team, protocol_template_key="assay")
     outsider = member("scientist", in_team=other_team, username="outsider")
     beta = publish("beta-release")
     template_assign(template=beta.template, actor=None, team=other_team)
@@ -132,3 +132,38 @@ def test_nothing_to_do_and_bad_arguments():
     assert "summary: 0 export(s) without a snapshot; pinned 0; anomalies 0 (none)" in run()
     with pytest.raises(CommandError, match="unrecognized arguments"):
         call_command("migrate_exports", "--bogus")
+
+
+def test_protocol_history_stays_in_its_team_and_team_less_rows_count_for_every_team(
+    team, other_team, scientist, member, django_capture_on_commit_callbacks
+):
+    from governance.models import GovernanceTemplateAuditLog
+
+    default = publish("standard-release")
+    assay = publish("assay-release")
+    legacy_ladder = publish("legacy-release")
+    outsider = member("scientist", in_team=other_team, username="outsider")
+    template_assign(template=assay.template, actor=None, team=other_team, protocol_template_key="assay")
+    # A protocol assignment logged before assignments named their team applied in every team.
+    GovernanceTemplateAuditLog.objects.create(
+        action="assigned",
+        template=legacy_ladder.template,
+        template_key="legacy-release",
+        template_version=1,
+        details={"protocol_template_key": "legacy-protocol"},
+    )
+    alpha_assay = legacy_export(
+        execution_create(team=team, title="A", owner=scientist, protocol_template_key="assay"), scientist
+    )
+    beta_assay = legacy_export(
+        execution_create(team=other_team, title="B", owner=outsider, protocol_template_key="assay"), outsider
+    )
+    alpha_legacy = legacy_export(
+        execution_create(team=team, title="L", owner=scientist, protocol_template_key="legacy-protocol"), scientist
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run()
+    pinned = lambda export: NarrativeExport.objects.get(pk=export.pk).template_snapshot_id  # noqa: E731
+    assert pinned(alpha_assay) == default.pk, "beta's protocol assignment never applied in alpha"
+    assert pinned(beta_assay) == assay.pk
+    assert pinned(alpha_legacy) == legacy_ladder.pk

@@ -21,13 +21,17 @@ def curator(member):
 
 
 @pytest.fixture
-def make_template(curator):
+def make_template(curator, team):
+    """A template of ``team`` (``team=None`` for a platform template, created by the system)."""
+
     def make(key: str = "qa-release", *, publish: bool = False, **fields) -> WorkflowTemplate:
         fields.setdefault("name", key.replace("-", " ").title())
         fields.setdefault("stages", THREE_STAGES)
-        template = template_create(actor=curator, template_key=key, **fields)
+        fields.setdefault("team", team)
+        actor = fields.pop("actor", curator if fields["team"] is not None else None)
+        template = template_create(actor=actor, template_key=key, **fields)
         if publish:
-            template_publish(template=template, actor=curator)
+            template_publish(template=template, actor=actor)
             template.refresh_from_db()
         return template
 

@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from governance.models import (
     GovernanceTemplateAuditLog,
+    Team,
     WorkflowTemplate,
     WorkflowTemplateAssignment,
     WorkflowTemplateSnapshot,
@@ -59,6 +60,7 @@ THREE = [
 
 def template_form(**fields):
     return {
+        "team": str(Team.objects.get(slug="alpha").pk),
         "template_key": "qa-release",
         "name": "QA release",
         "description": "Three-stage release",
@@ -276,10 +278,12 @@ def test_assignment_admin_edit_and_delete_go_through_services(curator_client, ma
     ]
 
 
-def test_a_draft_written_directly_gets_its_inline_rows_when_opened(curator_client, db):
+def test_a_draft_written_directly_gets_its_inline_rows_when_opened(curator_client, team):
     from tests.governance.conftest import THREE_STAGES
 
-    draft = WorkflowTemplate.objects.create(template_key="raw", version=1, name="Raw", stage_blueprints=THREE_STAGES)
+    draft = WorkflowTemplate.objects.create(
+        team=team, template_key="raw", version=1, name="Raw", stage_blueprints=THREE_STAGES
+    )
     page = curator_client.get(change_url(draft)).content.decode()
     assert 'value="Stage 1 (reviewer)"' in page
     assert draft.stage_rows.count() == 3

@@ -15,7 +15,7 @@ def curator_api(client_for, curator):
 
 
 def body(**fields):
-    return {"template_key": "qa-release", "name": "QA release", "stages": THREE_STAGES, **fields}
+    return {"team": "alpha", "template_key": "qa-release", "name": "QA release", "stages": THREE_STAGES, **fields}
 
 
 def test_acceptance_versions_forks_archive_and_pinning(curator_api, team, scientist):
@@ -67,16 +67,19 @@ def test_acceptance_versions_forks_archive_and_pinning(curator_api, team, scient
     assert export.template_snapshot_id == snapshot.pk
 
 
-def test_filters_status_key_team(curator_api, make_template, curator, team):
-    a = make_template("alpha-ladder", publish=True)
+def test_filters_status_key_team(curator_api, make_template, curator, team, other_team, member):
+    make_template("alpha-ladder", publish=True)
     make_template("beta-ladder")
-    template_assign(template=a, actor=curator, team=team)
+    make_template("platform-ladder", team=None, publish=True)
+    member("compliance", username="beta-curator", in_team=other_team)
+    make_template("hidden-ladder", team=other_team, actor=None)
     keys = lambda **q: [t["template_key"] for t in curator_api.get(URL, q).json()["results"]]  # noqa: E731
-    assert keys(status="published") == ["alpha-ladder"]
+    assert keys() == ["alpha-ladder", "beta-ladder", "platform-ladder"], "own team's and platform templates only"
+    assert keys(status="published") == ["alpha-ladder", "platform-ladder"]
     assert keys(status="draft") == ["beta-ladder"]
     assert keys(key="beta-ladder") == ["beta-ladder"]
-    assert keys(team="alpha") == ["alpha-ladder"]
-    assert keys(team="nowhere") == []
+    assert keys(team="alpha") == ["alpha-ladder", "beta-ladder"]
+    assert keys(team="beta") == [] and keys(team="nowhere") == [], "another team's slug selects nothing"
 
 
 def test_list_has_a_fixed_query_count(curator_api, make_template, django_assert_max_num_queries):
@@ -190,7 +193,7 @@ def test_assignments_create_list_move_and_delete(curator_api, make_template, tea
     protocol = curator_api.post(f"{URL}/{a.pk}/assignments", {"protocol_template": "assay"}, format="json")
     assert protocol.status_code == 201
     listed = curator_api.get(f"{URL}/{a.pk}/assignments").json()["results"]
-    assert [(x["team"], x["protocol_template"]) for x in listed] == [("alpha", ""), (None, "assay")]
+    assert [(x["team"], x["protocol_template"]) for x in listed] == [("alpha", ""), ("alpha", "assay")]
     moved = curator_api.post(f"{URL}/{b.pk}/assignments", {"team": "alpha"}, format="json")
     assert moved.status_code == 200 and moved.json()["id"] == created.json()["id"]
     deleted = curator_api.delete(f"/api/governance/assignments/{protocol.json()['id']}")
@@ -201,14 +204,15 @@ def test_assignments_create_list_move_and_delete(curator_api, make_template, tea
 def test_assignment_bad_input_and_foreign_team(curator_api, make_template, other_team, client_for, member):
     template = make_template("a", publish=True)
     url = f"{URL}/{template.pk}/assignments"
-    for payload in ({}, {"team": "alpha", "protocol_template": "assay"}, {"protocol_template": "Bad Key"}):
+    for payload in ({}, {"team": "", "protocol_template": ""}, {"protocol_template": "Bad Key"}, {"team": ["alpha"]}):
         response = curator_api.post(url, payload, format="json")
         assert response.status_code == 400, payload
     foreign = curator_api.post(url, {"team": "beta"}, format="json")
     assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "team_not_found"
     # A team assignment of another team is invisible (404), never deleted.
     beta_curator = member("compliance", username="beta-curator", in_team=other_team)
-    beta_assignment, _ = template_assign(template=template, actor=beta_curator, team=other_team)
+    beta_template = make_template("b", team=other_team, actor=beta_curator, publish=True)
+    beta_assignment, _ = template_assign(template=beta_template, actor=beta_curator, team=other_team)
     assert curator_api.delete(f"/api/governance/assignments/{beta_assignment.pk}").status_code == 404
     assert all(x["team"] != "beta" for x in curator_api.get(url).json()["results"])
 
@@ -219,3 +223,117 @@ def test_drifted_snapshot_is_flagged_in_the_api(curator_api, make_template):
     tamper_snapshot(snapshot.pk, snapshot.canonical_json.replace("Stage 1", "Stage X"))
     detail = curator_api.get(f"{URL}/{template.pk}").json()
     assert detail["snapshots"][0]["drifted"] is True
+
+
+# --- ownership and status on create ----------------------------------------------------------------------------
+
+
+def test_create_names_its_team_and_returns_it(curator_api, team):
+    created = curator_api.post(URL, body(), format="json")
+    assert created.status_code == 201 and created.json()["team"] == "alpha"
+    assert WorkflowTemplate.objects.get(pk=created.json()["id"]).team_id == team.pk
+    listed = curator_api.get(URL).json()["results"]
+    assert [(row["template_key"], row["team"]) for row in listed] == [("qa-release", "alpha")]
+
+
+def test_create_team_refusals(curator_api, client_for, member, other_team):
+    for payload, status, code in [
+        (body(team="beta"), 404, "team_not_found"),
+        (body(team="nowhere"), 404, "team_not_found"),
+        (body(team=None), 403, "permission_denied"),
+        ({k: v for k, v in body().items() if k != "team"}, 403, "permission_denied"),
+        (body(team="Not A Slug"), 400, "validation_error"),
+        (body(team=["alpha"]), 400, "validation_error"),
+    ]:
+        response = curator_api.post(URL, payload, format="json")
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), payload
+    reviewer_api = client_for(member("reviewer", username="rev-only"))
+    response = reviewer_api.post(URL, body(), format="json")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_superusers_curate_platform_templates(client_for, member, curator_api):
+    root = member("scientist", username="root")
+    root.is_superuser = True
+    root.save()
+    root_api = client_for(root)
+    platform = root_api.post(URL, body(team=None, template_key="standard-release"), format="json")
+    assert platform.status_code == 201 and platform.json()["team"] is None
+    platform_id = platform.json()["id"]
+    curator_api.force_authenticate(member("compliance", username="casey"))
+    assert curator_api.get(f"{URL}/{platform_id}").status_code == 200, "every team reads platform templates"
+    refused = curator_api.post(f"{URL}/{platform_id}/publish")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+    root_api.force_authenticate(root)
+    assert root_api.post(f"{URL}/{platform_id}/publish").status_code == 200
+
+
+def test_versions_stay_with_their_owner_and_platform_templates_are_forked_by_superusers(
+    curator_api, make_template, member, other_team
+):
+    platform = make_template("standard-release", team=None, publish=True)
+    own = curator_api.post(URL, body(template_key="standard-release"), format="json")
+    assert (own.status_code, own.json()["version"], own.json()["team"]) == (201, 1, "alpha"), "keys are per owner"
+    platform.refresh_from_db()
+    assert platform.is_latest, "another owner's key is untouched"
+    for payload in (
+        {"forked_from_id": platform.pk},
+        {"forked_from_id": platform.pk, "team": "alpha", "template_key": "alpha-release"},
+    ):
+        refused = curator_api.post(URL, payload, format="json")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied", payload
+    next_version = curator_api.post(URL, {"forked_from_id": own.json()["id"], "team": None}, format="json")
+    assert next_version.status_code == 403, "a version never leaves its owner for the platform"
+
+    member("compliance", username="casey", in_team=other_team)
+    moved = curator_api.post(URL, {"forked_from_id": own.json()["id"], "team": "beta"}, format="json")
+    assert moved.status_code == 400 and moved.json()["error"]["code"] == "template_team_mismatch"
+    fork = curator_api.post(
+        URL, {"forked_from_id": own.json()["id"], "template_key": "beta-release", "team": "beta"}, format="json"
+    )
+    assert fork.status_code == 201, fork.json()
+    assert (fork.json()["team"], fork.json()["forked_from_id"], fork.json()["version"]) == ("beta", own.json()["id"], 1)
+    team_version = curator_api.post(URL, {"forked_from_id": own.json()["id"], "name": "v2"}, format="json")
+    assert (team_version.json()["team"], team_version.json()["version"]) == ("alpha", 2)
+
+
+def test_create_published_runs_the_publish_checks_and_freezes_a_snapshot(curator_api):
+    created = curator_api.post(URL, body(status="published"), format="json")
+    assert created.status_code == 201, created.json()
+    detail = created.json()
+    assert detail["status"] == "published" and detail["published_at"]
+    assert len(detail["snapshots"]) == 1 and detail["snapshot_id"] == detail["snapshots"][0]["id"]
+    actions = GovernanceTemplateAuditLog.objects.filter(template_id=detail["id"]).values_list("action", flat=True)
+    assert sorted(actions) == ["created", "published"]
+    draft = curator_api.post(URL, body(template_key="other"), format="json").json()
+    assert (draft["status"], draft["snapshots"]) == ("draft", [])
+
+
+@pytest.mark.parametrize("status", ["archived", "PUBLISHED", "", None, 1])
+def test_create_refuses_other_statuses(curator_api, status):
+    response = curator_api.post(URL, body(status=status), format="json")
+    assert response.status_code == 400 and "status" in response.json()["error"]["details"]["fields"]
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_published_create_with_bad_content_creates_nothing(curator_api, client_for, member):
+    response = curator_api.post(URL, body(status="published", stages=[]), format="json")
+    assert response.status_code == 400 and "stages" in response.json()["error"]["details"]["fields"]
+    scientist_api = client_for(member("scientist", username="sci-p"))
+    assert scientist_api.post(URL, body(status="published"), format="json").status_code == 403
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_assignment_team_defaults_to_the_templates_own_and_platform_templates_need_one(curator_api, make_template):
+    own = make_template("own", publish=True)
+    response = curator_api.post(f"{URL}/{own.pk}/assignments", {"protocol_template": "assay"}, format="json")
+    assert (response.status_code, response.json()["team"]) == (201, "alpha")
+    platform = make_template("standard-release", team=None, publish=True)
+    missing = curator_api.post(f"{URL}/{platform.pk}/assignments", {"protocol_template": "assay"}, format="json")
+    assert missing.status_code == 400 and "team" in missing.json()["error"]["details"]["fields"]
+    named = curator_api.post(
+        f"{URL}/{platform.pk}/assignments", {"team": "alpha", "protocol_template": "assay"}, format="json"
+    )
+    assert named.status_code == 200, "moves the protocol assignment of alpha to the platform template"
+    assert named.json()["template_id"] == platform.pk

@@ -115,7 +115,7 @@ def test_submit_refusals(people, execution, member, other_team, team):
         submit(people["reviewer"])
     with pytest.raises(ValidationFailed, match="reviewer"):
         submit(people["scientist"], reviewers=[])
-    with pytest.raises(ValidationFailed, match="not an active user"):
+    with pytest.raises(ValidationFailed, match="'ghost' does not hold the reviewer role"):
         submit(people["scientist"], reviewers=["ghost"])
     with pytest.raises(ValidationFailed, match="does not hold the reviewer role"):
         submit(people["scientist"], reviewers=["comp"])
@@ -276,3 +276,37 @@ def test_demo_users_run_the_baseline_flow_each_refused_where_rbac_says(db, api_c
     rolled = post("admin", f"/{second}/rollback", {"reason": "Drifted calibration", "reinstate_baseline_id": first})
     assert rolled.status_code == 200
     assert current_ids(execution.protocol_template_key) == [first]
+
+
+def test_a_curator_of_another_team_gets_404_on_every_baseline_operation(
+    client_for, people, execution, member, other_team
+):
+    submitted = baseline_submit(actor=people["scientist"], execution_id=execution.pk, title="Open", reviewers=["rev"])
+    outsider_user = member("admin", "compliance", "reviewer", "scientist", username="b-all", in_team=other_team)
+    outsider = client_for(outsider_user)
+    attempts = [
+        outsider.get(f"{URL}/{submitted.pk}"),
+        outsider.post(f"{URL}/{submitted.pk}/approve", {}, format="json"),
+        outsider.post(f"{URL}/{submitted.pk}/reject", {"comment": "no"}, format="json"),
+        outsider.post(f"{URL}/{submitted.pk}/publish"),
+        outsider.post(f"{URL}/{submitted.pk}/rollback", {"reason": "x"}, format="json"),
+        outsider.post(URL, {"execution_id": execution.pk, "title": "Mine", "reviewers": ["rev"]}, format="json"),
+    ]
+    for response in attempts:
+        assert response.status_code == 404, (response.request["PATH_INFO"], response.json())
+    assert outsider.get(URL, {"team": "alpha"}).json()["count"] == 0
+    assert outsider.get(URL, {"team": "beta"}).json()["count"] == 0
+    submitted.refresh_from_db()
+    assert submitted.status == "submitted" and list(submitted.events.values_list("event_type", flat=True)) == [
+        "submitted"
+    ]
+
+
+def test_reviewers_outside_the_team_look_like_unknown_users(people, execution, member, other_team):
+    member("reviewer", username="beta-rev", in_team=other_team)
+    messages = []
+    for name in ("beta-rev", "nobody-at-all"):
+        with pytest.raises(ValidationFailed) as info:
+            baseline_submit(actor=people["scientist"], execution_id=execution.pk, title="T", reviewers=[name])
+        messages.append(info.value.details["fields"]["reviewers"][0].replace(name, "NAME"))
+    assert messages[0] == messages[1], "whether a user exists in another team stays private"

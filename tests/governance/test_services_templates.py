@@ -3,7 +3,7 @@ import json
 import pytest
 from django.db import connection
 
-from config.errors import Conflict, PermissionDenied, ValidationFailed
+from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from governance.choices import TemplateStatus
 from governance.models import (
     AuditEvent,
@@ -14,7 +14,9 @@ from governance.models import (
 )
 from governance.selectors.templates import (
     snapshot_document,
+    snapshot_has_drifted,
     snapshots_drifted,
+    template_snapshot_for_key,
     template_snapshot_resolution,
     template_snapshot_resolve,
 )
@@ -68,28 +70,31 @@ def test_fork_into_a_new_key_copies_content_and_keeps_lineage(make_template, cur
     assert actions(fork) == ["forked"]
 
 
-def test_fork_without_a_key_is_the_next_version_of_the_source(make_template, curator):
+def test_fork_without_a_key_is_the_next_version_of_the_source(make_template, curator, team):
     v1 = make_template("qa-release", publish=True)
-    v2 = template_create(actor=curator, forked_from=v1, stages=ladder("reviewer", "compliance"))
+    v2 = template_create(actor=curator, team=team, forked_from=v1, stages=ladder("reviewer", "compliance"))
     v1.refresh_from_db()
     assert (v2.template_key, v2.version, v2.name, v1.is_latest) == ("qa-release", 2, v1.name, False)
+    assert v2.team_id == team.pk
 
 
-def test_create_refuses_bad_content_and_missing_key(curator):
+def test_create_refuses_bad_content_and_missing_key(curator, team):
     with pytest.raises(ValidationFailed) as info:
-        template_create(actor=curator, template_key="bad", name="Bad", stages=[])
+        template_create(actor=curator, team=team, template_key="bad", name="Bad", stages=[])
     assert info.value.details["fields"]["stages"] == ["A template needs at least one stage."]
     with pytest.raises(ValidationFailed):
-        template_create(actor=curator, name="No key", stages=THREE_STAGES)
+        template_create(actor=curator, team=team, name="No key", stages=THREE_STAGES)
+    with pytest.raises(ValidationFailed):
+        template_create(actor=curator, team=team, template_key="k", name="K", stages=THREE_STAGES, status="archived")
     assert not WorkflowTemplate.objects.exists()
 
 
 @pytest.mark.parametrize("role", ["scientist", "reviewer", "qa_approver", "auditor"])
-def test_only_compliance_or_admin_change_templates(member, make_template, role):
+def test_only_compliance_or_admin_change_templates(member, make_template, role, team):
     draft = make_template("qa-release")
     outsider = member(role, username=f"u-{role}")
     with pytest.raises(PermissionDenied):
-        template_create(actor=outsider, template_key="x", name="X", stages=THREE_STAGES)
+        template_create(actor=outsider, team=team, template_key="x", name="X", stages=THREE_STAGES)
     with pytest.raises(PermissionDenied):
         template_publish(template=draft, actor=outsider)
     with pytest.raises(PermissionDenied):
@@ -98,9 +103,9 @@ def test_only_compliance_or_admin_change_templates(member, make_template, role):
         template_update(template=draft, actor=outsider, name="Y")
 
 
-def test_admin_role_may_curate(member):
+def test_admin_role_may_curate(member, team):
     admin_user = member("admin", username="root")
-    template = template_create(actor=admin_user, template_key="k", name="K", stages=THREE_STAGES)
+    template = template_create(actor=admin_user, team=team, template_key="k", name="K", stages=THREE_STAGES)
     assert template_publish(template=template, actor=admin_user).pk
 
 
@@ -131,9 +136,13 @@ def test_publish_freezes_a_canonical_snapshot_and_logs_it(make_template, curator
         template_publish(template=draft, actor=curator)
 
 
-def test_publish_revalidates_drafts_written_directly(curator, db):
+def test_publish_revalidates_drafts_written_directly(curator, team):
     raw = WorkflowTemplate.objects.create(
-        template_key="raw", version=1, name="Raw", stage_blueprints=[{"name": "A", "required_role": "ghost"}]
+        team=team,
+        template_key="raw",
+        version=1,
+        name="Raw",
+        stage_blueprints=[{"name": "A", "required_role": "ghost"}],
     )
     with pytest.raises(ValidationFailed):
         template_publish(template=raw, actor=curator)
@@ -184,13 +193,15 @@ def test_snapshots_are_immutable_in_the_orm(make_template):
 def test_resolution_prefers_protocol_then_team_then_default(make_template, curator, team, settings):
     settings.DOSSIER_DEFAULT_TEMPLATE_KEY = "standard"
     assert template_snapshot_resolve(team_id=team.pk) is None
-    default = make_template("standard", publish=True).snapshots.get()
+    make_template("standard", publish=True)
+    assert template_snapshot_resolve(team_id=team.pk) is None, "the default is the platform's template, not a team's"
+    default = make_template("standard", team=None, publish=True).snapshots.get()
     team_snapshot = make_template("team-ladder", publish=True).snapshots.get()
     protocol_snapshot = make_template("assay-ladder", publish=True).snapshots.get()
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="assay") == default
     template_assign(template=team_snapshot.template, actor=curator, team=team)
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="assay") == team_snapshot
-    template_assign(template=protocol_snapshot.template, actor=curator, protocol_template_key="assay")
+    template_assign(template=protocol_snapshot.template, actor=curator, team=team, protocol_template_key="assay")
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="assay") == protocol_snapshot
     assert template_snapshot_resolve(team_id=team.pk, protocol_template_key="other") == team_snapshot
     resolution = template_snapshot_resolution(team_id=team.pk, protocol_template_key="assay")
@@ -211,7 +222,7 @@ def test_assignment_follows_new_published_versions_and_falls_back_when_archived(
 def test_unpublished_assignment_falls_through_with_a_note(make_template, curator, team, settings):
     settings.DOSSIER_DEFAULT_TEMPLATE_KEY = "standard"
     template_assign(template=make_template("draft-only"), actor=curator, team=team)
-    default = make_template("standard", publish=True).snapshots.get()
+    default = make_template("standard", team=None, publish=True).snapshots.get()
     resolution = template_snapshot_resolution(team_id=team.pk)
     assert resolution.snapshot == default and resolution.source == "default"
     assert resolution.notes == ["The team template 'draft-only' has no published version."]
@@ -231,14 +242,17 @@ def test_assign_moves_an_existing_target_and_is_idempotent(make_template, curato
 
 def test_assign_refusals(make_template, curator, member, team, other_team):
     template = make_template("a", publish=True)
-    with pytest.raises(ValidationFailed):
-        template_assign(template=template, actor=curator)
-    with pytest.raises(ValidationFailed):
-        template_assign(template=template, actor=curator, team=team, protocol_template_key="assay")
+    both = member("compliance", username="both", in_team=other_team)
+    member("compliance", username="both")
+    with pytest.raises(ValidationFailed) as info:
+        template_assign(template=template, actor=both, team=other_team)
+    assert info.value.code == "template_team_mismatch", "a team's template is assigned only inside that team"
     with pytest.raises(PermissionDenied):
         template_assign(template=template, actor=curator, team=other_team)
     with pytest.raises(PermissionDenied):
-        template_assign(template=template, actor=member("scientist", username="s"), protocol_template_key="assay")
+        template_assign(
+            template=template, actor=member("scientist", username="s"), team=team, protocol_template_key="assay"
+        )
     template_archive(template=template, actor=curator)
     with pytest.raises(Conflict):
         template_assign(template=template, actor=curator, team=team)
@@ -318,3 +332,66 @@ def test_check_template_snapshots_command_reports_drift(make_template, capsys):
     assert exit_info.value.code == 3
     out = capsys.readouterr().out
     assert f"drift: snapshot {snapshot.pk} (qa-release v1)" in out and "1 drifted snapshot(s)" in out
+
+
+# --- ownership --------------------------------------------------------------------------------------------------
+
+
+def test_new_snapshots_are_format_2_and_name_their_team(make_template):
+    team_snapshot = make_template("a", publish=True).snapshots.get()
+    platform_snapshot = make_template("b", team=None, publish=True).snapshots.get()
+    assert team_snapshot.format_version == platform_snapshot.format_version == 2
+    assert snapshot_document(team_snapshot)["team"] == "alpha"
+    assert snapshot_document(platform_snapshot)["team"] is None
+    assert snapshot_document(team_snapshot)["format_version"] == 2
+    assert not snapshot_has_drifted(team_snapshot)
+
+
+def test_keys_are_unique_per_owner(make_template, member, other_team):
+    alpha_v1 = make_template("qa-release", publish=True)
+    beta_curator = member("compliance", username="beta-curator", in_team=other_team)
+    beta_v1 = make_template("qa-release", team=other_team, actor=beta_curator)
+    platform_v1 = make_template("qa-release", team=None)
+    alpha_v2 = make_template("qa-release")
+    alpha_v1.refresh_from_db()
+    beta_v1.refresh_from_db()
+    platform_v1.refresh_from_db()
+    assert [t.version for t in (alpha_v1, beta_v1, platform_v1, alpha_v2)] == [1, 1, 1, 2]
+    assert (alpha_v1.is_latest, beta_v1.is_latest, platform_v1.is_latest) == (False, True, True)
+    assert alpha_v2.forked_from_id == alpha_v1.pk
+
+
+def test_a_named_key_resolves_to_the_teams_own_then_the_platforms_never_another_teams(
+    make_template, member, team, other_team
+):
+    beta_curator = member("compliance", username="beta-curator", in_team=other_team)
+    make_template("hidden", team=other_team, actor=beta_curator, publish=True)
+    assert template_snapshot_for_key(team_id=team.pk, template_key="hidden") is None
+    platform = make_template("shared", team=None, publish=True).snapshots.get()
+    assert template_snapshot_for_key(team_id=team.pk, template_key="shared") == platform
+    own = make_template("shared", publish=True).snapshots.get()
+    assert template_snapshot_for_key(team_id=team.pk, template_key="shared") == own
+    assert template_snapshot_for_key(team_id=other_team.pk, template_key="shared") == platform
+
+
+def test_curators_act_only_in_their_own_teams(make_template, member, other_team, curator):
+    beta_curator = member("compliance", username="beta-curator", in_team=other_team)
+    alpha_draft = make_template("a")
+    platform_draft = make_template("p", team=None)
+    for actor, template in ((beta_curator, alpha_draft), (curator, platform_draft)):
+        with pytest.raises(PermissionDenied):
+            template_publish(template=template, actor=actor)
+        with pytest.raises(PermissionDenied):
+            template_archive(template=template, actor=actor)
+        with pytest.raises(PermissionDenied):
+            template_update(template=template, actor=actor, name="x")
+    with pytest.raises(PermissionDenied):
+        template_create(actor=curator, team=other_team, template_key="x", name="X", stages=THREE_STAGES)
+    with pytest.raises(PermissionDenied):
+        template_create(actor=curator, team=None, template_key="x", name="X", stages=THREE_STAGES)
+    with pytest.raises(NotFound):
+        template_fork(template=alpha_draft, actor=beta_curator, template_key="copy", team=other_team)
+    assignment, _ = template_assign(template=make_template("c", publish=True), actor=curator, team=alpha_draft.team)
+    with pytest.raises(PermissionDenied):
+        assignment_delete(assignment=assignment, actor=beta_curator)
+    assert WorkflowTemplateAssignment.objects.filter(pk=assignment.pk).exists()

@@ -171,10 +171,15 @@ def test_the_migration_drops_the_old_plain_tokens():
         ),
     )
     executor = MigrationExecutor(connection)
-    executor.migrate([previous])
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, user_id integer, created text)")
-        cursor.execute("INSERT INTO authtoken_token VALUES ('0123456789abcdef0123456789abcdef01234567', 1, 'x')")
-    executor = MigrationExecutor(connection)
-    executor.migrate([current])
-    assert "authtoken_token" not in connection.introspection.table_names()
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate([previous])
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, user_id integer, created text)")
+            cursor.execute("INSERT INTO authtoken_token VALUES ('0123456789abcdef0123456789abcdef01234567', 1, 'x')")
+        executor = MigrationExecutor(connection)
+        executor.migrate([current])
+        assert "authtoken_token" not in connection.introspection.table_names()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
