@@ -112,14 +112,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# DOSSIER_HTTPS=1 when the app is served over HTTPS (every production deployment): redirects, secure cookies, HSTS.
-HTTPS = env_bool("DOSSIER_HTTPS", False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- Transport and browser security (docs/threat-model.md) -------------------------------------------------------
+# Production (DEBUG=0) is served over HTTPS: redirects, secure cookies and HSTS are on unless DOSSIER_HTTPS=0.
+# `make run` sets DEBUG=1 and so serves plain http://127.0.0.1:8000.
+HTTPS = env_bool("DOSSIER_HTTPS", not DEBUG)
+# The header a TLS-terminating proxy sets to tell the app the client spoke HTTPS, e.g. "X-Forwarded-Proto" (value
+# "https"). Unset by default: then any client could claim HTTPS with that header. Set it only when every request
+# reaches the app through a proxy that overwrites the header.
+_PROXY_SSL_HEADER = env_str("DOSSIER_PROXY_SSL_HEADER").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
