@@ -96,3 +96,13 @@ def test_pages_carry_no_inline_code(client, member, team):
         assert response.status_code == 200, path
         assert "Content-Security-Policy" in response, path
         assert inline_code_without_nonce(response.content.decode(), nonce_of(response)) == [], path
+
+
+def test_the_csrf_failure_page_carries_no_inline_code():
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/accounts/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403
+    assert inline_code_without_nonce(response.content.decode(), nonce_of(response)) == []
+    assert "Request refused" in response.content.decode()
+    assert "Content-Security-Policy" in response
