@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "config.apps.DossierConfig",
     "django_celery_beat",
     "governance",
     "exports",

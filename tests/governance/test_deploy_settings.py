@@ -83,3 +83,28 @@ def test_make_run_serves_plain_http(tmp_path):
     values = _settings_under(_environment(tmp_path, DEBUG="1"))
     assert values["SECURE_SSL_REDIRECT"] is False
     assert values["SESSION_COOKIE_SECURE"] is False and values["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_deploy_checks_name_what_production_is_missing(settings, monkeypatch):
+    from config.checks import postgresql_in_production, secret_key_from_environment, strict_content_security_policy
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    assert [w.id for w in secret_key_from_environment(None)] == ["dossier.W001"]
+    monkeypatch.setenv("SECRET_KEY", PRODUCTION["SECRET_KEY"])
+    assert secret_key_from_environment(None) == []
+
+    from django.db import connections
+
+    monkeypatch.setattr(connections["default"], "vendor", "sqlite")
+    assert [w.id for w in postgresql_in_production(None)] == ["dossier.W002"]
+    monkeypatch.setattr(connections["default"], "vendor", "postgresql")
+    assert postgresql_in_production(None) == []
+
+    assert strict_content_security_policy(None) == []
+    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {**directives, "script-src": ["'self'", "'unsafe-inline'"]}}
+    (warning,) = strict_content_security_policy(None)
+    assert warning.id == "dossier.W003" and "script-src 'unsafe-inline'" in warning.msg
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": directives}
+    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "csp.middleware.CSPMiddleware"]
+    assert [w.id for w in strict_content_security_policy(None)] == ["dossier.W003"]
