@@ -79,7 +79,11 @@ class Visitor:
 
 
 def swagger_rendered(page: Page) -> None:
-    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=20_000)
+    """The operations render, and one opens (Swagger UI draws its parameters and examples then)."""
+    operation = page.locator(".swagger-ui .opblock").first
+    expect(operation).to_be_visible(timeout=20_000)
+    operation.locator(".opblock-summary").click()
+    expect(operation.locator(".opblock-body")).to_be_visible()
 
 
 def dashboard_refreshed(page: Page) -> None:
