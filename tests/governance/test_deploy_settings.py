@@ -14,7 +14,6 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-4f9a2b7c1d",
     "ALLOWED_HOSTS": "dossier.example.org",
-    "CSRF_TRUSTED_ORIGINS": "https://dossier.example.org",
     "DATABASE_URL": "postgres://dossier@db.example.org:5432/dossier",
     "CELERY_BROKER_URL": "redis://redis.example.org:6379/0",
     "REDIS_URL": "redis://redis.example.org:6379/1",
