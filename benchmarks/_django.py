@@ -18,6 +18,7 @@ def setup(database_url: str | None = None) -> None:
     _ensure_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DOSSIER_HTTPS", "0")  # benchmark servers and clients speak plain HTTP on loopback
     sys.path.insert(0, str(ROOT))
     import django
 

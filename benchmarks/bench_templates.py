@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DOSSIER_HTTPS", "0")  # in-process test client over plain HTTP
 
 import django  # noqa: E402
 

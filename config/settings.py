@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from config.env import env_bool, env_int, env_list, env_str, persistent_secret
 
@@ -35,6 +36,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    "config.apps.DossierConfig",
     "django_celery_beat",
     "governance",
     "exports",
@@ -44,6 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -131,19 +135,42 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# DOSSIER_HTTPS=1 when the app is served over HTTPS (every production deployment): redirects, secure cookies, HSTS.
-HTTPS = env_bool("DOSSIER_HTTPS", False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- Transport and browser security (docs/threat-model.md) -------------------------------------------------------
+# Production (DEBUG=0) is served over HTTPS: redirects, secure cookies and HSTS are on unless DOSSIER_HTTPS=0.
+# `make run` sets DEBUG=1 and so serves plain http://127.0.0.1:8000.
+HTTPS = env_bool("DOSSIER_HTTPS", not DEBUG)
+# The header a TLS-terminating proxy sets to tell the app the client spoke HTTPS, e.g. "X-Forwarded-Proto" (value
+# "https"). Unset by default: then any client could claim HTTPS with that header. Set it only when every request
+# reaches the app through a proxy that overwrites the header.
+_PROXY_SSL_HEADER = env_str("DOSSIER_PROXY_SSL_HEADER").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp): everything from our own origin, no inline script or style except elements
+# carrying the per-response nonce (`{{ request.csp_nonce }}`, used by the API docs page), no plugins, no framing,
+# forms post only to us. Pages keep their scripts and styles in static/.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 
 # --- I18N -----------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

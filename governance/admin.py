@@ -555,6 +555,9 @@ class WorkflowTemplateSnapshotAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
     ]
     readonly_fields = fields
 
+    class Media:
+        css = {"all": ["css/admin.css"]}  # styles live in files: the CSP allows no inline style
+
     def scope(self, request, queryset):
         return queryset.filter(template__in=visible_templates(request))
 
@@ -565,7 +568,7 @@ class WorkflowTemplateSnapshotAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
     @admin.display(description="Integrity")
     def integrity(self, obj):
         if snapshot_has_drifted(obj):
-            return format_html('<strong style="color:#b00">DRIFT: content does not match its sha256</strong>')
+            return format_html('<strong class="integrity-drift">DRIFT: content does not match its sha256</strong>')
         return "intact"
 
     @admin.display(description="Canonical JSON")
