@@ -224,6 +224,7 @@ DOSSIER_SCHEDULES = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
+    "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
 }
 
 # --- Email ----------------------------------------------------------------------------------------------------
@@ -331,3 +332,13 @@ METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 # Audit actions counted by dossier_retention_pruned_total, and the category label each one counts under.
 ANALYTICS_RETENTION_PRUNED_ACTIONS = {"narrative_export.artifact.expired": "artifact"}
+
+# --- Governance event feed (docs/feed.md) ---------------------------------------------------------------------
+DOSSIER_FEED_BATCH_SIZE = env_int("DOSSIER_FEED_BATCH_SIZE", 1000)
+DOSSIER_FEED_RUN_LIMIT = env_int("DOSSIER_FEED_RUN_LIMIT", 100_000)
+DOSSIER_FEED_FILE_PATH = env_str("DOSSIER_FEED_FILE_PATH", str(VAR_DIR / "feed" / "governance-events.ndjson"))
+DOSSIER_FEED_WEBHOOK_URL = env_str("DOSSIER_FEED_WEBHOOK_URL")
+DOSSIER_FEED_WEBHOOK_SECRET = env_str("DOSSIER_FEED_WEBHOOK_SECRET")
+DOSSIER_FEED_WEBHOOK_ATTEMPTS = env_int("DOSSIER_FEED_WEBHOOK_ATTEMPTS", 5)
+DOSSIER_FEED_WEBHOOK_BACKOFF_SECONDS = float(env_str("DOSSIER_FEED_WEBHOOK_BACKOFF_SECONDS", "1.0"))
+DOSSIER_FEED_WEBHOOK_TIMEOUT_SECONDS = float(env_str("DOSSIER_FEED_WEBHOOK_TIMEOUT_SECONDS", "10"))

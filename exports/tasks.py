@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from exports.feed.service import governance_feed_run_recorded, scheduled_sink
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
 
 
@@ -30,3 +31,10 @@ def package_execution_narrative_export(self, export_id: int) -> str:
 def sweep_stuck_exports() -> list[int]:
     """Re-dispatch exports stuck in ``queued`` or with a lost packaging worker (scheduled every 5 minutes)."""
     return exports_sweep_stuck()
+
+
+@shared_task(name="exports.export_governance_events", soft_time_limit=50 * 60, time_limit=55 * 60)
+def export_governance_events() -> dict:
+    """The hourly governance event feed run (docs/feed.md): ``db`` cursor, advisory-locked, outcome recorded."""
+    result = governance_feed_run_recorded(sink=scheduled_sink(), limit=settings.DOSSIER_FEED_RUN_LIMIT)
+    return {"outcome": result.outcome, "exported": result.exported, "cursor": result.state.cursor}
