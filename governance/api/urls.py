@@ -1,9 +1,10 @@
 from django.urls import path
 
-from governance.api import views
+from governance.api import audit_views, views
 
 urlpatterns = [
     path("auth/token", views.TokenApi.as_view(), name="auth-token"),
+    path("governance/audit-events", audit_views.AuditEventsApi.as_view(), name="audit-events"),
     path("governance/templates", views.TemplateListCreateApi.as_view(), name="template-list"),
     path("governance/templates/<int:template_id>", views.TemplateDetailApi.as_view(), name="template-detail"),
     path("governance/templates/<int:template_id>/publish", views.TemplatePublishApi.as_view(), name="template-publish"),
