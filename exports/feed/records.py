@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import orjson
 from django.db import connection
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from exports.models import NarrativeExport
@@ -136,6 +137,7 @@ def feed_lag(*, cursor: int) -> FeedLag:
     types = list(feed_event_types())
     if not types:
         return FeedLag(0, None)
-    rows = AuditEvent.objects.filter(sequence__gt=cursor, action__in=types)
-    oldest = rows.order_by("sequence").values_list("created_at", flat=True).first()
-    return FeedLag(rows.count(), oldest)
+    figures = AuditEvent.objects.filter(sequence__gt=cursor, action__in=types).aggregate(
+        events=Count("id"), oldest=Min("created_at")
+    )
+    return FeedLag(figures["events"], figures["oldest"])
