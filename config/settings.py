@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 
 from config.env import env_bool, env_int, env_list, env_str, persistent_secret
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DOSSIER_VAR_DIR", str(BASE_DIR / "var")))
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -235,14 +237,9 @@ GOVERNANCE_ESCALATION_EMAIL = env_str("GOVERNANCE_ESCALATION_EMAIL", "governance
 # --- Product settings -----------------------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo-pass")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# DOSSIER_LOG_FORMAT=json: one JSON object per line with export_id, run_id, error_code, request_id (config/logs.py).
+DOSSIER_LOG_FORMAT = env_str("DOSSIER_LOG_FORMAT", "plain")
+LOGGING = logging_config(log_format=DOSSIER_LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
 DOSSIER_MAX_EVENTS_PER_REQUEST = env_int("DOSSIER_MAX_EVENTS_PER_REQUEST", 5000)
 
 # Demo data, seeded app by app (lowest first) by `manage.py seed_demo`.

@@ -58,7 +58,11 @@ def governance_feed_run(*, sink: Sink, store: CursorStore, limit: int, batch_siz
         except SinkRefused as exc:
             result.refused = str(exc)
             logger.warning(
-                "feed batch refused", extra={"error_code": "feed_sink_refused", "cursor": cursor, "sink": sink.name}
+                "feed: the %s sink refused the batch after cursor %s: %s",
+                sink.name,
+                cursor,
+                exc,
+                extra={"error_code": "feed_sink_refused"},
             )
             break
         finally:
@@ -102,7 +106,7 @@ def governance_feed_run_recorded(*, sink: Sink, limit: int, batch_size: int | No
     with job_lock(FEED_JOB) as held:
         if not held:
             state = store.load()
-            logger.info("feed run skipped: another run holds the lock", extra={"run_id": FEED_JOB})
+            logger.info("feed run skipped: another run holds the lock")
             return FeedRunResult(start=state, state=state, skipped=True)
         try:
             result = governance_feed_run(sink=sink, store=store, limit=limit, batch_size=batch_size)
