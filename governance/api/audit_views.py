@@ -16,7 +16,7 @@ from governance.selectors.audit_trail import (
     audit_events_for_user,
     audit_rows,
     audit_segment,
-    csv_lines,
+    csv_chunks,
     ndjson_lines,
 )
 from governance.services.audit import _timestamp
@@ -91,8 +91,10 @@ class AuditEventsApi(SelectorListApi):
             return super().get(request, *args, **kwargs)
         qs = audit_events_for_user(user=request.user, filters=filters)
         segment = audit_segment(qs)
-        rows = audit_rows(qs, until_sequence=segment.last_sequence)
-        body = ndjson_lines(rows) if kind == "ndjson" else csv_lines(rows)
+        if kind == "ndjson":
+            body = ndjson_lines(audit_rows(qs, until_sequence=segment.last_sequence))
+        else:
+            body = csv_chunks(qs, until_sequence=segment.last_sequence)
         response = StreamingHttpResponse(body, content_type=FORMATS[kind])
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.{kind}"'

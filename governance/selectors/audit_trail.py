@@ -123,17 +123,18 @@ def audit_segment(qs: QuerySet[AuditEvent]) -> Segment:
 _PG_TIMESTAMP = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
 
+def _created_text_sql() -> Func:
+    """``created_at`` as the hash formats it, formatted by PostgreSQL."""
+    return Func(F("created_at"), template=f"to_char(%(expressions)s AT TIME ZONE 'UTC', '{_PG_TIMESTAMP}')")
+
+
 def audit_rows(qs: QuerySet[AuditEvent], *, until_sequence: int | None = None, chunk_size: int = 5000) -> Iterator:
     """``COLUMNS`` tuples, ``created_at`` formatted as the hash formats it and ``payload`` as JSON text, streamed
     through a server-side cursor on PostgreSQL."""
     if until_sequence is not None:
         qs = qs.filter(sequence__lte=until_sequence)
     postgres = connection.vendor == "postgresql"
-    created = (
-        Func(F("created_at"), template=f"to_char(%(expressions)s AT TIME ZONE 'UTC', '{_PG_TIMESTAMP}')")
-        if postgres
-        else F("created_at")
-    )
+    created = _created_text_sql() if postgres else F("created_at")
     rows = qs.annotate(created_text=created, payload_text=Cast("payload", TextField())).values_list(
         "sequence",
         "created_text",
@@ -192,6 +193,57 @@ def _neutralized(row: tuple) -> tuple | list:
     if not any(row[i] and row[i][0] in FORMULA_PREFIXES for i in _FREE_TEXT):
         return row
     return [("'" + value) if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value for value in row]
+
+
+def csv_chunks(qs: QuerySet[AuditEvent], *, until_sequence: int | None = None) -> Iterator[bytes]:
+    """The CSV export of ``qs`` (header, then one line per row), as UTF-8 chunks.
+
+    On PostgreSQL the database writes the CSV itself (``COPY (SELECT …) TO STDOUT``, with the formatting and the
+    formula neutralization done in the ``SELECT``), so a million rows stream at close to ``COPY`` speed; elsewhere
+    the rows go through Python's ``csv`` module with the same rules."""
+    if connection.vendor != "postgresql":
+        yield from (chunk.encode() for chunk in csv_lines(audit_rows(qs, until_sequence=until_sequence)))
+        return
+    if until_sequence is not None:
+        qs = qs.filter(sequence__lte=until_sequence)
+    cells = {
+        "created_text": _created_text_sql(),
+        "username_cell": _neutralize_sql("actor_username"),
+        "action_cell": _neutralize_sql("action"),
+        "object_type_cell": _neutralize_sql("object_type"),
+        "object_id_cell": _neutralize_sql("object_id"),
+        "payload_text": Cast("payload", TextField()),
+        "team_cell": _neutralize_sql("team__slug"),
+    }
+    select = qs.annotate(**cells).values_list(
+        "sequence", "created_text", "actor_id", "username_cell", "action_cell", "object_type_cell", "object_id_cell",
+        "team_id", "payload_text", "prev_hash", "hash", "team_cell",
+    )  # fmt: skip
+    sql, params = select.query.sql_with_params()
+    yield (",".join(COLUMNS) + "\n").encode()
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+        pending: list[bytes] = []
+        size = 0
+        for data in copy:
+            pending.append(bytes(data))
+            size += len(data)
+            if size >= 64 * 1024:
+                yield b"".join(pending)
+                pending, size = [], 0
+        if pending:
+            yield b"".join(pending)
+
+
+def _neutralize_sql(field: str) -> Func:
+    """The CSV cell of a text column: a leading quote added when it starts with ``= + - @`` or a quote."""
+    return Func(
+        F(field),
+        template=(
+            "CASE WHEN left(%(expressions)s, 1) IN ('=', '+', '-', '@', '''') "
+            "THEN '''' || %(expressions)s ELSE %(expressions)s END"
+        ),
+        output_field=TextField(),
+    )
 
 
 def csv_lines(rows: Iterable[tuple], *, batch: int = 500) -> Iterator[str]:

@@ -241,3 +241,18 @@ def test_db_store_run_is_recorded_with_its_latest_chunk(events, tmp_path):
     run.refresh_from_db()
     assert run.rows == 0 and run.details["chunk_until"] == cursor.cursor  # the latest chunk is kept
     assert DbCursorStore().load().cursor == cursor.cursor
+
+
+def test_the_hourly_schedule_runs_the_db_feed(events, settings, tmp_path):
+    from django_celery_beat.models import PeriodicTask
+
+    from exports.tasks import export_governance_events
+
+    settings.DOSSIER_FEED_FILE_PATH = str(tmp_path / "scheduled.ndjson")
+    call_command("setup_schedules", stdout=io.StringIO())
+    task = PeriodicTask.objects.get(name="governance-event-feed")
+    assert task.task == "exports.export_governance_events" and task.interval.every == 3600
+    outcome = export_governance_events.delay().get()
+    assert outcome == {"outcome": "succeeded", "exported": len(feed_sequences()), "cursor": feed_sequences()[-1]}
+    assert FeedCursor.objects.get(name="governance-feed").cursor == feed_sequences()[-1]
+    assert len(lines(tmp_path / "scheduled.ndjson")) == len(feed_sequences())

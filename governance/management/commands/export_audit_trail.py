@@ -17,7 +17,7 @@ from governance.selectors.audit_trail import (
     audit_events_filtered,
     audit_rows,
     audit_segment,
-    csv_lines,
+    csv_chunks,
     ndjson_lines,
 )
 
@@ -64,8 +64,10 @@ class Command(DossierCommand):
         )
         qs = audit_events_filtered(filters=filters, team_id=team_id)
         segment = audit_segment(qs)
-        rows = audit_rows(qs, until_sequence=segment.last_sequence)
-        chunks = ndjson_lines(rows) if options["format"] == "ndjson" else (s.encode() for s in csv_lines(rows))
+        if options["format"] == "ndjson":
+            chunks = ndjson_lines(audit_rows(qs, until_sequence=segment.last_sequence))
+        else:
+            chunks = csv_chunks(qs, until_sequence=segment.last_sequence)
         try:
             if options["output"]:
                 with open(options["output"], "wb") as handle:
