@@ -69,7 +69,8 @@ def _seed(total: int) -> None:
                 jsonb_build_object('export_id', (%(exports)s::text[])[1 + i %% %(nexports)s]::bigint, 'version', 1,
                     'sequence', i, 'stage_id', i %% 5000, 'stage_index', i %% 3, 'stage_name', 'Stage ' || (i %% 3),
                     'required_role', 'qa_approver', 'iteration', 1, 'due_at', '2026-12-01T12:00:00+00:00'),
-                encode(sha256(convert_to('p' || i, 'UTF8')), 'hex'), encode(sha256(convert_to('h' || i, 'UTF8')), 'hex')
+                encode(sha256(convert_to('p' || (%(base)s + i), 'UTF8')), 'hex'),
+                encode(sha256(convert_to('h' || (%(base)s + i), 'UTF8')), 'hex')
             FROM generate_series(1, %(n)s) AS i
             """,
             {
