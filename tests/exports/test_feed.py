@@ -256,3 +256,15 @@ def test_the_hourly_schedule_runs_the_db_feed(events, settings, tmp_path):
     assert outcome == {"outcome": "succeeded", "exported": len(feed_sequences()), "cursor": feed_sequences()[-1]}
     assert FeedCursor.objects.get(name="governance-feed").cursor == feed_sequences()[-1]
     assert len(lines(tmp_path / "scheduled.ndjson")) == len(feed_sequences())
+
+
+def test_text_is_escaped_into_valid_json(team):
+    awkward = 'Stage "A"\n\\ ü \u202e'
+    audit_record(
+        action="narrative_export.approval.stage_started",
+        team_id=team.pk,
+        payload={"stage_name": awkward, "required_role": "qa_approver", "note": "tab\there"},
+    )
+    (record,) = feed_records_after(cursor=0, limit=10)
+    row = json.loads(record.data)
+    assert row["stage"] == awkward and row["payload"]["note"] == "tab\there" and row["export_id"] is None
