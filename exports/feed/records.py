@@ -9,6 +9,7 @@ stays flat whatever the backlog.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,19 +42,20 @@ class FeedLag:
 
 
 _PG_TIMESTAMP = "to_char(ae.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-# Each record is built by the database as one JSON object, so Python only hands the text on. PostgreSQL writes it
-# by concatenation (each text value through ``to_json``, which escapes it; cheaper per row than
-# ``json_build_object``), SQLite with ``json_object``.
+# The database returns each value already as JSON text where that is cheap for it (payload, the stage's name and
+# role straight from the JSON payload, the timestamp in its final form); Python puts the record together from those
+# pieces and from JSON it encoded once per batch (types, categories, team slugs), so no value is parsed and
+# re-encoded per row.
 _DIALECTS = {
     "postgresql": {
-        "field": "ae.payload -> '{key}'",
+        "json_field": "(ae.payload -> '{key}')::text",
         "integer": "CASE WHEN jsonb_typeof(ae.payload -> '{key}') = 'number' THEN (ae.payload ->> '{key}')::bigint END",
-        "payload": "ae.payload",
+        "payload": "ae.payload::text",
         "created_at": _PG_TIMESTAMP,
         "id_of": "CASE WHEN ae.object_type = %s THEN ae.object_id::bigint END",
     },
     "sqlite": {
-        "field": "json_extract(ae.payload, '$.{key}')",
+        "json_field": "json_quote(json_extract(ae.payload, '$.{key}'))",
         "integer": (
             "CASE WHEN json_type(ae.payload, '$.{key}') = 'integer' THEN json_extract(ae.payload, '$.{key}') END"
         ),
@@ -62,63 +64,55 @@ _DIALECTS = {
         "id_of": "CASE WHEN ae.object_type = %s THEN CAST(ae.object_id AS integer) END",
     },
 }
-# How PostgreSQL renders a value of each kind as JSON text.
-_PG_JSON = {"text": "to_json({})::text", "number": "({})::text", "json": "({})::text"}
 
 
 def _dialect() -> dict[str, str]:
     return _DIALECTS["postgresql" if connection.vendor == "postgresql" else "sqlite"]
 
 
-def _record(fields: list[tuple[str, str, str]]) -> str:
-    """The SQL expression of one record's JSON text from ``(name, kind, expression)`` fields, in that order."""
-    if connection.vendor != "postgresql":
-        pairs = ", ".join(f"'{name}', {expression}" for name, _, expression in fields)
-        return f"json_object({pairs})"
-    parts = []
-    for index, (name, kind, expression) in enumerate(fields):
-        opening = "," if index else "{"
-        value = _PG_JSON[kind].format(expression)
-        parts.append(f"'{opening}\"{name}\":' || COALESCE({value}, 'null')")
-    return " || ".join(parts) + " || '}'"
-
-
-def _select(categories: dict[str, str], where: str) -> tuple[str, list]:
-    """``(sequence, record JSON)`` of feed rows matching ``where`` (on ``ae``), in sequence order."""
+def _select(types: list[str], where: str) -> tuple[str, list]:
+    """Feed rows matching ``where`` (on ``ae``), in sequence order: sequence, action, export id, execution id, team
+    slug, and the stage, role, payload and timestamp as JSON text."""
     d = _dialect()
     quote = connection.ops.quote_name
     export_id = f"COALESCE({d['id_of']}, {d['integer'].format(key='export_id')})"
-    record = _record(
-        [
-            ("record_id", "text", "'audit-' || ae.sequence"),
-            ("sequence", "number", "ae.sequence"),
-            ("type", "text", "ae.action"),
-            ("category", "text", "feed_types.category"),
-            ("export_id", "number", "ex.id"),
-            (
-                "execution_id",
-                "number",
-                f"COALESCE(ex.execution_id, {d['id_of']}, {d['integer'].format(key='execution_id')})",
-            ),
-            ("team", "text", "tm.slug"),
-            ("stage", "json", d["field"].format(key="stage_name")),
-            ("role", "json", d["field"].format(key="required_role")),
-            ("payload", "json", d["payload"]),
-            ("created_at", "text", d["created_at"]),
-        ]
-    )
-    types = ", ".join(["(%s, %s)"] * len(categories))
+    execution_id = f"COALESCE(ex.execution_id, {d['id_of']}, {d['integer'].format(key='execution_id')})"
     sql = (
-        f"WITH feed_types (action, category) AS (VALUES {types}) "  # noqa: S608 - fixed names; values are parameters
-        f"SELECT ae.sequence, {record} "
+        f"SELECT ae.sequence, ae.action, ex.id, {execution_id}, tm.slug, "  # noqa: S608 - fixed names
+        f"{d['json_field'].format(key='stage_name')}, {d['json_field'].format(key='required_role')}, "
+        f"{d['payload']}, {d['created_at']} "
         f"FROM {quote(AuditEvent._meta.db_table)} ae "
-        "JOIN feed_types ON feed_types.action = ae.action "
         f"LEFT JOIN {quote(NarrativeExport._meta.db_table)} ex ON ex.id = {export_id} "
         f"LEFT JOIN {quote(Team._meta.db_table)} tm ON tm.id = ae.team_id "
-        f"WHERE {where} ORDER BY ae.sequence"
+        f"WHERE ae.action IN ({', '.join(['%s'] * len(types))}) AND {where} ORDER BY ae.sequence"
     )
-    pairs = [value for action in sorted(categories) for value in (action, categories[action])]
-    return sql, [*pairs, EXECUTION_OBJECT, EXPORT_OBJECT]
+    return sql, [EXECUTION_OBJECT, EXPORT_OBJECT, *types]
+
+
+def _json_string(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _records(rows: list[tuple], categories: dict[str, str]) -> list[FeedRecord]:
+    kinds = {action: (_json_string(action), _json_string(category)) for action, category in categories.items()}
+    teams: dict[str | None, str] = {}
+    records = []
+    for sequence, action, export_id, execution_id, team, stage, role, payload, created_at in rows:
+        kind, category = kinds[action]
+        slug = teams.get(team)
+        if slug is None:
+            slug = teams[team] = _json_string(team)
+        records.append(
+            FeedRecord(
+                sequence,
+                f'{{"record_id":"audit-{sequence}","sequence":{sequence},"type":{kind},"category":{category},'
+                f'"export_id":{"null" if export_id is None else export_id},'
+                f'"execution_id":{"null" if execution_id is None else execution_id},"team":{slug},'
+                f'"stage":{stage or "null"},"role":{role or "null"},"payload":{payload},'
+                f'"created_at":"{created_at}"}}'.encode(),
+            )
+        )
+    return records
 
 
 def feed_records_after(*, cursor: int, limit: int, until: int | None = None) -> list[FeedRecord]:
@@ -129,10 +123,10 @@ def feed_records_after(*, cursor: int, limit: int, until: int | None = None) -> 
     bounds, params = "ae.sequence > %s", [cursor]
     if until is not None:
         bounds, params = "ae.sequence > %s AND ae.sequence <= %s", [cursor, until]
-    sql, select_params = _select(categories, bounds)
+    sql, select_params = _select(sorted(categories), bounds)
     with connection.cursor() as db:
         db.execute(f"{sql} LIMIT %s", [*select_params, *params, limit])
-        return [FeedRecord(sequence, record.encode()) for sequence, record in db.fetchall()]
+        return _records(db.fetchall(), categories)
 
 
 def feed_lag(*, cursor: int) -> FeedLag:

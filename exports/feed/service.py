@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import timezone
@@ -32,7 +32,6 @@ class FeedRunResult:
     first_sequence: int | None = None
     last_sequence: int | None = None
     skipped: bool = False
-    retries: list[float] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -65,8 +64,6 @@ def governance_feed_run(*, sink: Sink, store: CursorStore, limit: int, batch_siz
                 extra={"error_code": "feed_sink_refused"},
             )
             break
-        finally:
-            result.retries = list(getattr(sink, "delays", []))
         cursor, rows = batch[-1].sequence, rows + len(batch)
         result.state = store.save(cursor=cursor, rows=rows)
         result.exported += len(batch)

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -101,7 +101,6 @@ class WebhookSink:
     timeout_seconds: float = 10.0
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
-    delays: list[float] = field(default_factory=list)  # the waits taken, for the run's report
     name: str = "webhook"
 
     def body(self, batch: Sequence[FeedRecord]) -> bytes:
@@ -133,6 +132,4 @@ class WebhookSink:
         """Exponential backoff with jitter: half of ``backoff * 2^(attempt-1)`` (capped) plus a random share of the
         other half, so waits grow and concurrent feeds do not retry in step."""
         ceiling = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 2 ** (attempt - 1))
-        wait = ceiling / 2 + self.jitter() * ceiling / 2
-        self.delays.append(wait)
-        return wait
+        return ceiling / 2 + self.jitter() * ceiling / 2

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from exports.feed.cursors import DbCursorStore
+from exports.feed.cursors import DEFAULT_CURSOR_NAME, CursorState
 from exports.feed.records import FeedLag, feed_lag, feed_records_after
 from exports.feed.service import FEED_JOB
 from governance.choices import RoleKey
-from governance.models import Membership, ScheduledJobRun
+from governance.models import FeedCursor, Membership, ScheduledJobRun
 
 # Who may run the feed from the reports page: staff, and operators or admins of any team. The download of the
 # latest chunk spans every team, so it is for staff only.
@@ -35,7 +35,8 @@ class FeedStatus:
 
 
 def governance_feed_status() -> FeedStatus:
-    state = DbCursorStore().load()
+    row = FeedCursor.objects.filter(name=DEFAULT_CURSOR_NAME).first()  # read only: a page view writes nothing
+    state = CursorState(row.cursor, row.rows, row.updated_at) if row is not None else CursorState()
     run = ScheduledJobRun.objects.filter(job=FEED_JOB).first()
     details = run.details if run is not None else {}
     chunk = None
