@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection, connections
 from django.utils import timezone
 
 from exports.feed.cursors import CursorState, CursorStore, DbCursorStore, FileCursorStore
@@ -43,35 +47,70 @@ class FeedRunResult:
 def governance_feed_run(*, sink: Sink, store: CursorStore, limit: int, batch_size: int | None = None) -> FeedRunResult:
     """Send up to ``limit`` events after the stored cursor to ``sink`` in batches, saving the cursor after each
     batch the sink accepted. A crash between a send and its cursor save re-sends that one batch next run (at least
-    once; ``record_id`` lets the sink deduplicate); a refused batch stops the run with the cursor before it."""
+    once; ``record_id`` lets the sink deduplicate); a refused batch stops the run with the cursor before it.
+
+    Outside a transaction the next batch is read on a second connection while the sink takes the current one (the
+    cursor still moves only after the sink accepted); inside one (a caller's ``atomic`` block) reads stay on the
+    caller's connection, which alone sees its uncommitted rows."""
     batch_size = max(1, batch_size or settings.DOSSIER_FEED_BATCH_SIZE)
     start = store.load()
     result = FeedRunResult(start=start, state=start)
-    cursor, rows = start.cursor, start.rows
-    while result.exported < limit:
-        batch = feed_records_after(cursor=cursor, limit=min(batch_size, limit - result.exported))
-        if not batch:
-            break
-        try:
-            sink.send(batch)
-        except SinkRefused as exc:
-            result.refused = str(exc)
-            logger.warning(
-                "feed: the %s sink refused the batch after cursor %s: %s",
-                sink.name,
-                cursor,
-                exc,
-                extra={"error_code": "feed_sink_refused"},
-            )
-            break
-        cursor, rows = batch[-1].sequence, rows + len(batch)
-        result.state = store.save(cursor=cursor, rows=rows)
-        result.exported += len(batch)
-        result.batches += 1
-        if result.first_sequence is None:
-            result.first_sequence = batch[0].sequence
-        result.last_sequence = cursor
+    rows = start.rows
+    with _reader(prefetch=not connection.in_atomic_block) as read:
+        batch = read(start.cursor, min(batch_size, limit))
+        while batch:
+            sent = result.exported + len(batch)
+            following = read.ahead(batch[-1].sequence, min(batch_size, limit - sent)) if sent < limit else None
+            try:
+                sink.send(batch)
+            except SinkRefused as exc:
+                result.refused = str(exc)
+                logger.warning(
+                    "feed: the %s sink refused the batch after cursor %s: %s",
+                    sink.name,
+                    result.state.cursor,
+                    exc,
+                    extra={"error_code": "feed_sink_refused"},
+                )
+                break
+            rows += len(batch)
+            result.state = store.save(cursor=batch[-1].sequence, rows=rows)
+            result.exported, result.batches = sent, result.batches + 1
+            if result.first_sequence is None:
+                result.first_sequence = batch[0].sequence
+            result.last_sequence = batch[-1].sequence
+            batch = following.result() if following is not None else []
     return result
+
+
+class _Reader:
+    """``read(cursor, n)`` now, or ``read.ahead(cursor, n)`` on the reader thread (a future), when there is one."""
+
+    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
+        self.pool = pool
+
+    def __call__(self, cursor: int, limit: int) -> list:
+        return feed_records_after(cursor=cursor, limit=limit)
+
+    def ahead(self, cursor: int, limit: int) -> Future:
+        if self.pool is None:
+            done: Future = Future()
+            done.set_result(self(cursor, limit))
+            return done
+        return self.pool.submit(feed_records_after, cursor=cursor, limit=limit)
+
+
+@contextmanager
+def _reader(*, prefetch: bool) -> Iterator[_Reader]:
+    if not prefetch:
+        yield _Reader(None)
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-reader")
+    try:
+        yield _Reader(pool)
+    finally:
+        pool.submit(connections.close_all).result()  # the reader thread's own connection
+        pool.shutdown()
 
 
 def scheduled_sink() -> Sink:

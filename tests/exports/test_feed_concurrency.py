@@ -74,3 +74,27 @@ def test_the_operators_run_is_skipped_while_another_holds_the_lock(team, tmp_pat
         other.execute("SELECT pg_advisory_unlock(%s)", [_advisory_key("governance-feed")])
     done = governance_feed_run_recorded(sink=FileSink(tmp_path / "b.ndjson"), limit=100)
     assert not done.skipped and done.exported == 1
+
+
+class CrashOnSave(FileCursorStore):
+    def __init__(self, path, nth):
+        super().__init__(path)
+        self.saves, self.nth = 0, nth
+
+    def save(self, *, cursor, rows):
+        self.saves += 1
+        if self.saves == self.nth:
+            raise RuntimeError("crash between send and cursor write")
+        return super().save(cursor=cursor, rows=rows)
+
+
+def test_a_crash_with_the_next_batch_read_ahead_resends_only_the_crashed_batch(team, tmp_path):
+    for i in range(20):
+        audit_record(action=ACTION, team_id=team.pk, payload={"i": i})
+    out, path = tmp_path / "feed.ndjson", tmp_path / "cursor.json"
+    with pytest.raises(RuntimeError):
+        governance_feed_run(sink=FileSink(out), store=CrashOnSave(path, nth=3), limit=100, batch_size=4)
+    governance_feed_run(sink=FileSink(out), store=FileCursorStore(path), limit=100, batch_size=4)
+    sequences = [json.loads(line)["sequence"] for line in out.read_text().splitlines()]
+    expected = list(AuditEvent.objects.filter(action=ACTION).order_by("sequence").values_list("sequence", flat=True))
+    assert sequences == expected[:12] + expected[8:]  # the third batch twice, nothing lost
