@@ -202,7 +202,7 @@ def main() -> None:
     print(f"governance event feed, {feed['events']:,} events in batches of {BATCH:,} (file cursor store):")
     print(f"  feed {feed['feed_per_s']:,.0f} events/s; COPY TO STDOUT {feed['copy_per_s']:,.0f} rows/s")
     print(f"  ratio feed/COPY = {feed['ratio']:.2f} (target >= {TARGET}) {verdict(feed['ratio'], TARGET)}")
-    print(f"  peak RSS added: {feed['rss_added_mb']:.1f} MB (one batch in memory at a time)")
+    print(f"  peak RSS added: {feed['rss_added_mb']:.1f} MB (one batch sent while the next is read)")
 
     audit = bench_audit_csv(args.events)
     print(f"audit trail CSV export, {audit['rows']:,} rows (COPY … TO STDOUT WITH CSV of the export's SELECT):")
