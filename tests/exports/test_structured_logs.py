@@ -67,3 +67,11 @@ def test_a_request_logs_and_returns_its_request_id(json_lines, db):
     assert line["request_id"] == "req-42" and "no-such-page" in line["message"]
     generated = Client().get("/no-such-page", HTTP_X_REQUEST_ID="bad id\n")["X-Request-ID"]
     assert generated != "bad id\n" and len(generated) == 32
+
+
+def test_an_api_error_logs_its_code_with_the_request_id(json_lines, member, client_for):
+    scientist = member("scientist", username="sam")
+    response = client_for(scientist).get("/api/governance/audit-events", HTTP_X_REQUEST_ID="req-7")
+    assert response.status_code == 403
+    (line,) = [line for line in json_lines() if line.get("error_code") == "permission_denied"]
+    assert line["request_id"] == "req-7" and line["logger"] == "config.api"
