@@ -35,6 +35,8 @@ check:
 	$(MANAGE) check
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn > /dev/null
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
 
 pytest:
 	$(PY) -m pytest $(PYTEST_ARGS)

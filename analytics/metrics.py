@@ -4,7 +4,8 @@ Nothing is counted in process memory, so every web and worker process reports th
 packaging histogram, failures and bytes come from ``PackagingRun`` rows, integrity failures and retention
 pruning from the audit trail (the lifecycle events ``narrative_export.artifact.integrity_failed`` and
 ``narrative_export.artifact.expired`` are written there on every occurrence), queue depth from export statuses
-and overdue stages from the ladders. Six aggregate queries per scrape, whatever the data size.
+and overdue stages from the ladders; ``analytics.operations`` adds verification, storage, feed and retention
+figures. A fixed number of aggregate queries per scrape, whatever the data size.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 from rest_framework.exceptions import AuthenticationFailed
 
+from analytics.operations import operations_families
 from approvals.choices import LadderStatus, StageStatus
 from approvals.models import ApprovalStage
 from exports.choices import ExportStatus, PackagingRunStatus
@@ -123,12 +125,16 @@ def queue_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
     return depth, oldest
 
 
-def stage_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+def stage_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
     now = timezone.now()
     rows = (
         ApprovalStage.objects.filter(status=StageStatus.IN_PROGRESS, ladder__status=LadderStatus.IN_PROGRESS)
         .values("required_role", team=F("ladder__export__execution__team__slug"))
-        .annotate(open=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)))
+        .annotate(
+            open=Count("id"),
+            overdue=Count("id", filter=Q(due_at__lt=now)),
+            escalated=Count("id", filter=Q(escalated_at__isnull=False)),
+        )
         .order_by("required_role", "team")
     )
     overdue = GaugeMetricFamily(
@@ -139,10 +145,16 @@ def stage_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
     open_stages = GaugeMetricFamily(
         "dossier_open_stages", "Approval stages in progress, by required role and team.", labels=["role", "team"]
     )
+    escalated = GaugeMetricFamily(
+        "dossier_escalated_stages",
+        "Approval stages in progress that the SLA monitor escalated, by required role and team.",
+        labels=["role", "team"],
+    )
     for row in rows:
         overdue.add_metric([row["required_role"], row["team"]], row["overdue"])
         open_stages.add_metric([row["required_role"], row["team"]], row["open"])
-    return overdue, open_stages
+        escalated.add_metric([row["required_role"], row["team"]], row["escalated"])
+    return overdue, open_stages, escalated
 
 
 class DatabaseCollector:
@@ -154,6 +166,7 @@ class DatabaseCollector:
         yield from audit_families()
         yield from queue_families()
         yield from stage_families()
+        yield from operations_families()
 
 
 def metrics_text() -> bytes:

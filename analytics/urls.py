@@ -8,5 +8,7 @@ urlpatterns = [
     path("governance/dashboard", views.dashboard, name="dashboard"),
     path("governance/dashboard/panels", views.dashboard_panels, name="dashboard-panels"),
     path("governance/reports", views.reports, name="reports"),
+    path("governance/reports/feed/run", views.feed_run, name="feed-run"),
+    path("governance/reports/feed/latest.ndjson", views.feed_latest_chunk, name="feed-latest-chunk"),
     path("metrics", views.metrics, name="metrics"),
 ]

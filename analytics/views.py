@@ -3,16 +3,19 @@ and the Prometheus scrape endpoint. Thin: each builds its context from selectors
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from analytics.cache import governance_analytics_cached
 from analytics.charts import trend_chart
@@ -22,10 +25,13 @@ from analytics.metrics import metrics_auth_failure, metrics_response
 from analytics.selectors import overdue_stage_queue, role_choices
 from config.errors import NotFound, ValidationFailed
 from exports.choices import ExportStatus
+from exports.feed.status import feed_chunk_lines, governance_feed_status, is_feed_operator
 from exports.selectors.narrative_exports import packaging_jobs_summary
+from exports.tasks import export_governance_events
 from governance.models import Team
 
 WINDOW_CHOICES = (7, 14, 30)
+logger = logging.getLogger(__name__)
 
 
 def _scope(request: HttpRequest) -> AnalyticsScope:
@@ -173,8 +179,46 @@ def reports(request: HttpRequest) -> HttpResponse:
             "failure_total": sum(count for _, count in failures),
             "recent_failures": [run for run in jobs["recent_runs"] if run["error_code"]],
             "metrics_visible": request.user.is_staff,
+            "feed": governance_feed_status(),
+            "feed_operator": is_feed_operator(request.user),
         },
     )
+
+
+@require_POST
+@login_required
+def feed_run(request: HttpRequest) -> HttpResponse:
+    """Run the governance event feed now (the hourly task, queued), for staff and operators."""
+    if not is_feed_operator(request.user):
+        raise PermissionDenied
+    try:
+        outcome = export_governance_events.delay()
+    except Exception:  # the broker is down: nothing was changed, say so
+        logger.exception("the governance feed run could not be queued")
+        messages.error(request, "The feed run could not be queued: the task broker is unavailable.")
+    else:
+        if outcome.ready() and outcome.successful():
+            result = outcome.result
+            messages.success(
+                request, f"Feed run {result['outcome']}: {result['exported']} event(s), cursor {result['cursor']}."
+            )
+        else:
+            messages.success(request, "Feed run queued; the figures update when it has run.")
+    return redirect("analytics:reports")
+
+
+@require_GET
+@login_required
+def feed_latest_chunk(request: HttpRequest) -> HttpResponse:
+    """The NDJSON rows the latest feed run delivered; staff only, since they span every team."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    chunk = governance_feed_status().chunk
+    if chunk is None:
+        raise Http404("The feed has not delivered anything yet.")
+    response = StreamingHttpResponse(feed_chunk_lines(chunk), content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="governance-events-{chunk.after + 1}-{chunk.until}.ndjson"'
+    return response
 
 
 @require_GET

@@ -1,5 +1,6 @@
 """API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -10,6 +11,8 @@ from rest_framework import exceptions, generics, serializers
 from rest_framework.response import Response
 
 from config.errors import DossierError
+
+logger = logging.getLogger(__name__)
 
 _DRF_CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
@@ -46,6 +49,9 @@ def _validation_details(detail: Any) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every error — ours, DRF's and Django's — as ``{"error": {"code", "message", "details"}}``."""
     if isinstance(exc, DossierError):
+        logger.info(
+            "%s answered %s %s", context["request"].path, exc.status_code, exc.code, extra={"error_code": exc.code}
+        )
         headers = getattr(exc, "headers", None)  # e.g. Retry-After on 429 too_many_attempts
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers)
     if isinstance(exc, Http404):

@@ -13,6 +13,7 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 
 from config.env import env_bool, env_int, env_list, env_str, persistent_secret
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DOSSIER_VAR_DIR", str(BASE_DIR / "var")))
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -279,6 +281,7 @@ DOSSIER_SCHEDULES = {
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
     "login-counters-purge": {"task": "governance.purge_login_counters", "every": timedelta(hours=1)},
+    "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
 }
 
 # --- Email ----------------------------------------------------------------------------------------------------
@@ -289,14 +292,9 @@ GOVERNANCE_ESCALATION_EMAIL = env_str("GOVERNANCE_ESCALATION_EMAIL", "governance
 # --- Product settings -----------------------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo-pass")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# DOSSIER_LOG_FORMAT=json: one JSON object per line with export_id, run_id, error_code, request_id (config/logs.py).
+DOSSIER_LOG_FORMAT = env_str("DOSSIER_LOG_FORMAT", "plain")
+LOGGING = logging_config(log_format=DOSSIER_LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
 DOSSIER_MAX_EVENTS_PER_REQUEST = env_int("DOSSIER_MAX_EVENTS_PER_REQUEST", 5000)
 
 # Demo data, seeded app by app (lowest first) by `manage.py seed_demo`.
@@ -386,3 +384,13 @@ METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 # Audit actions counted by dossier_retention_pruned_total, and the category label each one counts under.
 ANALYTICS_RETENTION_PRUNED_ACTIONS = {"narrative_export.artifact.expired": "artifact"}
+
+# --- Governance event feed (docs/feed.md) ---------------------------------------------------------------------
+DOSSIER_FEED_BATCH_SIZE = env_int("DOSSIER_FEED_BATCH_SIZE", 1000)
+DOSSIER_FEED_RUN_LIMIT = env_int("DOSSIER_FEED_RUN_LIMIT", 100_000)
+DOSSIER_FEED_FILE_PATH = env_str("DOSSIER_FEED_FILE_PATH", str(VAR_DIR / "feed" / "governance-events.ndjson"))
+DOSSIER_FEED_WEBHOOK_URL = env_str("DOSSIER_FEED_WEBHOOK_URL")
+DOSSIER_FEED_WEBHOOK_SECRET = env_str("DOSSIER_FEED_WEBHOOK_SECRET")
+DOSSIER_FEED_WEBHOOK_ATTEMPTS = env_int("DOSSIER_FEED_WEBHOOK_ATTEMPTS", 5)
+DOSSIER_FEED_WEBHOOK_BACKOFF_SECONDS = float(env_str("DOSSIER_FEED_WEBHOOK_BACKOFF_SECONDS", "1.0"))
+DOSSIER_FEED_WEBHOOK_TIMEOUT_SECONDS = float(env_str("DOSSIER_FEED_WEBHOOK_TIMEOUT_SECONDS", "10"))

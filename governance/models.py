@@ -495,3 +495,32 @@ class LoginFailureCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start}: {self.attempts}"
+
+
+class FeedCursor(models.Model):
+    """The database cursor store of the governance event feed (docs/feed.md): the audit-chain sequence of the last
+    row a sink accepted, advanced only after it accepted the batch."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    cursor = models.BigIntegerField(default=0)
+    rows = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.cursor}"
+
+
+class ScheduledJobRun(models.Model):
+    """The latest run of a scheduled job (``governance-feed``, ``retention``, …), one row per job, written by the
+    job itself when a run ends; ``/metrics`` and the reports page read it (docs/operations.md)."""
+
+    job = models.SlugField(max_length=63, unique=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=20)
+    rows = models.BigIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.job}: {self.outcome} at {self.finished_at:%Y-%m-%d %H:%M}"

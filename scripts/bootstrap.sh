@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the project needs from nothing: uv, the locked Python environment, and the Debian tools
-# that the tests and bundles use (chromium for browser tests, zstd for tar --zstd). Safe to run repeatedly.
+# that the tests and bundles use (chromium for browser tests, zstd for tar --zstd, promtool from the prometheus
+# package for the alert rules and metrics checks). Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ if [ "${1:-}" = "--dev" ]; then
   [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
   command -v zstd >/dev/null 2>&1 || missing+=(zstd)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       echo "installing Debian packages: ${missing[*]}"

@@ -389,8 +389,21 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
                 event_type="narrative_export.packaging.retrying" if retrying else "narrative_export.packaging.failed",
                 payload={"attempt": run.attempt, "run_id": run.pk, "error_code": code, "error_message": message[:500]},
             )
+        logger.warning(
+            "packaging of export %s failed (%s): %s",
+            export.pk,
+            "will retry" if retrying else "final",
+            message[:500],
+            extra={"export_id": export.pk, "run_id": run.pk, "error_code": code},
+        )
     except (OperationalError, InterfaceError):
-        logger.exception("could not record the failure of export %s (%s: %s)", started.export.pk, code, message)
+        logger.exception(
+            "could not record the failure of export %s (%s: %s)",
+            started.export.pk,
+            code,
+            message,
+            extra={"export_id": started.export.pk, "run_id": started.run.pk, "error_code": code},
+        )
 
 
 def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcome:

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from governance.api import views
+from governance.api import audit_views, views
 
 urlpatterns = [
     path("auth/token", views.TokenApi.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutApi.as_view(), name="auth-logout"),
+    path("governance/audit-events", audit_views.AuditEventsApi.as_view(), name="audit-events"),
     path("governance/templates", views.TemplateListCreateApi.as_view(), name="template-list"),
     path("governance/templates/<int:template_id>", views.TemplateDetailApi.as_view(), name="template-detail"),
     path("governance/templates/<int:template_id>/publish", views.TemplatePublishApi.as_view(), name="template-publish"),

@@ -144,5 +144,45 @@ def test_staff_api_token_works_and_non_staff_is_forbidden(client, staff, crew):
 def test_query_count_is_fixed(staff, telemetry, django_assert_max_num_queries):
     client = Client()
     client.force_login(staff)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(13):  # 8, and 5 for the operations figures
         assert client.get(URL).status_code == 200
+
+
+def test_operations_figures(staff, telemetry, team, tmp_path):
+    from django.utils import timezone
+
+    from exports.feed.service import governance_feed_run_recorded
+    from exports.feed.sinks import FileSink
+    from exports.models import ExportArtifact
+    from exports.services.verification import verification_record
+    from governance.services.jobs import job_run_record
+
+    verification_record(source="verify_export", ok=False, problem_codes=["payload_digest_mismatch"])
+    verification_record(source="verify_export", ok=True)
+    verification_record(source="fixity", ok=False)
+    client = Client()
+    client.force_login(staff)
+
+    def figures() -> dict:
+        text = client.get(URL).content.decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    before = figures()
+    assert before[("dossier_verify_failures_total", (("source", "verify_export"),))] == 1
+    assert before[("dossier_verify_failures_total", (("source", "fixity"),))] == 1
+    stored = sum(ExportArtifact.objects.filter(expired_at__isnull=True).values_list("size", flat=True))
+    assert before[("dossier_storage_bytes", (("tier", "hot"),))] == stored
+    assert before[("dossier_feed_lag_events", ())] > 0 and before[("dossier_feed_lag_seconds", ())] >= 0
+    assert ("dossier_feed_last_success_timestamp_seconds", ()) not in before
+    assert ("dossier_retention_last_run_timestamp_seconds", ()) not in before  # absent until retention runs
+    governance_feed_run_recorded(sink=FileSink(tmp_path / "feed.ndjson"), limit=100_000)
+    job_run_record(job="retention", started_at=timezone.now(), outcome="succeeded")
+    after = figures()
+    assert after[("dossier_feed_lag_events", ())] == 0
+    last_success = after[("dossier_feed_last_success_timestamp_seconds", ())]
+    assert last_success == pytest.approx(timezone.now().timestamp(), abs=60)
+    assert after[("dossier_retention_last_run_timestamp_seconds", ())] > 0

@@ -100,3 +100,17 @@ def test_replay_export_refuses_unpackaged_or_unknown_exports(make_export):
 def test_rotate_signing_key_prints_the_new_key(db):
     code, out, _ = run("rotate_signing_key")
     assert code == 0 and out.startswith("active signing key: ")
+
+
+def test_every_verify_export_result_is_recorded_in_the_audit_trail(packaged):
+    from governance.models import AuditEvent
+
+    assert run("verify_export", str(packaged.pk))[0] == 0
+    flip_byte(__import__("pathlib").Path(archive_path(packaged)), offset=200)
+    assert run("verify_export", str(packaged.pk))[0] == 3
+    rows = list(AuditEvent.objects.filter(action="narrative_export.artifact.verified").order_by("sequence"))
+    assert [(row.payload["ok"], row.payload["source"], row.object_id) for row in rows] == [
+        (True, "verify_export", str(packaged.pk)),
+        (False, "verify_export", str(packaged.pk)),
+    ]
+    assert rows[1].payload["problems"] and rows[1].team_id == packaged.execution.team_id

@@ -3,6 +3,7 @@
 Exit codes: 0 valid, 3 invalid (each problem printed), 1 error (bad argument, unreadable file, unknown export).
 Everything read from the archive is printed inert (docs/text-policy.md): a member name or title cannot move the
 cursor, colour the terminal or reorder the line an auditor reads.
+Every outcome (valid or invalid) is recorded in the audit trail (``exports.services.verification``).
 """
 
 import os
@@ -14,6 +15,7 @@ from config.commands import EXIT_INVALID, DossierCommand
 from exports.bundle import BundleError, Problem, verify_bundle
 from exports.models import ExportArtifact
 from exports.selectors.narrative_exports import signing_keys_list
+from exports.services.verification import SOURCE_VERIFY_EXPORT, verification_record
 from exports.storage import ArtifactMissing, StorageUnavailable, artifact_local_path
 from textpolicy import inert_line
 
@@ -22,16 +24,19 @@ MAX_ID = 2**63 - 1
 
 class Command(DossierCommand):
     help = "Verify a bundle (structure, every digest, signature, attestation). Exit 0 valid, 3 invalid, 1 error."
+    archive_sha256 = ""  # of the archive last verified, for the audit record
 
     def add_arguments(self, parser):
         parser.add_argument("target", help="an export id, or the path of a bundle file (.tar.zst / .tar.gz)")
 
     def handle(self, *args, target: str, **options):
         keys = {key.key_id: key.public_key_pem for key in signing_keys_list()}
+        artifact = None
+        self.archive_sha256 = ""
         if os.path.isfile(target):
             problems, summary, title = self._verify(target, keys, expected_sha256=None)
         elif target.isascii() and target.isdigit() and int(target) <= MAX_ID:
-            artifact = ExportArtifact.objects.filter(export_id=int(target)).first()
+            artifact = ExportArtifact.objects.select_related("export__execution").filter(export_id=int(target)).first()
             if artifact is None:
                 raise CommandError(f"export {target} has no packaged artifact (and no file is named '{target}')")
             try:
@@ -45,6 +50,13 @@ class Command(DossierCommand):
         else:
             raise CommandError(f"'{inert_line(target)}' is neither an existing bundle file nor an export id")
         shown = inert_line(target)
+        verification_record(
+            source=SOURCE_VERIFY_EXPORT,
+            ok=not problems,
+            problem_codes=[problem.code for problem in problems],
+            export=artifact.export if artifact is not None else None,
+            archive_sha256=self.archive_sha256,
+        )
         if problems:
             self.stdout.write(f"invalid: {shown}")
             for problem in problems:
@@ -64,6 +76,7 @@ class Command(DossierCommand):
             report = verify_bundle(path, keys)
         except (OSError, BundleError) as exc:
             raise CommandError(f"cannot verify {inert_line(str(path))}: {inert_line(str(exc))}") from exc
+        self.archive_sha256 = report.archive_sha256 or ""
         problems = list(report.problems)
         if expected_sha256 and report.archive_sha256 != expected_sha256:
             problems.append(
