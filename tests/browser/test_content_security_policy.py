@@ -92,6 +92,8 @@ NOT_PAGES = {
     "exports/<int:export_id>/stages/<int:stage_id>/delegate",
     "exports/<int:export_id>/stages/<int:stage_id>/reset",
     "governance/dashboard/panels",
+    "governance/reports/feed/run",  # the reports card's button posts here and is redirected back
+    "governance/reports/feed/latest.ndjson",  # a download, not a page
 }
 
 
