@@ -34,7 +34,22 @@ def _inert_wrapper(wrapper: OutputWrapper) -> InertOutputWrapper:
 
 class DossierCommand(BaseCommand):
     """Turns application errors into a one-line reason on stderr and exit code 1 instead of a traceback, and
-    prints everything through :class:`InertOutputWrapper`."""
+    prints everything through :class:`InertOutputWrapper`. A usage error (an unknown option, a bad choice) is an
+    error too: exit 1 with the usage line, so exit 2 keeps meaning "not permitted" for every command."""
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        command_line_error = parser.error
+
+        def error(message):
+            if not parser.called_from_command_line:
+                return command_line_error(message)  # raises CommandError for call_command()
+            parser.print_usage(sys.stderr)
+            sys.stderr.write(f"error: {inert(message)}\n")
+            sys.exit(EXIT_ERROR)
+
+        parser.error = error
+        return parser
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
