@@ -21,24 +21,15 @@ from config.errors import PermissionDenied
 from governance.choices import RoleKey
 from governance.models import AuditEvent, Membership
 from governance.selectors.teams import team_get_for_user
-from governance.services.audit import _timestamp
+from governance.services.audit import AUDIT_COLUMN_NAMES, AUDIT_COLUMNS, _timestamp
 
 AUDIT_TRAIL_ROLES = frozenset({RoleKey.AUDITOR, RoleKey.COMPLIANCE, RoleKey.ADMIN})
-# The hashed fields in the hash's order, then the team's slug (not hashed; for reading).
-COLUMNS = (
-    "sequence",
-    "created_at",
-    "actor_id",
-    "actor_username",
-    "action",
-    "object_type",
-    "object_id",
-    "team_id",
-    "payload",
-    "prev_hash",
-    "hash",
-    "team",
-)
+# The stored columns as the audit service declares them (hashed fields in the hash's order, then the row's hash),
+# then the team's slug (not hashed; for reading).
+COLUMNS = (*AUDIT_COLUMN_NAMES, "team")
+_PAYLOAD = COLUMNS.index("payload")
+# What each column is read as: the hash's own timestamp text, the payload as JSON text, the team's slug.
+_READ_AS = {"created_at": "created_text", "payload": "payload_text", "team": "team__slug"}
 # Spreadsheets run a cell that starts with one of these as a formula; the quote (also prefixed, so the rule can
 # be undone exactly) makes it text.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "'")
@@ -136,47 +127,21 @@ def audit_rows(qs: QuerySet[AuditEvent], *, until_sequence: int | None = None, c
     postgres = connection.vendor == "postgresql"
     created = _created_text_sql() if postgres else F("created_at")
     rows = qs.annotate(created_text=created, payload_text=Cast("payload", TextField())).values_list(
-        "sequence",
-        "created_text",
-        "actor_id",
-        "actor_username",
-        "action",
-        "object_type",
-        "object_id",
-        "team_id",
-        "payload_text",
-        "prev_hash",
-        "hash",
-        "team__slug",
+        *(_READ_AS.get(name, name) for name in COLUMNS)
     )
     iterator = rows.iterator(chunk_size=chunk_size)
     if postgres:
         return iterator
-    return ((row[0], _timestamp(row[1]), *row[2:]) for row in iterator)
+    created_at = COLUMNS.index("created_at")
+    return ((*row[:created_at], _timestamp(row[created_at]), *row[created_at + 1 :]) for row in iterator)
 
 
 def ndjson_lines(rows: Iterable[tuple]) -> Iterator[bytes]:
     dumps, fragment = orjson.dumps, orjson.Fragment
     for row in rows:
-        yield (
-            dumps(
-                {
-                    "sequence": row[0],
-                    "created_at": row[1],
-                    "actor_id": row[2],
-                    "actor_username": row[3],
-                    "action": row[4],
-                    "object_type": row[5],
-                    "object_id": row[6],
-                    "team_id": row[7],
-                    "payload": fragment(row[8]),
-                    "prev_hash": row[9],
-                    "hash": row[10],
-                    "team": row[11],
-                }
-            )
-            + b"\n"
-        )
+        record = dict(zip(COLUMNS, row, strict=True))
+        record["payload"] = fragment(row[_PAYLOAD])
+        yield dumps(record) + b"\n"
 
 
 class _Echo:
@@ -186,7 +151,8 @@ class _Echo:
 
 # The text columns a person or a client can influence; the rest are numbers, hex digests, timestamps and JSON
 # objects, which never start with one of the prefixes.
-_FREE_TEXT = (3, 4, 5, 6, 11)
+_FREE_TEXT_NAMES = (*(column.name for column in AUDIT_COLUMNS if column.free_text), "team")
+_FREE_TEXT = tuple(COLUMNS.index(name) for name in _FREE_TEXT_NAMES)
 
 
 def _neutralized(row: tuple) -> tuple | list:
@@ -206,19 +172,12 @@ def csv_chunks(qs: QuerySet[AuditEvent], *, until_sequence: int | None = None) -
         return
     if until_sequence is not None:
         qs = qs.filter(sequence__lte=until_sequence)
-    cells = {
-        "created_text": _created_text_sql(),
-        "username_cell": _neutralize_sql("actor_username"),
-        "action_cell": _neutralize_sql("action"),
-        "object_type_cell": _neutralize_sql("object_type"),
-        "object_id_cell": _neutralize_sql("object_id"),
-        "payload_text": Cast("payload", TextField()),
-        "team_cell": _neutralize_sql("team__slug"),
-    }
+    read_as = {name: _READ_AS.get(name, name) for name in COLUMNS}
+    cells = {f"{name}_cell": _neutralize_sql(read_as[name]) for name in _FREE_TEXT_NAMES}
+    cells |= {"created_text": _created_text_sql(), "payload_text": Cast("payload", TextField())}
     select = qs.annotate(**cells).values_list(
-        "sequence", "created_text", "actor_id", "username_cell", "action_cell", "object_type_cell", "object_id_cell",
-        "team_id", "payload_text", "prev_hash", "hash", "team_cell",
-    )  # fmt: skip
+        *(f"{name}_cell" if name in _FREE_TEXT_NAMES else read_as[name] for name in COLUMNS)
+    )
     sql, params = select.query.sql_with_params()
     yield (",".join(COLUMNS) + "\n").encode()
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:

@@ -30,38 +30,51 @@ def normalize_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(canonical_json(payload or {}))
 
 
-def audit_row_hash(
-    *,
-    sequence: int,
-    created_at: datetime,
-    actor_id: int | None,
-    actor_username: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    team_id: int | None,
-    payload: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    """sha256 hex of the canonical JSON array of a row's fields in this fixed order, ending with prev_hash."""
-    return _hash_fields(
-        (
-            sequence,
-            _timestamp(created_at),
-            actor_id,
-            actor_username,
-            action,
-            object_type,
-            object_id,
-            team_id,
-            payload,
-            prev_hash,
-        )
-    )
+@dataclass(frozen=True)
+class AuditColumn:
+    """One stored column of an audit row: its PostgreSQL type for the batched insert, whether the row's hash covers
+    it, and whether a person or a client can influence its text (the auditors' CSV neutralizes those cells)."""
+
+    name: str
+    sql_type: str
+    hashed: bool = True
+    free_text: bool = False
+
+
+# The one declaration of an audit row (docs/audit-trail.md, "How a row is hashed"): the hashed fields in the hash's
+# order, then the row's own hash. Hashing, the insert, verification and the auditors' exports all read it.
+AUDIT_COLUMNS = (
+    AuditColumn("sequence", "bigint"),
+    AuditColumn("created_at", "timestamptz"),
+    AuditColumn("actor_id", "integer"),
+    AuditColumn("actor_username", "text", free_text=True),
+    AuditColumn("action", "text", free_text=True),
+    AuditColumn("object_type", "text", free_text=True),
+    AuditColumn("object_id", "text", free_text=True),
+    AuditColumn("team_id", "bigint"),
+    AuditColumn("payload", "jsonb"),
+    AuditColumn("prev_hash", "text"),
+    AuditColumn("hash", "text", hashed=False),
+)
+AUDIT_COLUMN_NAMES = tuple(column.name for column in AUDIT_COLUMNS)
+HASHED_FIELDS = tuple(column.name for column in AUDIT_COLUMNS if column.hashed)
+if AUDIT_COLUMN_NAMES[: len(HASHED_FIELDS)] != HASHED_FIELDS:  # pragma: no cover - a declaration error
+    raise ImportError("the hashed audit fields must come first, in the hash's order")
+# Positions in a stored row read in ``AUDIT_COLUMN_NAMES`` order.
+_AT = {name: index for index, name in enumerate(AUDIT_COLUMN_NAMES)}
+_CREATED, _PAYLOAD, _PREV, _HASH = _AT["created_at"], _AT["payload"], _AT["prev_hash"], _AT["hash"]
+
+
+def audit_row_hash(**fields: Any) -> str:
+    """sha256 hex of the canonical JSON array of a row's ``HASHED_FIELDS`` in their order (``prev_hash`` last), with
+    ``created_at`` in the hash's UTC format. Other keyword arguments (the row's own ``hash``) are ignored."""
+    values = [fields[name] for name in HASHED_FIELDS]
+    values[_CREATED] = _timestamp(values[_CREATED])
+    return _hash_fields(tuple(values))
 
 
 def _hash_fields(fields: tuple) -> str:
-    """``fields`` in the order above, with ``created_at`` already formatted by ``_timestamp``."""
+    """``fields`` in ``HASHED_FIELDS`` order, with ``created_at`` already formatted by ``_timestamp``."""
     return hashlib.sha256(_CANONICAL.encode(fields).encode()).hexdigest()
 
 
@@ -164,28 +177,15 @@ def _locked_head() -> AuditChainHead:
     return head
 
 
-_COLUMNS = (
-    ("sequence", "bigint"),
-    ("created_at", "timestamptz"),
-    ("actor_id", "integer"),
-    ("actor_username", "text"),
-    ("action", "text"),
-    ("object_type", "text"),
-    ("object_id", "text"),
-    ("team_id", "bigint"),
-    ("payload", "jsonb"),
-    ("prev_hash", "text"),
-    ("hash", "text"),
-)
-
-
 def _write_postgresql(rows: list[AuditEvent], head_id: int, batch_size: int) -> None:
     """The rows as column arrays through ``unnest``, the last batch and the head update in one statement: one
     round trip under the lock. Like ``bulk_create``, it sets the primary keys of ``rows``."""
     quote = connection.ops.quote_name
+    names = ", ".join(quote(column.name) for column in AUDIT_COLUMNS)
+    arrays = ", ".join(f"%s::{column.sql_type}[]" for column in AUDIT_COLUMNS)
     insert = (
-        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(quote(name) for name, _ in _COLUMNS)}) "  # noqa: S608 - no input
-        f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for _, kind in _COLUMNS)}) RETURNING id, sequence"
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({names}) "  # noqa: S608 - declared names, no input
+        f"SELECT * FROM unnest({arrays}) RETURNING id, sequence"
     )
     advance = f"UPDATE {quote(AuditChainHead._meta.db_table)} SET last_sequence = %s, last_hash = %s WHERE id = %s"  # noqa: S608
     append_and_advance = f"WITH appended AS ({insert}), advanced AS ({advance}) SELECT id, sequence FROM appended"  # noqa: S608
@@ -195,7 +195,7 @@ def _write_postgresql(rows: list[AuditEvent], head_id: int, batch_size: int) -> 
             batch = rows[start : start + batch_size]
             columns = [
                 [Jsonb(row.payload) for row in batch] if name == "payload" else [getattr(row, name) for row in batch]
-                for name, _ in _COLUMNS
+                for name in AUDIT_COLUMN_NAMES
             ]
             if start + batch_size < len(rows):
                 cursor.execute(insert, columns)
@@ -214,31 +214,16 @@ class ChainReport:
     reason: str = ""
 
 
-_VERIFY_FIELDS = (
-    "sequence",
-    "created_at",
-    "actor_id",
-    "actor_username",
-    "action",
-    "object_type",
-    "object_id",
-    "team_id",
-    "payload",
-    "prev_hash",
-    "hash",
-)
-
-
 def _stored_rows(chunk_size: int, first: int = 1, last: int | None = None) -> Iterator[tuple]:
     """Rows in chain order, streamed through a server-side cursor where the database has one.
 
     On PostgreSQL the timestamp is formatted by the database in the hash's own format, which spares parsing and
     re-formatting one datetime per row.
     """
-    columns = list(_VERIFY_FIELDS)
+    columns = list(AUDIT_COLUMN_NAMES)
     postgres = connection.vendor == "postgresql"
     if postgres:
-        columns[1] = f"to_char(created_at AT TIME ZONE 'UTC', '{_PG_TIMESTAMP_FORMAT}')"
+        columns[_CREATED] = f"to_char(created_at AT TIME ZONE 'UTC', '{_PG_TIMESTAMP_FORMAT}')"
     created_field = AuditEvent._meta.get_field("created_at")
     table = AuditEvent._meta.db_table
     converters = [] if postgres else connection.ops.get_db_converters(created_field.get_col(table))
@@ -254,15 +239,16 @@ def _stored_rows(chunk_size: int, first: int = 1, last: int | None = None) -> It
             if postgres:
                 # Timestamps already formatted; payloads arrive as JSON text.
                 loads = json.loads
-                yield from ((*row[:8], loads(row[8]), row[9], row[10]) for row in batch)
+                yield from ((*row[:_PAYLOAD], loads(row[_PAYLOAD]), *row[_PAYLOAD + 1 :]) for row in batch)
                 continue
-            for row in batch:
-                created_at, payload = row[1], row[8]
+            for stored in batch:
+                row = list(stored)
                 for converter in converters:
-                    created_at = converter(created_at, created_field, connection)
-                if isinstance(payload, str | bytes):
-                    payload = json.loads(payload)
-                yield (row[0], _timestamp(created_at), *row[2:8], payload, row[9], row[10])
+                    row[_CREATED] = converter(row[_CREATED], created_field, connection)
+                row[_CREATED] = _timestamp(row[_CREATED])
+                if isinstance(row[_PAYLOAD], str | bytes):
+                    row[_PAYLOAD] = json.loads(row[_PAYLOAD])
+                yield tuple(row)
 
 
 _PG_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
@@ -275,14 +261,15 @@ def audit_chain_check(
     expected_sequence = first
     count = 0
     encode, sha256 = _CANONICAL.encode, hashlib.sha256
+    hashed = len(HASHED_FIELDS)
     for row in rows:
         count += 1
-        sequence, stored_hash, prev_hash = row[0], row[10], row[9]
+        sequence, stored_hash, prev_hash = row[0], row[_HASH], row[_PREV]
         if sequence != expected_sequence:
             return ChainReport(False, count, sequence, f"sequence gap: expected {expected_sequence}, found {sequence}")
         if prev_hash != expected_prev:
             return ChainReport(False, count, sequence, "prev_hash does not match the previous row's hash")
-        if sha256(encode(row[:10]).encode()).hexdigest() != stored_hash:
+        if sha256(encode(row[:hashed]).encode()).hexdigest() != stored_hash:
             return ChainReport(False, count, sequence, "row content does not match its hash")
         expected_prev = stored_hash
         expected_sequence += 1

@@ -118,3 +118,15 @@ def test_command_exports_a_segment_the_verifier_accepts_with_its_first_link(trai
 
 def test_anonymous_is_refused(api_client):
     assert api_client.get(URL).status_code == 401
+
+
+def test_the_stand_alone_verifier_reads_the_declared_columns():
+    """The verifier is stdlib-only and keeps its own copy of the field list; it must match the one declaration."""
+    import importlib.util
+
+    from governance.services.audit import AUDIT_COLUMN_NAMES
+
+    spec = importlib.util.spec_from_file_location("verify_audit_segment", VERIFIER)
+    verifier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verifier)
+    assert verifier.FIELDS == AUDIT_COLUMN_NAMES
