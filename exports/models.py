@@ -122,6 +122,10 @@ class NarrativeExport(models.Model):
     redaction_policy = models.JSONField(default=dict, blank=True)
     # The narrative covers the timeline up to and including this sequence.
     events_through_sequence = models.BigIntegerField(default=0)
+    # The bundle format whose content rules (file names, evidence bytes, which events the narrative's timeline
+    # holds) rendered this version; packaging builds with it so the bundle matches what was signed
+    # (docs/exports.md). Exports created before it was stored follow format 2's rules.
+    bundle_format_version = models.PositiveSmallIntegerField(default=2)
     packaging_queue_state = models.JSONField(default=dict, blank=True)
     packaging_attempts = models.PositiveIntegerField(default=0)
     retain_until = models.DateTimeField(null=True, blank=True)
