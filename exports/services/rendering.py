@@ -185,20 +185,10 @@ def _evidence_item(row: Evidence, redaction: _Redaction, format_version: int) ->
             row.kind, row.pk, None, title, f"{base}-{name}", row.size, row.sha256, storage_path=row.storage_path
         )
         return item, plan
-    markdown: str | None = None
-    data: Any = None
-    if row.kind == EvidenceKind.NOTEBOOK_ENTRY:
-        markdown = redaction.text(row.body)
-    elif row.kind == EvidenceKind.REMEDIATION_REPORT and row.body:
-        markdown = redaction.text(row.body)
-        if row.data is not None:
-            markdown += "\n\n" + "\n".join(n.fenced_block(json.dumps(redaction.json(row.data), indent=2), "json"))
-    else:
-        data = redaction.json(row.data)
-    if markdown is not None:
-        content, path = _markdown_bytes(markdown, row.kind, format_version), f"{base}.md"
-    else:
-        content, path = _pretty_json_bytes(data), f"{base}.json"
+    markdown, data, content, extension = _evidence_content(
+        kind=row.kind, body=row.body, data=row.data, redaction=redaction, format_version=format_version
+    )
+    path = f"{base}.{extension}"
     digest = hashlib.sha256(content).hexdigest()
     item = n.EvidenceItem(
         kind=n.EvidenceKind(row.kind),
@@ -211,6 +201,37 @@ def _evidence_item(row: Evidence, redaction: _Redaction, format_version: int) ->
         data=data,
     )
     return item, AttachmentPlan(row.kind, row.pk, None, title, path, len(content), digest, content=content)
+
+
+def _evidence_content(
+    *, kind: str, body: str, data: Any, redaction: _Redaction | None, format_version: int
+) -> tuple[str | None, Any, bytes, str]:
+    """A rendered evidence item as the narrative shows it and the bundle carries it: ``(markdown, data, bytes,
+    file extension)``, redacted with ``redaction`` (None: as stored)."""
+    text = redaction.text if redaction else str
+    structured = redaction.json if redaction else (lambda value: value)
+    markdown: str | None = None
+    shown: Any = None
+    if kind == EvidenceKind.NOTEBOOK_ENTRY:
+        markdown = text(body)
+    elif kind == EvidenceKind.REMEDIATION_REPORT and body:
+        markdown = text(body)
+        if data is not None:
+            # Sorted from format 3 on, so the bytes do not depend on how the database orders JSON keys.
+            sort_keys = format_version >= FAITHFUL_RECORDS_FORMAT
+            fenced = json.dumps(structured(data), indent=2, sort_keys=sort_keys)
+            markdown += "\n\n" + "\n".join(n.fenced_block(fenced, "json"))
+    else:
+        shown = structured(data)
+    if markdown is not None:
+        return markdown, shown, _markdown_bytes(markdown, kind, format_version), "md"
+    return markdown, shown, _pretty_json_bytes(shown), "json"
+
+
+def evidence_content(*, kind: str, body: str, data: Any) -> bytes:
+    """The bytes a bundle of the current format carries for a notebook entry or structured evidence item when
+    nothing in it is redacted: what its evidence descriptor's size and sha256 describe."""
+    return _evidence_content(kind=kind, body=body, data=data, redaction=None, format_version=BUNDLE_FORMAT_VERSION)[2]
 
 
 def _markdown_bytes(markdown: str, kind: str, format_version: int) -> bytes:

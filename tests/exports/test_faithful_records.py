@@ -208,3 +208,36 @@ def test_governance_and_packaging_events_stay_on_the_timeline_but_out_of_the_nar
     assert b"governance." not in events and b"narrative_export." not in events
     digest = hashlib.sha256(events).hexdigest()
     assert f"- **Events stream sha256:** `{digest}`" in second.narrative_markdown
+
+
+def test_structured_evidence_descriptors_describe_the_bundle_files(
+    execution, scientist, published_template, allow_packaging, tmp_path
+):
+    from exports.services.evidence import structured_evidence_create
+
+    rows = [
+        structured_evidence_create(
+            execution=execution, actor=scientist, kind="qc_metric", title="QC", data={"z_prime": 0.71, "pass": True}
+        ),
+        structured_evidence_create(
+            execution=execution,
+            actor=scientist,
+            kind="remediation_report",
+            title="CAPA",
+            body="Recalibrated the reader.",
+            data={"zeta": [1, 2], "alpha": {"b": 1, "a": "é"}},
+        ),
+        structured_evidence_create(
+            execution=execution, actor=scientist, kind="remediation_report", title="Note", body="Nothing else."
+        ),
+    ]
+    export = export_create(
+        execution=execution, actor=scientist, evidence=[EvidenceRef(row.kind, row.pk) for row in rows]
+    )
+    bag = _extract(_package(export), tmp_path)
+    for row in rows:
+        (path,) = (bag / "data" / "attachments" / row.kind).glob(f"{row.pk}.*")
+        shipped = path.read_bytes()
+        assert (row.size, row.sha256) == (len(shipped), hashlib.sha256(shipped).hexdigest()), path.name
+        (listed,) = [item for item in export.evidence_manifest if item["id"] == row.pk]
+        assert (listed["size"], listed["sha256"]) == (row.size, row.sha256)
