@@ -124,6 +124,10 @@ def test_a_bundle_keeps_unicode_file_names_and_bagit_validates_it(
         ["sha512sum", "--strict", "-c", "manifest-sha512.txt"], cwd=bag, capture_output=True, timeout=120
     )
     assert check.returncode == 0, check.stdout
+    from tests.exports.test_commands import run
+
+    code, out, _ = run("verify_export", str(export.pk))
+    assert code == 0, out
 
 
 def test_evidence_descriptors_give_the_size_and_sha256_of_the_bytes_in_the_bundle(
