@@ -149,7 +149,7 @@ def _decide(export: NarrativeExport, crew, at: datetime, *, reject: bool = False
             actor=crew[stage.required_role],
             decision="reject" if reject else "approve",
             password=settings.DEMO_PASSWORD,
-            meaning="Rejected" if reject else stage.meaning,
+            meaning=stage.reject_meaning if reject else stage.meaning,
             comment="Controls out of range: repeat the run." if reject else "",
             expected_stage_id=stage.pk,
         )

@@ -22,6 +22,10 @@ class Decision(models.TextChoices):
     REJECT = "reject", "Reject"
 
 
+# What a signature did, in the past tense ("approved", "rejected"), for records and messages.
+DECISION_OUTCOMES = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
+
+
 class HistoryAction(models.TextChoices):
     """Every action on a ladder appends one history row with one of these."""
 

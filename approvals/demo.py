@@ -40,7 +40,7 @@ def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", c
         actor=demo_user(username),
         decision=decision,
         password=settings.DEMO_PASSWORD,
-        meaning=stage.meaning if decision == "approve" else "Rejected",
+        meaning=stage.meaning if decision == "approve" else stage.reject_meaning,
         comment=comment,
         expected_stage_id=stage.pk,
     )

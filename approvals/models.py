@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from approvals.choices import Decision, HistoryAction, LadderStatus, StageStatus
+from approvals.choices import DECISION_OUTCOMES, Decision, HistoryAction, LadderStatus, StageStatus
 from exports.models import NarrativeExport
 from governance.models import WorkflowTemplateSnapshot
 from governance.querysets import TeamScopedQuerySet
@@ -45,7 +45,10 @@ class ApprovalStage(models.Model):
     index = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=200)
     required_role = models.SlugField(max_length=50)
-    meaning = models.CharField(max_length=200, blank=True, help_text="The default meaning of a signature here.")
+    meaning = models.CharField(max_length=200, blank=True, help_text="The default meaning of an approval here.")
+    reject_meaning = models.CharField(
+        max_length=200, default="Rejected", help_text="The default meaning of a rejection here."
+    )
     sla_hours = models.PositiveIntegerField()
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -120,6 +123,10 @@ class ApprovalSignature(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.signer_username} on stage {self.stage_index + 1}"
+
+    @property
+    def outcome_label(self) -> str:
+        return DECISION_OUTCOMES.get(self.decision, self.decision)
 
 
 class ApprovalHistory(models.Model):

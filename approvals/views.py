@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from approvals.choices import LadderStatus, StageStatus
+from approvals.choices import DECISION_OUTCOMES, LadderStatus, StageStatus
 from approvals.forms import DecisionForm, DelegateForm, ResetForm
 from approvals.guardrails import verify_export_packaging_guardrails
 from approvals.markdown import markdown_to_safe_html
@@ -86,7 +86,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         else:
             sign_refusal = separation_of_duties_violation(user=user, export=export, stage=active, signatures=live) or ""
         if not sign_refusal:
-            sign_form = DecisionForm(initial={"expected_stage_id": active.pk, "meaning": active.meaning})
+            sign_form = DecisionForm(initial={"expected_stage_id": active.pk}, stage=active)
             sign_notice, locked = signing_notice(user=user)
             if locked:
                 sign_form, sign_refusal = None, sign_notice
@@ -163,7 +163,7 @@ def export_sign(request, export_id: int):
         messages.error(request, "The signature form was incomplete: " + "; ".join(form.errors))
         return redirect("approvals:export-detail", export_id=export.pk)
     data = form.cleaned_data
-    verb = "approved" if data["decision"] == "approve" else "rejected"
+    verb = DECISION_OUTCOMES[data["decision"]]
     _run(
         request,
         lambda: stage_decide(export_id=export.pk, actor=request.user, **data),

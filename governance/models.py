@@ -212,6 +212,7 @@ class WorkflowStageBlueprint(models.Model):
     )
     sla_hours = models.DecimalField(max_digits=7, decimal_places=2)
     meaning = models.CharField(max_length=200)
+    reject_meaning = models.CharField(max_length=200, default="Rejected")
 
     class Meta:
         db_table = "governance_workflow_stage_blueprints"
@@ -257,7 +258,7 @@ class AppendOnlyModel(models.Model):
         raise Conflict(f"{self._meta.verbose_name} {self.pk} is immutable.", code="immutable_record")
 
 
-SNAPSHOT_FORMAT_VERSION = 2
+SNAPSHOT_FORMAT_VERSION = 3
 
 
 class WorkflowTemplateSnapshot(AppendOnlyModel):
@@ -266,8 +267,9 @@ class WorkflowTemplateSnapshot(AppendOnlyModel):
     ``canonical_json`` holds ``{"template_key", "version", "name", "description", "stages": [{"name",
     "required_role", "sla_hours", "meaning"}], "permitted_roles", "sla_defaults": {"sla_hours",
     "escalate_after_hours"}, "retention_days"}``; from ``format_version`` 2 on it also holds ``"format_version"``
-    and ``"team"`` (the owning team's slug, null for a platform template). ``content_sha256`` is the sha256 of
-    exactly that text, so snapshots written in format 1 keep their hashes. A snapshot belongs to the team of its
+    and ``"team"`` (the owning team's slug, null for a platform template); from format 3 on every stage also holds
+    ``"reject_meaning"``. ``content_sha256`` is the sha256 of exactly that text, so snapshots written in earlier
+    formats keep their hashes (their stages reject with ``"Rejected"``). A snapshot belongs to the team of its
     template.
     """
 

@@ -57,6 +57,7 @@ def ladder_full(ladder, *, stages=None, signatures=None, history=None) -> dict |
             {
                 **stage_representation(stage),
                 "meaning": stage.meaning,
+                "reject_meaning": stage.reject_meaning,
                 "sla_hours": stage.sla_hours,
                 "iteration": stage.iteration,
                 "started_at": stage.started_at,

@@ -46,6 +46,7 @@ from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 from governance.services.audit import audit_record
 from governance.signals import team_state_changed
+from governance.validation import DEFAULT_REJECT_MEANING, meanings_agree
 
 STAGE_STARTED = "narrative_export.approval.stage_started"
 STAGE_COMPLETED = "narrative_export.approval.stage_completed"
@@ -191,6 +192,7 @@ def ladder_instantiate(*, export: NarrativeExport, actor=None) -> ApprovalLadder
             name=str(blueprint.get("name") or f"Stage {index + 1}")[:200],
             required_role=str(blueprint["required_role"]),
             meaning=str(blueprint.get("meaning") or "Approved")[:200],
+            reject_meaning=str(blueprint.get("reject_meaning") or DEFAULT_REJECT_MEANING)[:200],
             sla_hours=int(blueprint.get("sla_hours") or default_sla),
         )
         for index, blueprint in enumerate(stages_blueprint)
@@ -266,6 +268,10 @@ def stage_decide(
         raise ValidationFailed("decision must be 'approve' or 'reject'.", details={"decision": ["Invalid choice."]})
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationFailed("A rejection needs a comment saying why.", details={"comment": ["Required to reject."]})
+    signed_stage = ApprovalStage.objects.filter(pk=expected_stage_id, ladder__export_id=export.pk).first()
+    if signed_stage is not None:
+        # Refused before the password check (which would count); checked again under the lock.
+        signature_meaning(stage=signed_stage, decision=decision, meaning=meaning)
     signer_verify(user=actor, password=password, export=export)
     try:
         with transaction.atomic(), lifecycle_batch():
@@ -308,6 +314,27 @@ def _signed_content_check(export: NarrativeExport) -> None:
         )
 
 
+def signature_meaning(*, stage: ApprovalStage, decision: str, meaning: str) -> str:
+    """What a signature on ``stage`` means: the given meaning, or the stage's meaning for the decision.
+
+    A signature must not contradict its decision: a rejection that reads as the stage's approval meaning (or an
+    approval that reads as its rejection meaning) is refused with 400 ``meaning_mismatch``, never stored."""
+    given = (meaning or "").strip()
+    approving = decision == Decision.APPROVE
+    if not given:
+        return stage.meaning if approving else stage.reject_meaning
+    contradicted = stage.reject_meaning if approving else stage.meaning
+    if contradicted and meanings_agree(given, contradicted):
+        expected = stage.meaning if approving else stage.reject_meaning
+        raise ValidationFailed(
+            f"'{given}' is this stage's {'rejection' if approving else 'approval'} meaning; "
+            f"{'an approval' if approving else 'a rejection'} here means '{expected}'.",
+            code="meaning_mismatch",
+            details={"meaning": [f"Does not match the decision '{decision}'."], "expected_meaning": expected},
+        )
+    return given
+
+
 def _stage_decide_locked(
     *, export_id: int, actor, decision: str, meaning: str, comment: str, expected_stage_id: int
 ) -> DecisionOutcome:
@@ -344,7 +371,7 @@ def _stage_decide_locked(
     _signed_content_check(export)
 
     now = timezone.now()
-    meaning = (meaning or "").strip() or (stage.meaning if decision == Decision.APPROVE else "Rejected")
+    meaning = signature_meaning(stage=stage, decision=decision, meaning=meaning)
     try:
         with transaction.atomic(savepoint=False):  # a duplicate ends the whole transaction anyway
             signature = ApprovalSignature.objects.create(

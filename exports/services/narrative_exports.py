@@ -13,6 +13,7 @@ from django.db.models import Max
 
 from config.errors import Conflict, ValidationFailed
 from exports.choices import EvidenceKind, ExportStatus
+from exports.formats import BUNDLE_FORMAT_VERSION
 from exports.hooks import export_created_hooks
 from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
@@ -166,6 +167,7 @@ def export_create(
         classification=export_classification(classification, evidence_rows),
         events_through_sequence=locked.last_sequence,
         redaction_policy=redaction_policy_current(),
+        bundle_format_version=BUNDLE_FORMAT_VERSION,
     )
     export.retain_until = export.created_at + timedelta(days=_retention_days(snapshot))
     rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)

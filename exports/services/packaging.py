@@ -39,6 +39,7 @@ from config.errors import Conflict
 from exports import narratives as n
 from exports.bundle import BundleError, BundleResult, BundleSpec, PayloadFile, build_bundle
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
+from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
 from exports.services.lifecycle import export_lifecycle_record
@@ -66,13 +67,6 @@ from exports.storage import (
 from governance.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
-
-# The bundle format new artifacts are built with, written to bag-info as ``Bundle-Format-Version`` and stored on
-# the artifact so that replay rebuilds each bundle with the format it was made with (docs/exports.md):
-#   1  bundles packaged before formats were numbered (no Bundle-Format-Version line);
-#   2  the approval record shows control and format characters inert (docs/text-policy.md).
-BUNDLE_FORMAT_VERSION = 2
-BUNDLE_FORMAT_VERSIONS = (1, 2)
 
 # Errors worth retrying: they come from the environment, not from the export.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, OperationalError, InterfaceError)
@@ -445,7 +439,7 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
             signing_key=SigningKey.objects.get(key_id=result.key_id),
             payload_oxum=result.payload_oxum,
             narrative_sha256=result.narrative_sha256,
-            format_version=BUNDLE_FORMAT_VERSION,
+            format_version=export.bundle_format_version,
             retain_until=export.retain_until,
         )
         run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
@@ -475,8 +469,13 @@ def _build_staged(export: NarrativeExport):
     key = signing_key_active()
     compression = settings.DOSSIER_ARTIFACT_COMPRESSION
     with artifact_staged(export_id=export.pk, version=export.version) as (staged, out):
+        # The format the export was rendered with: its stored attachments and signed narrative follow its rules.
         result = bundle_build(
-            export=export, out=out, signing_key=key, compression=compression, format_version=BUNDLE_FORMAT_VERSION
+            export=export,
+            out=out,
+            signing_key=key,
+            compression=compression,
+            format_version=export.bundle_format_version,
         )
     return staged, result
 

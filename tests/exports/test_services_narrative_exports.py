@@ -38,7 +38,7 @@ def test_creates_version_one_with_redacted_narrative_and_digest(make_export, evi
     assert export.events_through_sequence == 3
     assert export.retain_until is not None and (export.retain_until - export.created_at).days == 30
     paths = sorted(ExportAttachment.objects.filter(export=export).values_list("bundle_path", flat=True))
-    assert paths[0] == f"attachments/file/{evidence_set['file'].pk}-plate_1.csv"
+    assert paths[0] == f"attachments/file/{evidence_set['file'].pk}-plate 1.csv"
 
 
 def test_versions_increase_and_creation_is_recorded_on_timeline_and_audit(make_export, execution, settings):
