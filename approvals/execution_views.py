@@ -29,6 +29,9 @@ from exports.uploads import HashingUploadHandler
 from governance.selectors.teams import user_has_role
 
 TIMELINE_SHOWN = 100
+# Both evidence forms sit on the execution page: prefixes keep their field ids apart.
+NOTEBOOK_PREFIX = "notebook"
+UPLOAD_PREFIX = "upload"
 
 
 def _execution_or_404(user, execution_id: int) -> Execution:
@@ -78,8 +81,8 @@ def _execution_page(
         "evidence": evidence_picker_items(execution=execution),
         "exports": exports,
         "may_write": writer,
-        "notebook_form": notebook_form or NotebookEntryForm(),
-        "upload_form": upload_form or EvidenceUploadForm(),
+        "notebook_form": notebook_form or NotebookEntryForm(prefix=NOTEBOOK_PREFIX),
+        "upload_form": upload_form or EvidenceUploadForm(prefix=UPLOAD_PREFIX),
         "refusal": refusal,
     }
     return render(request, "approvals/execution_detail.html", context, status=status)
@@ -95,7 +98,7 @@ def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
 @login_required
 def notebook_entry_add(request: HttpRequest, execution_id: int) -> HttpResponse:
     execution = _execution_or_404(request.user, execution_id)
-    form = NotebookEntryForm(request.POST)
+    form = NotebookEntryForm(request.POST, prefix=NOTEBOOK_PREFIX)
     try:
         require_team_role(
             user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="write notebook entries"
@@ -127,7 +130,7 @@ def evidence_upload(request: HttpRequest, execution_id: int) -> HttpResponse:
 
 @csrf_protect
 def _evidence_store(request: HttpRequest, execution: Execution) -> HttpResponse:
-    form = EvidenceUploadForm(request.POST, request.FILES)
+    form = EvidenceUploadForm(request.POST, request.FILES, prefix=UPLOAD_PREFIX)
     try:
         require_team_role(user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="upload files")
         if not form.is_valid():

@@ -27,4 +27,5 @@
   }
 
   input.addEventListener("input", filter);
+  filter(); // a value the browser restored (back button) applies at once
 })();

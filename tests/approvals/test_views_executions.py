@@ -55,15 +55,17 @@ def test_another_teams_execution_is_a_404_on_every_page(ladder_execution, other_
     assert outsider.get(f"{base}/").status_code == 404
     assert outsider.get(f"{base}/exports/new").status_code == 404
     assert outsider.post(f"{base}/exports/new", {"action": "create"}).status_code == 404
-    assert outsider.post(f"{base}/notebook", {"title": "x", "body": "y"}).status_code == 404
-    assert outsider.post(f"{base}/evidence", {"file": SimpleUploadedFile("a.csv", b"1")}).status_code == 404
+    assert outsider.post(f"{base}/notebook", {"notebook-title": "x", "notebook-body": "y"}).status_code == 404
+    assert outsider.post(f"{base}/evidence", {"upload-file": SimpleUploadedFile("a.csv", b"1")}).status_code == 404
     assert not Evidence.objects.filter(execution=ladder_execution).exists()
 
 
 def test_a_notebook_entry_is_added_from_the_page(crew, ladder_execution):
     client = logged_in(crew.author)
     url = f"/executions/{ladder_execution.pk}/notebook"
-    response = client.post(url, {"title": "Observations", "body": "Cloudy.", "classification": "Confidential"})
+    response = client.post(
+        url, {"notebook-title": "Observations", "notebook-body": "Cloudy.", "notebook-classification": "Confidential"}
+    )
     assert response.status_code == 302
     entry = Evidence.objects.get(execution=ladder_execution)
     assert (entry.kind, entry.title, entry.classification, entry.size) == (
@@ -73,7 +75,7 @@ def test_a_notebook_entry_is_added_from_the_page(crew, ladder_execution):
         7,
     )
 
-    response = client.post(url, {"title": "", "body": "x", "classification": "Internal"})
+    response = client.post(url, {"notebook-title": "", "notebook-body": "x", "notebook-classification": "Internal"})
     assert response.status_code == 400 and "This field is required." in response.content.decode()
 
 
@@ -81,7 +83,7 @@ def test_a_file_is_uploaded_from_the_page_with_its_digest(crew, ladder_execution
     client = logged_in(crew.author)
     upload = SimpleUploadedFile("ПЦР-данные.csv", b"a,b\n1,2\n", content_type="text/csv")
     response = client.post(
-        f"/executions/{ladder_execution.pk}/evidence", {"file": upload, "classification": "Internal"}
+        f"/executions/{ladder_execution.pk}/evidence", {"upload-file": upload, "upload-classification": "Internal"}
     )
     assert response.status_code == 302
     evidence = Evidence.objects.get(execution=ladder_execution)
@@ -92,7 +94,9 @@ def test_a_file_is_uploaded_from_the_page_with_its_digest(crew, ladder_execution
 def test_an_upload_over_the_limit_is_refused_in_the_page(crew, ladder_execution, settings):
     settings.DOSSIER_MAX_UPLOAD_BYTES = 10
     upload = SimpleUploadedFile("big.bin", b"x" * 100_000)
-    response = logged_in(crew.author).post(f"/executions/{ladder_execution.pk}/evidence", {"file": upload})
+    response = logged_in(crew.author).post(
+        f"/executions/{ladder_execution.pk}/evidence", {"upload-file": upload, "upload-classification": "Internal"}
+    )
     assert response.status_code == 413
     assert "larger than the limit of 10 bytes" in response.content.decode()
     assert not Evidence.objects.exists()
@@ -101,10 +105,13 @@ def test_an_upload_over_the_limit_is_refused_in_the_page(crew, ladder_execution,
 def test_a_reader_may_not_upload_or_write_entries(crew, ladder_execution):
     client = logged_in(crew.auditor)
     response = client.post(
-        f"/executions/{ladder_execution.pk}/notebook", {"title": "t", "body": "b", "classification": "Internal"}
+        f"/executions/{ladder_execution.pk}/notebook",
+        {"notebook-title": "t", "notebook-body": "b", "notebook-classification": "Internal"},
     )
     assert response.status_code == 403 and "to write notebook entries" in response.content.decode()
-    response = client.post(f"/executions/{ladder_execution.pk}/evidence", {"file": SimpleUploadedFile("a.csv", b"1")})
+    response = client.post(
+        f"/executions/{ladder_execution.pk}/evidence", {"upload-file": SimpleUploadedFile("a.csv", b"1")}
+    )
     assert response.status_code == 403
     assert not Evidence.objects.exists()
 
