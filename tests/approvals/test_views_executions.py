@@ -4,14 +4,16 @@ import hashlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from approvals.models import ApprovalStage
 from approvals.services.ladders import stage_decide
 from exports.models import Evidence, NarrativeExport
 from exports.services.evidence import notebook_entry_create
 from exports.services.executions import EventInput, events_append
-from tests.approvals.factories import PASSWORD
+from tests.approvals.factories import PASSWORD, export_with_ladder
 from tests.factories import member_of
 
 pytestmark = pytest.mark.django_db
@@ -199,3 +201,22 @@ def test_a_rejected_export_starts_a_new_version_with_its_evidence(crew, ladder_e
     second = NarrativeExport.objects.get(execution=ladder_execution, version=2)
     assert response["Location"] == f"/exports/{second.pk}/"
     assert 'data-testid="new-version"' not in client.get(f"/exports/{second.pk}/").content.decode()
+
+
+def test_the_execution_page_reads_a_fixed_number_of_queries(
+    crew, ladder_execution, snapshot, django_assert_max_num_queries
+):
+    client = logged_in(crew.author)
+
+    def grow():
+        notebook_entry_create(execution=ladder_execution, actor=crew.author, title="More", body="x")
+        events_append(execution=ladder_execution, actor=crew.author, events=[EventInput("step.recorded", {"n": 1})])
+        export_with_ladder(execution=ladder_execution, author=crew.author, snapshot=snapshot)
+
+    grow()
+    with CaptureQueriesContext(connection) as first:
+        assert client.get(f"/executions/{ladder_execution.pk}/").status_code == 200
+    for _ in range(4):
+        grow()
+    with django_assert_max_num_queries(len(first.captured_queries)):
+        assert client.get(f"/executions/{ladder_execution.pk}/").status_code == 200
