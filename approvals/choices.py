@@ -51,3 +51,13 @@ class QueueStatus(models.TextChoices):
 
 
 BLOCKING_QUEUE_STATUSES = frozenset({QueueStatus.AWAITING_APPROVAL, QueueStatus.REJECTED, QueueStatus.NO_LADDER})
+
+
+class EscalationOutcome(models.TextChoices):
+    """What came of chasing an overdue stage (docs/escalations.md)."""
+
+    ACKNOWLEDGED = "acknowledged", "Acknowledged: will sign"
+    NO_RESPONSE = "no_response", "No response"
+    DELEGATION_REQUESTED = "delegation_requested", "Asked to delegate"
+    BLOCKED = "blocked", "Blocked: waiting on something else"
+    DUE_DATE_AGREED = "due_date_agreed", "New date agreed"

@@ -28,7 +28,9 @@ from approvals.services.preview import execution_preview_for_user
 from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
+from exports.choices import ExportStatus
 from exports.models import NarrativeExport
+from exports.permissions import EXECUTION_WRITERS
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 
@@ -136,6 +138,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "guardrail": verify_export_packaging_guardrails(export),
         "narrative_html": markdown_to_safe_html(export.narrative_markdown),
         "packaged": export.status == "packaged",
+        "may_start_version": export.status == ExportStatus.REJECTED and bool(roles & EXECUTION_WRITERS),
     }
 
 

@@ -32,6 +32,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("exports/", include("approvals.urls")),
+    path("executions/", include("approvals.execution_urls")),
     path("", include("analytics.urls")),
     path("api/", include(api_patterns)),
 ]

@@ -2,7 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from approvals.choices import Decision
+from approvals.choices import Decision, EscalationOutcome
 from approvals.models import ApprovalHistory, ApprovalSignature
 from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
 
@@ -112,3 +112,36 @@ class DispatchOutput(serializers.Serializer):
     queued = serializers.BooleanField()
     export = serializers.JSONField()
     guardrail = serializers.JSONField()
+
+
+class EscalationInput(serializers.Serializer):
+    stage_id = serializers.IntegerField(min_value=1, help_text="A stage of this export's ladder, waiting to be signed.")
+    contacted = serializers.CharField(max_length=300, help_text="Who was contacted, and how (e.g. 'qa-lead by phone').")
+    outcome = serializers.ChoiceField(EscalationOutcome.choices, help_text="What came of it (docs/escalations.md).")
+    next_check_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="When to look again; must be in the future (UTC)."
+    )
+
+
+class EscalationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    export_id = serializers.IntegerField(source="ladder.export_id")
+    stage_id = serializers.IntegerField()
+    stage = serializers.CharField(source="stage.name")
+    contacted = serializers.CharField()
+    outcome = serializers.ChoiceField(EscalationOutcome.choices)
+    outcome_label = serializers.CharField(source="get_outcome_display")
+    next_check_at = serializers.DateTimeField(allow_null=True)
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="actor.username")
+    timeline_sequence = serializers.IntegerField(source="event_sequence")
+
+
+class ErrorBody(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorBody()

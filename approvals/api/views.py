@@ -1,7 +1,7 @@
 """Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,7 @@ from approvals.selectors import (
     ladder_history_rows,
     ladders_for_exports,
 )
+from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.preview import execution_preview_for_user
 from config.api import validated
@@ -154,3 +155,31 @@ class ExecutionPreviewApi(APIView):
             user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
         )
         return Response(preview.as_dict())
+
+
+class GovernanceExportEscalationsApi(APIView):
+    """Record the outcome of an escalation of one of the export's overdue stages (docs/escalations.md)."""
+
+    @extend_schema(
+        request=s.EscalationInput,
+        responses={
+            201: s.EscalationOutput,
+            400: OpenApiResponse(
+                s.ErrorOutput,
+                description="`validation_error` (bad field, next check not in the future) or "
+                "`unknown_stage` (the stage is not one of this export's).",
+            ),
+            403: OpenApiResponse(
+                s.ErrorOutput, description="`permission_denied`: needs operator, admin or compliance."
+            ),
+            404: OpenApiResponse(s.ErrorOutput, description="`export_not_found`: no such export among your teams."),
+            409: OpenApiResponse(
+                s.ErrorOutput, description="`stage_not_open`: the stage is not waiting for a signature."
+            ),
+        },
+    )
+    def post(self, request, export_id: int):
+        export = governance_export_get_for_user(user=request.user, export_id=export_id)
+        data = validated(s.EscalationInput, request.data)
+        escalation = escalation_record(export_id=export.pk, actor=request.user, **data)
+        return Response(s.EscalationOutput(escalation).data, status=status.HTTP_201_CREATED)

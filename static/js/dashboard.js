@@ -82,8 +82,18 @@
     }
   }
 
+  function editing() {
+    // An open escalation outcome form would lose what the operator typed: wait until it is closed or sent.
+    return Boolean(container.querySelector("details.escalation-record[open]"));
+  }
+
   function refresh() {
     if (paused || inFlight || document.hidden) {
+      schedule();
+      return;
+    }
+    if (editing()) {
+      say("Live updates wait while you record an escalation outcome");
       schedule();
       return;
     }
