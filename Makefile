@@ -27,9 +27,11 @@ demo:
 
 test: setup-dev lint check pytest
 
+# docs/architecture.md: the layering, type-check and code-shape rules these enforce.
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 check:
 	$(MANAGE) check
