@@ -307,6 +307,8 @@ DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = ["approvals.hooks.export_repres
 # Dotted path of ``provider(export) -> exports.hooks.ApprovalRecord`` (signatures + approvals.json) used when
 # packaging; empty = the bundle carries an empty approval record.
 DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER", "approvals.hooks.approval_record")
+# Extension point of governance (see governance/hooks.py): the execution a baseline is proposed from.
+DOSSIER_EXECUTION_RESOLVER = "exports.selectors.executions.execution_reference_for_user"
 
 # --- Narrative exports and packaging --------------------------------------------------------------------------
 # Bundles are .tar.zst (zstd level 3); "gzip" gives .tar.gz for consumers without zstd.

@@ -389,7 +389,8 @@ class GovernanceBaseline(models.Model):
     """
 
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="baselines")
-    execution = models.ForeignKey("exports.Execution", on_delete=models.PROTECT, related_name="governance_baselines")
+    # The execution it was proposed from: an id of the exports app, never resolved here (docs/architecture.md).
+    execution_id = models.BigIntegerField(db_index=True)
     protocol_template_key = models.SlugField(max_length=100)
     version = models.PositiveIntegerField(null=True, blank=True)
     title = models.CharField(max_length=300)
