@@ -208,41 +208,52 @@ def _iso(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float]], float | None]:
-    """From one preview summary: projected minutes per role (a stage's activation to its projected due time)
-    and the projected minutes until the whole ladder clears. Empty when the payload has no usable stages."""
+def _preview_stages(payload: Mapping[str, Any]) -> list | None:
     stages = payload.get("stages")
     if not isinstance(stages, list):
         ladder = payload.get("ladder")
         stages = ladder.get("stages") if isinstance(ladder, dict) else None
-    if not isinstance(stages, list):
-        return {}, None
+    return stages if isinstance(stages, list) else None
+
+
+def _stage_window(stage: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """A stage's projected (start, due), when both are known and in order."""
+    start = _iso(stage.get("activated_at") or stage.get("projected_start"))
+    due = _iso(stage.get("projected_due") or stage.get("due_at")) if start else None
+    return (start, due) if start and due and due >= start else None
+
+
+def _sla_minutes(stage: Mapping[str, Any]) -> float | None:
+    sla = stage.get("sla_hours")
+    if isinstance(sla, int | float) and not isinstance(sla, bool) and sla >= 0:
+        return float(sla) * 60
+    return None
+
+
+def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float]], float | None]:
+    """From one preview summary: projected minutes per role (a stage's activation to its projected due time)
+    and the projected minutes until the whole ladder clears. Empty when the payload has no usable stages."""
     per_role: dict[str, list[float]] = defaultdict(list)
     total = 0.0
-    first_start = last_due = None
-    for stage in stages:
-        if not isinstance(stage, dict):
-            continue
-        role = stage.get("required_role")
+    windows: list[tuple[datetime, datetime]] = []
+    for stage in _preview_stages(payload) or []:
+        role = stage.get("required_role") if isinstance(stage, dict) else None
         if not isinstance(role, str):
             continue
-        start = _iso(stage.get("activated_at") or stage.get("projected_start"))
-        due = _iso(stage.get("projected_due") or stage.get("due_at")) if start else None
-        sla = stage.get("sla_hours")
-        if start and due and due >= start:
-            minutes = (due - start).total_seconds() / 60
-            first_start = min(first_start, start) if first_start else start
-            last_due = max(last_due, due) if last_due else due
-        elif isinstance(sla, int | float) and not isinstance(sla, bool) and sla >= 0:
-            minutes = float(sla) * 60
-        else:
+        window = _stage_window(stage)
+        minutes = (window[1] - window[0]).total_seconds() / 60 if window else _sla_minutes(stage)
+        if minutes is None:
             continue
+        if window:
+            windows.append(window)
         per_role[role].append(minutes)
         total += minutes
     if not per_role:
         return {}, None
-    ladder_minutes = (last_due - first_start).total_seconds() / 60 if first_start and last_due else total
-    return dict(per_role), ladder_minutes
+    if not windows:
+        return dict(per_role), total
+    first_start, last_due = min(w[0] for w in windows), max(w[1] for w in windows)
+    return dict(per_role), (last_due - first_start).total_seconds() / 60
 
 
 def sla_accuracy(
@@ -277,22 +288,77 @@ def sla_accuracy(
     }
 
 
-def predicted_vs_actual(
-    scope: AnalyticsScope, *, now: datetime, actual_by_role: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Two queries: the window's preview summaries (newest ``ANALYTICS_PREVIEW_SAMPLE``), then the ladders of the
-    previewed executions. A preview is matched with the first ladder of its execution created at or after it."""
-    since = window_start(scope, now)
-    previews = list(
+def _window_previews(scope: AnalyticsScope, *, now: datetime) -> list[tuple[int, datetime, Any]]:
+    """The window's preview summaries, newest ``ANALYTICS_PREVIEW_SAMPLE`` first: (execution id, when, payload)."""
+    return list(
         ExecutionEvent.objects.filter(
             event_type=PREVIEW_SUMMARY_EVENT,
             execution__team_id__in=scope.team_ids,
-            occurred_at__gte=since,
+            occurred_at__gte=window_start(scope, now),
             occurred_at__lte=now,
         )
         .order_by("-occurred_at", "-id")
         .values_list("execution_id", "occurred_at", "payload")[: settings.ANALYTICS_PREVIEW_SAMPLE]
     )
+
+
+def _matched_ladders(projections: list[tuple[int, datetime, float]]) -> list[tuple[float, float]]:
+    """(predicted, actual minutes) of each projection whose execution's first later ladder has cleared."""
+    if not projections:
+        return []
+    ladders_by_execution: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for execution_id, created_at, finalized_at in (
+        ApprovalLadder.objects.filter(
+            export__execution_id__in={p[0] for p in projections},
+            created_at__gte=min(p[1] for p in projections),
+        )
+        .order_by("created_at", "id")
+        .values_list("export__execution_id", "created_at", "finalized_at")
+    ):
+        ladders_by_execution[execution_id].append((created_at, finalized_at))
+    matched: list[tuple[float, float]] = []
+    for execution_id, occurred_at, predicted in projections:
+        ladder = next((row for row in ladders_by_execution[execution_id] if row[0] >= occurred_at), None)
+        if ladder is not None and ladder[1] is not None:
+            matched.append((predicted, (ladder[1] - ladder[0]).total_seconds() / 60))
+    return matched
+
+
+def _role_comparison(role: str, values: list[float], actual: Mapping[str, Any] | None) -> dict[str, Any]:
+    predicted_mean = round(sum(values) / len(values), 1) if values else None
+    actual_mean = actual["mean_minutes"] if actual is not None else None
+    both = predicted_mean is not None and actual_mean is not None
+    return {
+        "role": role,
+        "predicted_minutes": predicted_mean,
+        "actual_minutes": actual_mean,
+        "difference_minutes": round(actual_mean - predicted_mean, 1) if both else None,
+        "previewed_stages": len(values),
+        "completed_stages": actual["completed"] if actual is not None else 0,
+    }
+
+
+def _ladder_accuracy(matched: list[tuple[float, float]]) -> dict[str, Any]:
+    count = len(matched)
+
+    def mean(values) -> float | None:
+        return round(sum(values) / count, 1) if count else None
+
+    return {
+        "matched": count,
+        "mean_predicted_minutes": mean(p for p, _ in matched),
+        "mean_actual_minutes": mean(a for _, a in matched),
+        "mean_absolute_error_minutes": mean(abs(a - p) for p, a in matched),
+        "share_cleared_by_forecast": _share(sum(1 for p, a in matched if a <= p), count),
+    }
+
+
+def predicted_vs_actual(
+    scope: AnalyticsScope, *, now: datetime, actual_by_role: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Two queries: the window's preview summaries (newest ``ANALYTICS_PREVIEW_SAMPLE``), then the ladders of the
+    previewed executions. A preview is matched with the first ladder of its execution created at or after it."""
+    previews = _window_previews(scope, now=now)
     predicted_by_role: dict[str, list[float]] = defaultdict(list)
     projections: list[tuple[int, datetime, float]] = []
     for execution_id, occurred_at, payload in previews:
@@ -301,54 +367,15 @@ def predicted_vs_actual(
             predicted_by_role[role].extend(values)
         if ladder_minutes is not None:
             projections.append((execution_id, occurred_at, ladder_minutes))
-
-    ladders_by_execution: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
-    if projections:
-        for execution_id, created_at, finalized_at in (
-            ApprovalLadder.objects.filter(
-                export__execution_id__in={p[0] for p in projections},
-                created_at__gte=min(p[1] for p in projections),
-            )
-            .order_by("created_at", "id")
-            .values_list("export__execution_id", "created_at", "finalized_at")
-        ):
-            ladders_by_execution[execution_id].append((created_at, finalized_at))
-    matched: list[tuple[float, float]] = []
-    for execution_id, occurred_at, predicted in projections:
-        ladder = next((row for row in ladders_by_execution[execution_id] if row[0] >= occurred_at), None)
-        if ladder is not None and ladder[1] is not None:
-            matched.append((predicted, (ladder[1] - ladder[0]).total_seconds() / 60))
-
     actual = {row["role"]: row for row in actual_by_role}
-    by_role = []
-    for role in sorted(set(predicted_by_role) | set(actual)):
-        values = predicted_by_role.get(role, [])
-        predicted_mean = round(sum(values) / len(values), 1) if values else None
-        actual_mean = actual[role]["mean_minutes"] if role in actual else None
-        by_role.append(
-            {
-                "role": role,
-                "predicted_minutes": predicted_mean,
-                "actual_minutes": actual_mean,
-                "difference_minutes": round(actual_mean - predicted_mean, 1)
-                if predicted_mean is not None and actual_mean is not None
-                else None,
-                "previewed_stages": len(values),
-                "completed_stages": actual[role]["completed"] if role in actual else 0,
-            }
-        )
-    count = len(matched)
     return {
         "previews": len(previews),
         "previews_with_projection": len(projections),
-        "by_role": by_role,
-        "ladders": {
-            "matched": count,
-            "mean_predicted_minutes": round(sum(p for p, _ in matched) / count, 1) if count else None,
-            "mean_actual_minutes": round(sum(a for _, a in matched) / count, 1) if count else None,
-            "mean_absolute_error_minutes": round(sum(abs(a - p) for p, a in matched) / count, 1) if count else None,
-            "share_cleared_by_forecast": _share(sum(1 for p, a in matched if a <= p), count),
-        },
+        "by_role": [
+            _role_comparison(role, predicted_by_role.get(role, []), actual.get(role))
+            for role in sorted(set(predicted_by_role) | set(actual))
+        ],
+        "ladders": _ladder_accuracy(_matched_ladders(projections)),
     }
 
 
