@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -111,6 +112,44 @@ def _due(kind: str, now: datetime) -> Q:
     return Q(status=StageStatus.IN_PROGRESS, escalated_at__isnull=True, escalate_at__lt=now)
 
 
+def _locked_due_stages(kind: str, *, now: datetime, batch_size: int) -> list[ApprovalStage]:
+    """The due stages of up to ``batch_size`` ladders this run could lock (``FOR UPDATE SKIP LOCKED``)."""
+    candidates = ApprovalStage.objects.filter(_due(kind, now)).values("ladder_id")
+    ladder_ids = list(
+        ApprovalLadder.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=Subquery(candidates))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    if not ladder_ids:
+        return []
+    return list(
+        ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
+        .select_related("ladder__export__execution", "assignee")
+        .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
+        .order_by("pk")
+    )
+
+
+def _marked_payload(stage: ApprovalStage, *, kind: str, now: datetime, recipients: dict) -> dict[str, Any]:
+    payload = {
+        "stage_id": stage.pk,
+        "stage_index": stage.index,
+        "stage_name": stage.name,
+        "required_role": stage.required_role,
+        "iteration": stage.iteration,
+        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "due_at": isoformat(stage.due_at),
+        "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
+        "detected_at": isoformat(now),
+    }
+    if kind == "escalated":
+        payload["escalate_at"] = isoformat(stage.escalate_at)
+        team_id = stage.ladder.export.execution.team_id
+        payload["notified"] = sorted(recipients.get((team_id, stage.required_role), []))
+    return payload
+
+
 def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorReport) -> bool:
     """Mark one batch of stages; False when nothing is left that this run can lock.
 
@@ -118,21 +157,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
     it, and the stage condition is re-read after the lock, so a stage is never marked twice.
     """
     with transaction.atomic():
-        candidates = ApprovalStage.objects.filter(_due(kind, now)).values("ladder_id")
-        ladder_ids = list(
-            ApprovalLadder.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=Subquery(candidates))
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ladder_ids:
-            return False
-        stages = list(
-            ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
-            .select_related("ladder__export__execution", "assignee")
-            .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
-            .order_by("pk")
-        )
+        stages = _locked_due_stages(kind, now=now, batch_size=batch_size)
         if not stages:
             return False
         marker = "overdue_at" if kind == "overdue" else "escalated_at"
@@ -143,20 +168,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
         history, records = [], []
         for stage in stages:
             ladder = stage.ladder
-            payload = {
-                "stage_id": stage.pk,
-                "stage_index": stage.index,
-                "stage_name": stage.name,
-                "required_role": stage.required_role,
-                "iteration": stage.iteration,
-                "assignee": stage.assignee.username if stage.assignee_id else None,
-                "due_at": isoformat(stage.due_at),
-                "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
-                "detected_at": isoformat(now),
-            }
-            if kind == "escalated":
-                payload["escalate_at"] = isoformat(stage.escalate_at)
-                payload["notified"] = sorted(recipients.get((ladder.export.execution.team_id, stage.required_role), []))
+            payload = _marked_payload(stage, kind=kind, now=now, recipients=recipients)
             history.append(
                 ApprovalHistory(
                     ladder=ladder,

@@ -150,19 +150,21 @@ def preview_summary_payload(preview_stages: Sequence[ProjectedStage], **fields: 
 
 
 @transaction.atomic
-def execution_preview(*, execution: Execution, actor, evidence: Sequence[EvidenceRef] | None = None) -> LadderPreview:
-    """Preview the next export of ``execution`` (already checked visible to ``actor``): resolve the snapshot
-    without refusing drift, project the ladder from now, render the narrative of ``evidence`` (None: all the
-    execution's evidence rows), record the preview (template audit log + timeline event + audit chain)."""
-    now = timezone.now()
-    resolution = template_snapshot_resolution(
-        team_id=execution.team_id, protocol_template_key=execution.protocol_template_key
+def _narrative(*, execution: Execution, actor, snapshot, selection, at):
+    return narrative_preview_render(
+        execution=execution,
+        author=actor,
+        snapshot=snapshot,
+        evidence=selection.evidence,
+        events=selection.events,
+        classification=export_classification(None, selection.evidence),
+        at=at,
     )
-    snapshot = resolution.snapshot
-    warnings = _resolution_warnings(resolution)
-    stages = _projected(_document(snapshot), start_at=now, team_id=execution.team_id)
 
-    selection = evidence_selection(execution=execution, refs=evidence)
+
+def _selection_warnings(selection, *, execution: Execution, chosen: bool) -> list[PreviewWarning]:
+    """What the preview says about the evidence selection: missing items, or nothing selected at all."""
+    warnings: list[PreviewWarning] = []
     if selection.missing:
         warnings.append(
             PreviewWarning(
@@ -177,32 +179,36 @@ def execution_preview(*, execution: Execution, actor, evidence: Sequence[Evidenc
             PreviewWarning(
                 "no_evidence_selected",
                 "No evidence is selected: the dossier would narrate the timeline only."
-                if evidence is not None
+                if chosen
                 else "This execution has no evidence yet: the dossier would narrate the timeline only.",
             )
         )
-    narrative = narrative_preview_render(
-        execution=execution,
-        author=actor,
-        snapshot=snapshot,
-        evidence=selection.evidence,
-        events=selection.events,
-        classification=export_classification(None, selection.evidence),
-        at=now,
+    return warnings
+
+
+def execution_preview(*, execution: Execution, actor, evidence: Sequence[EvidenceRef] | None = None) -> LadderPreview:
+    """Preview the next export of ``execution`` (already checked visible to ``actor``): resolve the snapshot
+    without refusing drift, project the ladder from now, render the narrative of ``evidence`` (None: all the
+    execution's evidence rows), record the preview (template audit log + timeline event + audit chain)."""
+    now = timezone.now()
+    resolution = template_snapshot_resolution(
+        team_id=execution.team_id, protocol_template_key=execution.protocol_template_key
     )
+    snapshot = resolution.snapshot
+    warnings = _resolution_warnings(resolution)
+    stages = _projected(_document(snapshot), start_at=now, team_id=execution.team_id)
+
+    selection = evidence_selection(execution=execution, refs=evidence)
+    warnings += _selection_warnings(selection, execution=execution, chosen=evidence is not None)
+    narrative = _narrative(execution=execution, actor=actor, snapshot=snapshot, selection=selection, at=now)
     warning_codes = [warning.code for warning in warnings]
+    details = {"source": resolution.source, "drifted": resolution.drifted, "stages": len(stages)}
     audit_log = template_preview_record(
         actor=actor,
         execution_id=execution.pk,
         team_id=execution.team_id,
         snapshot=snapshot,
-        details={
-            "source": resolution.source,
-            "drifted": resolution.drifted,
-            "stages": len(stages),
-            "evidence_count": len(narrative.manifest),
-            "warnings": warning_codes,
-        },
+        details={**details, "evidence_count": len(narrative.manifest), "warnings": warning_codes},
     )
     payload = preview_summary_payload(
         stages,

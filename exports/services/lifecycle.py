@@ -135,6 +135,23 @@ def lifecycle_batch() -> Iterator[None]:
 
 
 @transaction.atomic(savepoint=False)
+def _append_events_bulk(placed: list, reserved: dict[int, tuple[int, int]], *, now, batch_size: int) -> None:
+    """The timeline rows of ``placed`` records, numbered after the sequences ``reserved`` for their executions."""
+    events = [
+        ExecutionEvent(
+            execution_id=execution_id,
+            sequence=reserved[execution_id][0] + offset,
+            event_type=record.event_type,
+            actor_id=getattr(record.actor, "pk", None),
+            payload=normalize_payload(body),
+            occurred_at=now,
+            recorded_at=now,
+        )
+        for execution_id, offset, record, body in placed
+    ]
+    ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
+
+
 def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_size: int = 5000) -> None:
     """``export_lifecycle_record`` for many exports at once, in a number of queries independent of the count.
 
@@ -159,19 +176,7 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
         reserved = {execution_id: _append_events_postgresql(execution_id, placed, now=now)}
     else:
         reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
-        events = [
-            ExecutionEvent(
-                execution_id=execution_id,
-                sequence=reserved[execution_id][0] + offset,
-                event_type=record.event_type,
-                actor_id=getattr(record.actor, "pk", None),
-                payload=normalize_payload(body),
-                occurred_at=now,
-                recorded_at=now,
-            )
-            for execution_id, offset, record, body in placed
-        ]
-        ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
+        _append_events_bulk(placed, reserved, now=now, batch_size=batch_size)
     audits = [
         AuditEntry(
             action=record.event_type,

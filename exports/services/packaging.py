@@ -400,6 +400,31 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
         )
 
 
+def _artifact_publish(export: NarrativeExport, staged, result: BundleResult) -> ExportArtifact:
+    """Move the staged bundle to its final name and record it as the export's artifact."""
+    final_name = artifact_name(
+        team_slug=export.execution.team.slug,
+        execution_id=export.execution_id,
+        export_id=export.pk,
+        version=export.version,
+        compression=result.compression,
+    )
+    artifact_publish(staged, final_name)
+    return ExportArtifact.objects.create(
+        export=export,
+        storage_path=final_name,
+        bag_name=result.name,
+        sha256=result.sha256,
+        size=result.size,
+        compression=result.compression,
+        signing_key=SigningKey.objects.get(key_id=result.key_id),
+        payload_oxum=result.payload_oxum,
+        narrative_sha256=result.narrative_sha256,
+        format_version=export.bundle_format_version,
+        retain_until=export.retain_until,
+    )
+
+
 def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcome:
     with transaction.atomic():
         export = (
@@ -420,28 +445,8 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
             staged.discard()
             _block(export, run, results, *refusal)
             return PackagingOutcome.BLOCKED
-        final_name = artifact_name(
-            team_slug=export.execution.team.slug,
-            execution_id=export.execution_id,
-            export_id=export.pk,
-            version=export.version,
-            compression=result.compression,
-        )
-        artifact_publish(staged, final_name)
+        artifact = _artifact_publish(export, staged, result)
         now = timezone.now()
-        artifact = ExportArtifact.objects.create(
-            export=export,
-            storage_path=final_name,
-            bag_name=result.name,
-            sha256=result.sha256,
-            size=result.size,
-            compression=result.compression,
-            signing_key=SigningKey.objects.get(key_id=result.key_id),
-            payload_oxum=result.payload_oxum,
-            narrative_sha256=result.narrative_sha256,
-            format_version=export.bundle_format_version,
-            retain_until=export.retain_until,
-        )
         run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
         run.duration_ms = _elapsed_ms(run, now)
         run.gates = _gate_rows(results)
