@@ -32,6 +32,8 @@ lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
+	.venv/bin/mypy
+	$(PY) scripts/type_ignores.py
 
 check:
 	$(MANAGE) check

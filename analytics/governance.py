@@ -327,12 +327,13 @@ def _matched_ladders(projections: list[tuple[int, datetime, float]]) -> list[tup
 def _role_comparison(role: str, values: list[float], actual: Mapping[str, Any] | None) -> dict[str, Any]:
     predicted_mean = round(sum(values) / len(values), 1) if values else None
     actual_mean = actual["mean_minutes"] if actual is not None else None
-    both = predicted_mean is not None and actual_mean is not None
     return {
         "role": role,
         "predicted_minutes": predicted_mean,
         "actual_minutes": actual_mean,
-        "difference_minutes": round(actual_mean - predicted_mean, 1) if both else None,
+        "difference_minutes": (
+            round(actual_mean - predicted_mean, 1) if predicted_mean is not None and actual_mean is not None else None
+        ),
         "previewed_stages": len(values),
         "completed_stages": actual["completed"] if actual is not None else 0,
     }
@@ -499,7 +500,7 @@ def stage_brief(stage: ApprovalStage) -> dict[str, Any]:
         "id": stage.pk,
         "name": stage.name,
         "required_role": stage.required_role,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "assignee": stage.assignee.username if stage.assignee else None,
         "due_at": stage.due_at,
     }
 

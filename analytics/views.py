@@ -94,7 +94,7 @@ def _sort_headers(filters: dict[str, Any], current: str) -> list[dict[str, str]]
 def _queue_rows(request: HttpRequest, queue_rows) -> list[dict[str, Any]]:
     """The overdue queue's rows with what the viewer may do on each (escalate, write, record an outcome)."""
     escalating_teams = set(
-        Membership.objects.filter(user=request.user, role__key__in=ESCALATION_ROLES).values_list(
+        Membership.objects.filter(user=request.user.pk, role__key__in=ESCALATION_ROLES).values_list(
             "team__slug", flat=True
         )
     )
@@ -193,7 +193,8 @@ def escalation_outcome(request: HttpRequest, export_id: int, stage_id: int) -> H
         back = f"{back}?{query}"
     if not form.is_valid():
         problems = "; ".join(
-            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()
+            f"{form.fields[name].label or name}: {' '.join(str(error) for error in errors)}"
+            for name, errors in form.errors.items()
         )
         messages.error(request, f"The escalation outcome was not recorded: {problems}")
         return redirect(back)
@@ -254,7 +255,7 @@ def feed_run(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def feed_latest_chunk(request: HttpRequest) -> HttpResponse:
+def feed_latest_chunk(request: HttpRequest) -> StreamingHttpResponse:
     """The NDJSON rows the latest feed run delivered; staff only, since they span every team."""
     if not request.user.is_staff:
         raise PermissionDenied

@@ -48,7 +48,7 @@ def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", c
 
 def seed(stdout) -> None:
     team = demo_team()
-    executions = [Execution.objects.filter(team=team, title=title).first() for title, _ in EXECUTIONS]
+    executions = [Execution.objects.get(team=team, title=title) for title, _ in EXECUTIONS]
     done = []
     # Execution 0 keeps its first export awaiting the scientific review.
     if ladder := _untouched_ladder(executions[1], create=True):

@@ -172,19 +172,19 @@ def record_packaging_queue_state(
 
     ``locked=True`` says ``export`` is the caller's own row lock, read in this transaction and kept current: it
     is used as it is instead of being locked and read again."""
-    locked = export if locked else export_lock(export_id=export.pk)
+    current = export if locked else export_lock(export_id=export.pk)
     if isinstance(state, GuardrailVerdict):
-        state = state.state(attempts=locked.packaging_attempts)
-    stored = locked.packaging_queue_state or {}
+        state = state.state(attempts=current.packaging_attempts)
+    stored = current.packaging_queue_state or {}
     if queue_state_key(stored) == queue_state_key(state):
         export.packaging_queue_state = stored
         return stored, False
     state = {**state, "updated_at": state.get("updated_at") or isoformat(timezone.now())}
-    NarrativeExport.objects.filter(pk=locked.pk).update(packaging_queue_state=state, updated_at=timezone.now())
-    export.packaging_queue_state = locked.packaging_queue_state = state
+    NarrativeExport.objects.filter(pk=current.pk).update(packaging_queue_state=state, updated_at=timezone.now())
+    export.packaging_queue_state = current.packaging_queue_state = state
     if state.get("status") in BLOCKING_QUEUE_STATUSES:
         export_lifecycle_record(
-            export=locked, event_type=AWAITING_APPROVAL_EVENT, actor=actor, payload={"state": state}
+            export=current, event_type=AWAITING_APPROVAL_EVENT, actor=actor, payload={"state": state}
         )
     return state, True
 

@@ -21,7 +21,7 @@ def export_created(export: NarrativeExport, actor) -> None:
 def export_representation(exports: Sequence[NarrativeExport]) -> dict[int, dict[str, Any]]:
     """DOSSIER_EXPORT_REPRESENTATION_HOOKS: ``{"ladder": {"status", "stages": [...]}}`` for a page of exports."""
     ladders = ladders_for_exports(export.pk for export in exports)
-    empty = {"status": None, "iteration": None, "stages": []}
+    empty: dict[str, Any] = {"status": None, "iteration": None, "stages": []}
     return {export.pk: {"ladder": ladders.get(export.pk, empty)} for export in exports}
 
 

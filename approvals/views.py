@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -93,7 +95,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
             if locked:
                 sign_form, sign_refusal = None, sign_notice
 
-    candidates_by_role = {}
+    candidates_by_role: dict[str, Any] = {}
     for username, role in Membership.objects.filter(
         team_id=export.execution.team_id, role__key__in={s.required_role for s in stages}, user__is_active=True
     ).values_list("user__username", "role__key"):

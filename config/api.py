@@ -67,8 +67,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, exceptions.APIException):
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
-        headers = {"Retry-After": str(int(exc.wait))} if isinstance(exc, exceptions.Throttled) and exc.wait else {}
-        details = {"wait": exc.wait} if isinstance(exc, exceptions.Throttled) else {}
+        wait = getattr(exc, "wait", None)  # set by Throttled, which the stubs do not declare
+        headers = {"Retry-After": str(int(wait))} if isinstance(exc, exceptions.Throttled) and wait else {}
+        details = {"wait": wait} if isinstance(exc, exceptions.Throttled) else {}
         return Response(error_body(code, str(exc.detail), details), status=exc.status_code, headers=headers)
     return None
 

@@ -27,7 +27,7 @@ class InertOutputWrapper(OutputWrapper):
 
 
 def _inert_wrapper(wrapper: OutputWrapper) -> InertOutputWrapper:
-    inert_wrapper = InertOutputWrapper(wrapper._out)
+    inert_wrapper = InertOutputWrapper(wrapper._out)  # type: ignore[arg-type]  # the stubs type _out wrongly
     inert_wrapper.style_func = wrapper.style_func
     return inert_wrapper
 

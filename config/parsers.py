@@ -65,7 +65,7 @@ def storable_text_check(data: Any) -> None:
         data = {
             key: [getattr(value, "name", value) for value in values]
             if len(values) > 1
-            else getattr(values[0], "name", values[0])
+            else getattr(values[0], "name", values[0])  # type: ignore[arg-type]
             if values
             else ""
             for key, values in data.lists()

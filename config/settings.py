@@ -8,6 +8,7 @@ REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and the storage variables; see README.md.
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -276,7 +277,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Periodic tasks, created in the database by `manage.py setup_schedules` (name: task, interval seconds).
-DOSSIER_SCHEDULES = {
+DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
@@ -331,7 +332,7 @@ DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
 # Redaction applied when a narrative is rendered (SPEC §9): strategy label|mask|partial, per-type overrides,
 # and an optional JSON file of custom rules. The policy in force is stored on each export.
-DOSSIER_REDACTION = {
+DOSSIER_REDACTION: dict[str, Any] = {
     "strategy": env_str("DOSSIER_REDACTION_STRATEGY", "label"),
     "overrides": {},
     "rules_file": env_str("DOSSIER_REDACTION_RULES_FILE") or None,
@@ -356,7 +357,7 @@ APPROVALS_SIGNATURE_WINDOW_MINUTES = env_int("APPROVALS_SIGNATURE_WINDOW_MINUTES
 # Used when a template snapshot gives no SLA, and for exports created without any snapshot.
 APPROVALS_DEFAULT_SLA_HOURS = env_int("APPROVALS_DEFAULT_SLA_HOURS", 48)
 APPROVALS_ESCALATE_AFTER_HOURS = env_int("APPROVALS_ESCALATE_AFTER_HOURS", 24)
-APPROVALS_DEFAULT_LADDER = {
+APPROVALS_DEFAULT_LADDER: dict[str, Any] = {
     "stages": [
         {"name": "Scientific review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"},
         {"name": "QA approval", "required_role": "qa_approver", "sla_hours": 48, "meaning": "Approved for release"},

@@ -112,7 +112,7 @@ class TeamScopedAdmin(admin.ModelAdmin):
     """
 
     def scope(self, request, queryset: QuerySet) -> QuerySet:
-        return queryset.visible_to(request.user)
+        return queryset.visible_to(request.user)  # type: ignore[attr-defined]  # a team-scoped model's queryset
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -256,14 +256,14 @@ class StageBlueprintForm(forms.ModelForm):
 class StageBlueprintFormSet(BaseInlineFormSet):
     """Validates the ladder as a whole with the template rules and pins each message on its stage and field."""
 
-    def ordered_forms(self, *, include_invalid: bool = False) -> list[forms.Form]:
+    def ordered_forms(self, *, include_invalid: bool = False) -> list[forms.Form]:  # type: ignore[override]
         """Stage forms that will exist after saving, in signing order (position, then order on the page)."""
         kept = [
             (index, form)
             for index, form in enumerate(self.forms)
             if hasattr(form, "cleaned_data")
             and (include_invalid or form.is_valid())
-            and not (self.can_delete and self._should_delete_form(form))
+            and not (self.can_delete and self._should_delete_form(form))  # type: ignore[attr-defined]
             and (form.instance.pk or form.has_changed())
         ]
         kept.sort(key=lambda item: (item[1].cleaned_data.get("position") or 10_000 + item[0], item[0]))
@@ -564,7 +564,7 @@ class WorkflowTemplateSnapshotAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
         "document",
         "created_at",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
 
     class Media:
         css = {"all": ["css/admin.css"]}  # styles live in files: the CSP allows no inline style
@@ -672,7 +672,7 @@ class BaselineEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["created_at", "event_type", "from_status", "to_status", "actor_username", "payload"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
@@ -715,7 +715,7 @@ class GovernanceBaselineAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
         "rollback_reason",
         "created_at",
     ]
-    fields = readonly_fields
+    fields = readonly_fields  # type: ignore[assignment]  # the same names, read-only
 
     @admin.display(description="Reviewers")
     def reviewer_names(self, obj):

@@ -446,7 +446,7 @@ class GovernanceBaseline(models.Model):
         return f"{self.protocol_template_key}{version}: {self.title}"
 
 
-class BaselineEventQuerySet(AppendOnlyQuerySet, TeamScopedQuerySet):
+class BaselineEventQuerySet(AppendOnlyQuerySet, TeamScopedQuerySet):  # type: ignore[override]
     pass
 
 
@@ -470,7 +470,7 @@ class GovernanceBaselineEvent(AppendOnlyModel):
     created_at = models.DateTimeField(default=timezone.now)
 
     TEAM_LOOKUP = "baseline__team"
-    objects = BaselineEventQuerySet.as_manager()
+    objects = BaselineEventQuerySet.as_manager()  # type: ignore[misc]
 
     class Meta:
         db_table = "governance_baseline_events"

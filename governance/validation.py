@@ -287,7 +287,7 @@ def meanings_agree(first: str, second: str) -> bool:
 
 
 def _document_order(problem: ContentProblem) -> tuple:
-    order = ["stages", "permitted_roles", "sla_defaults", "retention_days"]
+    order: list[str | int] = ["stages", "permitted_roles", "sla_defaults", "retention_days"]
     head = problem.path[0] if problem.path else ""
     rank = order.index(head) if head in order else len(order)
     index = problem.stage_index if problem.stage_index is not None else -1

@@ -115,7 +115,7 @@ def _record_stage_started(export: NarrativeExport, stage: ApprovalStage, actor) 
         export=export,
         event_type=STAGE_STARTED,
         actor=actor,
-        payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},
+        payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},  # type: ignore[union-attr]
     )
 
 
@@ -162,7 +162,7 @@ def _refresh_queue_state(
 def ladder_blueprint(export: NarrativeExport) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Stage blueprints and SLA defaults from the export's pinned snapshot, or the default ladder in settings
     for an export created without one."""
-    if export.template_snapshot_id is not None:
+    if export.template_snapshot is not None:
         document = json.loads(export.template_snapshot.canonical_json)
         return list(document.get("stages") or []), dict(document.get("sla_defaults") or {})
     return list(settings.APPROVALS_DEFAULT_LADDER["stages"]), dict(settings.APPROVALS_DEFAULT_LADDER["sla_defaults"])
@@ -351,7 +351,7 @@ def _stage_decide_locked(
             code="stale_stage",
             details={"expected_stage_id": expected_stage_id, "active_stage_id": stage.pk if stage else None},
         )
-    held = {stage.required_role} if stage.holder_has_role else set()  # read with the stages, under the lock
+    held = {stage.required_role} if stage.holder_has_role else set()  # type: ignore[attr-defined]  # read with the stages, under the lock
     capacity = signing_capacity(user=actor, stage=stage, roles=held)
     if capacity is None:
         raise PermissionDenied(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -87,7 +87,7 @@ def sla_monitor_run(*, now: datetime | None = None, batch_size: int | None = Non
     phases = {
         "overdue": lambda: _mark_all("overdue", now=now, batch_size=batch_size, report=report),
         "escalated": lambda: _mark_all("escalated", now=now, batch_size=batch_size, report=report),
-        "guardrails": lambda: (_recheck_guardrails(report.exports, report=report), _dispatch_finalized(report=report)),
+        "guardrails": lambda: _guardrails_phase(report),
         "enforcement": lambda: _check_enforcement(now=now, report=report),
     }
     for phase, run in phases.items():
@@ -110,6 +110,11 @@ def _due(kind: str, now: datetime) -> Q:
     if kind == "overdue":
         return Q(status=StageStatus.IN_PROGRESS, overdue_at__isnull=True, due_at__lt=now)
     return Q(status=StageStatus.IN_PROGRESS, escalated_at__isnull=True, escalate_at__lt=now)
+
+
+def _guardrails_phase(report: MonitorReport) -> None:
+    _recheck_guardrails(report.exports, report=report)
+    _dispatch_finalized(report=report)
 
 
 def _locked_due_stages(kind: str, *, now: datetime, batch_size: int) -> list[ApprovalStage]:
@@ -138,9 +143,9 @@ def _marked_payload(stage: ApprovalStage, *, kind: str, now: datetime, recipient
         "stage_name": stage.name,
         "required_role": stage.required_role,
         "iteration": stage.iteration,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "assignee": stage.assignee.username if stage.assignee else None,
         "due_at": isoformat(stage.due_at),
-        "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
+        "minutes_overdue": int((now - cast(datetime, stage.due_at)).total_seconds() // 60),  # a due stage has one
         "detected_at": isoformat(now),
     }
     if kind == "escalated":
@@ -238,7 +243,7 @@ def _escalation_messages(
             lines.append(
                 f"- Export {export.pk} v{export.version} ({inert_line(export.execution.title)}): stage "
                 f"{stage.index + 1} '{inert_line(stage.name)}', due {isoformat(stage.due_at)}, assignee "
-                f"{inert_line(stage.assignee.username) if stage.assignee_id else 'none'}"
+                f"{inert_line(stage.assignee.username) if stage.assignee else 'none'}"
             )
         subject = (
             f"[Dossier] Escalation: export {group[0].ladder.export_id} stage '{inert_line(group[0].name)}' overdue"

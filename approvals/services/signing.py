@@ -89,7 +89,7 @@ def _locked_out(status: SigningStatus, *, now: datetime) -> SignerLockedOut:
     _, window = lockout_policy()
     return SignerLockedOut(
         f"{status.limit} failed signature attempts within {duration_in_words(window.total_seconds())}: "
-        f"signing is locked until {until_in_words(status.locked_until, now=now)}.",
+        f"signing is locked until {until_in_words(status.locked_until or now, now=now)}.",
         details=status.details(),
     )
 

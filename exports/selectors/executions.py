@@ -73,7 +73,7 @@ def evidence_for_user(*, user, filters: dict[str, Any]) -> QuerySet:
 
 
 def _execution_id(filters: dict[str, Any]) -> int:
-    raw = filters.get("execution")
+    raw: Any = filters.get("execution")
     try:
         return int(raw)
     except (TypeError, ValueError):

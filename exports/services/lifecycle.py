@@ -99,7 +99,7 @@ def _append_events_postgresql(
         "SELECT base, team_id FROM reserved"
     )
     count = len(placed)
-    columns = [
+    columns: list[list[Any]] = [
         [record.event_type for _, _, record, _ in placed],
         [getattr(record.actor, "pk", None) for _, _, record, _ in placed],
         [Jsonb(normalize_payload(body)) for _, _, _, body in placed],
@@ -128,7 +128,7 @@ def lifecycle_batch() -> Iterator[None]:
     token = _pending.set([])
     try:
         yield
-        records = _pending.get()
+        records = _pending.get() or []
     finally:
         _pending.reset(token)
     export_lifecycle_record_many(records)

@@ -26,7 +26,7 @@ from governance.selectors.templates import (
     template_snapshot_resolve,
 )
 
-CLASSIFICATION_ORDER = [
+CLASSIFICATION_ORDER: list[str] = [
     Classification.PUBLIC,
     Classification.INTERNAL,
     Classification.CONFIDENTIAL,

@@ -585,7 +585,7 @@ class _EvidenceReader:
 def _payload_for(plan: AttachmentPlan, limit_bps: int) -> PayloadFile:
     if plan.content is not None:
         return PayloadFile.from_bytes(plan.bundle_path, plan.content)
-    return PayloadFile(path=plan.bundle_path, size=plan.size, open=lambda: _EvidenceReader(plan, limit_bps))
+    return PayloadFile(path=plan.bundle_path, size=plan.size, open=lambda: _EvidenceReader(plan, limit_bps))  # type: ignore[arg-type, return-value]
 
 
 @contextmanager
@@ -671,7 +671,7 @@ def bundle_build(
             payload=payload,
             export_metadata=export_document_for(export),
             signer=signer_for(signing_key),
-            compression=compression,
+            compression=compression,  # type: ignore[arg-type]  # checked by settings validation
         )
         try:
             return build_bundle(spec, out)

@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -254,17 +254,18 @@ def exports_snapshot_backfill(*, dry_run: bool, actor=None) -> BackfillReport:
         locked = NarrativeExport.objects.select_for_update().filter(pk__in=fixable, template_snapshot__isnull=True)
         for export in locked.select_related("execution").order_by("id"):
             outcome = fixable[export.pk]
-            NarrativeExport.objects.filter(pk=export.pk).update(template_snapshot=outcome.snapshot)
+            snapshot = cast(WorkflowTemplateSnapshot, outcome.snapshot)  # a fixable outcome has one
+            NarrativeExport.objects.filter(pk=export.pk).update(template_snapshot=snapshot)
             audit_record(
                 action=BACKFILL_AUDIT_ACTION,
                 actor=actor,
                 obj=export,
                 team_id=export.execution.team_id,
                 payload={
-                    "template_snapshot_id": outcome.snapshot.pk,
-                    "template_key": outcome.snapshot.template_key,
-                    "template_version": outcome.snapshot.version,
-                    "content_sha256": outcome.snapshot.content_sha256,
+                    "template_snapshot_id": snapshot.pk,
+                    "template_key": snapshot.template_key,
+                    "template_version": snapshot.version,
+                    "content_sha256": snapshot.content_sha256,
                     "source": outcome.source,
                     "export_created_at": export.created_at.isoformat(),
                 },

@@ -87,13 +87,13 @@ class SnapshotOutput(serializers.ModelSerializer):
 
 
 class TemplateOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True, help_text="Owning team; null for a platform template."
     )
     forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
     stages = serializers.JSONField(source="stage_blueprints", read_only=True)
     snapshot_id = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = WorkflowTemplate
@@ -156,9 +156,9 @@ class AssignmentInput(serializers.Serializer):
 class AssignmentOutput(serializers.ModelSerializer):
     template_id = serializers.IntegerField(read_only=True)
     template_key = serializers.CharField(source="template.template_key", read_only=True)
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = WorkflowTemplateAssignment
@@ -191,14 +191,16 @@ class BaselineEventOutput(serializers.ModelSerializer):
 
 
 class BaselineOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     execution_id = serializers.IntegerField(read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
-    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
-    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    submitted_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewers: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", many=True, read_only=True
+    )
+    reviewed_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    published_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rolled_back_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = GovernanceBaseline

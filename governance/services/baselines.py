@@ -144,9 +144,11 @@ def baseline_submit(
 def _locked_group(*, baseline_id: int, user) -> tuple[GovernanceBaseline, dict[int, GovernanceBaseline]]:
     """The baseline (404 outside the user's teams) and every baseline of its (team, protocol), locked in id order."""
     found = (
-        GovernanceBaseline.objects.visible_to(user).filter(pk=baseline_id).values("team_id", "protocol_template_key")
+        GovernanceBaseline.objects.visible_to(user)
+        .filter(pk=baseline_id)
+        .values("team_id", "protocol_template_key")
+        .first()
     )
-    found = found.first()
     if found is None:
         raise NotFound(f"Baseline {baseline_id} was not found.", code="baseline_not_found")
     group = {row.pk: row for row in GovernanceBaseline.objects.select_for_update().filter(**found).order_by("id")}

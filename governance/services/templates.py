@@ -44,7 +44,7 @@ def template_snapshot_document(template: WorkflowTemplate) -> dict:
     content and hashes). A stage stored before rejection meanings existed rejects with the default."""
     return {
         "format_version": SNAPSHOT_FORMAT_VERSION,
-        "team": template.team.slug if template.team_id else None,
+        "team": template.team.slug if template.team else None,
         "template_key": template.template_key,
         "version": template.version,
         "name": template.name,
@@ -443,7 +443,7 @@ def template_assign(
     if assignment and assignment.template_id == template.pk:
         return assignment, False
     created = assignment is None
-    if created:
+    if assignment is None:
         try:
             with transaction.atomic():
                 assignment = WorkflowTemplateAssignment.objects.create(template=template, created_by=actor, **target)
