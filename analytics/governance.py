@@ -1,4 +1,4 @@
-"""Governance analytics (SPEC §8): SLA accuracy, blocker trends, ladder load and guardrail forecasts.
+"""Governance analytics (docs/analytics.md): SLA accuracy, blocker trends, ladder load and guardrail forecasts.
 
 Everything is computed by the database in a fixed number of aggregate queries, whatever the number of exports or
 stages: one per figure family, grouped by role and team, with rollups done in Python over the (small) grouped

@@ -1,5 +1,5 @@
-"""Demo ladders in every state (SPEC §2): awaiting approval, overdue, rejected, packaged. Idempotent: a ladder
-that has been acted on already is left alone."""
+"""Demo ladders in every state (docs/teams-and-roles.md, "Demo data"): awaiting approval, overdue, rejected, packaged.
+Idempotent: a ladder that has been acted on already is left alone."""
 
 from datetime import timedelta
 

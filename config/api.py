@@ -1,4 +1,4 @@
-"""API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
+"""API conventions shared by every app: the error shape of docs/errors.md, pagination and input parsing."""
 
 import logging
 from typing import Any

@@ -1,4 +1,4 @@
-"""Error pages: JSON in SPEC §10's shape under /api/, HTML elsewhere."""
+"""Error pages: JSON in docs/errors.md's shape under /api/, HTML elsewhere."""
 
 from django.http import JsonResponse
 from django.views import defaults

@@ -330,8 +330,8 @@ DOSSIER_PACKAGING_MAX_RETRIES = env_int("DOSSIER_PACKAGING_MAX_RETRIES", 5)
 DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0)
 # Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
-# Redaction applied when a narrative is rendered (SPEC §9): strategy label|mask|partial, per-type overrides,
-# and an optional JSON file of custom rules. The policy in force is stored on each export.
+# Redaction applied when a narrative is rendered (docs/exports.md, "Redaction"): strategy label|mask|partial,
+# per-type overrides, and an optional JSON file of custom rules. The policy in force is stored on each export.
 DOSSIER_REDACTION: dict[str, Any] = {
     "strategy": env_str("DOSSIER_REDACTION_STRATEGY", "label"),
     "overrides": {},
@@ -346,7 +346,7 @@ CELERY_TASK_ROUTES = (
 # The template used when neither the protocol nor the team has an assignment.
 DOSSIER_DEFAULT_TEMPLATE_KEY = env_str("DOSSIER_DEFAULT_TEMPLATE_KEY", "standard-release")
 
-# --- Approvals (SPEC §6) ----------------------------------------------------------------------------------------
+# --- Approvals (docs/approvals.md) -------------------------------------------------------------------------------
 # Five failed signature passwords within fifteen minutes lock the signer out of signing.
 # Password checks (signature re-authentication) hash on worker threads this much nicer than the request's (0: in
 # the request's thread), under the SCHED_IDLE policy where Linux offers it; see config/passwords.py.
@@ -368,7 +368,7 @@ APPROVALS_DEFAULT_LADDER: dict[str, Any] = {
 # Stages the SLA monitor handles per transaction; the number of queries grows with stages / batch, not stages.
 APPROVALS_SLA_MONITOR_BATCH = env_int("APPROVALS_SLA_MONITOR_BATCH", 2000)
 
-# --- Analytics and dashboards (SPEC §8) ------------------------------------------------------------------------
+# --- Analytics and dashboards (docs/analytics.md) ---------------------------------------------------------------
 # Governance analytics are cached this long per viewer and team scope (invalidated early on every state change).
 ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 30)
 ANALYTICS_DEFAULT_WINDOW_DAYS = env_int("ANALYTICS_DEFAULT_WINDOW_DAYS", 14)
@@ -379,7 +379,7 @@ ANALYTICS_PREVIEW_SAMPLE = env_int("ANALYTICS_PREVIEW_SAMPLE", 2000)
 ANALYTICS_GUARDRAIL_LIMIT = env_int("ANALYTICS_GUARDRAIL_LIMIT", 12)
 # Stages open longer than this on average are highlighted on the dashboard.
 ANALYTICS_MEAN_OPEN_ALERT_MINUTES = env_int("ANALYTICS_MEAN_OPEN_ALERT_MINUTES", 60)
-# The dashboard re-fetches its panels this often (at most 30 s, SPEC §8).
+# The dashboard re-fetches its panels this often (at most 30 s, docs/analytics.md).
 ANALYTICS_DASHBOARD_REFRESH_SECONDS = min(env_int("ANALYTICS_DASHBOARD_REFRESH_SECONDS", 15), 30)
 ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)
 # /metrics: refused to anonymous clients unless allowed here; scrapers may send `Authorization: Bearer <token>`.

@@ -1,4 +1,5 @@
-"""Django admin for governance; templates, snapshots, assignments and baselines are the curation UI (SPEC §7).
+"""Django admin for governance; templates, snapshots, assignments and baselines are the curation UI
+(docs/templates-and-baselines.md).
 
 Every change goes through the same services as the API, so versioning, validation, permissions and audit rows
 are identical whichever door a curator uses. Staff users who are not superusers see only platform templates and

@@ -1,4 +1,4 @@
-"""Demo identities: the team `biolabs`, its users and their roles (SPEC §2)."""
+"""Demo identities: the team `biolabs`, its users and their roles (docs/teams-and-roles.md, "Demo data")."""
 
 from typing import Any
 

@@ -1,6 +1,9 @@
 """The apps' one-way dependencies hold in the database too: no migration of a lower app depends on a migration of
 a higher one, so the migration graph has no cycle between apps (docs/architecture.md)."""
 
+import re
+from pathlib import Path
+
 from django.db.migrations.loader import MigrationLoader
 
 LAYERS = ("governance", "exports", "approvals", "analytics")
@@ -33,3 +36,32 @@ def test_the_apps_migration_dependencies_have_no_cycle():
 
     cyclic = sorted(app for app in depends_on if reaches(app, app))
     assert cyclic == [], f"apps whose migrations depend on themselves through another app: {cyclic}"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = ("config", "textpolicy", "governance", "exports", "approvals", "analytics", "scripts", "benchmarks", "tests")
+
+
+def _python_files() -> list[Path]:
+    return [path for folder in CODE for path in sorted((ROOT / folder).rglob("*.py"))]
+
+
+def test_code_cites_the_repositorys_docs_not_an_outside_specification():
+    outside = sorted(
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in _python_files()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if re.search(r"\bSPEC\s*§", line)
+    )
+    assert outside == [], f"cite docs/<file>.md instead: {outside}"
+
+
+def test_every_doc_the_code_cites_exists():
+    cited = {
+        match
+        for path in _python_files()
+        for match in re.findall(r"docs/([\w.-]+\.(?:md|py))", path.read_text(encoding="utf-8"))
+    }
+    assert cited, "the code cites its docs"
+    missing = sorted(name for name in cited if not (ROOT / "docs" / name).exists())
+    assert missing == [], f"cited but not in docs/: {missing}"

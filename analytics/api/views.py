@@ -1,4 +1,4 @@
-"""Governance analytics API (SPEC §8). Parse, call the cached selector, return."""
+"""Governance analytics API (docs/analytics.md). Parse, call the cached selector, return."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema

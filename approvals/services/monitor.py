@@ -1,5 +1,6 @@
-"""The SLA monitor (SPEC §6): overdue and escalation markers, escalation emails, guardrail re-checks and the
-detection of enforcement inconsistencies. Idempotent, batched, and safe with several monitors at once."""
+"""The SLA monitor (docs/approvals.md, "The SLA monitor"): overdue and escalation markers, escalation emails, guardrail
+re-checks and the detection of enforcement inconsistencies. Idempotent, batched, and safe with several monitors at
+once."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The scientist's ladder preview (SPEC §7): which rules a new export of an execution would get, when each stage
-would start and fall due given the current load of its role, and the narrative it would carry.
+"""The scientist's ladder preview (docs/templates-and-baselines.md, "Ladder projection"): which rules a new export of an
+execution would get, when each stage would start and fall due given the current load of its role, and the narrative it
+would carry.
 
 It lives in ``approvals`` because the projection needs the open approval stages; it only reads exports and
 governance through their public functions. A preview writes its audit row and a ``governance.preview.summary``

@@ -1,4 +1,5 @@
-"""Re-authentication at signing: the password check, failure counting and the lockout (SPEC §6).
+"""Re-authentication at signing: the password check, failure counting and the lockout (docs/authentication.md, "The
+signing lockout").
 
 The lockout counts only the signer's own signing attempts: APPROVALS_SIGNATURE_MAX_FAILURES failed password
 checks within APPROVALS_SIGNATURE_WINDOW_MINUTES lock signing until the oldest of them leaves the window. Sign-in

@@ -1,4 +1,4 @@
-"""Narrative export, artifact, packaging telemetry and signing key endpoints (SPEC §4, §5). Thin: parse, call,
+"""Narrative export, artifact, packaging telemetry and signing key endpoints (docs/exports.md). Thin: parse, call,
 serialize."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Experiment console, notebook and evidence endpoints (SPEC §3). Parse, call one service or selector, serialize."""
+"""Experiment console, notebook and evidence endpoints (docs/executions.md). Parse, call one service or selector,
+serialize."""
 
 from typing import Any, cast
 

@@ -22,7 +22,7 @@ from governance.signals import team_state_changed
 def export_lifecycle_record(
     *, export: NarrativeExport, event_type: str, actor=None, payload: dict[str, Any] | None = None
 ) -> ExecutionEvent | None:
-    """``event_type`` is one of SPEC §4's exact names (``narrative_export.…``).
+    """``event_type`` is one of the event types of docs/exports.md, "Lifecycle" (``narrative_export.…``).
 
     Inside ``lifecycle_batch()`` the record is only collected (and None returned): the batch writes it, in order,
     when the block ends."""

@@ -1,4 +1,5 @@
-"""The baseline lifecycle (SPEC §7): submit → approve | reject → publish (current, versioned) → roll back.
+"""The baseline lifecycle (docs/templates-and-baselines.md, "Baselines"): submit → approve | reject → publish (current,
+versioned) → roll back.
 
 Who may do what (roles held in the baseline's team):
 - submit: ``scientist`` or ``pi``, naming one or more reviewers who hold ``reviewer`` (never themselves);
