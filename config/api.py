@@ -81,7 +81,7 @@ class SelectorListApi(generics.ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return self.schema_model.objects.none()
+            return self.schema_model._default_manager.none()
         return self.select()
 
     def select(self):

@@ -48,7 +48,7 @@ class DossierCommand(BaseCommand):
             sys.stderr.write(f"error: {inert(message)}\n")
             sys.exit(EXIT_ERROR)
 
-        parser.error = error
+        parser.error = error  # type: ignore[method-assign]  # argparse's documented override point
         return parser
 
     def __init__(self, *args, **kwargs):

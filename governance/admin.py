@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -88,7 +88,14 @@ class StaffReadOnlyAdmin(StaffReadableAdmin, ReadOnlyAdmin):
     pass
 
 
-class ServiceErrorsAsMessages:
+# The mixin is used on model admins only: the type checker reads it as one.
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin
+else:
+    _ModelAdmin = object
+
+
+class ServiceErrorsAsMessages(_ModelAdmin):
     """Show a refused service call (permission, conflict, validation) as an admin error message, not a 500."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -288,7 +295,7 @@ class StageBlueprintFormSet(BaseInlineFormSet):
     def clean(self):
         """Check the ladder even when some fields already failed, without repeating a field's own error."""
         ordered = self.ordered_forms(include_invalid=True)
-        permitted = [role for role in self.data.getlist("permitted_roles") if role] or None
+        permitted = [role for role in self.data.getlist("permitted_roles") if role] or None  # type: ignore[attr-defined]
         stages = [self._stage(form, partial=True) for form in ordered]
         content = template_content_normalize(stages=stages, permitted_roles=permitted)
         content["sla_defaults"], content["retention_days"] = dict(DEFAULT_SLA), 1
@@ -355,7 +362,7 @@ class WorkflowTemplateForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["permitted_roles"].choices = list(Role.objects.values_list("key", "label"))
+        self.fields["permitted_roles"].choices = list(Role.objects.values_list("key", "label"))  # type: ignore[attr-defined]
         if self.instance.pk:
             self.initial["permitted_roles"] = self.instance.permitted_roles
             self.initial.update({key: self.instance.sla_defaults.get(key) for key in DEFAULT_SLA})
@@ -365,7 +372,7 @@ class WorkflowTemplateForm(forms.ModelForm):
         return {field.name for field in self._meta.model._meta.fields}
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or self.cleaned_data
         if not self.instance.pk and not cleaned.get("template_key") and not cleaned.get("forked_from"):
             self.add_error("template_key", "Give a template key, or choose a template to fork from.")
         return cleaned

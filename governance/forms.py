@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -12,8 +13,14 @@ from django.utils import timezone
 from config.humanize import until_in_words
 from governance.services.login_guard import TooManyAttempts, password_authenticate
 
+# The mixin is used on authentication forms only: the type checker reads it as one.
+if TYPE_CHECKING:
+    _AuthenticationForm = AuthenticationForm
+else:
+    _AuthenticationForm = object
 
-class GuardedAuthenticationMixin:
+
+class GuardedAuthenticationMixin(_AuthenticationForm):
     """Authenticates through ``password_authenticate`` instead of ``authenticate``; a refusal by the limit is a
     form error in words, and ``throttled`` keeps it for the view (429 with Retry-After)."""
 
