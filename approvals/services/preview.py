@@ -150,7 +150,6 @@ def preview_summary_payload(preview_stages: Sequence[ProjectedStage], **fields: 
     }
 
 
-@transaction.atomic
 def _narrative(*, execution: Execution, actor, snapshot, selection, at):
     return narrative_preview_render(
         execution=execution,
@@ -187,6 +186,7 @@ def _selection_warnings(selection, *, execution: Execution, chosen: bool) -> lis
     return warnings
 
 
+@transaction.atomic
 def execution_preview(*, execution: Execution, actor, evidence: Sequence[EvidenceRef] | None = None) -> LadderPreview:
     """Preview the next export of ``execution`` (already checked visible to ``actor``): resolve the snapshot
     without refusing drift, project the ladder from now, render the narrative of ``evidence`` (None: all the

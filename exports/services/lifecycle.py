@@ -134,7 +134,6 @@ def lifecycle_batch() -> Iterator[None]:
     export_lifecycle_record_many(records)
 
 
-@transaction.atomic(savepoint=False)
 def _append_events_bulk(placed: list, reserved: dict[int, tuple[int, int]], *, now, batch_size: int) -> None:
     """The timeline rows of ``placed`` records, numbered after the sequences ``reserved`` for their executions."""
     events = [
@@ -152,6 +151,7 @@ def _append_events_bulk(placed: list, reserved: dict[int, tuple[int, int]], *, n
     ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
 
 
+@transaction.atomic(savepoint=False)
 def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_size: int = 5000) -> None:
     """``export_lifecycle_record`` for many exports at once, in a number of queries independent of the count.
 
