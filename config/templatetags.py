@@ -12,7 +12,7 @@ from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeData, mark_safe
 
 import textpolicy
-from config import labels
+from config import humanize, labels
 
 register = template.Library()
 _UNSAFE = textpolicy.unsafe_pattern()
@@ -111,3 +111,16 @@ def _scalar(value) -> str:
         return ", ".join(f"{labels.label(key)}: {_scalar(entry)}" for key, entry in value.items())
     text = str(value)
     return labels.label(text) if text in labels.labels() else text
+
+
+@register.filter
+def duration(seconds) -> str:
+    """Seconds in words: ``1080366`` → ``12 days 12 hours``, ``45`` → ``45 seconds``."""
+    if seconds is None or seconds == "":
+        return ""
+    seconds = float(seconds)
+    days, rest = divmod(seconds, 86400)
+    if days < 2:
+        return humanize.duration_in_words(seconds)
+    hours = int(rest // 3600)
+    return f"{int(days)} days" + (f" {hours} hour{'s' if hours != 1 else ''}" if hours else "")

@@ -9,13 +9,14 @@ login is not a change (Django and config.passwords clear ``_password`` for it).
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from governance.models import Membership, Team
-from governance.selectors.preferences import viewer_time_zone_cache_key
+from governance.selectors.preferences import viewer_time_zone_cache_key, viewer_time_zone_refresh
 from governance.services.tokens import tokens_revoke_for_user
 
 
@@ -52,3 +53,9 @@ def _team_time_zone_changed(sender, instance: Team, created: bool, **kwargs) -> 
 def _membership_time_zone_changed(sender, instance: Membership, **kwargs) -> None:
     user_id = instance.user_id
     transaction.on_commit(lambda: cache.delete(viewer_time_zone_cache_key(user_id)))
+
+
+@receiver(user_logged_in, dispatch_uid="governance.time_zone.login")
+def _time_zone_on_login(sender, request, user, **kwargs) -> None:
+    """Resolved at sign-in, so pages read the viewer's zone from the cache."""
+    viewer_time_zone_refresh(user=user)

@@ -6,8 +6,9 @@ from django.core.cache import cache
 
 from governance.models import Team, UserPreference
 
-# Read on every page; kept in the cache and dropped when a preference, a team's zone or a membership changes.
-CACHE_SECONDS = 300
+# Read on every page: resolved when the user signs in, kept in the cache and dropped when a preference, a team's
+# zone or a membership changes.
+CACHE_SECONDS = 3600
 
 
 def viewer_time_zone_cache_key(user_id: int) -> str:
@@ -19,11 +20,14 @@ def viewer_time_zone(*, user) -> str:
     else ``UTC``."""
     if not user.is_authenticated:
         return "UTC"
-    key = viewer_time_zone_cache_key(user.pk)
-    zone = cache.get(key)
-    if zone is None:
-        zone = user_time_zone_choice(user=user) or team_time_zone(user=user)
-        cache.set(key, zone, CACHE_SECONDS)
+    zone = cache.get(viewer_time_zone_cache_key(user.pk))
+    return zone if zone is not None else viewer_time_zone_refresh(user=user)
+
+
+def viewer_time_zone_refresh(*, user) -> str:
+    """Resolve the user's zone from the database and keep it in the cache."""
+    zone = user_time_zone_choice(user=user) or team_time_zone(user=user)
+    cache.set(viewer_time_zone_cache_key(user.pk), zone, CACHE_SECONDS)
     return zone
 
 
