@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -54,7 +52,10 @@ LIST_FILTERS = ("q", "status", "team", "execution", "overdue")
 @login_required
 def export_list(request):
     """The exports of the user's teams with filters, search and pages (the FilterSet the operators' API uses)."""
-    filters = {key: value for key in LIST_FILTERS if (value := request.GET.get(key, "").strip())}
+    filters = QueryDict(mutable=True)
+    for key in LIST_FILTERS:
+        if values := [value.strip() for value in request.GET.getlist(key) if value.strip()]:
+            filters.setlist(key, values)
     error, page = "", None
     try:
         exports = exports_for_user(user=request.user, filters=filters)
@@ -76,7 +77,7 @@ def export_list(request):
         "page": page,
         "filters": filters,
         "filtered": bool(filters),
-        "query": urlencode(filters),
+        "query": filters.urlencode(),
         "error": error,
         "statuses": ExportStatus.choices,
         "teams": teams_for_user(user=request.user).values_list("slug", "name"),
