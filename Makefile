@@ -20,7 +20,8 @@ serve:
 	@echo "  Sign in as demo-operator / $${DEMO_PASSWORD:-demo-pass} (also demo-scientist, demo-reviewer,"
 	@echo "  demo-approver, demo-compliance, demo-admin). API docs: http://$(HOST):$(PORT)/api/docs/"
 	@echo ""
-	DEBUG=$(DEBUG) DOSSIER_HTTPS=0 $(MANAGE) runserver $(HOST):$(PORT)
+	@mkdir -p staticfiles  # WhiteNoise serves from the finders here; an absent STATIC_ROOT only earns a warning
+	DEBUG=$(DEBUG) DOSSIER_HTTPS=0 DJANGO_RUNSERVER_HIDE_WARNING=true $(MANAGE) runserver $(HOST):$(PORT)
 
 setup:
 	@scripts/bootstrap.sh
