@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.utils import timezone
@@ -49,6 +49,8 @@ def when(moment, style: str = "") -> str:
         moment = parse_datetime(moment)
         if moment is None:
             return ""
+    if timezone.is_naive(moment):  # stored times are UTC; a naive one read from JSON is UTC too
+        moment = moment.replace(tzinfo=UTC)
     local = timezone.localtime(moment)
     shown = local.strftime("%Y-%m-%d %H:%M:%S" if style == "seconds" else "%Y-%m-%d %H:%M")
     return format_html(
@@ -73,7 +75,10 @@ def hours(value) -> str:
     """A duration in hours, one way everywhere: ``24`` and ``24.0`` → ``24 h``, ``1.5`` → ``1.5 h``."""
     if value is None or value == "":
         return ""
-    number = Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    try:
+        number = Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return str(value)
     return f"{number.to_integral() if number == number.to_integral() else number:f} h"
 
 

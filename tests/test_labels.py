@@ -42,7 +42,15 @@ def test_the_raw_codes_the_sweep_looks_for_are_the_codes_shown_differently():
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(24, "24 h"), (24.0, "24 h"), ("48", "48 h"), (1.5, "1.5 h"), (Decimal("0.25"), "0.3 h"), (None, "")],
+    [
+        (24, "24 h"),
+        (24.0, "24 h"),
+        ("48", "48 h"),
+        (1.5, "1.5 h"),
+        (Decimal("0.25"), "0.3 h"),
+        (None, ""),
+        ("n/a", "n/a"),
+    ],
 )
 def test_hours_read_one_way(value, shown):
     assert hours(value) == shown
@@ -69,3 +77,11 @@ def test_a_payload_reads_as_labelled_values_not_json():
 def test_payload_text_stays_inert():
     html = render("{% key_values payload %}", payload={"note": "<script>x</script>\u202e"})
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;U+202E&gt;" in html
+
+
+def test_when_reads_iso_text_and_naive_times_as_utc():
+    from datetime import datetime
+
+    assert "2026-01-15 09:30 UTC" in render("{{ moment|when }}", moment="2026-01-15T09:30:00Z")
+    assert "2026-01-15 09:30 UTC" in render("{{ moment|when }}", moment=datetime(2026, 1, 15, 9, 30))
+    assert render("{{ moment|when }}", moment=None) == "" and render("{{ moment|when }}", moment="soon") == ""
