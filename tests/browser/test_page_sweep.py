@@ -57,6 +57,13 @@ PAGES = [
     SweptPage("another team's export", "/exports/{foreign}/", status=404),
 ]
 
+# Pages for someone not signed in.
+ANONYMOUS = "anonymous"
+PAGES += [
+    SweptPage("sign-in", "/accounts/login/", roles=(ANONYMOUS,)),
+    SweptPage("admin sign-in", "/admin/login/", roles=(ANONYMOUS,)),
+]
+
 # Collected in the page: codes written with "_" or "." anywhere in the visible text; one-word codes only as a
 # visible text node of their own (a badge or a cell saying "approved"), since they are also ordinary words.
 FIND_RAW_CODES = """
@@ -144,22 +151,29 @@ def problems_at(page: Page, axe: Axe, codes: tuple[list[str], list[str]]) -> lis
     return problems
 
 
-def test_every_page_fits_speaks_labels_and_passes_axe_for_every_role(browser: Browser, live_server, demo):
+def code_sets() -> tuple[list[str], list[str]]:
+    """The label mapping's codes: (written with "_" or ".", one word)."""
     codes = raw_codes()
     compound = sorted(code for code in codes if "_" in code or "." in code)
-    single = sorted(code for code in codes if code not in compound)
+    return compound, sorted(code for code in codes if code not in compound)
+
+
+def test_every_page_fits_speaks_labels_and_passes_axe_for_every_role(browser: Browser, live_server, demo):
+    codes = code_sets()
     axe = Axe()
     problems: list[str] = []
-    for username in ROLES:
+    visited = set()
+    for username in (ANONYMOUS, *ROLES):
         context = browser.new_context(base_url=live_server.url, viewport={"width": WIDTHS[0], "height": 900})
         page = context.new_page()
-        sign_in(page, username)
+        if username != ANONYMOUS:
+            sign_in(page, username)
         for swept in PAGES:
-            try:
-                path = swept.path.format(**demo[username])
-            except KeyError:  # no such object for this role (a member of every team has no foreign export)
-                continue
             if username not in swept.roles:
+                continue
+            try:
+                path = swept.path.format(**demo.get(username, {}))
+            except KeyError:  # no such object for this role (a member of every team has no foreign export)
                 continue
             page.set_viewport_size({"width": WIDTHS[0], "height": 900})
             response = page.goto(path)
@@ -167,21 +181,22 @@ def test_every_page_fits_speaks_labels_and_passes_axe_for_every_role(browser: Br
             if response.status != swept.status:
                 problems.append(f"{username} {swept.name} ({path}): status {response.status}, not {swept.status}")
                 continue
+            visited.add((username, swept.name))
             for width in WIDTHS:
                 page.set_viewport_size({"width": width, "height": 900})
                 problems += [
                     f"{username} {swept.name} ({path}) at {width} px: {problem}"
-                    for problem in problems_at(page, axe, (compound, single))
+                    for problem in problems_at(page, axe, codes)
                 ]
         context.close()
     assert problems == [], "\n".join(problems)
+    # Every page was seen by every role it is for (the foreign export only by roles outside a team).
+    assert {name for _, name in visited} == {swept.name for swept in PAGES}
+    assert len(visited) >= len(ROLES) * (len(PAGES) - 5)
 
 
 def test_the_sweep_sees_what_it_looks_for(browser: Browser, live_server, demo):
     """The checks fail on a page that has what they look for: overflow, a raw code, an unlabelled control."""
-    codes = raw_codes()
-    compound = sorted(code for code in codes if "_" in code or "." in code)
-    single = sorted(code for code in codes if code not in compound)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 900})
     page = context.new_page()
     sign_in(page, "demo-operator")
@@ -191,7 +206,7 @@ def test_the_sweep_sees_what_it_looks_for(browser: Browser, live_server, demo):
             '<p>Stage is in_progress</p><p><span>approved</span></p><input type="text">'
             + '<p class="nowrap">' + "An unbreakable line far wider than a phone. ".repeat(20) + '</p>')"""
     )
-    problems = "\n".join(problems_at(page, Axe(), (compound, single)))
+    problems = "\n".join(problems_at(page, Axe(), code_sets()))
     context.close()
     assert "px wide in a 390 px viewport" in problems
     assert "raw codes in the visible text: approved, in_progress" in problems
