@@ -105,3 +105,12 @@ def test_an_outsider_sees_none_of_the_teams_exports(exports, other_team):
     outsider = member_of(other_team, "reviewer", username="outsider")
     html = listed(logged_in(outsider).get(URL))
     assert "Foreign secret study" in html and "Potency assay lot 7" not in html
+
+
+def test_the_operators_api_searches_with_the_same_filter(client_for, crew, exports):
+    client = client_for(crew.operator)
+    found = client.get("/api/governance/exports", {"q": "potency"}).json()
+    assert [row["id"] for row in found["results"]] == [exports["assay"].pk]
+    assert client.get("/api/governance/exports", {"q": "Foreign"}).json()["count"] == 0
+    response = client.get("/api/governance/exports", {"q": "x", "execution": "1e400"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_filter"
