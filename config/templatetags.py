@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
@@ -57,17 +57,8 @@ def when(moment, style: str = "") -> str:
         '<time datetime="{}">{} {}</time>',
         moment.astimezone(UTC).isoformat(timespec="seconds"),
         shown,
-        zone_name(local),
+        humanize.zone_name(local),
     )
-
-
-def zone_name(moment: datetime) -> str:
-    """The zone's abbreviation (``CET``), or its offset where the zone has none (``+0530`` reads ``UTC+05:30``)."""
-    name = moment.tzname() or ""
-    if name and name[0] not in "+-":
-        return name
-    offset = moment.strftime("%z")
-    return f"UTC{offset[:3]}:{offset[3:]}"
 
 
 @register.filter

@@ -85,3 +85,17 @@ def test_when_reads_iso_text_and_naive_times_as_utc():
     assert "2026-01-15 09:30 UTC" in render("{{ moment|when }}", moment="2026-01-15T09:30:00Z")
     assert "2026-01-15 09:30 UTC" in render("{{ moment|when }}", moment=datetime(2026, 1, 15, 9, 30))
     assert render("{{ moment|when }}", moment=None) == "" and render("{{ moment|when }}", moment="soon") == ""
+
+
+def test_lockout_times_follow_the_active_zone():
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils import timezone
+
+    from config.humanize import until_in_words
+
+    now = datetime(2026, 12, 1, 13, 53, tzinfo=UTC)
+    assert until_in_words(now + timedelta(minutes=12), now=now) == "14:05 UTC (in 12 minutes)"
+    with timezone.override("Europe/Berlin"):
+        assert until_in_words(now + timedelta(minutes=12), now=now) == "15:05 CET (in 12 minutes)"
+        assert until_in_words(now + timedelta(hours=11), now=now) == "2026-12-02 01:53 CET (in 11 hours)"
