@@ -114,7 +114,9 @@ def guardrail_verdict(
         return GuardrailVerdict(
             False,
             QueueStatus.AWAITING_APPROVAL,
-            f"Stage '{pending.name}' is {pending.status}." if pending else "The ladder has no stages.",
+            f"Stage '{pending.name}' is {pending.get_status_display().lower()}."
+            if pending
+            else "The ladder has no stages.",
             pending_stage=_stage_ref(pending) if pending else None,
             forecast=forecast,
             iteration=ladder.iteration,

@@ -14,9 +14,11 @@ from approvals.choices import LadderStatus, QueueStatus, StageStatus
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from config.errors import NotFound, PermissionDenied, ValidationFailed
 from config.filters import IdFilter
+from config.middleware import MAX_ID
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from governance.choices import RoleKey
+from governance.filtersets import filtered
 from governance.models import Membership
 
 # Who may review exports across their teams through the governance operator API.
@@ -226,6 +228,9 @@ def ladders_for_exports(export_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
 
 class GovernanceExportFilterSet(django_filters.FilterSet):
+    """Filters of the exports list page and of the operators' export API (one set for both)."""
+
+    q = django_filters.CharFilter(method="filter_search", label="Search: execution title, author or export number")
     status = django_filters.MultipleChoiceFilter(choices=ExportStatus.choices)
     team = django_filters.CharFilter(field_name="execution__team__slug")
     template = django_filters.CharFilter(field_name="template_snapshot__template_key")
@@ -237,7 +242,17 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = NarrativeExport
-        fields = ["status", "team", "template", "overdue", "guardrail", "execution"]
+        fields = ["q", "status", "team", "template", "overdue", "guardrail", "execution"]
+
+    def filter_search(self, queryset, name, value):
+        words = value.strip()
+        if not words:
+            return queryset
+        match = Q(execution__title__icontains=words) | Q(author__username__icontains=words)
+        number = words.removeprefix("#")
+        if number.isdecimal() and int(number) <= MAX_ID:
+            match |= Q(pk=int(number))
+        return queryset.filter(match)
 
     def filter_overdue(self, queryset, name, value):
         return queryset.filter(is_overdue=value in ("true", "1"))
@@ -260,6 +275,17 @@ def overdue_stage_exists() -> Exists:
             ladder__export_id=OuterRef("pk"), status=StageStatus.IN_PROGRESS, due_at__lt=timezone.now()
         )
     )
+
+
+def exports_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[NarrativeExport]:
+    """Exports of the user's teams, newest first, with the list page's filters (a bad value is a 400)."""
+    queryset = (
+        NarrativeExport.objects.visible_to(user)
+        .select_related("execution__team", "author")
+        .annotate(is_overdue=overdue_stage_exists())
+        .order_by("-created_at", "-id")
+    )
+    return filtered(GovernanceExportFilterSet, filters, queryset)
 
 
 def governance_exports_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[NarrativeExport]:

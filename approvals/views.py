@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -13,7 +14,7 @@ from approvals.choices import DECISION_OUTCOMES, LadderStatus, StageStatus
 from approvals.forms import DecisionForm, DelegateForm, ResetForm
 from approvals.guardrails import verify_export_packaging_guardrails
 from approvals.markdown import markdown_to_safe_html
-from approvals.selectors import export_get_for_user, ladder_detail, ladders_for_exports
+from approvals.selectors import export_get_for_user, exports_for_user, ladder_detail, ladders_for_exports
 from approvals.services.ladders import (
     DELEGATE_ROLES,
     RESET_ROLES,
@@ -28,11 +29,13 @@ from approvals.services.preview import execution_preview_for_user
 from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
+from config.labels import label
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.permissions import EXECUTION_WRITERS
+from exports.selectors.executions import executions_for_user
 from governance.models import Membership
-from governance.selectors.teams import user_roles_in_team
+from governance.selectors.teams import teams_for_user, user_roles_in_team
 
 
 def _export_or_404(user, export_id: int) -> NarrativeExport:
@@ -42,20 +45,48 @@ def _export_or_404(user, export_id: int) -> NarrativeExport:
         raise Http404("No such export among your teams.") from None
 
 
+EXPORTS_PER_PAGE = 25
+EXECUTION_CHOICES = 200  # newest executions offered in the list's filter
+LIST_FILTERS = ("q", "status", "team", "execution", "overdue")
+
+
 @login_required
 def export_list(request):
-    exports = list(
-        NarrativeExport.objects.visible_to(request.user)
-        .select_related("execution__team", "author")
-        .order_by("-created_at", "-id")[:200]
-    )
-    ladders = ladders_for_exports(export.pk for export in exports)
+    """The exports of the user's teams with filters, search and pages (the FilterSet the operators' API uses)."""
+    filters = QueryDict(mutable=True)
+    for key in LIST_FILTERS:
+        if values := [value.strip() for value in request.GET.getlist(key) if value.strip()]:
+            filters.setlist(key, values)
+    error, page = "", None
+    try:
+        exports = exports_for_user(user=request.user, filters=filters)
+    except ValidationFailed as exc:
+        error = "These filters cannot be applied: " + "; ".join(
+            f"{name}: {' '.join(problems)}" for name, problems in exc.details.get("fields", {}).items()
+        )
+    else:
+        page = Paginator(exports, EXPORTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = []
-    for export in exports:
-        ladder = ladders.get(export.pk) or {"stages": []}
-        active = next((s for s in ladder["stages"] if s["status"] == StageStatus.IN_PROGRESS), None)
-        rows.append({"export": export, "active": active})
-    return render(request, "approvals/export_list.html", {"rows": rows})
+    if page is not None:
+        ladders = ladders_for_exports(export.pk for export in page)
+        for export in page:
+            ladder = ladders.get(export.pk) or {"stages": []}
+            active = next((s for s in ladder["stages"] if s["status"] == StageStatus.IN_PROGRESS), None)
+            rows.append({"export": export, "active": active})
+    context = {
+        "rows": rows,
+        "page": page,
+        "filters": filters,
+        "filtered": bool(filters),
+        "query": filters.urlencode(),
+        "error": error,
+        "statuses": ExportStatus.choices,
+        "teams": teams_for_user(user=request.user).values_list("slug", "name"),
+        "executions": executions_for_user(user=request.user)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "title")[:EXECUTION_CHOICES],
+    }
+    return render(request, "approvals/export_list.html", context, status=400 if error else 200)
 
 
 def signing_notice(*, user) -> tuple[str, bool]:
@@ -84,7 +115,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
     sign_form, sign_refusal, sign_notice = None, "", ""
     if open_ladder and active is not None:
         if signing_capacity(user=user, stage=active, roles=roles) is None:
-            sign_refusal = f"Signing this stage needs the role {active.required_role} or being its assignee."
+            sign_refusal = f"Signing this stage needs the role {label(active.required_role)} or being its assignee."
         else:
             sign_refusal = separation_of_duties_violation(user=user, export=export, stage=active, signatures=live) or ""
         if not sign_refusal:

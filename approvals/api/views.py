@@ -91,7 +91,8 @@ class StageResetApi(APIView):
 
 
 class GovernanceExportListApi(generics.ListAPIView):
-    """Operators' view of exports across their teams. Filters: status, team, template, overdue, guardrail."""
+    """Operators' view of exports across their teams. Filters: q (search), status, team, template, overdue, guardrail,
+    execution."""
 
     serializer_class = s.GovernanceExportOutput
 
