@@ -40,6 +40,15 @@ def label(code) -> str:
 
 
 @register.filter
+def event_label(code) -> str:
+    """An event type on a timeline: the label of a type the server writes, and an experiment's own type (written
+    by the lab's clients, e.g. ``step.recorded``) as it was written, since that is the name the lab knows it by.
+    Autoescaped as any string; pass it through ``inert`` as other user text."""
+    text = "" if code is None else str(code)
+    return labels.label(text) if text in labels.labels() else text
+
+
+@register.filter
 def when(moment, style: str = "") -> str:
     """A moment in the viewer's time zone (docs/pages.md), one format on every page, inside a ``<time>`` element:
     ``2026-12-01 10:43 CET``; ``|when:"seconds"`` adds the seconds. Empty for no moment."""

@@ -30,7 +30,7 @@ def test_every_status_action_and_role_has_a_label_that_is_not_its_code():
 
 def test_an_unlabelled_code_still_reads_as_words():
     assert label("storage_unavailable") == "Storage unavailable"
-    assert label("governance.escalation.recorded") == "Recorded"
+    assert label("governance.sample.recorded") == "Recorded"
     assert label(None) == "" and label("") == ""
 
 
@@ -99,3 +99,11 @@ def test_lockout_times_follow_the_active_zone():
     with timezone.override("Europe/Berlin"):
         assert until_in_words(now + timedelta(minutes=12), now=now) == "15:05 CET (in 12 minutes)"
         assert until_in_words(now + timedelta(hours=11), now=now) == "2026-12-02 01:53 CET (in 11 hours)"
+
+
+def test_a_timeline_shows_server_event_types_labelled_and_the_labs_own_as_written():
+    from config.templatetags import event_label
+
+    assert event_label("governance.escalation.recorded") == "Escalation outcome recorded"
+    assert event_label("step.recorded") == "step.recorded"
+    assert event_label(None) == ""
