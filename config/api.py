@@ -1,6 +1,7 @@
 """API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -10,7 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions, generics, serializers
 from rest_framework.response import Response
 
-from config.errors import DossierError
+from config.errors import DossierError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,61 @@ class SelectorListApi(generics.ListAPIView):
         raise NotImplementedError
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-    """Validate input with a serializer and return its validated data (raising the 400 shape on failure)."""
-    if not isinstance(data, dict) and not kwargs.get("many"):
+class UnknownFields(ValidationFailed):
+    code = "unknown_fields"
+    default_message = "The request holds fields this endpoint does not take."
+
+
+def _writable_fields(serializer: serializers.Serializer) -> dict[str, serializers.Field]:
+    return {name: field for name, field in serializer.fields.items() if not field.read_only}
+
+
+def _unknown_paths(field: serializers.Field, data: Any, path: str) -> list[str]:
+    """Paths of the keys in ``data`` that ``field`` (a serializer, a list of them, or a plain field) does not take.
+    Free-form fields (``JSONField``, ``DictField``) take any key; values of the wrong type are left to validation."""
+    if isinstance(field, serializers.ListSerializer | serializers.ListField):
+        if not isinstance(data, list):
+            return []
+        child = field.child
+        return [found for index, item in enumerate(data) for found in _unknown_paths(child, item, f"{path}[{index}]")]
+    if isinstance(field, serializers.Serializer):
+        if not isinstance(data, Mapping):
+            return []
+        known = _writable_fields(field)
+        found = []
+        for key in data:
+            key_path = f"{path}.{key}" if path else str(key)
+            if key not in known:
+                found.append(key_path)
+            else:
+                found.extend(_unknown_paths(known[key], data[key], key_path))
+        return found
+    return []
+
+
+def unknown_fields_check(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> None:
+    """Refuse (400 ``unknown_fields``, ``details.fields`` listing their paths) any field the serializer does not
+    take, at any depth, rather than dropping it silently (docs/api-schema.md)."""
+    serializer = serializer_class(many=True) if many else serializer_class()
+    unknown = _unknown_paths(serializer, data, "")
+    if unknown:
+        raise UnknownFields(
+            f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.", details={"fields": unknown}
+        )
+
+
+def validated(
+    serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False, query: bool = False
+) -> Any:
+    """Validate input with a serializer and return its validated data (raising the 400 shape on failure).
+
+    Every request body goes through here, so a field the serializer does not take is refused (400
+    ``unknown_fields``) instead of being dropped. ``query=True`` validates query parameters, which stay lenient
+    about extra names (cache busters, tracking parameters)."""
+    if not isinstance(data, Mapping) and not many:
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-    serializer = serializer_class(data=data, **kwargs)
+    if not query:
+        unknown_fields_check(serializer_class, data, many=many)
+    serializer = serializer_class(data=data, many=many)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

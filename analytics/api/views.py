@@ -20,7 +20,7 @@ class GovernanceAnalyticsApi(APIView):
 
     @extend_schema(parameters=[AnalyticsQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request):
-        query = validated(AnalyticsQuery, request.query_params.dict())
+        query = validated(AnalyticsQuery, request.query_params.dict(), query=True)
         scope = analytics_scope(user=request.user, team_slug=query.get("team"), window=query.get("window"))
         result = governance_analytics_cached(user=request.user, scope=scope)
         response = Response({**result.data, "cache": result.cache_info()})

@@ -63,7 +63,7 @@ class AuditEventsApi(SelectorListApi):
         return JSONRenderer(), JSONRenderer.media_type
 
     def _query(self) -> tuple[AuditTrailFilters, str]:
-        data = dict(validated(AuditTrailQuery, self.request.query_params.dict()))
+        data = dict(validated(AuditTrailQuery, self.request.query_params.dict(), query=True))
         kind = data.pop("format")
         data.pop("page", None), data.pop("page_size", None)
         return AuditTrailFilters(**data), kind

@@ -337,3 +337,30 @@ def test_assignment_team_defaults_to_the_templates_own_and_platform_templates_ne
     )
     assert named.status_code == 200, "moves the protocol assignment of alpha to the platform template"
     assert named.json()["template_id"] == platform.pk
+
+
+def test_create_as_published_freezes_the_snapshot_publish_would(curator_api, curator):
+    response = curator_api.post(URL, body(status="published"), format="json")
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert created["status"] == "published" and created["published_at"]
+    assert created["snapshot_id"] == created["snapshots"][0]["id"]
+    template = WorkflowTemplate.objects.get(pk=created["id"])
+    assert list(template.snapshots.values_list("pk", flat=True)) == [created["snapshot_id"]]
+    actions = list(GovernanceTemplateAuditLog.objects.filter(template=template).values_list("action", flat=True))
+    assert sorted(actions) == ["created", "published"]
+
+
+def test_create_as_draft_is_the_default_and_has_no_snapshot(curator_api):
+    for payload in (body(), body(template_key="explicit-draft", status="draft")):
+        created = curator_api.post(URL, payload, format="json").json()
+        assert (created["status"], created["snapshot_id"], created["snapshots"]) == ("draft", None, [])
+
+
+def test_create_as_published_runs_the_publish_checks_and_leaves_nothing_behind(curator_api):
+    response = curator_api.post(URL, body(status="published", stages=[]), format="json")
+    assert response.status_code == 400, response.json()
+    assert not WorkflowTemplate.objects.exists()
+    archived = curator_api.post(URL, body(status="archived"), format="json")
+    assert archived.status_code == 400 and archived.json()["error"]["code"] == "validation_error"
+    assert "status" in archived.json()["error"]["details"]["fields"]

@@ -232,8 +232,8 @@ def test_api_bad_input(client_for, people, execution, api_client):
         assert response.status_code == 400, payload
         assert response.json()["error"]["code"] == "validation_error"
     assert sci.post(URL, {"execution_id": 999, "title": "T", "reviewers": ["rev"]}, format="json").status_code == 404
-    for action in ("approve", "reject", "publish", "rollback"):
-        assert sci.post(f"{URL}/999/{action}", {"reason": "x"}, format="json").status_code == 404
+    for action, body in (("approve", {}), ("reject", {"comment": "x"}), ("publish", {}), ("rollback", {"reason": "x"})):
+        assert sci.post(f"{URL}/999/{action}", body, format="json").status_code == 404
     api_client.force_authenticate(None)
     assert api_client.get(URL).status_code == 401
     assert api_client.post(URL, {}, format="json").status_code == 401
