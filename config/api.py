@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from django.http import Http404
+from django.http import Http404, QueryDict
 from rest_framework import exceptions, generics, serializers
 from rest_framework.response import Response
 
@@ -131,6 +131,57 @@ def unknown_fields_check(serializer_class: type[serializers.Serializer], data: A
         )
 
 
+# JSON types each field takes as they are: DRF would otherwise turn 5 into "5" for a string field, "5" or 5.0 into
+# 5 for an integer and "yes" into true, accepting what the schema says is invalid.
+_JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] = (
+    (serializers.BooleanField, (bool,), "a boolean"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.DecimalField, (int, float), "a number"),
+    (serializers.ChoiceField, (str,), "a string"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.DateTimeField, (str,), "a string"),
+    (serializers.DictField, (dict,), "an object"),
+)
+
+
+def _type_errors(field: serializers.Field, data: Any, path: str, errors: dict[str, list[str]]) -> None:
+    if data is None:
+        return  # null is the field's own rule (allow_null)
+    if isinstance(field, serializers.ListSerializer | serializers.ListField):
+        if not isinstance(data, list):
+            errors[path or "(body)"] = ["Expected a list."]
+            return
+        for index, item in enumerate(data):
+            _type_errors(field.child, item, f"{path}[{index}]", errors)
+        return
+    if isinstance(field, serializers.Serializer):
+        if not isinstance(data, Mapping):
+            errors[path or "(body)"] = ["Expected an object."]
+            return
+        known = _writable_fields(field)
+        for key, value in data.items():
+            if key in known:
+                _type_errors(known[key], value, f"{path}.{key}" if path else str(key), errors)
+        return
+    for field_class, types, name in _JSON_TYPES:
+        if isinstance(field, field_class):
+            if not isinstance(data, types) or (bool not in types and isinstance(data, bool)):
+                errors[path] = [f"Expected {name}."]
+            return
+
+
+def json_types_check(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> None:
+    """Refuse (400 ``validation_error``) a JSON value of another type than the schema says, instead of coercing
+    it."""
+    errors: dict[str, list[str]] = {}
+    _type_errors(serializer_class(many=True) if many else serializer_class(), data, "", errors)
+    if errors:
+        raise ValidationFailed(
+            f"Invalid input in: {', '.join(errors)}.", code="validation_error", details={"fields": errors}
+        )
+
+
 def validated(
     serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False, query: bool = False
 ) -> Any:
@@ -143,6 +194,8 @@ def validated(
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
     if not query:
         unknown_fields_check(serializer_class, data, many=many)
+        if not isinstance(data, QueryDict):  # form fields are text by nature; JSON has types
+            json_types_check(serializer_class, data, many=many)
     serializer = serializer_class(data=data, many=many)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

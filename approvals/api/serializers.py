@@ -94,8 +94,8 @@ class GovernanceExportOutput(serializers.Serializer):
     overdue = serializers.BooleanField(source="is_overdue")
     ladder = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
-    queued_at = serializers.DateTimeField()
-    packaged_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(allow_null=True)
+    packaged_at = serializers.DateTimeField(allow_null=True)
 
     def get_template(self, export) -> dict | None:
         snapshot = export.template_snapshot

@@ -43,7 +43,7 @@ class EventInput(serializers.Serializer):
 
 
 class EventOutput(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ExecutionEvent

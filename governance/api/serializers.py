@@ -93,7 +93,7 @@ class TemplateOutput(serializers.ModelSerializer):
     forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
     stages = serializers.JSONField(source="stage_blueprints", read_only=True)
     snapshot_id = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = WorkflowTemplate
@@ -158,7 +158,7 @@ class AssignmentOutput(serializers.ModelSerializer):
     template_key = serializers.CharField(source="template.template_key", read_only=True)
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = WorkflowTemplateAssignment
@@ -196,9 +196,9 @@ class BaselineOutput(serializers.ModelSerializer):
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
     submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
-    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = GovernanceBaseline
