@@ -50,6 +50,20 @@ class AutoSchema(SpectacularAutoSchema):
         # Only reads are paginated: a POST that answers several rows answers a bare array.
         return super()._get_paginator() if self.method == "GET" else None
 
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and type(field) is serializers.CharField
+            and field.trim_whitespace
+            and not field.allow_blank
+            and "pattern" not in schema
+        ):
+            # Surrounding whitespace is trimmed before "may not be blank" is checked: blank means no visible
+            # character, and the schema says so.
+            schema["pattern"] = r"\S"
+        return schema
+
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if direction == "request" and schema.get("type") == "object" and "properties" in schema:

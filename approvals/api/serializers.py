@@ -1,5 +1,6 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.choices import Decision
@@ -80,6 +81,106 @@ def ladder_full(ladder, *, stages=None, signatures=None, history=None) -> dict |
     }
 
 
+class StageOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    required_role = serializers.CharField()
+    status = serializers.CharField()
+    assignee = serializers.CharField(allow_null=True, help_text="Username; null when anyone holding the role may sign.")
+    due_at = serializers.DateTimeField(allow_null=True)
+
+
+class StageDetailOutput(StageOutput):
+    meaning = serializers.CharField()
+    sla_hours = serializers.IntegerField(allow_null=True)
+    iteration = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    overdue_at = serializers.DateTimeField(allow_null=True)
+    escalated_at = serializers.DateTimeField(allow_null=True)
+
+
+class SignatureOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    stage_id = serializers.IntegerField(allow_null=True)
+    stage_index = serializers.IntegerField()
+    stage_name = serializers.CharField()
+    required_role = serializers.CharField()
+    iteration = serializers.IntegerField()
+    decision = serializers.CharField()
+    signer = serializers.CharField(allow_null=True)
+    printed_name = serializers.CharField()
+    signed_as = serializers.CharField()
+    meaning = serializers.CharField()
+    comment = serializers.CharField()
+    signed_at = serializers.DateTimeField()
+    narrative_digest = serializers.CharField()
+    superseded = serializers.BooleanField()
+    superseded_at = serializers.DateTimeField(allow_null=True)
+    superseded_reason = serializers.CharField()
+
+
+class HistoryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    stage_id = serializers.IntegerField(allow_null=True)
+    action = serializers.CharField()
+    actor = serializers.CharField(allow_null=True)
+    from_assignee = serializers.CharField(allow_null=True)
+    to_assignee = serializers.CharField(allow_null=True)
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    reason = serializers.CharField()
+    iteration = serializers.IntegerField()
+    payload = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class LadderSummaryOutput(serializers.Serializer):
+    status = serializers.CharField()
+    iteration = serializers.IntegerField()
+    stages = StageOutput(many=True)
+
+
+class LadderDetailOutput(serializers.Serializer):
+    """A ladder as ``ladder_full`` builds it: stages with their dates, every signature and the whole history."""
+
+    status = serializers.CharField()
+    iteration = serializers.IntegerField()
+    template_snapshot_id = serializers.IntegerField(allow_null=True)
+    finalized_at = serializers.DateTimeField(allow_null=True)
+    stages = StageDetailOutput(many=True)
+    signatures = SignatureOutput(many=True)
+    history = HistoryOutput(many=True)
+
+
+class ExportSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    execution_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    narrative_digest = serializers.CharField()
+    packaging_queue_state = serializers.JSONField()
+
+
+class ApprovalRecordOutput(serializers.Serializer):
+    """The approval record of one export (``/approvals``, and the answer to a delegation or a reset)."""
+
+    export = ExportSummaryOutput()
+    ladder = LadderDetailOutput(allow_null=True)
+
+
+class DecisionOutput(ApprovalRecordOutput):
+    signature = SignatureOutput()
+    dispatched = serializers.BooleanField(help_text="Whether the final approval queued the export for packaging.")
+
+
+class TemplateSummaryOutput(serializers.Serializer):
+    snapshot_id = serializers.IntegerField()
+    template_key = serializers.CharField()
+    version = serializers.IntegerField()
+
+
 class GovernanceExportOutput(serializers.Serializer):
     id = serializers.IntegerField()
     execution_id = serializers.IntegerField()
@@ -97,17 +198,38 @@ class GovernanceExportOutput(serializers.Serializer):
     queued_at = serializers.DateTimeField(allow_null=True)
     packaged_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(TemplateSummaryOutput(allow_null=True))
     def get_template(self, export) -> dict | None:
         snapshot = export.template_snapshot
         if snapshot is None:
             return None
         return {"snapshot_id": snapshot.pk, "template_key": snapshot.template_key, "version": snapshot.version}
 
+    @extend_schema_field(LadderSummaryOutput(allow_null=True))
     def get_ladder(self, export) -> dict | None:
         return self.context["ladders"].get(export.pk)
 
 
+class GovernanceExportDetailOutput(GovernanceExportOutput):
+    approvals = serializers.SerializerMethodField()
+
+    @extend_schema_field(LadderDetailOutput(allow_null=True))
+    def get_approvals(self, export) -> dict | None:
+        return self.context["approvals"]
+
+
+class GuardrailOutput(serializers.Serializer):
+    status = serializers.CharField()
+    guardrail_status = serializers.CharField()
+    pending_stage = serializers.JSONField(allow_null=True)
+    forecast = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+    attempts = serializers.IntegerField()
+    iteration = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+
+
 class DispatchOutput(serializers.Serializer):
     queued = serializers.BooleanField()
-    export = serializers.JSONField()
-    guardrail = serializers.JSONField()
+    export = ExportSummaryOutput()
+    guardrail = GuardrailOutput()
