@@ -74,12 +74,24 @@ class AutoSchema(SpectacularAutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
+        self._one_or_many(operation)
         responses = operation["responses"]
         for code in self._error_statuses(operation):
             if code not in responses:
                 responses[code] = self._error_response(code)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
+
+    def _one_or_many(self, operation: dict) -> None:
+        """A view with ``accepts_one_or_many = N`` takes one object or a list of 1 to N of them."""
+        limit = getattr(self.view, "accepts_one_or_many", None)
+        if not limit or "requestBody" not in operation:
+            return
+        for content in operation["requestBody"]["content"].values():
+            schema = content["schema"]
+            if schema.get("type") == "array":
+                item = schema["items"]
+                content["schema"] = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": limit}]}
 
     def _error_statuses(self, operation: dict) -> list[str]:
         parameters = operation.get("parameters", [])

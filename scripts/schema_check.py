@@ -236,7 +236,11 @@ class RoleIds:
 def ids_for(base: str, token: str) -> RoleIds:
     """The ids this role can see, chosen so that the deep operations are reached."""
     ids = RoleIds()
-    exports = results(base, "/api/governance/exports", token)
+    executions = results(base, "/api/experiment-console/sessions", token)
+    exports = results(base, "/api/governance/exports", token)  # operators' view; others list per execution
+    if not exports:
+        for execution in executions:
+            exports += results(base, f"/api/experiment-console/sessions/{execution['id']}/exports/narrative", token)
     by_status: dict[str, dict] = {}
     for export in exports:
         by_status.setdefault(export["status"], export)
@@ -247,10 +251,8 @@ def ids_for(base: str, token: str) -> RoleIds:
         active = next((stage for stage in stages if stage["status"] == "in_progress"), stages[0] if stages else None)
         if active:
             ids.default["stage_id"] = active["id"]
-    else:
-        executions = results(base, "/api/experiment-console/sessions", token)
-        if executions:
-            ids.default["execution_id"] = executions[0]["id"]
+    elif executions:
+        ids.default["execution_id"] = executions[0]["id"]
     packaged = by_status.get("packaged")
     if packaged:
         where = {"execution_id": packaged["execution_id"], "export_id": packaged["id"]}
@@ -281,36 +283,31 @@ def ids_for(base: str, token: str) -> RoleIds:
 # --- schemathesis ---------------------------------------------------------------------------------------------
 
 
-def toml_value(value: object) -> str:
-    return json.dumps(value)  # TOML basic strings and integers read like JSON ones
+def pinned_schema(schema: dict, ids: RoleIds) -> dict:
+    """The served schema with each path parameter narrowed to the one real id this role uses there (a
+    single-value ``enum``): positive cases reach the object, negative ones get any other value (a 404)."""
+    for path, operations in schema["paths"].items():
+        values = dict(ids.default)
+        for fragment, override in ids.by_path.items():
+            if fragment in path:
+                values.update(override)
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in values:
+                    parameter["schema"] = {**parameter["schema"], "enum": [values[parameter["name"]]]}
+    return schema
 
 
-def write_config(path: Path, *, token: str, logout_token: str, ids: RoleIds) -> None:
-    lines = ["[headers]", f'Authorization = "Token {token}"', "", "[parameters]"]
-    lines += [f'"path.{name}" = {toml_value(value)}' for name, value in sorted(ids.default.items())]
-    for fragment, values in sorted(ids.by_path.items()):
-        lines += [
-            "",
-            "[[operations]]",
-            f"include-path-regex = {toml_value(_regex(fragment))}",
-            "[operations.parameters]",
-        ]
-        lines += [f'"path.{name}" = {toml_value(value)}' for name, value in sorted(values.items())]
-    # Signing out revokes the token the request carries: give it one of its own so the run keeps its sign-in.
-    lines += [
-        "",
-        "[[operations]]",
-        'include-path = "/api/auth/logout"',
-        "[operations.headers]",
-        f'Authorization = "Token {logout_token}"',
-    ]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _regex(fragment: str) -> str:
-    if "{" in fragment:
-        return "^" + fragment.replace("{", r"\{").replace("}", r"\}") + "$"
-    return fragment.replace("/", r"/") + "(/|$)"
+def write_config(path: Path, *, token: str, logout_token: str) -> None:
+    # Signing out revokes the token the request carries: it gets one of its own so the run keeps its sign-in.
+    path.write_text(
+        "[headers]\n"
+        f'Authorization = "Token {token}"\n\n'
+        "[[operations]]\n"
+        'include-path = "/api/auth/logout"\n'
+        "[operations.headers]\n"
+        f'Authorization = "Token {logout_token}"\n'
+    )
 
 
 def failures_in(junit: Path) -> list[str]:
@@ -325,7 +322,7 @@ def failures_in(junit: Path) -> list[str]:
 
 
 def run_role(
-    *, role: str, server: Server, config: Path, profile: list[str], report_dir: Path, extra: list[str]
+    *, role: str, server: Server, config: Path, schema: Path, profile: list[str], report_dir: Path, extra: list[str]
 ) -> tuple[int, list[str]]:
     junit = report_dir / f"{role}.xml"
     command = [
@@ -333,7 +330,9 @@ def run_role(
         "--config-file",
         str(config),
         "run",
-        f"{server.base}/api/schema/?format=json",
+        str(schema),
+        "--url",
+        server.base,
         "--checks",
         "all",
         "--workers",
@@ -357,7 +356,12 @@ def run_role(
 # --- Main -----------------------------------------------------------------------------------------------------
 
 
+def _stop(signum, frame):
+    raise SystemExit(EXIT_SETUP)  # unwinds through the servers' and databases' clean-up
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCHEMA_CHECK_PORT", "8150")))
@@ -383,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         say("signing in every role once and reading the ids each one sees")
         plans = {}
         with Server(database_url=database.url(), port=args.port, log=log) as server:
+            status, served = call(server.base, "GET", "/api/schema/?format=json")
+            if status != 200:
+                raise SetupError(f"the schema is not served (HTTP {status})")
             for role in roles:
                 token = token_for(server.base, role, password)
                 logout_token = token_for(server.base, role, password)
@@ -390,14 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         for role in roles:
             token, logout_token, ids = plans[role]
             say(f"{role}: ids {ids.default} {ids.by_path}")
-            config = workdir / f"{role}.toml"
-            write_config(config, token=token, logout_token=logout_token, ids=ids)
+            config, schema = workdir / f"{role}.toml", workdir / f"{role}.openapi.json"
+            write_config(config, token=token, logout_token=logout_token)
+            schema.write_text(json.dumps(pinned_schema(json.loads(json.dumps(served)), ids)))
             url = database.copy(role.removeprefix("demo-"))
             with Server(database_url=url, port=args.port, log=log) as server:
                 outcome[role] = run_role(
                     role=role,
                     server=server,
                     config=config,
+                    schema=schema,
                     profile=PROFILES[args.profile],
                     report_dir=report_dir,
                     extra=args.schemathesis_args,

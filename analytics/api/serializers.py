@@ -15,3 +15,29 @@ class AnalyticsQuery(serializers.Serializer):
         required=False,
         help_text=f"Days back from today (UTC), 1–{settings.ANALYTICS_MAX_WINDOW_DAYS}: `14` or `14d`. Default 14.",
     )
+
+
+class AnalyticsScopeOutput(serializers.Serializer):
+    teams = serializers.ListField(child=serializers.CharField())
+    window_days = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+
+
+class AnalyticsCacheOutput(serializers.Serializer):
+    hit = serializers.BooleanField()
+    computed_at = serializers.DateTimeField()
+    age_seconds = serializers.FloatField()
+    ttl_seconds = serializers.IntegerField()
+
+
+class AnalyticsOutput(serializers.Serializer):
+    """The four figure families (docs: README "Governance analytics"); each is an object of named figures."""
+
+    scope = AnalyticsScopeOutput()
+    computed_at = serializers.DateTimeField()
+    sla_accuracy = serializers.DictField()
+    blocker_trends = serializers.DictField()
+    ladder_load = serializers.DictField()
+    guardrail_forecasts = serializers.DictField()
+    cache = AnalyticsCacheOutput()

@@ -1,6 +1,6 @@
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from approvals.choices import Decision
@@ -14,6 +14,23 @@ class DecisionInput(serializers.Serializer):
     meaning = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     comment = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
     expected_stage_id = serializers.IntegerField(min_value=1)
+
+
+class ApproveDecisionInput(DecisionInput):
+    decision = serializers.ChoiceField([Decision.APPROVE])
+
+
+class RejectDecisionInput(DecisionInput):
+    decision = serializers.ChoiceField([Decision.REJECT])
+    comment = serializers.CharField(max_length=10_000, help_text="Why: a rejection needs one.")
+
+
+# How DecisionInput reads in the schema: a rejection must say why (the rule approvals.services.ladders enforces).
+DECISION_SCHEMA = PolymorphicProxySerializer(
+    component_name="Decision",
+    serializers=[ApproveDecisionInput, RejectDecisionInput],
+    resource_type_field_name=None,  # the two ``decision`` enums already tell them apart
+)
 
 
 class DelegateInput(serializers.Serializer):
@@ -171,6 +188,8 @@ class ApprovalRecordOutput(serializers.Serializer):
 
 
 class DecisionOutput(ApprovalRecordOutput):
+    """The approval record after a signature, the signature itself and whether packaging was queued."""
+
     signature = SignatureOutput()
     dispatched = serializers.BooleanField(help_text="Whether the final approval queued the export for packaging.")
 
@@ -233,3 +252,43 @@ class DispatchOutput(serializers.Serializer):
     queued = serializers.BooleanField()
     export = ExportSummaryOutput()
     guardrail = GuardrailOutput()
+
+
+class PreviewStageOutput(serializers.Serializer):
+    position = serializers.IntegerField()
+    name = serializers.CharField()
+    required_role = serializers.CharField()
+    meaning = serializers.CharField()
+    sla_hours = serializers.FloatField()
+    open_load = serializers.IntegerField()
+    queue_delay_hours = serializers.FloatField()
+    activated_at = serializers.DateTimeField()
+    projected_start = serializers.DateTimeField()
+    projected_due = serializers.DateTimeField()
+    escalate_at = serializers.DateTimeField(allow_null=True)
+
+
+class PreviewTemplateOutput(serializers.Serializer):
+    template_key = serializers.CharField()
+    version = serializers.IntegerField()
+    content_sha256 = serializers.CharField()
+    source = serializers.CharField(help_text="How the snapshot was chosen: protocol, team or default.")
+
+
+class PreviewWarningOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class PreviewOutput(serializers.Serializer):
+    """What a new export of this execution would get: the ladder projected from now, the narrative, warnings."""
+
+    execution_id = serializers.IntegerField()
+    template_snapshot_id = serializers.IntegerField(allow_null=True)
+    template = PreviewTemplateOutput(allow_null=True)
+    previewed_at = serializers.DateTimeField()
+    stages = PreviewStageOutput(many=True)
+    narrative_markdown = serializers.CharField()
+    evidence = serializers.ListField(child=serializers.DictField(), help_text="The evidence manifest.")
+    warnings = PreviewWarningOutput(many=True)

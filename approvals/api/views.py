@@ -1,6 +1,5 @@
 """Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -53,7 +52,7 @@ class ExportApprovalsApi(APIView):
 
 class ExportApproveApi(APIView):
     @extend_schema(
-        request=s.DecisionInput,
+        request=s.DECISION_SCHEMA,
         responses={
             200: s.DecisionOutput,
             403: OpenApiResponse(ErrorOutput, description=SIGNING_REFUSED_DESCRIPTION),
@@ -179,10 +178,10 @@ class ExecutionPreviewApi(APIView):
         parameters=[
             OpenApiParameter("evidence", str, description="kind:id pairs separated by commas; all evidence when absent")
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=s.PreviewOutput,
     )
     def get(self, request, execution_id: int):
         preview = execution_preview_for_user(
             user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
         )
-        return Response(preview.as_dict())
+        return Response(s.PreviewOutput(preview.as_dict()).data)

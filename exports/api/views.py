@@ -60,6 +60,7 @@ class ExecutionDetailApi(APIView):
 class ExecutionEventsApi(SelectorListApi):
     serializer_class = s.EventOutput
     schema_model = ExecutionEvent
+    accepts_one_or_many = settings.DOSSIER_MAX_EVENTS_PER_REQUEST
 
     def select(self):
         execution = execution_get_for_user(user=self.request.user, execution_id=self.kwargs["execution_id"])
