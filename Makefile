@@ -4,7 +4,7 @@ MANAGE := $(PY) manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run setup setup-dev demo test lint check pytest bench bench-quick ci worker beat clean
+.PHONY: run setup setup-dev demo test lint check pytest schema schema-long bench bench-quick ci worker beat clean
 
 run: setup demo
 	@echo ""
@@ -25,7 +25,7 @@ demo:
 	$(MANAGE) setup_schedules
 	$(MANAGE) seed_demo
 
-test: setup-dev lint check pytest
+test: setup-dev lint check pytest schema
 
 lint:
 	.venv/bin/ruff check .
@@ -40,6 +40,14 @@ check:
 
 pytest:
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The API against its own schema: schemathesis --checks all on a live server, as every demo role
+# (docs/api-schema.md). `schema` is the derandomized quick pass of `make test`; `schema-long` digs deeper.
+schema:
+	$(PY) scripts/schema_check.py --profile quick
+
+schema-long:
+	$(PY) scripts/schema_check.py --profile long
 
 bench: setup-dev
 	$(PY) benchmarks/run.py

@@ -145,40 +145,38 @@ _JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] =
 )
 
 
-def _type_errors(field: serializers.Field, data: Any, path: str, errors: dict[str, list[str]]) -> None:
+def _type_errors(field: serializers.Field, data: Any) -> Any:
+    """The type errors of ``data`` shaped as DRF shapes validation errors (``{"evidence": {"0": {"id": [...]}}}``),
+    or None."""
     if data is None:
-        return  # null is the field's own rule (allow_null)
+        return None  # null is the field's own rule (allow_null)
     if isinstance(field, serializers.ListSerializer | serializers.ListField):
         if not isinstance(data, list):
-            errors[path or "(body)"] = ["Expected a list."]
-            return
-        for index, item in enumerate(data):
-            _type_errors(field.child, item, f"{path}[{index}]", errors)
-        return
+            return ["Expected a list."]
+        errors = {str(index): _type_errors(field.child, item) for index, item in enumerate(data)}
+        return {index: error for index, error in errors.items() if error} or None
     if isinstance(field, serializers.Serializer):
         if not isinstance(data, Mapping):
-            errors[path or "(body)"] = ["Expected an object."]
-            return
+            return ["Expected an object."]
         known = _writable_fields(field)
-        for key, value in data.items():
-            if key in known:
-                _type_errors(known[key], value, f"{path}.{key}" if path else str(key), errors)
-        return
+        errors = {key: _type_errors(known[key], value) for key, value in data.items() if key in known}
+        return {key: error for key, error in errors.items() if error} or None
     for field_class, types, name in _JSON_TYPES:
         if isinstance(field, field_class):
             if not isinstance(data, types) or (bool not in types and isinstance(data, bool)):
-                errors[path] = [f"Expected {name}."]
-            return
+                return [f"Expected {name}."]
+            return None
+    return None
 
 
 def json_types_check(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> None:
     """Refuse (400 ``validation_error``) a JSON value of another type than the schema says, instead of coercing
     it."""
-    errors: dict[str, list[str]] = {}
-    _type_errors(serializer_class(many=True) if many else serializer_class(), data, "", errors)
+    errors = _type_errors(serializer_class(many=True) if many else serializer_class(), data)
     if errors:
+        fields = errors if isinstance(errors, dict) else {"(body)": errors}
         raise ValidationFailed(
-            f"Invalid input in: {', '.join(errors)}.", code="validation_error", details={"fields": errors}
+            f"Invalid input in: {', '.join(fields)}.", code="validation_error", details={"fields": fields}
         )
 
 

@@ -91,7 +91,9 @@ class AutoSchema(SpectacularAutoSchema):
             schema = content["schema"]
             if schema.get("type") == "array":
                 item = schema["items"]
-                content["schema"] = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": limit}]}
+                content["schema"] = {
+                    "oneOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": limit}]
+                }
 
     def _error_statuses(self, operation: dict) -> list[str]:
         parameters = operation.get("parameters", [])

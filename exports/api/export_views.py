@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from config.api import SelectorListApi, validated
 from config.parsers import JSONParser
+from config.schema import ErrorOutput
 from exports.api import serializers as s
 from exports.models import NarrativeExport
 from exports.permissions import EXECUTION_WRITERS, require_team_role
@@ -57,7 +58,17 @@ class ExportListCreateApi(SelectorListApi):
             kwargs.setdefault("context", {})["extras"] = export_representations(args[0])
         return super().get_serializer(*args, **kwargs)
 
-    @extend_schema(request=s.ExportCreateInput, responses={201: s.ExportOutput})
+    @extend_schema(
+        request=s.ExportCreateInput,
+        responses={
+            201: s.ExportOutput,
+            409: OpenApiResponse(
+                ErrorOutput,
+                description="`template_not_published` / `no_published_template`: no published ladder applies; "
+                "`template_snapshot_drift`: the snapshot that applies no longer matches its hash.",
+            ),
+        },
+    )
     def post(self, request, execution_id: int):
         execution = execution_get_for_user(user=request.user, execution_id=execution_id)
         require_team_role(

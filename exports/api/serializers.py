@@ -51,7 +51,7 @@ class EventOutput(serializers.ModelSerializer):
 
 
 class FileUploadInput(serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True, help_text="Any bytes, none included; sha256 is computed.")
     title = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
 

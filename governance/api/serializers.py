@@ -64,10 +64,10 @@ class TemplateInput(serializers.Serializer):
     forked_from_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
-    stages = serializers.JSONField(required=False, default=None)
-    permitted_roles = serializers.JSONField(required=False, default=None)
-    sla_defaults = serializers.JSONField(required=False, default=None)
-    retention_days = serializers.JSONField(required=False, default=None)
+    stages = serializers.JSONField(required=False, allow_null=True, default=None)
+    permitted_roles = serializers.JSONField(required=False, allow_null=True, default=None)
+    sla_defaults = serializers.JSONField(required=False, allow_null=True, default=None)
+    retention_days = serializers.JSONField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs):
         if not attrs.get("template_key") and not attrs.get("forked_from_id"):
