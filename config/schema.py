@@ -33,6 +33,11 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# Any JSON value but null (OpenAPI 3.0 has no "null" type to exclude).
+NOT_NULL = {"anyOf": [{"type": kind} for kind in ("object", "array", "string", "number", "boolean")]}
+NON_BLANK = {"type": "string", "minLength": 1, "pattern": r"\S"}
+
+
 class ErrorBodyOutput(serializers.Serializer):
     code = serializers.CharField(help_text="Stable snake_case error code.")
     message = serializers.CharField(help_text="A human sentence.")
@@ -52,6 +57,10 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.JSONField) and not field.allow_null:
+            return {**NOT_NULL, **{key: value for key, value in schema.items() if key != "nullable"}}
+        if direction == "request" and isinstance(field, serializers.ListField) and not field.allow_empty:
+            schema.setdefault("minItems", 1)
         if (
             direction == "request"
             and type(field) is serializers.CharField
@@ -68,6 +77,10 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if direction == "request" and schema.get("type") == "object" and "properties" in schema:
             schema["additionalProperties"] = False  # unknown fields are 400 unknown_fields (config.api.validated)
+            any_of = getattr(serializer, "schema_any_of", None)
+            if any_of:
+                # Rules between fields that the service enforces (e.g. "template_key or forked_from_id").
+                schema["anyOf"] = any_of
         return schema
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.schema import NOT_NULL
 from exports.choices import EvidenceKind
 from exports.models import Evidence, Execution, ExecutionEvent
 from governance.choices import Classification
@@ -72,6 +73,25 @@ class StructuredEvidenceInput(serializers.Serializer):
     data = serializers.JSONField(required=False, allow_null=True, default=None)
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
+
+    # Snapshots and QC metrics carry JSON; a remediation report carries JSON, Markdown or both.
+    schema_any_of = [
+        {
+            "properties": {
+                "kind": {"enum": [EvidenceKind.ANALYTICS_SNAPSHOT, EvidenceKind.QC_METRIC]},
+                "data": NOT_NULL,
+            },
+            "required": ["data"],
+        },
+        {"properties": {"kind": {"enum": [EvidenceKind.REMEDIATION_REPORT]}, "data": NOT_NULL}, "required": ["data"]},
+        {
+            "properties": {
+                "kind": {"enum": [EvidenceKind.REMEDIATION_REPORT]},
+                "body": {"type": "string", "minLength": 1},
+            },
+            "required": ["body"],
+        },
+    ]
 
 
 class EvidenceOutput(serializers.ModelSerializer):

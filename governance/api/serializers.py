@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.schema import NON_BLANK
 from governance.models import (
     GovernanceBaseline,
     GovernanceBaselineEvent,
@@ -68,6 +69,12 @@ class TemplateInput(serializers.Serializer):
     permitted_roles = serializers.JSONField(required=False, allow_null=True, default=None)
     sla_defaults = serializers.JSONField(required=False, allow_null=True, default=None)
     retention_days = serializers.JSONField(required=False, allow_null=True, default=None)
+
+    # A new template names its key and its name; a new version or fork names its source (the rest is copied).
+    schema_any_of = [
+        {"properties": {"template_key": {"minLength": 1}, "name": NON_BLANK}, "required": ["template_key", "name"]},
+        {"properties": {"forked_from_id": {"type": "integer", "minimum": 1}}, "required": ["forked_from_id"]},
+    ]
 
     def validate(self, attrs):
         if not attrs.get("template_key") and not attrs.get("forked_from_id"):

@@ -331,7 +331,7 @@ def test_assignment_team_defaults_to_the_templates_own_and_platform_templates_ne
     assert (response.status_code, response.json()["team"]) == (201, "alpha")
     platform = make_template("standard-release", team=None, publish=True)
     missing = curator_api.post(f"{URL}/{platform.pk}/assignments", {"protocol_template": "assay"}, format="json")
-    assert missing.status_code == 400 and "team" in missing.json()["error"]["details"]["fields"]
+    assert missing.status_code == 409 and "team" in missing.json()["error"]["details"]["fields"]
     named = curator_api.post(
         f"{URL}/{platform.pk}/assignments", {"team": "alpha", "protocol_template": "assay"}, format="json"
     )
