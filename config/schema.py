@@ -35,7 +35,8 @@ ERROR_DESCRIPTIONS = {
 
 # Any JSON value but null (OpenAPI 3.0 has no "null" type to exclude).
 NOT_NULL = {"anyOf": [{"type": kind} for kind in ("object", "array", "string", "number", "boolean")]}
-NON_BLANK = {"type": "string", "minLength": 1, "pattern": r"\S"}
+# Python's str.strip() (which DRF applies) also strips \x1c-\x1f, which regex engines' \s does not cover.
+NON_BLANK = {"type": "string", "minLength": 1, "pattern": r"[^\s\x1c-\x1f]"}
 
 
 class ErrorBodyOutput(serializers.Serializer):
@@ -70,7 +71,7 @@ class AutoSchema(SpectacularAutoSchema):
         ):
             # Surrounding whitespace is trimmed before "may not be blank" is checked: blank means no visible
             # character, and the schema says so.
-            schema["pattern"] = r"\S"
+            schema["pattern"] = NON_BLANK["pattern"]
         return schema
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):

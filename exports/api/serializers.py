@@ -64,6 +64,9 @@ class NotebookEntryInput(serializers.Serializer):
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
 
 
+JSON_KINDS = [EvidenceKind.ANALYTICS_SNAPSHOT.value, EvidenceKind.QC_METRIC.value]
+
+
 class StructuredEvidenceInput(serializers.Serializer):
     execution = serializers.IntegerField(min_value=1)
     kind = serializers.ChoiceField(
@@ -74,21 +77,12 @@ class StructuredEvidenceInput(serializers.Serializer):
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
 
-    # Snapshots and QC metrics carry JSON; a remediation report carries JSON, Markdown or both.
+    # Every kind may carry JSON (snapshots and QC metrics must); a remediation report may carry Markdown instead.
+    # (``not`` keeps the schema generator from folding this partial enum into the field's own.)
     schema_any_of = [
+        {"properties": {"data": NOT_NULL}, "required": ["data"]},
         {
-            "properties": {
-                "kind": {"enum": [EvidenceKind.ANALYTICS_SNAPSHOT, EvidenceKind.QC_METRIC]},
-                "data": NOT_NULL,
-            },
-            "required": ["data"],
-        },
-        {"properties": {"kind": {"enum": [EvidenceKind.REMEDIATION_REPORT]}, "data": NOT_NULL}, "required": ["data"]},
-        {
-            "properties": {
-                "kind": {"enum": [EvidenceKind.REMEDIATION_REPORT]},
-                "body": {"type": "string", "minLength": 1},
-            },
+            "properties": {"kind": {"not": {"enum": JSON_KINDS}}, "body": {"type": "string", "minLength": 1}},
             "required": ["body"],
         },
     ]
