@@ -154,6 +154,11 @@ class AssignmentInput(serializers.Serializer):
         help_text="Assign to this protocol template inside the team instead of to the whole team.",
     )
 
+    schema_any_of = [
+        {"properties": {"team": {"minLength": 1}}, "required": ["team"]},
+        {"properties": {"protocol_template": {"minLength": 1}}, "required": ["protocol_template"]},
+    ]
+
     def validate(self, attrs):
         if not attrs["team"] and not attrs["protocol_template"]:
             raise serializers.ValidationError({"team": ["Give team, protocol_template or both."]})
