@@ -38,6 +38,12 @@ from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.storage import BUNDLE_CONTENT_TYPES, BUNDLE_SUFFIXES
 
 DOWNLOAD_CHUNK = 1 << 20
+ARTIFACT_RESPONSES = {
+    **{(200, content_type): OpenApiTypes.BINARY for content_type in BUNDLE_CONTENT_TYPES.values()},
+    404: OpenApiResponse(ErrorOutput, description="No artifact (yet), or the link is unknown or expired."),
+    409: OpenApiResponse(ErrorOutput, description="`artifact_integrity_failed`: the stored bytes fail their sha256."),
+    410: OpenApiResponse(ErrorOutput, description="The artifact is past its retention window and was purged."),
+}
 
 
 def _export_output(export: NarrativeExport, serializer=s.ExportOutput) -> dict:
@@ -112,7 +118,7 @@ def _artifact_response(download: VerifiedDownload) -> FileResponse:
 
 
 class ExportArtifactApi(APIView):
-    @extend_schema(responses={(200, "application/zstd"): OpenApiTypes.BINARY, 404: None, 409: None, 410: None})
+    @extend_schema(responses=ARTIFACT_RESPONSES)
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
         return _artifact_response(artifact_download_open(export=export, actor=request.user))
@@ -133,7 +139,7 @@ class ArtifactSignedDownloadApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(200, "application/zstd"): OpenApiTypes.BINARY, 404: None, 409: None, 410: None})
+    @extend_schema(responses=ARTIFACT_RESPONSES)
     def get(self, request, token: str):
         export, user = artifact_link_resolve(token=token)
         return _artifact_response(artifact_download_open(export=export, actor=user, via="signed_link"))
