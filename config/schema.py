@@ -89,6 +89,8 @@ class AutoSchema(SpectacularAutoSchema):
         if operation is None:
             return None
         self._one_or_many(operation)
+        if "requestBody" in operation and getattr(self.get_request_serializer(), "schema_any_of", None):
+            operation["requestBody"]["required"] = True  # an empty body cannot satisfy the anyOf
         responses = operation["responses"]
         for code in self._error_statuses(operation):
             if code not in responses:
