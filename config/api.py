@@ -169,15 +169,9 @@ def _type_errors(field: serializers.Field, data: Any) -> Any:
     return None
 
 
-def json_types_check(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> None:
-    """Refuse (400 ``validation_error``) a JSON value of another type than the schema says, instead of coercing
-    it."""
-    errors = _type_errors(serializer_class(many=True) if many else serializer_class(), data)
-    if errors:
-        fields = errors if isinstance(errors, dict) else {"(body)": errors}
-        raise ValidationFailed(
-            f"Invalid input in: {', '.join(fields)}.", code="validation_error", details={"fields": fields}
-        )
+def json_type_errors(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> Any:
+    """Where a JSON value has another type than the schema says (DRF would coerce it), shaped like DRF's errors."""
+    return _type_errors(serializer_class(many=True) if many else serializer_class(), data)
 
 
 def validated(
@@ -190,10 +184,19 @@ def validated(
     about extra names (cache busters, tracking parameters)."""
     if not isinstance(data, Mapping) and not many:
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    type_errors = None
     if not query:
         unknown_fields_check(serializer_class, data, many=many)
         if not isinstance(data, QueryDict):  # form fields are text by nature; JSON has types
-            json_types_check(serializer_class, data, many=many)
+            type_errors = json_type_errors(serializer_class, data, many=many)
     serializer = serializer_class(data=data, many=many)
-    serializer.is_valid(raise_exception=True)
+    valid = serializer.is_valid()
+    if type_errors:
+        # A wrong type is reported as such (not as what coercing it made of it), beside every other problem.
+        errors = serializer.errors
+        if isinstance(type_errors, dict) and isinstance(errors, dict):
+            type_errors = {**errors, **type_errors}
+        raise exceptions.ValidationError(type_errors if isinstance(type_errors, dict) else {"(body)": type_errors})
+    if not valid:
+        raise exceptions.ValidationError(serializer.errors)
     return serializer.validated_data

@@ -96,3 +96,28 @@ def test_the_check_reports_every_depth_in_order():
         unknown_fields_check(ExportCreateInput, {"evidence": [{"kind": "file", "id": 1}, {"kind": "file", "z": 0}]})
     assert nested.value.details == {"fields": ["evidence[1].z"]}
     unknown_fields_check(ExportCreateInput, {"evidence": "not a list"})  # a type error is validation's to report
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"execution": "1", "title": "t", "body": "b"}, "execution"),
+        ({"execution": 1.0, "title": "t", "body": "b"}, "execution"),
+        ({"execution": True, "title": "t", "body": "b"}, "execution"),
+        ({"execution": 1, "title": 5, "body": "b"}, "title"),
+    ],
+)
+def test_values_of_another_json_type_are_refused_not_coerced(client_for, scientist, execution, body, field):
+    body = {**body, "execution": execution.pk} if field != "execution" else body
+    response = client_for(scientist).post("/api/notebook/entries", body, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and field in error["details"]["fields"]
+    assert not Evidence.objects.filter(execution=execution).exists()
+
+
+def test_type_errors_are_reported_beside_missing_fields(api_client):
+    response = api_client.post("/api/auth/token", {"username": 7}, format="json")
+    fields = response.json()["error"]["details"]["fields"]
+    assert response.status_code == 400 and set(fields) == {"username", "password"}
+    assert fields["username"] == ["Expected a string."]

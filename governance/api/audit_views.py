@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -74,7 +75,14 @@ class AuditEventsApi(SelectorListApi):
         filters, _ = self._query()
         return audit_events_for_user(user=self.request.user, filters=filters).select_related("team")
 
-    @extend_schema(parameters=[AuditTrailQuery])
+    @extend_schema(
+        parameters=[AuditTrailQuery],
+        responses={
+            (200, "application/json"): AuditEventOutput(many=True),
+            (200, FORMATS["ndjson"].split(";")[0]): OpenApiTypes.STR,
+            (200, FORMATS["csv"].split(";")[0]): OpenApiTypes.STR,
+        },
+    )
     def get(self, request, *args, **kwargs):
         filters, kind = self._query()
         if kind == "json":

@@ -48,7 +48,7 @@ class TooManyAttemptsOutput(serializers.Serializer):
 
 
 ROLE_KEY = {"type": "string", "enum": RoleKey.values}
-HOURS = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 8760}
+HOURS = {"type": "number", "minimum": 0.01, "maximum": 8760}  # stored with two decimals
 STAGE_TEXT = {**NON_BLANK, "maxLength": 200}
 # The content rules of governance/schemas/workflow_template.schema.json, as the API takes them (absent or null:
 # copied from forked_from_id, else the defaults). Unique stage names and stage roles among permitted_roles depend

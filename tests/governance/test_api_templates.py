@@ -364,3 +364,12 @@ def test_create_as_published_runs_the_publish_checks_and_leaves_nothing_behind(c
     archived = curator_api.post(URL, body(status="archived"), format="json")
     assert archived.status_code == 400 and archived.json()["error"]["code"] == "validation_error"
     assert "status" in archived.json()["error"]["details"]["fields"]
+
+
+@pytest.mark.parametrize("hours", [5e-324, 0.004])
+def test_hours_below_what_is_stored_are_a_400_not_a_server_error(curator_api, hours):
+    stages = [{"name": "Review", "required_role": "reviewer", "sla_hours": hours, "meaning": "Reviewed"}]
+    response = curator_api.post(URL, body(stages=stages), format="json")
+    assert response.status_code == 400, response.content
+    assert "stages[0].sla_hours" in response.json()["error"]["details"]["fields"]
+    assert not WorkflowTemplate.objects.exists()
