@@ -17,6 +17,7 @@ A list answered by a POST is documented as the bare array it is, never as a page
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
@@ -89,8 +90,10 @@ class AutoSchema(SpectacularAutoSchema):
         if operation is None:
             return None
         self._one_or_many(operation)
-        if "requestBody" in operation and getattr(self.get_request_serializer(), "schema_any_of", None):
-            operation["requestBody"]["required"] = True  # an empty body cannot satisfy the anyOf
+        if "requestBody" in operation:
+            request = self.get_request_serializer()
+            if getattr(request, "schema_any_of", None) or isinstance(request, PolymorphicProxySerializer):
+                operation["requestBody"]["required"] = True  # an empty body cannot satisfy the anyOf / oneOf
         responses = operation["responses"]
         for code in self._error_statuses(operation):
             if code not in responses:

@@ -28,11 +28,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ElementTree
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,7 @@ PROFILES = {
     "long": ["--max-examples", "60", "--phases", "examples,coverage,fuzzing,stateful"],
 }
 EXIT_CLEAN, EXIT_FAILURES, EXIT_SETUP = 0, 1, 2
+PRINT_LOCK = threading.Lock()
 
 
 class SetupError(Exception):
@@ -338,7 +341,15 @@ def failures_in(junit: Path) -> list[str]:
 
 
 def run_role(
-    *, role: str, server: Server, config: Path, schema: Path, profile: list[str], report_dir: Path, extra: list[str]
+    *,
+    role: str,
+    server: Server,
+    config: Path,
+    schema: Path,
+    profile: list[str],
+    report_dir: Path,
+    extra: list[str],
+    output: Path | None,
 ) -> tuple[int, list[str]]:
     junit = report_dir / f"{role}.xml"
     command = [
@@ -363,7 +374,14 @@ def run_role(
         *profile,
         *extra,
     ]
-    result = subprocess.run(command, cwd=ROOT, check=False)  # noqa: S603
+    if output is None:
+        result = subprocess.run(command, cwd=ROOT, check=False)  # noqa: S603
+    else:
+        with output.open("wb") as handle:
+            result = subprocess.run(command, cwd=ROOT, check=False, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
+        with PRINT_LOCK:
+            sys.stdout.write(output.read_text(errors="replace"))
+            sys.stdout.flush()
     if result.returncode not in (0, 1):
         raise SetupError(f"schemathesis exited with {result.returncode} for {role}")
     return result.returncode, failures_in(junit)
@@ -383,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCHEMA_CHECK_PORT", "8150")))
     parser.add_argument("--role", action="append", choices=ROLES, help="Only these roles (repeatable).")
     parser.add_argument("--keep", action="store_true", help="Keep the databases and reports of the run.")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="Roles checked at once, each on its own copy and port (default 2)."
+    )
     parser.add_argument("schemathesis_args", nargs="*", help="Passed on to `schemathesis run` (after --).")
     args = parser.parse_args(argv)
     password = os.environ.get("DEMO_PASSWORD", "demo-pass")
@@ -410,25 +431,38 @@ def main(argv: list[str] | None = None) -> int:
                 token = token_for(server.base, role, password)
                 logout_token = token_for(server.base, role, password)
                 plans[role] = (token, logout_token, ids_for(server.base, token))
+        urls = {}
         for role in roles:
             token, logout_token, ids = plans[role]
             shown = {name: value for name, value in ids.default.items() if name != "token"}
             say(f"{role}: ids {shown}, by path {ids.by_path}")
-            config, schema = workdir / f"{role}.toml", workdir / f"{role}.openapi.json"
-            write_config(config, token=token, logout_token=logout_token)
-            schema.write_text(json.dumps(pinned_schema(json.loads(json.dumps(served)), ids)))
-            url = database.copy(role.removeprefix("demo-"))
-            with Server(database_url=url, port=args.port, log=log) as server:
-                outcome[role] = run_role(
+            write_config(workdir / f"{role}.toml", token=token, logout_token=logout_token)
+            (workdir / f"{role}.openapi.json").write_text(
+                json.dumps(pinned_schema(json.loads(json.dumps(served)), ids))
+            )
+            urls[role] = database.copy(role.removeprefix("demo-"))
+
+        def check(slot: int, role: str) -> tuple[int, list[str]]:
+            say(f"{role}: running schemathesis")
+            with Server(database_url=urls[role], port=args.port + slot, log=workdir / f"server-{role}.log") as server:
+                return run_role(
                     role=role,
                     server=server,
-                    config=config,
-                    schema=schema,
+                    config=workdir / f"{role}.toml",
+                    schema=workdir / f"{role}.openapi.json",
                     profile=PROFILES[args.profile],
                     report_dir=report_dir,
                     extra=args.schemathesis_args,
+                    output=workdir / f"{role}.out" if args.jobs > 1 else None,
                 )
-            if not args.keep:
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {role: pool.submit(check, index % args.jobs, role) for index, role in enumerate(roles)}
+            for role, future in futures.items():
+                outcome[role] = future.result()
+                say(f"{role}: {'passed' if outcome[role][0] == 0 else 'FAILED'} ({time.monotonic() - started:.0f} s)")
+        if not args.keep:
+            for role in roles:
                 database.drop(role.removeprefix("demo-"))
     except SetupError as exc:
         say(f"setup error: {exc}")

@@ -1,11 +1,25 @@
+import re
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.schema import NOT_NULL
-from exports.choices import EvidenceKind
+from exports.choices import RESERVED_EVENT_PREFIXES, EvidenceKind
 from exports.models import Evidence, Execution, ExecutionEvent
 from governance.choices import Classification
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_.:-]{0,119}$"
+# The schema also leaves out the types under RESERVED_EVENT_PREFIXES: the server writes those only, and refuses
+# them from clients with their own code (400 reserved_event_type, exports.services.executions).
+CLIENT_EVENT_TYPE_PATTERN = (
+    r"^(?!(?:" + "|".join(re.escape(prefix) for prefix in RESERVED_EVENT_PREFIXES) + r"))" + EVENT_TYPE_PATTERN[1:]
+)
+
+
+@extend_schema_field({"type": "string", "pattern": CLIENT_EVENT_TYPE_PATTERN, "maxLength": 120})
+class EventTypeField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        super().__init__(EVENT_TYPE_PATTERN, max_length=120, **kwargs)
 
 
 class ExecutionInput(serializers.Serializer):
@@ -38,7 +52,7 @@ class ExecutionOutput(serializers.ModelSerializer):
 
 
 class EventInput(serializers.Serializer):
-    event_type = serializers.RegexField(EVENT_TYPE_PATTERN, max_length=120)
+    event_type = EventTypeField()
     payload = serializers.DictField(required=False, default=dict)
     occurred_at = serializers.DateTimeField(required=False)
 
