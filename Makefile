@@ -4,7 +4,7 @@ MANAGE := $(PY) manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run dev serve setup setup-dev demo test lint check pytest bench bench-quick ci worker beat clean
+.PHONY: run dev serve setup setup-dev demo test lint check pytest schema schema-long bench bench-quick ci worker beat clean
 
 # `make run` is the product as users meet it (DEBUG=0: Dossier's own error pages, static files through WhiteNoise)
 # over plain local HTTP; `make dev` keeps Django's debug pages and auto-reload for working on the code.
@@ -35,7 +35,7 @@ demo:
 	LOG_LEVEL=WARNING $(MANAGE) setup_schedules
 	LOG_LEVEL=WARNING $(MANAGE) seed_demo
 
-test: setup-dev lint check pytest
+test: setup-dev lint check pytest schema
 
 lint:
 	.venv/bin/ruff check .
@@ -50,6 +50,14 @@ check:
 
 pytest:
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The API against its own schema: schemathesis --checks all on a live server, as every demo role
+# (docs/api-schema.md). `schema` is the derandomized quick pass of `make test`; `schema-long` digs deeper.
+schema:
+	$(PY) scripts/schema_check.py --profile quick
+
+schema-long:
+	$(PY) scripts/schema_check.py --profile long
 
 bench: setup-dev
 	$(PY) benchmarks/run.py

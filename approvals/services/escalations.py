@@ -12,7 +12,7 @@ from django.utils import timezone
 from approvals.choices import EscalationOutcome, LadderStatus, StageStatus
 from approvals.models import StageEscalation
 from approvals.selectors import export_lock, ladder_lock_with_stages
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, NotFound, ValidationFailed
 from exports.services.lifecycle import export_lifecycle_record
 from governance.choices import RoleKey
 from governance.permissions import require_team_role
@@ -39,11 +39,7 @@ def escalation_record(
     ladder, stages = ladder_lock_with_stages(export=export)
     stage = next((stage for stage in stages if stage.pk == stage_id), None)
     if stage is None:
-        raise ValidationFailed(
-            f"Stage {stage_id} is not a stage of export {export_id}.",
-            code="unknown_stage",
-            details={"fields": {"stage_id": [f"Not a stage of export {export_id}."]}},
-        )
+        raise NotFound(f"Stage {stage_id} is not a stage of this export's ladder.", code="stage_not_found")
     if ladder.status != LadderStatus.IN_PROGRESS or stage.status != StageStatus.IN_PROGRESS:
         raise Conflict(
             f"Stage '{stage.name}' is not waiting for a signature; there is nothing to escalate.",

@@ -526,7 +526,7 @@ def stage_delegate(
         target is None
         or not Membership.objects.filter(user=target, team_id=team_id, role__key=stage.required_role).exists()
     ):
-        raise ValidationFailed(
+        raise NotFound(
             f"'{assignee}' is not an active member of this team holding the role {stage.required_role}.",
             code="invalid_assignee",
             details={"assignee": [f"Must be a team member with the role {stage.required_role}."]},
@@ -535,7 +535,7 @@ def stage_delegate(
         user=target, export=export, stage=stage, signatures=live_signatures(ladder=ladder)
     )
     if violation:
-        raise ValidationFailed(
+        raise Conflict(
             f"'{assignee}' cannot be assigned: {violation}",
             code="separation_of_duties",
             details={"assignee": [violation]},
@@ -543,8 +543,9 @@ def stage_delegate(
     now = timezone.now()
     if due_at is not None:
         if stage.status != StageStatus.IN_PROGRESS:
-            raise ValidationFailed(
+            raise Conflict(
                 "A due date can only be set on the active stage; pending stages get theirs when they start.",
+                code="stage_not_active",
                 details={"due_at": ["Only for the active stage."]},
             )
         if due_at <= now:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, NotFound, ValidationFailed
 from exports.choices import EvidenceKind, ExportStatus
 from exports.formats import BUNDLE_FORMAT_VERSION
 from exports.hooks import export_created_hooks
@@ -119,7 +119,7 @@ def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[li
     """Load the selected evidence; every reference must name evidence of this very execution."""
     selection = evidence_selection(execution=execution, refs=refs)
     if selection.missing:
-        raise ValidationFailed(
+        raise NotFound(
             f"Some selected evidence does not exist in execution {execution.pk}.",
             code="unknown_evidence",
             details={"evidence": [{"kind": ref.kind, "id": ref.id} for ref in selection.missing]},

@@ -82,7 +82,7 @@ def test_a_stage_of_another_export_is_refused(client_for, crew, export, overdue,
     other = export_with_ladder(execution=ladder_execution, author=crew.author, snapshot=snapshot)
     foreign_stage = ApprovalStage.objects.get(ladder__export=other, index=0)
     response = client_for(crew.operator).post(url(export), body(foreign_stage), format="json")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_stage"
+    assert response.status_code == 404 and response.json()["error"]["code"] == "stage_not_found"
 
 
 def test_a_stage_not_waiting_for_a_signature_is_a_conflict(client_for, crew, export, overdue):

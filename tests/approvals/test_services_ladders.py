@@ -209,7 +209,7 @@ def test_delegation_records_who_from_whom_to_whom_why_and_when(export, crew):
 )
 def test_delegation_only_to_members_holding_the_role(export, crew, other_team, assignee, code):
     member_of(other_team, "reviewer", username="outsider")
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(NotFound) as caught:
         stage_delegate(
             export_id=export.pk, stage_id=active(export).pk, actor=crew.operator, assignee=assignee, reason="x"
         )
@@ -219,7 +219,7 @@ def test_delegation_only_to_members_holding_the_role(export, crew, other_team, a
 
 def test_delegation_never_breaks_separation_of_duties(export, crew, team):
     member_of(team, "reviewer", username="author")
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(Conflict) as caught:
         stage_delegate(
             export_id=export.pk, stage_id=active(export).pk, actor=crew.operator, assignee="author", reason="x"
         )
