@@ -22,6 +22,7 @@ from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide, stage_delegate
 from approvals.services.monitor import sla_monitor_run
 from exports.choices import PackagingRunStatus
+from exports.events import EventType
 from exports.models import Execution, NarrativeExport, PackagingRun
 from exports.services.evidence import notebook_entry_create
 from exports.services.executions import EventInput, events_append, execution_create, timeline_append
@@ -133,7 +134,7 @@ def _new_export(team, crew, *, title: str, created: datetime) -> NarrativeExport
         timeline_append(
             execution=execution,
             actor=author,
-            events=[EventInput("governance.preview.summary", _preview_summary(created))],
+            events=[EventInput(EventType.PREVIEW_SUMMARY, _preview_summary(created))],
         )
     with clock_at(created):
         return export_create(

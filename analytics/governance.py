@@ -28,10 +28,10 @@ from approvals.guardrails import forecast_ladder_clearance
 from approvals.models import ApprovalLadder, ApprovalStage
 from config.errors import NotFound, ValidationFailed
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import ExecutionEvent, NarrativeExport
 from governance.models import Team
 
-PREVIEW_SUMMARY_EVENT = "governance.preview.summary"
 TEAM_ID = "ladder__export__execution__team_id"
 QUEUE_STATUS_LABELS = {str(value): str(label) for value, label in QueueStatus.choices}
 
@@ -285,7 +285,7 @@ def predicted_vs_actual(
     since = window_start(scope, now)
     previews = list(
         ExecutionEvent.objects.filter(
-            event_type=PREVIEW_SUMMARY_EVENT,
+            event_type=EventType.PREVIEW_SUMMARY,
             execution__team_id__in=scope.team_ids,
             occurred_at__gte=since,
             occurred_at__lte=now,

@@ -18,12 +18,12 @@ from approvals.choices import BLOCKING_QUEUE_STATUSES, Decision, LadderStatus, Q
 from approvals.models import ApprovalLadder, ApprovalSignature, ApprovalStage
 from approvals.selectors import export_lock, ladder_lock, ladder_stages, live_signatures
 from config.errors import NotFound
+from exports.events import EventType
 from exports.hooks import GateResult
 from exports.models import NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 
 GATE_NAME = "approvals"
-AWAITING_APPROVAL_EVENT = "narrative_export.packaging.awaiting_approval"
 
 
 def isoformat(value: datetime | None) -> str | None:
@@ -184,7 +184,7 @@ def record_packaging_queue_state(
     export.packaging_queue_state = locked.packaging_queue_state = state
     if state.get("status") in BLOCKING_QUEUE_STATUSES:
         export_lifecycle_record(
-            export=locked, event_type=AWAITING_APPROVAL_EVENT, actor=actor, payload={"state": state}
+            export=locked, event_type=EventType.PACKAGING_AWAITING_APPROVAL, actor=actor, payload={"state": state}
         )
     return state, True
 

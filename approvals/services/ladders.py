@@ -38,6 +38,7 @@ from approvals.selectors import (
 from approvals.services.signing import signer_verify
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
@@ -48,12 +49,6 @@ from governance.services.audit import audit_record
 from governance.signals import team_state_changed
 from governance.validation import DEFAULT_REJECT_MEANING, meanings_agree
 
-STAGE_STARTED = "narrative_export.approval.stage_started"
-STAGE_COMPLETED = "narrative_export.approval.stage_completed"
-FINALIZED = "narrative_export.approval.finalized"
-REJECTED = "narrative_export.approval.rejected"
-STAGE_DELEGATED = "narrative_export.approval.stage_delegated"
-STAGE_RESET = "narrative_export.approval.stage_reset"
 NARRATIVE_INTEGRITY_AUDIT_ACTION = "approvals.narrative_integrity_failed"
 
 # Besides the stage's own role holders and its assignee, these roles may delegate a stage or reset a ladder.
@@ -113,7 +108,7 @@ def _stage_payload(stage: ApprovalStage) -> dict[str, Any]:
 def _record_stage_started(export: NarrativeExport, stage: ApprovalStage, actor) -> None:
     export_lifecycle_record(
         export=export,
-        event_type=STAGE_STARTED,
+        event_type=EventType.STAGE_STARTED,
         actor=actor,
         payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},
     )
@@ -428,11 +423,16 @@ def _stage_decide_locked(
         export.status, export.updated_at = ExportStatus.REJECTED, now
         ApprovalHistory.objects.bulk_create(history)
         export_lifecycle_record(
-            export=export, event_type=REJECTED, actor=actor, payload={**signature_payload, "comment": comment}
+            export=export,
+            event_type=EventType.APPROVAL_REJECTED,
+            actor=actor,
+            payload={**signature_payload, "comment": comment},
         )
         _refresh_queue_state(export, ladder, actor, stages=stages, signatures=[*signatures, signature], locked=True)
     else:
-        export_lifecycle_record(export=export, event_type=STAGE_COMPLETED, actor=actor, payload=signature_payload)
+        export_lifecycle_record(
+            export=export, event_type=EventType.STAGE_COMPLETED, actor=actor, payload=signature_payload
+        )
         following = next((s for s in stages if s.index > stage.index and s.status == StageStatus.PENDING), None)
         if following is not None:
             _open_stage(ladder, following, now)
@@ -471,7 +471,7 @@ def _stage_decide_locked(
             ApprovalHistory.objects.bulk_create(history)
             export_lifecycle_record(
                 export=export,
-                event_type=FINALIZED,
+                event_type=EventType.APPROVAL_FINALIZED,
                 actor=actor,
                 payload={"iteration": ladder.iteration, "signatures": len(signatures) + 1},
             )
@@ -578,7 +578,7 @@ def stage_delegate(
     ).save()
     export_lifecycle_record(
         export=export,
-        event_type=STAGE_DELEGATED,
+        event_type=EventType.STAGE_DELEGATED,
         actor=actor,
         payload={
             **_stage_payload(stage),
@@ -689,7 +689,7 @@ def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> Approva
         export.status = ExportStatus.AWAITING_APPROVAL
     export_lifecycle_record(
         export=export,
-        event_type=STAGE_RESET,
+        event_type=EventType.STAGE_RESET,
         actor=actor,
         payload={
             **_stage_payload(stage),

@@ -37,6 +37,7 @@ from approvals.models import (
 )
 from approvals.selectors import HEAVY_EXPORT_FIELDS
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
 from governance.models import Membership
@@ -45,8 +46,6 @@ from textpolicy import inert_line
 
 logger = logging.getLogger(__name__)
 
-STAGE_OVERDUE = "narrative_export.approval.stage_overdue"
-STAGE_ESCALATED = "narrative_export.approval.stage_escalated"
 INCONSISTENCY_AUDIT_ACTION = "approvals.enforcement_inconsistency"
 GATE_BLOCKED_STATUS = "blocked"  # the status the packaging worker records when a gate refuses
 PACKAGING_STATUSES = (ExportStatus.QUEUED, ExportStatus.PACKAGING, ExportStatus.PACKAGED)
@@ -138,7 +137,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
         marker = "overdue_at" if kind == "overdue" else "escalated_at"
         ApprovalStage.objects.filter(pk__in=[stage.pk for stage in stages]).update(**{marker: now})
         action = HistoryAction.OVERDUE if kind == "overdue" else HistoryAction.ESCALATED
-        event_type = STAGE_OVERDUE if kind == "overdue" else STAGE_ESCALATED
+        event_type = EventType.STAGE_OVERDUE if kind == "overdue" else EventType.STAGE_ESCALATED
         recipients = _escalation_recipients(stages) if kind == "escalated" else {}
         history, records = [], []
         for stage in stages:

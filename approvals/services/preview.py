@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.selectors import role_open_load
+from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from exports.selectors.executions import execution_get_for_user
 from exports.services.executions import EventInput, timeline_append
@@ -31,8 +32,6 @@ from governance.models import GovernanceTemplateAuditLog, WorkflowTemplateSnapsh
 from governance.selectors.templates import SnapshotResolution, snapshot_document, template_snapshot_resolution
 from governance.services.audit import audit_record
 from governance.services.templates import template_preview_record
-
-PREVIEW_EVENT = "governance.preview.summary"
 
 
 @dataclass(frozen=True)
@@ -216,9 +215,11 @@ def execution_preview(*, execution: Execution, actor, evidence: Sequence[Evidenc
         warnings=warning_codes,
         template_audit_log_id=audit_log.pk,
     )
-    (event,) = timeline_append(execution=execution, actor=actor, events=[EventInput(PREVIEW_EVENT, payload)])
+    (event,) = timeline_append(
+        execution=execution, actor=actor, events=[EventInput(EventType.PREVIEW_SUMMARY, payload)]
+    )
     audit_record(
-        action=PREVIEW_EVENT,
+        action=EventType.PREVIEW_SUMMARY,
         actor=actor,
         obj=execution,
         team_id=execution.team_id,

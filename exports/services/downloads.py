@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, DossierError, Gone, NotFound
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 from exports.storage import (
@@ -59,7 +60,7 @@ def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
     export.save(update_fields=["status", "updated_at"])
     export_lifecycle_record(
         export=export,
-        event_type="narrative_export.artifact.expired",
+        event_type=EventType.ARTIFACT_EXPIRED,
         actor=actor,
         payload={
             "artifact_id": locked.pk,
@@ -79,7 +80,7 @@ def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegri
     locked.save(update_fields=["integrity_failed_at"])
     export_lifecycle_record(
         export=locked.export,
-        event_type="narrative_export.artifact.integrity_failed",
+        event_type=EventType.ARTIFACT_INTEGRITY_FAILED,
         actor=actor,
         payload={"artifact_id": locked.pk, "expected_sha256": error.expected, "actual_sha256": error.actual},
     )
@@ -118,7 +119,7 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
     try:
         export_lifecycle_record(
             export=export,
-            event_type="narrative_export.artifact.downloaded",
+            event_type=EventType.ARTIFACT_DOWNLOADED,
             actor=actor,
             payload={"artifact_id": artifact.pk, "sha256": artifact.sha256, "size": artifact.size, "via": via},
         )

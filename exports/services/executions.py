@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.errors import ValidationFailed
 from exports.choices import RESERVED_EVENT_PREFIXES, ExecutionStatus
+from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from governance.models import Team
 from governance.services.audit import audit_record, canonical_json
@@ -38,7 +39,7 @@ def execution_create(*, team: Team, title: str, owner, protocol_template_key: st
         started_at=now,
     )
     audit_record(
-        action="execution.created",
+        action=EventType.EXECUTION_CREATED,
         actor=owner,
         obj=execution,
         team_id=team.pk,
@@ -65,7 +66,7 @@ def events_append(*, execution: Execution, actor, events: Sequence[EventInput]) 
     _check_client_event_types(events)
     rows = timeline_append(execution=execution, actor=actor, events=events)
     audit_record(
-        action="execution.events_appended",
+        action=EventType.EXECUTION_EVENTS_APPENDED,
         actor=actor,
         obj=execution,
         team_id=execution.team_id,
@@ -161,9 +162,9 @@ def override_record(*, execution: Execution, actor, step: str, field: str, value
     return execution_intervention_record(
         execution=execution,
         actor=actor,
-        event_type="execution.override",
+        event_type=EventType.EXECUTION_OVERRIDE,
         payload={"step": step, "field": field, "value": value, "reason": reason},
-        audit_action="execution.override_recorded",
+        audit_action=EventType.EXECUTION_OVERRIDE_RECORDED,
     )
 
 
@@ -171,7 +172,7 @@ def coaching_note_record(*, execution: Execution, actor, body: str) -> Execution
     return execution_intervention_record(
         execution=execution,
         actor=actor,
-        event_type="execution.coaching_note",
+        event_type=EventType.EXECUTION_COACHING_NOTE,
         payload={"body": body},
-        audit_action="execution.coaching_note_recorded",
+        audit_action=EventType.EXECUTION_COACHING_NOTE_RECORDED,
     )

@@ -13,6 +13,7 @@ from django.db.models import Max
 
 from config.errors import Conflict, ValidationFailed
 from exports.choices import EvidenceKind, ExportStatus
+from exports.events import EventType
 from exports.formats import BUNDLE_FORMAT_VERSION
 from exports.hooks import export_created_hooks
 from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
@@ -200,7 +201,7 @@ def export_create(
     )
     export_lifecycle_record(
         export=export,
-        event_type="narrative_export.created",
+        event_type=EventType.EXPORT_CREATED,
         actor=actor,
         payload={
             "narrative_digest": export.narrative_digest,

@@ -39,6 +39,7 @@ from config.errors import Conflict
 from exports import narratives as n
 from exports.bundle import BundleError, BundleResult, BundleSpec, PayloadFile, build_bundle
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
+from exports.events import EventType
 from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
@@ -140,7 +141,7 @@ def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport
         locked.save(update_fields=["status", "queued_at", "packaging_queue_state", "updated_at"])
         export_lifecycle_record(
             export=locked,
-            event_type="narrative_export.packaging.queued",
+            event_type=EventType.PACKAGING_QUEUED,
             actor=actor,
             payload={"previous_status": previous},
         )
@@ -165,7 +166,7 @@ def exports_sweep_stuck(*, older_than: timedelta | None = None) -> list[int]:
     with transaction.atomic():
         for export in NarrativeExport.objects.filter(id__in=ids).select_related("execution").order_by("id"):
             audit_record(
-                action="narrative_export.packaging.redispatched",
+                action=EventType.PACKAGING_REDISPATCHED,
                 obj=export,
                 team_id=export.execution.team_id,
                 payload={
@@ -343,7 +344,7 @@ def _start(*, export_id: int, task_id: str) -> _Started | PackagingOutcome:
     export.save(update_fields=["status", "packaging_attempts", "packaging_queue_state", "updated_at"])
     export_lifecycle_record(
         export=export,
-        event_type="narrative_export.packaging.started",
+        event_type=EventType.PACKAGING_STARTED,
         payload={"attempt": run.attempt, "run_id": run.pk, "task_id": task_id},
     )
     return _Started(export=export, run=run)
@@ -380,7 +381,7 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
             export.save(update_fields=["status", "queued_at", "packaging_queue_state", "updated_at"])
             export_lifecycle_record(
                 export=export,
-                event_type="narrative_export.packaging.retrying" if retrying else "narrative_export.packaging.failed",
+                event_type=EventType.PACKAGING_RETRYING if retrying else EventType.PACKAGING_FAILED,
                 payload={"attempt": run.attempt, "run_id": run.pk, "error_code": code, "error_message": message[:500]},
             )
         logger.warning(
@@ -451,7 +452,7 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
         export.save(update_fields=["status", "packaged_at", "packaging_queue_state", "updated_at"])
         export_lifecycle_record(
             export=export,
-            event_type="narrative_export.packaging.completed",
+            event_type=EventType.PACKAGING_COMPLETED,
             payload={
                 "attempt": run.attempt,
                 "run_id": run.pk,
@@ -716,7 +717,7 @@ def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -
     result = ReplayResult(export.pk, export.version, artifact.sha256, built.sha256, built.size)
     if record:
         audit_record(
-            action="narrative_export.replayed",
+            action=EventType.EXPORT_REPLAYED,
             actor=actor,
             obj=export,
             team_id=export.execution.team_id,
