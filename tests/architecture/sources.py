@@ -13,10 +13,7 @@ APPS = ("analytics", "approvals", "config", "exports", "governance", "textpolicy
 def app_modules() -> list[Path]:
     """Every module of the apps, migrations excluded (they are history, not code that runs the product)."""
     return sorted(
-        path
-        for app in APPS
-        for path in (ROOT / app).rglob("*.py")
-        if "migrations" not in path.relative_to(ROOT).parts
+        path for app in APPS for path in (ROOT / app).rglob("*.py") if "migrations" not in path.relative_to(ROOT).parts
     )
 
 
