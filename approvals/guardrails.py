@@ -21,13 +21,10 @@ from config.errors import NotFound
 from exports.events import EventType
 from exports.hooks import GateResult
 from exports.models import NarrativeExport
-from exports.services.lifecycle import export_lifecycle_record
+from exports.queue_state import QueueState
+from exports.services.transitions import export_queue_state_record
 
 GATE_NAME = "approvals"
-
-
-def isoformat(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True)
@@ -40,25 +37,26 @@ class GuardrailVerdict:
     iteration: int | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
 
-    def state(self, *, attempts: int = 0, now: datetime | None = None) -> dict[str, Any]:
-        """The compact queue state persisted on the export."""
-        return {
-            "status": self.status,
-            "pending_stage": self.pending_stage,
-            "forecast": isoformat(self.forecast),
-            "updated_at": isoformat(now or timezone.now()),
-            "attempts": attempts,
-            **self.gate_state(),
-        }
+    def queue_state(self, *, attempts: int = 0, now: datetime | None = None) -> QueueState:
+        """The compact queue state recorded on the export."""
+        return QueueState.for_guardrail(
+            status=self.status,
+            pending_stage=self.pending_stage,
+            forecast=self.forecast,
+            iteration=self.iteration,
+            attempts=attempts,
+            now=now,
+        )
 
     def gate_state(self) -> dict[str, Any]:
         """What the packaging worker merges into the queue state it writes when a gate blocks it: the blocking
         state without ``status`` (the worker's own), so the guardrail recognizes it as the same state."""
+        state = self.queue_state()
         return {
-            "guardrail_status": self.status,
-            "pending_stage": self.pending_stage,
-            "forecast": isoformat(self.forecast),
-            "iteration": self.iteration,
+            "guardrail_status": state.guardrail_status,
+            "pending_stage": state.pending_stage,
+            "forecast": state.forecast,
+            "iteration": state.iteration,
         }
 
 
@@ -154,39 +152,20 @@ def verify_export_packaging_guardrails(export: NarrativeExport, *, lock: bool = 
     )
 
 
-def queue_state_key(state: dict[str, Any] | None) -> tuple:
-    """What makes two queue states "the same" for telemetry: the guardrail's status, the pending stage and the
-    iteration (a forecast that moves, or the worker re-writing the state as ``blocked``, is not a new state)."""
-    state = state or {}
-    pending = state.get("pending_stage") or {}
-    status = state.get("guardrail_status") or state.get("status")
-    return status, pending.get("id") if isinstance(pending, dict) else pending, state.get("iteration")
-
-
 @transaction.atomic(savepoint=False)  # writes only, nothing to recover from
 def record_packaging_queue_state(
-    export: NarrativeExport, state: GuardrailVerdict | dict[str, Any], *, actor=None, locked: bool = False
+    export: NarrativeExport, state: GuardrailVerdict | QueueState, *, actor=None, locked: bool = False
 ) -> tuple[dict[str, Any], bool]:
     """Persist the compact queue state; emit ``narrative_export.packaging.awaiting_approval`` once per distinct
     blocking state. A repeat of the stored state changes nothing and emits nothing. Returns (state, changed).
 
     ``locked=True`` says ``export`` is the caller's own row lock, read in this transaction and kept current: it
     is used as it is instead of being locked and read again."""
-    locked = export if locked else export_lock(export_id=export.pk)
+    row = export if locked else export_lock(export_id=export.pk)
     if isinstance(state, GuardrailVerdict):
-        state = state.state(attempts=locked.packaging_attempts)
-    stored = locked.packaging_queue_state or {}
-    if queue_state_key(stored) == queue_state_key(state):
-        export.packaging_queue_state = stored
-        return stored, False
-    state = {**state, "updated_at": state.get("updated_at") or isoformat(timezone.now())}
-    NarrativeExport.objects.filter(pk=locked.pk).update(packaging_queue_state=state, updated_at=timezone.now())
-    export.packaging_queue_state = locked.packaging_queue_state = state
-    if state.get("status") in BLOCKING_QUEUE_STATUSES:
-        export_lifecycle_record(
-            export=locked, event_type=EventType.PACKAGING_AWAITING_APPROVAL, actor=actor, payload={"state": state}
-        )
-    return state, True
+        state = state.queue_state(attempts=row.packaging_attempts)
+    announce = EventType.PACKAGING_AWAITING_APPROVAL if state.status in BLOCKING_QUEUE_STATUSES else None
+    return export_queue_state_record(export=row, state=state, actor=actor, announce=announce, mirror=export)
 
 
 def packaging_gate(export: NarrativeExport) -> GateResult:

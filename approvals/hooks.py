@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from approvals.guardrails import isoformat
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
+from config.utc import utc_iso
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
@@ -59,7 +59,7 @@ def approval_record(export: NarrativeExport) -> ApprovalRecord:
                 "status": ladder.status,
                 "iteration": ladder.iteration,
                 "template_snapshot_id": ladder.template_snapshot_id,
-                "finalized_at": isoformat(ladder.finalized_at),
+                "finalized_at": utc_iso(ladder.finalized_at),
                 "stages": [
                     {
                         "id": stage.pk,
@@ -69,9 +69,9 @@ def approval_record(export: NarrativeExport) -> ApprovalRecord:
                         "status": stage.status,
                         "iteration": stage.iteration,
                         "assignee": stage.assignee.username if stage.assignee_id else None,
-                        "started_at": isoformat(stage.started_at),
-                        "due_at": isoformat(stage.due_at),
-                        "completed_at": isoformat(stage.completed_at),
+                        "started_at": utc_iso(stage.started_at),
+                        "due_at": utc_iso(stage.due_at),
+                        "completed_at": utc_iso(stage.completed_at),
                     }
                     for stage in ladder.stages.all()
                 ],
@@ -87,12 +87,12 @@ def approval_record(export: NarrativeExport) -> ApprovalRecord:
                     "signer": signature.signer_username,
                     "printed_name": signature.printed_name,
                     "signed_as": signature.signed_as,
-                    "signed_at": isoformat(signature.signed_at),
+                    "signed_at": utc_iso(signature.signed_at),
                     "meaning": signature.meaning,
                     "comment": signature.comment,
                     "narrative_digest": signature.narrative_digest,
                     "superseded": signature.superseded,
-                    "superseded_at": isoformat(signature.superseded_at),
+                    "superseded_at": utc_iso(signature.superseded_at),
                     "superseded_reason": signature.superseded_reason,
                 }
                 for signature in signatures
@@ -109,7 +109,7 @@ def approval_record(export: NarrativeExport) -> ApprovalRecord:
                     "to_status": row.to_status,
                     "reason": row.reason,
                     "iteration": row.iteration,
-                    "at": isoformat(row.created_at),
+                    "at": utc_iso(row.created_at),
                 }
                 for row in ladder.history.all()
             ],

@@ -16,6 +16,7 @@ from config.errors import NotFound, PermissionDenied, ValidationFailed
 from config.filters import IdFilter
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
+from exports.queue_state import queue_state_status_is
 from governance.choices import RoleKey
 from governance.models import Membership
 
@@ -245,13 +246,9 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
     def filter_guardrail(self, queryset, name, value):
         if value == "blocked":
             return queryset.filter(
-                packaging_queue_state__status__in=[
-                    QueueStatus.AWAITING_APPROVAL,
-                    QueueStatus.REJECTED,
-                    QueueStatus.NO_LADDER,
-                ]
+                queue_state_status_is([QueueStatus.AWAITING_APPROVAL, QueueStatus.REJECTED, QueueStatus.NO_LADDER])
             )
-        return queryset.filter(packaging_queue_state__status=value)
+        return queryset.filter(queue_state_status_is(value))
 
 
 def overdue_stage_exists() -> Exists:

@@ -128,7 +128,7 @@ class GovernanceExportQueueApi(APIView):
         )
         outcome = dispatch_export_for_packaging(export, actor=request.user)
         guardrail = {
-            **outcome.verdict.state(attempts=outcome.export.packaging_attempts),
+            **outcome.verdict.queue_state(attempts=outcome.export.packaging_attempts).as_json(),
             "reason": outcome.verdict.reason,
         }
         if not outcome.queued:

@@ -42,6 +42,7 @@ from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
+from exports.services.transitions import export_transition
 from governance.choices import RoleKey
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
@@ -419,13 +420,12 @@ def _stage_decide_locked(
     if decision == Decision.REJECT:
         ladder.status, ladder.rejected_at = LadderStatus.REJECTED, now
         ladder.save(update_fields=["status", "rejected_at", "updated_at"])
-        NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.REJECTED, updated_at=now)
-        export.status, export.updated_at = ExportStatus.REJECTED, now
         ApprovalHistory.objects.bulk_create(history)
-        export_lifecycle_record(
+        export_transition(
             export=export,
-            event_type=EventType.APPROVAL_REJECTED,
+            to=ExportStatus.REJECTED,
             actor=actor,
+            event_type=EventType.APPROVAL_REJECTED,
             payload={**signature_payload, "comment": comment},
         )
         _refresh_queue_state(export, ladder, actor, stages=stages, signatures=[*signatures, signature], locked=True)
@@ -465,12 +465,11 @@ def _stage_decide_locked(
         else:
             ladder.status, ladder.finalized_at = LadderStatus.APPROVED, now
             ladder.save(update_fields=["status", "finalized_at", "updated_at"])
-            NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.APPROVED, updated_at=now)
-            export.status = ExportStatus.APPROVED
             history.append(_history(ladder, HistoryAction.FINALIZED, actor=actor, now=now, to_status=ladder.status))
             ApprovalHistory.objects.bulk_create(history)
-            export_lifecycle_record(
+            export_transition(
                 export=export,
+                to=ExportStatus.APPROVED,
                 event_type=EventType.APPROVAL_FINALIZED,
                 actor=actor,
                 payload={"iteration": ladder.iteration, "signatures": len(signatures) + 1},
@@ -685,8 +684,7 @@ def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> Approva
     ApprovalHistory.objects.bulk_create(history)
     previous_export_status = export.status
     if export.status != ExportStatus.AWAITING_APPROVAL:
-        NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.AWAITING_APPROVAL, updated_at=now)
-        export.status = ExportStatus.AWAITING_APPROVAL
+        export_transition(export=export, to=ExportStatus.AWAITING_APPROVAL, actor=actor, event_type=None)
     export_lifecycle_record(
         export=export,
         event_type=EventType.STAGE_RESET,

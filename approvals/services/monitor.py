@@ -15,16 +15,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
-from django.db.models import Exists, F, IntegerField, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import Cast
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
 from approvals.choices import BLOCKING_QUEUE_STATUSES, HistoryAction, LadderStatus, QueueStatus, StageStatus
 from approvals.guardrails import (
     dispatch_export_for_packaging,
     guardrail_verdict,
-    isoformat,
-    queue_state_key,
     record_packaging_queue_state,
 )
 from approvals.models import (
@@ -36,9 +33,18 @@ from approvals.models import (
     SlaMonitorState,
 )
 from approvals.selectors import HEAVY_EXPORT_FIELDS
+from config.utc import utc_iso
 from exports.choices import ExportStatus
 from exports.events import EventType
 from exports.models import NarrativeExport
+from exports.queue_state import (
+    BLOCKED,
+    QueueState,
+    queue_state_pending_stage_id,
+    queue_state_says,
+    queue_state_status_is,
+    queue_state_unset,
+)
 from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
 from governance.models import Membership
 from governance.services.audit import audit_record
@@ -47,7 +53,6 @@ from textpolicy import inert_line
 logger = logging.getLogger(__name__)
 
 INCONSISTENCY_AUDIT_ACTION = "approvals.enforcement_inconsistency"
-GATE_BLOCKED_STATUS = "blocked"  # the status the packaging worker records when a gate refuses
 PACKAGING_STATUSES = (ExportStatus.QUEUED, ExportStatus.PACKAGING, ExportStatus.PACKAGED)
 
 
@@ -149,12 +154,12 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
                 "required_role": stage.required_role,
                 "iteration": stage.iteration,
                 "assignee": stage.assignee.username if stage.assignee_id else None,
-                "due_at": isoformat(stage.due_at),
+                "due_at": utc_iso(stage.due_at),
                 "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
-                "detected_at": isoformat(now),
+                "detected_at": utc_iso(now),
             }
             if kind == "escalated":
-                payload["escalate_at"] = isoformat(stage.escalate_at)
+                payload["escalate_at"] = utc_iso(stage.escalate_at)
                 payload["notified"] = sorted(recipients.get((ladder.export.execution.team_id, stage.required_role), []))
             history.append(
                 ApprovalHistory(
@@ -170,7 +175,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
             )
             records.append(LifecycleRecord(export=ladder.export, event_type=event_type, payload=payload))
             report.rechecked += 1
-            if queue_state_key(ladder.export.packaging_queue_state) != _expected_key(stage, ladder):
+            if QueueState.from_json(ladder.export.packaging_queue_state).key != _expected_key(stage, ladder):
                 report.exports.add(ladder.export_id)
         ApprovalHistory.objects.bulk_create(history, batch_size=5000)
         export_lifecycle_record_many(records)
@@ -216,7 +221,7 @@ def _escalation_messages(
     for (team_id, role), group in sorted(grouped.items()):
         lines = [
             f"The following approval stages for role '{role}' are past their escalation threshold "
-            f"(detected {isoformat(now)}):",
+            f"(detected {utc_iso(now)}):",
             "",
         ]
         # Titles, stage names and usernames are user-written: shown inert, one line each (docs/text-policy.md).
@@ -224,7 +229,7 @@ def _escalation_messages(
             export = stage.ladder.export
             lines.append(
                 f"- Export {export.pk} v{export.version} ({inert_line(export.execution.title)}): stage "
-                f"{stage.index + 1} '{inert_line(stage.name)}', due {isoformat(stage.due_at)}, assignee "
+                f"{stage.index + 1} '{inert_line(stage.name)}', due {utc_iso(stage.due_at)}, assignee "
                 f"{inert_line(stage.assignee.username) if stage.assignee_id else 'none'}"
             )
         subject = (
@@ -268,7 +273,7 @@ def _recheck_guardrails(export_ids: Iterable[int], *, report: MonitorReport) -> 
             verdict = guardrail_verdict(
                 export=export, ladder=ladder, stages=list(ladder.stages.all()), signatures=ladder.signatures.all()
             )
-            if queue_state_key(export.packaging_queue_state) != queue_state_key(verdict.state()):
+            if QueueState.from_json(export.packaging_queue_state).key != verdict.queue_state().key:
                 record_packaging_queue_state(export, verdict)
 
 
@@ -295,9 +300,7 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
         findings[(export_id, "packaging_while_stage_open")] = {"export_status": status}
     # The worker re-writes a state it was blocked with as "blocked", keeping the guardrail's status beside it.
     blocking = list(BLOCKING_QUEUE_STATUSES)
-    says_blocked = Q(packaging_queue_state__status__in=blocking) | Q(
-        packaging_queue_state__guardrail_status__in=blocking
-    )
+    says_blocked = queue_state_says(blocking)
     for export_id, state in NarrativeExport.objects.filter(
         says_blocked, ladder__status=LadderStatus.APPROVED
     ).values_list("pk", "packaging_queue_state"):
@@ -305,17 +308,15 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
     for export_id, state in (
         NarrativeExport.objects.filter(ladder__status__in=[LadderStatus.IN_PROGRESS, LadderStatus.REJECTED])
         .exclude(says_blocked)
-        .exclude(packaging_queue_state__status=GATE_BLOCKED_STATUS)
-        .exclude(packaging_queue_state={})
+        .exclude(queue_state_status_is(BLOCKED))
+        .exclude(queue_state_unset())
         .values_list("pk", "packaging_queue_state")
     ):
         findings[(export_id, "queue_state_ready_but_ladder_open")] = {"state": state}
-    awaiting = Q(ladder__export__packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL) | Q(
-        ladder__export__packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL
-    )
+    awaiting = queue_state_says([QueueStatus.AWAITING_APPROVAL], prefix="ladder__export__")
     for export_id, state, active_id in (
         ApprovalStage.objects.filter(awaiting, status=StageStatus.IN_PROGRESS, ladder__status=LadderStatus.IN_PROGRESS)
-        .annotate(stored_stage=Cast(F("ladder__export__packaging_queue_state__pending_stage__id"), IntegerField()))
+        .annotate(stored_stage=queue_state_pending_stage_id(prefix="ladder__export__"))
         .filter(Q(stored_stage__isnull=True) | ~Q(stored_stage=F("pk")))
         .values_list("ladder__export_id", "ladder__export__packaging_queue_state", "pk")
     ):
@@ -367,14 +368,14 @@ def _check_enforcement(*, now: datetime, report: MonitorReport) -> None:
         for observation in to_report:
             export = NarrativeExport.objects.select_related("execution").get(pk=observation.export_id)
             line = {
-                "detected_at": isoformat(now),
+                "detected_at": utc_iso(now),
                 "kind": observation.kind,
                 "export_id": export.pk,
                 "execution_id": export.execution_id,
                 "team_id": export.execution.team_id,
                 "first_cycle": observation.first_cycle,
                 "cycle": state.cycle,
-                "first_seen_at": isoformat(observation.first_seen_at),
+                "first_seen_at": utc_iso(observation.first_seen_at),
                 "detail": observation.detail,
             }
             audit_record(action=INCONSISTENCY_AUDIT_ACTION, obj=export, team_id=export.execution.team_id, payload=line)

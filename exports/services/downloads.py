@@ -13,6 +13,7 @@ from exports.choices import ExportStatus
 from exports.events import EventType
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
+from exports.services.transitions import export_transition
 from exports.storage import (
     ArtifactIntegrityError,
     ArtifactMissing,
@@ -55,11 +56,9 @@ def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
         return False
     locked.expired_at = timezone.now()
     locked.save(update_fields=["expired_at"])
-    export = locked.export
-    export.status = ExportStatus.EXPIRED
-    export.save(update_fields=["status", "updated_at"])
-    export_lifecycle_record(
-        export=export,
+    export_transition(
+        export=locked.export,
+        to=ExportStatus.EXPIRED,
         event_type=EventType.ARTIFACT_EXPIRED,
         actor=actor,
         payload={
