@@ -21,6 +21,7 @@ from django.utils import timezone
 from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide, stage_delegate
 from approvals.services.monitor import sla_monitor_run
+from config.utc import utc_iso
 from exports.choices import PackagingRunStatus
 from exports.events import EventType
 from exports.models import Execution, NarrativeExport, PackagingRun
@@ -105,9 +106,9 @@ def _preview_summary(start: datetime) -> dict:
                 "name": blueprint["name"],
                 "required_role": blueprint["required_role"],
                 "sla_hours": blueprint["sla_hours"],
-                "activated_at": at.isoformat().replace("+00:00", "Z"),
-                "projected_start": at.isoformat().replace("+00:00", "Z"),
-                "projected_due": due.isoformat().replace("+00:00", "Z"),
+                "activated_at": utc_iso(at),
+                "projected_start": utc_iso(at),
+                "projected_due": utc_iso(due),
             }
         )
         at = due

@@ -9,11 +9,12 @@ from urllib.parse import quote
 from django.conf import settings
 
 from analytics.selectors import QueueRow
+from config.utc import utc_minutes
 from textpolicy import inert_line
 
 
 def _utc(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "none (ladder not clearing)"
+    return utc_minutes(value, missing="none (ladder not clearing)")
 
 
 def escalation_subject(row: QueueRow) -> str:

@@ -14,6 +14,7 @@ from approvals.choices import LadderStatus, QueueStatus, StageStatus
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from config.errors import NotFound, PermissionDenied, ValidationFailed
 from config.filters import IdFilter
+from config.utc import utc_iso
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.queue_state import queue_state_status_is
@@ -201,7 +202,7 @@ def stage_representation(stage: ApprovalStage) -> dict[str, Any]:
         "required_role": stage.required_role,
         "status": stage.status,
         "assignee": stage.assignee.username if stage.assignee_id else None,
-        "due_at": stage.due_at.isoformat().replace("+00:00", "Z") if stage.due_at else None,
+        "due_at": utc_iso(stage.due_at),
     }
 
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from config.utc import utc_iso
+
 DEFAULT_HOURS_PER_OPEN_ITEM = 1.0
 
 
@@ -37,7 +39,7 @@ class ProjectedStage:
         out = asdict(self)
         for key in ("activated_at", "projected_start", "projected_due", "escalate_at"):
             value = out[key]
-            out[key] = value.isoformat().replace("+00:00", "Z") if value is not None else None
+            out[key] = utc_iso(value)
         return out
 
 

@@ -13,6 +13,7 @@ from approvals.choices import EscalationOutcome, LadderStatus, StageStatus
 from approvals.models import StageEscalation
 from approvals.selectors import export_lock, ladder_lock_with_stages
 from config.errors import Conflict, ValidationFailed
+from config.utc import utc_iso
 from exports.services.lifecycle import export_lifecycle_record
 from governance.choices import RoleKey
 from governance.permissions import require_team_role
@@ -66,8 +67,8 @@ def escalation_record(
         "required_role": stage.required_role,
         "contacted": contacted,
         "outcome": outcome,
-        "next_check_at": next_check_at.isoformat().replace("+00:00", "Z") if next_check_at else None,
-        "due_at": stage.due_at.isoformat().replace("+00:00", "Z") if stage.due_at else None,
+        "next_check_at": utc_iso(next_check_at),
+        "due_at": utc_iso(stage.due_at),
     }
     event = export_lifecycle_record(export=export, event_type=ESCALATION_RECORDED, actor=actor, payload=payload)
     return StageEscalation.objects.create(

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.selectors import role_open_load
+from config.utc import utc_iso
 from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from exports.selectors.executions import execution_get_for_user
@@ -62,7 +63,7 @@ class LadderPreview:
             "execution_id": self.execution.pk,
             "template_snapshot_id": self.snapshot.pk if self.snapshot else None,
             "template": _template_summary(self.snapshot, self.source),
-            "previewed_at": self.previewed_at.isoformat().replace("+00:00", "Z"),
+            "previewed_at": utc_iso(self.previewed_at),
             "stages": [stage.as_dict() for stage in self.stages],
             "narrative_markdown": self.narrative_markdown,
             "evidence": self.evidence_manifest,
@@ -140,8 +141,8 @@ def preview_summary_payload(preview_stages: Sequence[ProjectedStage], **fields: 
                 "required_role": stage.required_role,
                 "sla_hours": stage.sla_hours,
                 "open_load": stage.open_load,
-                "projected_start": stage.projected_start.isoformat().replace("+00:00", "Z"),
-                "projected_due": stage.projected_due.isoformat().replace("+00:00", "Z"),
+                "projected_start": utc_iso(stage.projected_start),
+                "projected_due": utc_iso(stage.projected_due),
             }
             for stage in preview_stages
         ],
@@ -209,7 +210,7 @@ def execution_preview(*, execution: Execution, actor, evidence: Sequence[Evidenc
         template_key=snapshot.template_key if snapshot else None,
         template_version=snapshot.version if snapshot else None,
         template_source=resolution.source or None,
-        previewed_at=now.isoformat().replace("+00:00", "Z"),
+        previewed_at=utc_iso(now),
         events_through_sequence=execution.last_sequence,
         evidence_count=len(narrative.manifest),
         warnings=warning_codes,

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from config.errors import ValidationFailed
+from config.utc import utc_iso_compact
 from exports import narratives as n
 from exports.choices import EvidenceKind
 from exports.formats import (
@@ -132,7 +133,7 @@ def event_record_line(event: n.TimelineEvent) -> bytes:
     record = {
         "actor": event.actor_name,
         "event_type": event.event_type,
-        "occurred_at": n.format_utc(event.occurred_at),
+        "occurred_at": utc_iso_compact(event.occurred_at),
         "payload": dict(event.payload),
         "sequence": event.sequence,
     }
