@@ -29,6 +29,7 @@ from exports.services.evidence import notebook_entry_create
 from exports.services.executions import EventInput, events_append, execution_create, timeline_append
 from exports.services.narrative_exports import EvidenceRef, export_create
 from governance.demo import DEFAULT_STAGES, demo_team, demo_user
+from governance.ladder import stage_due_at
 from governance.services.teams import membership_grant, team_create
 
 SECOND_TEAM = ("genomics", "Genomics Core")
@@ -99,7 +100,7 @@ def _preview_summary(start: datetime) -> dict:
     """What a ladder preview projects: stages back to back, each due its SLA after it starts."""
     stages, at = [], start
     for position, blueprint in enumerate(DEFAULT_STAGES, start=1):
-        due = at + timedelta(hours=blueprint["sla_hours"])
+        due = stage_due_at(at, blueprint["sla_hours"])
         stages.append(
             {
                 "position": position,

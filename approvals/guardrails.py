@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -23,6 +23,7 @@ from exports.hooks import GateResult
 from exports.models import NarrativeExport
 from exports.queue_state import QueueState
 from exports.services.transitions import export_queue_state_record
+from governance.ladder import stage_due_at
 
 GATE_NAME = "approvals"
 
@@ -74,7 +75,7 @@ def forecast_ladder_clearance(stages: Sequence[ApprovalStage], *, now: datetime 
         if stage.status == StageStatus.IN_PROGRESS and stage.due_at is not None:
             at = max(at, stage.due_at)
         else:
-            at = at + timedelta(hours=stage.sla_hours)
+            at = stage_due_at(at, stage.sla_hours)
     return at
 
 

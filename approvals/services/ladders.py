@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -44,6 +44,7 @@ from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
 from exports.services.transitions import export_transition
 from governance.choices import RoleKey
+from governance.ladder import stage_due_at, stage_escalate_at
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 from governance.services.audit import audit_record
@@ -119,8 +120,8 @@ def _open_stage(ladder: ApprovalLadder, stage: ApprovalStage, now: datetime) -> 
     stage.status = StageStatus.IN_PROGRESS
     stage.iteration = ladder.iteration
     stage.started_at = now
-    stage.due_at = now + timedelta(hours=stage.sla_hours)
-    stage.escalate_at = stage.due_at + timedelta(hours=ladder.escalate_after_hours)
+    stage.due_at = stage_due_at(now, stage.sla_hours)
+    stage.escalate_at = stage_escalate_at(stage.due_at, ladder.escalate_after_hours)
     stage.completed_at = stage.overdue_at = stage.escalated_at = None
 
 
@@ -555,7 +556,7 @@ def stage_delegate(
     fields = ["assignee"]
     if due_at is not None:
         stage.due_at = due_at
-        stage.escalate_at = due_at + timedelta(hours=ladder.escalate_after_hours)
+        stage.escalate_at = stage_escalate_at(due_at, ladder.escalate_after_hours)
         stage.overdue_at = stage.escalated_at = None
         fields += ["due_at", "escalate_at", "overdue_at", "escalated_at"]
     stage.save(update_fields=fields)
