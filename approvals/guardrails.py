@@ -95,29 +95,56 @@ def guardrail_verdict(
     current narrative digest."""
     if ladder is None:
         return GuardrailVerdict(False, QueueStatus.NO_LADDER, "The export has no approval ladder.")
-    forecast = forecast_ladder_clearance(stages, now=now)
     if ladder.status == LadderStatus.REJECTED or any(s.status == StageStatus.REJECTED for s in stages):
-        rejected = next((s for s in stages if s.status == StageStatus.REJECTED), None)
-        return GuardrailVerdict(
-            False,
-            QueueStatus.REJECTED,
-            "The ladder was rejected; a new export version starts a new ladder.",
-            pending_stage=_stage_ref(rejected) if rejected else None,
-            iteration=ladder.iteration,
-        )
+        return _rejected_verdict(ladder, stages)
     unapproved = [s for s in sorted(stages, key=lambda s: s.index) if s.status != StageStatus.APPROVED]
     if unapproved or not stages:
-        pending = next(
-            (s for s in unapproved if s.status == StageStatus.IN_PROGRESS), unapproved[0] if unapproved else None
-        )
+        return _awaiting_verdict(ladder, unapproved, forecast=forecast_ladder_clearance(stages, now=now))
+    problems = _signature_problems(export, stages, signatures)
+    if problems or ladder.status != LadderStatus.APPROVED:
         return GuardrailVerdict(
             False,
             QueueStatus.AWAITING_APPROVAL,
-            f"Stage '{pending.name}' is {pending.status}." if pending else "The ladder has no stages.",
-            pending_stage=_stage_ref(pending) if pending else None,
-            forecast=forecast,
+            "The signatures do not cover the narrative being packaged.",
+            pending_stage=_stage_ref(stages[0]),
             iteration=ladder.iteration,
+            problems=tuple(problems) or ("the ladder is not finalized",),
         )
+    return GuardrailVerdict(True, QueueStatus.READY, "Every stage is approved.", iteration=ladder.iteration)
+
+
+def _rejected_verdict(ladder: ApprovalLadder, stages: Sequence[ApprovalStage]) -> GuardrailVerdict:
+    rejected = next((s for s in stages if s.status == StageStatus.REJECTED), None)
+    return GuardrailVerdict(
+        False,
+        QueueStatus.REJECTED,
+        "The ladder was rejected; a new export version starts a new ladder.",
+        pending_stage=_stage_ref(rejected) if rejected else None,
+        iteration=ladder.iteration,
+    )
+
+
+def _awaiting_verdict(
+    ladder: ApprovalLadder, unapproved: list[ApprovalStage], *, forecast: datetime | None
+) -> GuardrailVerdict:
+    """Waiting for the active stage (or the first unapproved one)."""
+    pending = next(
+        (s for s in unapproved if s.status == StageStatus.IN_PROGRESS), unapproved[0] if unapproved else None
+    )
+    return GuardrailVerdict(
+        False,
+        QueueStatus.AWAITING_APPROVAL,
+        f"Stage '{pending.name}' is {pending.status}." if pending else "The ladder has no stages.",
+        pending_stage=_stage_ref(pending) if pending else None,
+        forecast=forecast,
+        iteration=ladder.iteration,
+    )
+
+
+def _signature_problems(
+    export: NarrativeExport, stages: Sequence[ApprovalStage], signatures: Iterable[ApprovalSignature]
+) -> list[str]:
+    """Stages without a live approving signature bound to the export's current narrative digest."""
     approving = {sig.stage_id: sig for sig in signatures if not sig.superseded and sig.decision == Decision.APPROVE}
     problems = []
     for stage in stages:
@@ -126,17 +153,7 @@ def guardrail_verdict(
             problems.append(f"stage {stage.index + 1} has no live approving signature")
         elif signature.narrative_digest != export.narrative_digest:
             problems.append(f"stage {stage.index + 1} was signed for a different narrative digest")
-    if problems or ladder.status != LadderStatus.APPROVED:
-        first = stages[0]
-        return GuardrailVerdict(
-            False,
-            QueueStatus.AWAITING_APPROVAL,
-            "The signatures do not cover the narrative being packaged.",
-            pending_stage=_stage_ref(first),
-            iteration=ladder.iteration,
-            problems=tuple(problems) or ("the ladder is not finalized",),
-        )
-    return GuardrailVerdict(True, QueueStatus.READY, "Every stage is approved.", iteration=ladder.iteration)
+    return problems
 
 
 def verify_export_packaging_guardrails(export: NarrativeExport, *, lock: bool = False) -> GuardrailVerdict:

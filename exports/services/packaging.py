@@ -423,19 +423,7 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
         )
         artifact_publish(staged, final_name)
         now = timezone.now()
-        artifact = ExportArtifact.objects.create(
-            export=export,
-            storage_path=final_name,
-            bag_name=result.name,
-            sha256=result.sha256,
-            size=result.size,
-            compression=result.compression,
-            signing_key=SigningKey.objects.get(key_id=result.key_id),
-            payload_oxum=result.payload_oxum,
-            narrative_sha256=result.narrative_sha256,
-            format_version=export.bundle_format_version,
-            retain_until=export.retain_until,
-        )
+        artifact = _artifact_create(export, result, storage_path=final_name)
         run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
         run.duration_ms = _elapsed_ms(run, now)
         run.gates = _gate_rows(results)
@@ -456,6 +444,22 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
             queue_state=_queue_state(export, PACKAGED),
         )
     return PackagingOutcome.PACKAGED
+
+
+def _artifact_create(export: NarrativeExport, result: BundleResult, *, storage_path: str) -> ExportArtifact:
+    return ExportArtifact.objects.create(
+        export=export,
+        storage_path=storage_path,
+        bag_name=result.name,
+        sha256=result.sha256,
+        size=result.size,
+        compression=result.compression,
+        signing_key=SigningKey.objects.get(key_id=result.key_id),
+        payload_oxum=result.payload_oxum,
+        narrative_sha256=result.narrative_sha256,
+        format_version=export.bundle_format_version,
+        retain_until=export.retain_until,
+    )
 
 
 def _build_staged(export: NarrativeExport):
