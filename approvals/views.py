@@ -15,7 +15,7 @@ from approvals.guardrails import verify_export_packaging_guardrails
 from approvals.markdown import markdown_to_safe_html
 from approvals.selectors import ExportPage, export_get_for_user, export_page_for_user, ladders_for_exports
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.preview import execution_preview_record_for_user
 from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
@@ -175,7 +175,7 @@ def execution_preview(request, execution_id: int):
     """The scientist's view of the preview API: the ladder a new export would get and the dossier it would carry."""
     selector = request.GET.get("evidence")
     try:
-        preview = execution_preview_for_user(user=request.user, execution_id=execution_id, evidence=selector)
+        preview = execution_preview_record_for_user(user=request.user, execution_id=execution_id, evidence=selector)
     except NotFound:
         raise Http404("No such execution among your teams.") from None
     except ValidationFailed as exc:

@@ -19,7 +19,7 @@ from approvals.selectors import (
 )
 from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.preview import execution_preview_record_for_user
 from config.api import validated
 from config.errors import Conflict
 from exports.models import NarrativeExport
@@ -151,7 +151,7 @@ class ExecutionPreviewApi(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request, execution_id: int):
-        preview = execution_preview_for_user(
+        preview = execution_preview_record_for_user(
             user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
         )
         return Response(preview.as_dict())

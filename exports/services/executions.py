@@ -142,16 +142,23 @@ def _copy_rows(rows: list[ExecutionEvent], texts: list[str]) -> None:
         row.pk = ids[row.sequence]
 
 
-@transaction.atomic
-def execution_intervention_record(
-    *, execution: Execution, actor, event_type: str, payload: dict[str, Any], audit_action: str
+@transaction.atomic(savepoint=False)  # appends only: no savepoint round trips
+def execution_event_record(
+    *,
+    execution: Execution,
+    actor,
+    event_type: EventType,
+    payload: dict[str, Any],
+    audit_action: EventType | None = None,
+    audit_obj=None,
 ) -> ExecutionEvent:
-    """Operator overrides and reviewer coaching notes: a timeline entry plus an audit row."""
+    """The one writer of a server-side step: a timeline entry and its audit row (``audit_action``, default the
+    event type; about ``audit_obj``, default the execution), the row carrying the entry's sequence."""
     (event,) = timeline_append(execution=execution, actor=actor, events=[EventInput(event_type, payload)])
     audit_record(
-        action=audit_action,
+        action=audit_action or event_type,
         actor=actor,
-        obj=execution,
+        obj=audit_obj if audit_obj is not None else execution,
         team_id=execution.team_id,
         payload={"sequence": event.sequence, **payload},
     )
@@ -159,7 +166,7 @@ def execution_intervention_record(
 
 
 def override_record(*, execution: Execution, actor, step: str, field: str, value: Any, reason: str) -> ExecutionEvent:
-    return execution_intervention_record(
+    return execution_event_record(
         execution=execution,
         actor=actor,
         event_type=EventType.EXECUTION_OVERRIDE,
@@ -169,7 +176,7 @@ def override_record(*, execution: Execution, actor, step: str, field: str, value
 
 
 def coaching_note_record(*, execution: Execution, actor, body: str) -> ExecutionEvent:
-    return execution_intervention_record(
+    return execution_event_record(
         execution=execution,
         actor=actor,
         event_type=EventType.EXECUTION_COACHING_NOTE,

@@ -5,7 +5,7 @@ import pytest
 
 from approvals.models import ApprovalStage
 from approvals.services.ladders import stage_decide
-from approvals.services.preview import execution_preview
+from approvals.services.preview import execution_preview_record
 from exports.events import EventType
 from exports.models import ExecutionEvent
 from exports.services.evidence import notebook_entry_create
@@ -46,9 +46,9 @@ def decide(export, crew, role: str, decision: str) -> None:
 
 def test_previewing_ten_times_leaves_the_next_export_narrative_timeline_unchanged(study, crew):
     execution, evidence = study
-    first = execution_preview(execution=execution, actor=crew.author)
+    first = execution_preview_record(execution=execution, actor=crew.author)
     for _ in range(9):
-        execution_preview(execution=execution, actor=crew.author)
+        execution_preview_record(execution=execution, actor=crew.author)
     assert ExecutionEvent.objects.filter(execution=execution, event_type=EventType.PREVIEW_SUMMARY).count() == 10
 
     export = export_create(execution=execution, actor=crew.author, evidence=evidence)
