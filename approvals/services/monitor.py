@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -122,21 +123,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
     it, and the stage condition is re-read after the lock, so a stage is never marked twice.
     """
     with transaction.atomic():
-        candidates = ApprovalStage.objects.filter(_due(kind, now)).values("ladder_id")
-        ladder_ids = list(
-            ApprovalLadder.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=Subquery(candidates))
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ladder_ids:
-            return False
-        stages = list(
-            ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
-            .select_related("ladder__export__execution", "assignee")
-            .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
-            .order_by("pk")
-        )
+        stages = _lock_due_stages(kind, now=now, batch_size=batch_size)
         if not stages:
             return False
         marker = "overdue_at" if kind == "overdue" else "escalated_at"
@@ -147,20 +134,7 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
         history, records = [], []
         for stage in stages:
             ladder = stage.ladder
-            payload = {
-                "stage_id": stage.pk,
-                "stage_index": stage.index,
-                "stage_name": stage.name,
-                "required_role": stage.required_role,
-                "iteration": stage.iteration,
-                "assignee": stage.assignee.username if stage.assignee_id else None,
-                "due_at": utc_iso(stage.due_at),
-                "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
-                "detected_at": utc_iso(now),
-            }
-            if kind == "escalated":
-                payload["escalate_at"] = utc_iso(stage.escalate_at)
-                payload["notified"] = sorted(recipients.get((ladder.export.execution.team_id, stage.required_role), []))
+            payload = _marker_payload(kind, stage, recipients, now=now)
             history.append(
                 ApprovalHistory(
                     ladder=ladder,
@@ -179,14 +153,57 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
                 report.exports.add(ladder.export_id)
         ApprovalHistory.objects.bulk_create(history, batch_size=5000)
         export_lifecycle_record_many(records)
-        if kind == "overdue":
-            report.overdue += len(stages)
-        else:
-            report.escalated += len(stages)
-            messages = _escalation_messages(stages, recipients, now)
-            report.emails += len(messages)
-            transaction.on_commit(lambda: _send(messages))
+        _count_marked(kind, stages, recipients, now=now, report=report)
     return True
+
+
+def _lock_due_stages(kind: str, *, now: datetime, batch_size: int) -> list[ApprovalStage]:
+    """Lock up to ``batch_size`` ladders with a stage due for ``kind`` (skipping locked ones) and read those
+    stages again under the lock."""
+    candidates = ApprovalStage.objects.filter(_due(kind, now)).values("ladder_id")
+    ladder_ids = list(
+        ApprovalLadder.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=Subquery(candidates))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    if not ladder_ids:
+        return []
+    return list(
+        ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
+        .select_related("ladder__export__execution", "assignee")
+        .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
+        .order_by("pk")
+    )
+
+
+def _marker_payload(kind: str, stage: ApprovalStage, recipients: dict, *, now: datetime) -> dict[str, Any]:
+    payload = {
+        "stage_id": stage.pk,
+        "stage_index": stage.index,
+        "stage_name": stage.name,
+        "required_role": stage.required_role,
+        "iteration": stage.iteration,
+        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "due_at": utc_iso(stage.due_at),
+        "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
+        "detected_at": utc_iso(now),
+    }
+    if kind == "escalated":
+        payload["escalate_at"] = utc_iso(stage.escalate_at)
+        team_id = stage.ladder.export.execution.team_id
+        payload["notified"] = sorted(recipients.get((team_id, stage.required_role), []))
+    return payload
+
+
+def _count_marked(kind: str, stages: list[ApprovalStage], recipients: dict, *, now: datetime, report) -> None:
+    if kind == "overdue":
+        report.overdue += len(stages)
+        return
+    report.escalated += len(stages)
+    messages = _escalation_messages(stages, recipients, now)
+    report.emails += len(messages)
+    transaction.on_commit(lambda: _send(messages))
 
 
 def _expected_key(stage: ApprovalStage, ladder: ApprovalLadder) -> tuple:
