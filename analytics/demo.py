@@ -21,7 +21,6 @@ from django.utils import timezone
 from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide, stage_delegate
 from approvals.services.monitor import sla_monitor_run
-from config.utc import utc_iso
 from exports.choices import PackagingRunStatus
 from exports.events import EventType
 from exports.models import Execution, NarrativeExport, PackagingRun
@@ -31,6 +30,7 @@ from exports.services.narrative_exports import EvidenceRef, export_create
 from governance.demo import DEFAULT_STAGES, demo_team, demo_user
 from governance.ladder import stage_due_at
 from governance.services.teams import membership_grant, team_create
+from textpolicy.utc import utc_iso
 
 SECOND_TEAM = ("genomics", "Genomics Core")
 GENOMICS_USERS = {

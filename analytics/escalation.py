@@ -9,8 +9,8 @@ from urllib.parse import quote
 from django.conf import settings
 
 from analytics.selectors import QueueRow
-from config.utc import utc_minutes
 from textpolicy import inert_line
+from textpolicy.utc import utc_minutes
 
 
 def _utc(value: datetime | None) -> str:

@@ -8,10 +8,10 @@ from typing import Any
 from approvals.models import ApprovalHistory, ApprovalSignature, ApprovalStage
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
-from config.utc import utc_iso
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
+from textpolicy.utc import utc_iso
 
 
 def export_created(export: NarrativeExport, actor) -> None:

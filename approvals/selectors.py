@@ -23,7 +23,6 @@ from approvals.choices import (
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.filters import IdFilter
-from config.utc import utc_iso
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.permissions import EXECUTION_WRITERS
@@ -31,6 +30,7 @@ from exports.queue_state import queue_state_status_is
 from governance.choices import RoleKey
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
+from textpolicy.utc import utc_iso
 
 # Who may review exports across their teams through the governance operator API.
 GOVERNANCE_VIEW_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.AUDITOR})

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from config.utc import utc_iso_compact
+from textpolicy.utc import utc_iso_compact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -41,7 +41,7 @@ from enum import StrEnum
 from typing import Any
 
 import textpolicy
-from config.utc import utc_iso_compact
+from textpolicy.utc import utc_iso_compact
 
 JsonValue = Any
 

@@ -18,7 +18,7 @@ from django.db.models import F, IntegerField, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from config.utc import utc_iso
+from textpolicy.utc import utc_iso
 
 # The worker's own statuses, beside the guardrail's (approvals' ``QueueStatus``).
 QUEUED, PACKAGING, BLOCKED, FAILED, PACKAGED = "queued", "packaging", "blocked", "failed", "packaged"

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.utc import utc_iso
+from textpolicy.utc import utc_iso
 
 DEFAULT_HOURS_PER_OPEN_ITEM = 1.0
 

@@ -13,10 +13,10 @@ from approvals.choices import EscalationOutcome, LadderStatus, StageStatus
 from approvals.models import StageEscalation
 from approvals.selectors import export_lock, ladder_lock_with_stages
 from config.errors import Conflict, ValidationFailed
-from config.utc import utc_iso
 from exports.services.lifecycle import export_lifecycle_record
 from governance.choices import RoleKey
 from governance.permissions import require_team_role
+from textpolicy.utc import utc_iso
 
 ESCALATION_RECORDED = "governance.escalation.recorded"
 # Who chases overdue stages: the dashboard shows its Escalate action and the outcome form to these roles only.

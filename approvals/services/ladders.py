@@ -1,4 +1,4 @@
-"""Ladder writes: instantiate, approve/reject, delegate and reset (SPEC §6).
+"""Ladder writes: instantiate, approve/reject, delegate and reset (docs/architecture.md, "Approval ladders").
 
 Every action locks the export row and then the ladder row (``SELECT … FOR UPDATE``), in the order the packaging
 worker locks them, appends history, writes each lifecycle step to the timeline and the audit trail, refreshes the

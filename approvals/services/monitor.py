@@ -34,7 +34,6 @@ from approvals.models import (
     SlaMonitorState,
 )
 from approvals.selectors import HEAVY_EXPORT_FIELDS
-from config.utc import utc_iso
 from exports.choices import ExportStatus
 from exports.events import EventType
 from exports.models import NarrativeExport
@@ -50,6 +49,7 @@ from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_
 from governance.models import Membership
 from governance.services.audit import audit_record
 from textpolicy import inert_line
+from textpolicy.utc import utc_iso
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.selectors import role_open_load
-from config.utc import utc_iso
 from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from exports.selectors.executions import execution_get_for_user
@@ -32,6 +31,7 @@ from governance.ladder import ProjectedStage, ladder_simulate
 from governance.models import GovernanceTemplateAuditLog, WorkflowTemplateSnapshot
 from governance.selectors.templates import SnapshotResolution, snapshot_document, template_snapshot_resolution
 from governance.services.templates import template_preview_record
+from textpolicy.utc import utc_iso
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from approvals.models import SignatureAttempt, SigningGuard
 from config.errors import DossierError
 from config.humanize import duration_in_words, until_in_words
 from config.passwords import password_verify
-from config.utc import utc_iso
 from exports.models import NarrativeExport
 from governance.services.audit import audit_record
+from textpolicy.utc import utc_iso
 
 LOCKOUT_AUDIT_ACTION = "approvals.signer_locked_out"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 
-from config.utc import utc_iso
+from textpolicy.utc import utc_iso
 
 from .errors import BundleError
 from .keys import KEY_ALGORITHM

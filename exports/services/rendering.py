@@ -20,7 +20,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from config.errors import ValidationFailed
-from config.utc import utc_iso_compact
 from exports import narratives as n
 from exports.choices import EvidenceKind
 from exports.formats import (
@@ -33,6 +32,7 @@ from exports.formats import (
 from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
 from exports.redaction import RedactionRuleError, Redactor, Strategy, parse_custom_rules
 from governance.models import WorkflowTemplateSnapshot
+from textpolicy.utc import utc_iso_compact
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -16,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict
-from config.utc import utc_iso
 from exports.choices import ExportStatus, export_transition_allowed
 from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.queue_state import QueueState
 from exports.services.lifecycle import export_lifecycle_record
+from textpolicy.utc import utc_iso
 
 # Entering these statuses stamps the moment on the export.
 _STAMPS = {ExportStatus.QUEUED: "queued_at", ExportStatus.PACKAGED: "packaged_at"}

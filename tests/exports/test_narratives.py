@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from config.utc import utc_iso_compact
 from exports.narratives import (
     APPROVAL_RECORD_HEADING,
     EVIDENCE_KIND_ORDER,
@@ -35,6 +34,7 @@ from exports.narratives import (
     render_preview_narrative,
     split_packaged,
 )
+from textpolicy.utc import utc_iso_compact
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 FORBIDDEN_TOKENS = {"link_open", "image", "html_inline", "html_block", "s_open"}

@@ -108,3 +108,13 @@ def test_the_api_renders_an_illegal_transition_as_409_in_the_error_shape():
             "details": {"export_id": 7, "from": "rejected", "to": "queued"},
         }
     }
+
+
+def test_the_documented_table_is_the_table_in_the_code():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    section = text.split("### Transitions", 1)[1].split("###", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+    documented = {(current.strip().strip("`"), to.strip().strip("`")) for current, to in rows}
+    assert documented == set(ALLOWED)

@@ -1,6 +1,6 @@
 from approvals.guardrails import dispatch_export_for_packaging_by_id
 from config.commands import EXIT_INVALID, DossierCommand
-from config.utc import utc_iso
+from textpolicy.utc import utc_iso
 
 
 class Command(DossierCommand):

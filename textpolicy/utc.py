@@ -1,4 +1,7 @@
-"""How the project writes a moment in UTC: one place for every format (docs/architecture.md)."""
+"""How the project writes a moment in UTC as text: one place for every format (docs/architecture.md, "Times").
+
+Pure Python like the rest of ``textpolicy``: the narrative renderer and the bundle library use it as well as
+the apps, so it must not load Django."""
 
 from __future__ import annotations
 
