@@ -30,6 +30,7 @@ from config.errors import NotFound, ValidationFailed
 from exports.choices import ExportStatus
 from exports.events import EventType
 from exports.models import ExecutionEvent, NarrativeExport
+from exports.queue_state import QueueState
 from governance.models import Team
 
 TEAM_ID = "ladder__export__execution__team_id"
@@ -534,7 +535,7 @@ def guardrail_forecasts(scope: AnalyticsScope, *, now: datetime, limit: int | No
     for stage in active:
         export = stage.ladder.export
         forecast = forecasts.get(stage.ladder_id)
-        guardrail_status = (export.packaging_queue_state or {}).get("status") or QueueStatus.AWAITING_APPROVAL
+        guardrail_status = QueueState.from_json(export.packaging_queue_state).status or QueueStatus.AWAITING_APPROVAL
         rows.append(
             {
                 "export_id": export.pk,
