@@ -16,6 +16,7 @@ from exports.demo import EXECUTIONS
 from exports.models import Execution, NarrativeExport
 from exports.services.narrative_exports import EvidenceRef, export_create
 from governance.demo import demo_team, demo_user
+from governance.ladder import stage_escalate_at
 
 SIGNERS = ("demo-reviewer", "demo-approver", "demo-compliance")
 
@@ -60,7 +61,7 @@ def seed(stdout) -> None:
         ApprovalStage.objects.filter(pk=stage.pk).update(
             started_at=due - timedelta(hours=stage.sla_hours),
             due_at=due,
-            escalate_at=due + timedelta(hours=ladder.escalate_after_hours),
+            escalate_at=stage_escalate_at(due, ladder.escalate_after_hours),
         )
         sla_monitor_run()
         done.append(f"overdue export {ladder.export_id}")

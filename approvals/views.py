@@ -10,32 +10,26 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from approvals.choices import DECISION_OUTCOMES, LadderStatus, StageStatus
+from approvals.choices import DECISION_OUTCOMES, StageStatus
 from approvals.forms import DecisionForm, DelegateForm, ResetForm
 from approvals.guardrails import verify_export_packaging_guardrails
 from approvals.markdown import markdown_to_safe_html
-from approvals.selectors import export_get_for_user, exports_for_user, ladder_detail, ladders_for_exports
-from approvals.services.ladders import (
-    DELEGATE_ROLES,
-    RESET_ROLES,
-    RESETTABLE_EXPORT_STATUSES,
-    separation_of_duties_violation,
-    signing_capacity,
-    stage_decide,
-    stage_delegate,
-    stage_reset,
+from approvals.selectors import (
+    ExportPage,
+    export_get_for_user,
+    export_page_for_user,
+    exports_for_user,
+    ladders_for_exports,
 )
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
+from approvals.services.preview import execution_preview_record_for_user
 from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
-from config.labels import label
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
-from exports.permissions import EXECUTION_WRITERS
 from exports.selectors.executions import executions_for_user
-from governance.models import Membership
-from governance.selectors.teams import teams_for_user, user_roles_in_team
+from governance.selectors.teams import teams_for_user
 
 
 def _export_or_404(user, export_id: int) -> NarrativeExport:
@@ -103,73 +97,47 @@ def signing_notice(*, user) -> tuple[str, bool]:
 
 
 def _page_context(request, export: NarrativeExport) -> dict:
-    user = request.user
-    ladder = ladder_detail(export=export)
-    stages = list(ladder.stages.all()) if ladder else []
-    signatures = list(ladder.signatures.all()) if ladder else []
-    live = [s for s in signatures if not s.superseded]
-    roles = user_roles_in_team(user=user, team_id=export.execution.team_id)
-    active = next((s for s in stages if s.status == StageStatus.IN_PROGRESS), None)
-    open_ladder = ladder is not None and ladder.status == LadderStatus.IN_PROGRESS
-
-    sign_form, sign_refusal, sign_notice = None, "", ""
-    if open_ladder and active is not None:
-        if signing_capacity(user=user, stage=active, roles=roles) is None:
-            sign_refusal = f"Signing this stage needs the role {label(active.required_role)} or being its assignee."
-        else:
-            sign_refusal = separation_of_duties_violation(user=user, export=export, stage=active, signatures=live) or ""
-        if not sign_refusal:
-            sign_form = DecisionForm(initial={"expected_stage_id": active.pk}, stage=active)
-            sign_notice, locked = signing_notice(user=user)
-            if locked:
-                sign_form, sign_refusal = None, sign_notice
-
-    candidates_by_role = {}
-    for username, role in Membership.objects.filter(
-        team_id=export.execution.team_id, role__key__in={s.required_role for s in stages}, user__is_active=True
-    ).values_list("user__username", "role__key"):
-        candidates_by_role.setdefault(role, []).append(username)
-
-    rows = []
-    for stage in stages:
-        is_open = stage.status in (StageStatus.PENDING, StageStatus.IN_PROGRESS)
-        may_delegate = (
-            open_ladder
-            and is_open
-            and bool(roles & DELEGATE_ROLES or stage.required_role in roles or stage.assignee_id == user.pk)
-        )
-        may_reset = (
-            ladder is not None
-            and ladder.status != LadderStatus.REJECTED
-            and stage.status != StageStatus.PENDING
-            and export.status in RESETTABLE_EXPORT_STATUSES
-            and bool(roles & RESET_ROLES)
-        )
-        candidates = sorted(
-            name for name in candidates_by_role.get(stage.required_role, []) if name != export.author.username
-        )
-        rows.append(
-            {
-                "stage": stage,
-                "signatures": [s for s in signatures if s.stage_id == stage.pk],
-                "delegate_form": DelegateForm(candidates=candidates, prefix=f"d{stage.pk}") if may_delegate else None,
-                "reset_form": ResetForm(prefix=f"r{stage.pk}") if may_reset else None,
-            }
-        )
+    page = export_page_for_user(user=request.user, export=export)
+    sign_form, sign_refusal, sign_notice = _sign_section(request.user, export, page)
     return {
         "export": export,
         "execution": export.execution,
-        "ladder": ladder,
-        "stages": rows,
-        "history": list(ladder.history.all()) if ladder else [],
-        "active": active,
+        "ladder": page.ladder,
+        "stages": [_stage_row(export, page, stage) for stage in page.stages],
+        "history": page.history,
+        "active": page.active,
         "sign_form": sign_form,
         "sign_refusal": sign_refusal,
         "sign_notice": sign_notice,
         "guardrail": verify_export_packaging_guardrails(export),
         "narrative_html": markdown_to_safe_html(export.narrative_markdown),
-        "packaged": export.status == "packaged",
-        "may_start_version": export.status == ExportStatus.REJECTED and bool(roles & EXECUTION_WRITERS),
+        "packaged": export.status == ExportStatus.PACKAGED,
+        "may_start_version": page.may_start_version,
+    }
+
+
+def _sign_section(user, export: NarrativeExport, page: ExportPage) -> tuple[DecisionForm | None, str, str]:
+    """(the sign form, why the user may not sign, what the form says about their lockout standing)."""
+    if page.sign_refusal is None:
+        return None, "", ""
+    if page.sign_refusal:
+        return None, page.sign_refusal, ""
+    notice, locked = signing_notice(user=user)
+    if locked:
+        return None, notice, notice
+    return DecisionForm(initial={"expected_stage_id": page.active.pk}, stage=page.active), "", notice
+
+
+def _stage_row(export: NarrativeExport, page: ExportPage, stage) -> dict:
+    may = page.permissions[stage.pk]
+    candidates = sorted(
+        name for name in page.candidates_by_role.get(stage.required_role, []) if name != export.author.username
+    )
+    return {
+        "stage": stage,
+        "signatures": [s for s in page.signatures if s.stage_id == stage.pk],
+        "delegate_form": DelegateForm(candidates=candidates, prefix=f"d{stage.pk}") if may.delegate else None,
+        "reset_form": ResetForm(prefix=f"r{stage.pk}") if may.reset else None,
     }
 
 
@@ -244,7 +212,7 @@ def execution_preview(request, execution_id: int):
     """The scientist's view of the preview API: the ladder a new export would get and the dossier it would carry."""
     selector = request.GET.get("evidence")
     try:
-        preview = execution_preview_for_user(user=request.user, execution_id=execution_id, evidence=selector)
+        preview = execution_preview_record_for_user(user=request.user, execution_id=execution_id, evidence=selector)
     except NotFound:
         raise Http404("No such execution among your teams.") from None
     except ValidationFailed as exc:

@@ -18,7 +18,7 @@ from approvals.selectors import (
 )
 from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.preview import execution_preview_record_for_user
 from config.api import validated
 from config.errors import Conflict
 from config.schema import ErrorOutput
@@ -160,7 +160,7 @@ class GovernanceExportQueueApi(APIView):
         )
         outcome = dispatch_export_for_packaging(export, actor=request.user)
         guardrail = {
-            **outcome.verdict.state(attempts=outcome.export.packaging_attempts),
+            **outcome.verdict.queue_state(attempts=outcome.export.packaging_attempts).as_json(),
             "reason": outcome.verdict.reason,
         }
         if not outcome.queued:
@@ -183,7 +183,7 @@ class ExecutionPreviewApi(APIView):
         responses=s.PreviewOutput,
     )
     def get(self, request, execution_id: int):
-        preview = execution_preview_for_user(
+        preview = execution_preview_record_for_user(
             user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
         )
         return Response(s.PreviewOutput(preview.as_dict()).data)

@@ -13,6 +13,7 @@ from django.db.models import Max
 
 from config.errors import Conflict, NotFound, ValidationFailed
 from exports.choices import EvidenceKind, ExportStatus
+from exports.events import EventType
 from exports.formats import BUNDLE_FORMAT_VERSION
 from exports.hooks import export_created_hooks
 from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
@@ -133,6 +134,40 @@ def export_classification(requested: str | None, evidence: Sequence[Evidence]) -
     return max(levels, key=CLASSIFICATION_ORDER.index)
 
 
+def _narrative_store(export: NarrativeExport, *, evidence_rows, event_rows):
+    """Render the new export's narrative, store it with its digest, manifest and redaction counts (and the
+    retention date already set), and record its attachments. Returns the rendering."""
+    rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)
+    export.narrative_markdown = rendered.approval_text
+    export.evidence_manifest = rendered.manifest
+    export.narrative_digest = rendered.digest
+    export.redaction_counts = rendered.redaction_counts
+    export.save(
+        update_fields=[
+            "retain_until",
+            "narrative_markdown",
+            "evidence_manifest",
+            "narrative_digest",
+            "redaction_counts",
+            "updated_at",
+        ]
+    )
+    ExportAttachment.objects.bulk_create(
+        ExportAttachment(
+            export=export,
+            kind=plan.kind,
+            evidence_id=plan.evidence_id,
+            event_id=plan.event_id,
+            title=plan.title[:300],
+            size=plan.size,
+            sha256=plan.sha256,
+            bundle_path=plan.bundle_path,
+        )
+        for plan in rendered.attachments
+    )
+    return rendered
+
+
 def _retention_days(snapshot: WorkflowTemplateSnapshot) -> int:
     days = json.loads(snapshot.canonical_json).get("retention_days")
     return days if isinstance(days, int) and days > 0 else settings.DOSSIER_ARTIFACT_RETENTION_DAYS
@@ -170,37 +205,10 @@ def export_create(
         bundle_format_version=BUNDLE_FORMAT_VERSION,
     )
     export.retain_until = export.created_at + timedelta(days=_retention_days(snapshot))
-    rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)
-    export.narrative_markdown = rendered.approval_text
-    export.evidence_manifest = rendered.manifest
-    export.narrative_digest = rendered.digest
-    export.redaction_counts = rendered.redaction_counts
-    export.save(
-        update_fields=[
-            "retain_until",
-            "narrative_markdown",
-            "evidence_manifest",
-            "narrative_digest",
-            "redaction_counts",
-            "updated_at",
-        ]
-    )
-    ExportAttachment.objects.bulk_create(
-        ExportAttachment(
-            export=export,
-            kind=plan.kind,
-            evidence_id=plan.evidence_id,
-            event_id=plan.event_id,
-            title=plan.title[:300],
-            size=plan.size,
-            sha256=plan.sha256,
-            bundle_path=plan.bundle_path,
-        )
-        for plan in rendered.attachments
-    )
+    rendered = _narrative_store(export, evidence_rows=evidence_rows, event_rows=event_rows)
     export_lifecycle_record(
         export=export,
-        event_type="narrative_export.created",
+        event_type=EventType.EXPORT_CREATED,
         actor=actor,
         payload={
             "narrative_digest": export.narrative_digest,
