@@ -28,10 +28,11 @@ from approvals.guardrails import forecast_ladder_clearance
 from approvals.models import ApprovalLadder, ApprovalStage
 from config.errors import NotFound, ValidationFailed
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import ExecutionEvent, NarrativeExport
+from exports.queue_state import QueueState
 from governance.models import Team
 
-PREVIEW_SUMMARY_EVENT = "governance.preview.summary"
 TEAM_ID = "ladder__export__execution__team_id"
 QUEUE_STATUS_LABELS = {str(value): str(label) for value, label in QueueStatus.choices}
 
@@ -288,11 +289,40 @@ def sla_accuracy(
     }
 
 
-def _window_previews(scope: AnalyticsScope, *, now: datetime) -> list[tuple[int, datetime, Any]]:
-    """The window's preview summaries, newest ``ANALYTICS_PREVIEW_SAMPLE`` first: (execution id, when, payload)."""
+def predicted_vs_actual(
+    scope: AnalyticsScope, *, now: datetime, actual_by_role: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Two queries: the window's preview summaries (newest ``ANALYTICS_PREVIEW_SAMPLE``), then the ladders of the
+    previewed executions. A preview is matched with the first ladder of its execution created at or after it."""
+    previews = _preview_summaries(scope, now=now)
+    predicted_by_role: dict[str, list[float]] = defaultdict(list)
+    projections: list[tuple[int, datetime, float]] = []
+    for execution_id, occurred_at, payload in previews:
+        per_role, ladder_minutes = preview_projection(payload if isinstance(payload, dict) else {})
+        for role, values in per_role.items():
+            predicted_by_role[role].extend(values)
+        if ladder_minutes is not None:
+            projections.append((execution_id, occurred_at, ladder_minutes))
+    matched = _matched_ladders(projections)
+    count = len(matched)
+    return {
+        "previews": len(previews),
+        "previews_with_projection": len(projections),
+        "by_role": _predicted_by_role(predicted_by_role, actual_by_role),
+        "ladders": {
+            "matched": count,
+            "mean_predicted_minutes": round(sum(p for p, _ in matched) / count, 1) if count else None,
+            "mean_actual_minutes": round(sum(a for _, a in matched) / count, 1) if count else None,
+            "mean_absolute_error_minutes": round(sum(abs(a - p) for p, a in matched) / count, 1) if count else None,
+            "share_cleared_by_forecast": _share(sum(1 for p, a in matched if a <= p), count),
+        },
+    }
+
+
+def _preview_summaries(scope: AnalyticsScope, *, now: datetime) -> list[tuple[int, datetime, Any]]:
     return list(
         ExecutionEvent.objects.filter(
-            event_type=PREVIEW_SUMMARY_EVENT,
+            event_type=EventType.PREVIEW_SUMMARY,
             execution__team_id__in=scope.team_ids,
             occurred_at__gte=window_start(scope, now),
             occurred_at__lte=now,
@@ -303,7 +333,7 @@ def _window_previews(scope: AnalyticsScope, *, now: datetime) -> list[tuple[int,
 
 
 def _matched_ladders(projections: list[tuple[int, datetime, float]]) -> list[tuple[float, float]]:
-    """(predicted, actual minutes) of each projection whose execution's first later ladder has cleared."""
+    """(predicted, actual) minutes of each projection whose execution's next ladder has finalized."""
     if not projections:
         return []
     ladders_by_execution: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
@@ -324,60 +354,28 @@ def _matched_ladders(projections: list[tuple[int, datetime, float]]) -> list[tup
     return matched
 
 
-def _role_comparison(role: str, values: list[float], actual: Mapping[str, Any] | None) -> dict[str, Any]:
-    predicted_mean = round(sum(values) / len(values), 1) if values else None
-    actual_mean = actual["mean_minutes"] if actual is not None else None
-    return {
-        "role": role,
-        "predicted_minutes": predicted_mean,
-        "actual_minutes": actual_mean,
-        "difference_minutes": (
-            round(actual_mean - predicted_mean, 1) if predicted_mean is not None and actual_mean is not None else None
-        ),
-        "previewed_stages": len(values),
-        "completed_stages": actual["completed"] if actual is not None else 0,
-    }
-
-
-def _ladder_accuracy(matched: list[tuple[float, float]]) -> dict[str, Any]:
-    count = len(matched)
-
-    def mean(values) -> float | None:
-        return round(sum(values) / count, 1) if count else None
-
-    return {
-        "matched": count,
-        "mean_predicted_minutes": mean(p for p, _ in matched),
-        "mean_actual_minutes": mean(a for _, a in matched),
-        "mean_absolute_error_minutes": mean(abs(a - p) for p, a in matched),
-        "share_cleared_by_forecast": _share(sum(1 for p, a in matched if a <= p), count),
-    }
-
-
-def predicted_vs_actual(
-    scope: AnalyticsScope, *, now: datetime, actual_by_role: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Two queries: the window's preview summaries (newest ``ANALYTICS_PREVIEW_SAMPLE``), then the ladders of the
-    previewed executions. A preview is matched with the first ladder of its execution created at or after it."""
-    previews = _window_previews(scope, now=now)
-    predicted_by_role: dict[str, list[float]] = defaultdict(list)
-    projections: list[tuple[int, datetime, float]] = []
-    for execution_id, occurred_at, payload in previews:
-        per_role, ladder_minutes = preview_projection(payload if isinstance(payload, dict) else {})
-        for role, values in per_role.items():
-            predicted_by_role[role].extend(values)
-        if ladder_minutes is not None:
-            projections.append((execution_id, occurred_at, ladder_minutes))
+def _predicted_by_role(
+    predicted_by_role: Mapping[str, list[float]], actual_by_role: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     actual = {row["role"]: row for row in actual_by_role}
-    return {
-        "previews": len(previews),
-        "previews_with_projection": len(projections),
-        "by_role": [
-            _role_comparison(role, predicted_by_role.get(role, []), actual.get(role))
-            for role in sorted(set(predicted_by_role) | set(actual))
-        ],
-        "ladders": _ladder_accuracy(_matched_ladders(projections)),
-    }
+    rows = []
+    for role in sorted(set(predicted_by_role) | set(actual)):
+        values = predicted_by_role.get(role, [])
+        predicted_mean = round(sum(values) / len(values), 1) if values else None
+        actual_mean = actual[role]["mean_minutes"] if role in actual else None
+        rows.append(
+            {
+                "role": role,
+                "predicted_minutes": predicted_mean,
+                "actual_minutes": actual_mean,
+                "difference_minutes": round(actual_mean - predicted_mean, 1)
+                if predicted_mean is not None and actual_mean is not None
+                else None,
+                "previewed_stages": len(values),
+                "completed_stages": actual[role]["completed"] if role in actual else 0,
+            }
+        )
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -548,7 +546,7 @@ def guardrail_forecasts(scope: AnalyticsScope, *, now: datetime, limit: int | No
     for stage in active:
         export = stage.ladder.export
         forecast = forecasts.get(stage.ladder_id)
-        guardrail_status = (export.packaging_queue_state or {}).get("status") or QueueStatus.AWAITING_APPROVAL
+        guardrail_status = QueueState.from_json(export.packaging_queue_state).status or QueueStatus.AWAITING_APPROVAL
         rows.append(
             {
                 "export_id": export.pk,

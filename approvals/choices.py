@@ -1,5 +1,8 @@
 from django.db import models
 
+from exports.choices import ExportStatus
+from governance.choices import RoleKey
+
 
 class LadderStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
@@ -61,3 +64,12 @@ class EscalationOutcome(models.TextChoices):
     DELEGATION_REQUESTED = "delegation_requested", "Asked to delegate"
     BLOCKED = "blocked", "Blocked: waiting on something else"
     DUE_DATE_AGREED = "due_date_agreed", "New date agreed"
+
+
+# Besides the stage's own role holders and its assignee, these roles may delegate a stage or reset a ladder.
+DELEGATE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
+RESET_ROLES = frozenset({RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
+# Export statuses a reset can pull back to awaiting approval; later ones have already left the building.
+RESETTABLE_EXPORT_STATUSES = frozenset(
+    {ExportStatus.AWAITING_APPROVAL, ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED}
+)

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.markdown import markdown_to_safe_html
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.preview import execution_preview_record_for_user
 from config.errors import DossierError, NotFound
 from exports.forms import EvidenceUploadForm, ExportCreateForm, NotebookEntryForm
 from exports.models import Execution, NarrativeExport
@@ -178,7 +178,7 @@ def _export_new_submit(request: HttpRequest, execution, form: ExportCreateForm, 
     """A valid POST: the preview of the selection, or the export created as the API does."""
     if request.POST.get("action") == "preview":
         selection = ",".join(form.cleaned_data["evidence"])
-        preview = execution_preview_for_user(user=request.user, execution_id=execution.pk, evidence=selection)
+        preview = execution_preview_record_for_user(user=request.user, execution_id=execution.pk, evidence=selection)
         context.update(preview=preview, narrative_html=markdown_to_safe_html(preview.narrative_markdown))
         return render(request, "approvals/export_new.html", context)
     require_team_role(user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="create exports")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from approvals.guardrails import isoformat
+from approvals.models import ApprovalHistory, ApprovalSignature, ApprovalStage
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
+from textpolicy.utc import utc_iso
 
 
 def export_created(export: NarrativeExport, actor) -> None:
@@ -25,7 +26,35 @@ def export_representation(exports: Sequence[NarrativeExport]) -> dict[int, dict[
     return {export.pk: {"ladder": ladders.get(export.pk, empty)} for export in exports}
 
 
-def _narrative_signature(signature) -> n.Signature:
+def approval_record(export: NarrativeExport) -> ApprovalRecord:
+    """DOSSIER_APPROVAL_RECORD_PROVIDER: every signature (superseded ones too, marked) for ``narrative.md`` and
+    the whole approval record — ladder, signatures, history — for ``approvals.json``. Deterministic for a given
+    ladder state, so re-packaging a version gives the same bytes."""
+    ladder = ladder_detail(export=export)
+    if ladder is None:
+        document = {"export_id": export.pk, "version": export.version, "narrative_digest": export.narrative_digest}
+        return ApprovalRecord(signatures=(), document={**document, "ladder": None, "signatures": [], "history": []})
+    signatures = list(ladder.signatures.all())
+    return ApprovalRecord(
+        signatures=tuple(_narrated_signature(signature) for signature in signatures),
+        document={
+            "export_id": export.pk,
+            "version": export.version,
+            "narrative_digest": export.narrative_digest,
+            "ladder": {
+                "status": ladder.status,
+                "iteration": ladder.iteration,
+                "template_snapshot_id": ladder.template_snapshot_id,
+                "finalized_at": utc_iso(ladder.finalized_at),
+                "stages": [_stage_document(stage) for stage in ladder.stages.all()],
+            },
+            "signatures": [_signature_document(signature) for signature in signatures],
+            "history": [_history_document(row) for row in ladder.history.all()],
+        },
+    )
+
+
+def _narrated_signature(signature: ApprovalSignature) -> n.Signature:
     return n.Signature(
         stage_index=signature.stage_index + 1,
         stage_name=signature.stage_name,
@@ -41,7 +70,7 @@ def _narrative_signature(signature) -> n.Signature:
     )
 
 
-def _stage_document(stage) -> dict[str, Any]:
+def _stage_document(stage: ApprovalStage) -> dict[str, Any]:
     return {
         "id": stage.pk,
         "number": stage.index + 1,
@@ -49,14 +78,14 @@ def _stage_document(stage) -> dict[str, Any]:
         "required_role": stage.required_role,
         "status": stage.status,
         "iteration": stage.iteration,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
-        "started_at": isoformat(stage.started_at),
-        "due_at": isoformat(stage.due_at),
-        "completed_at": isoformat(stage.completed_at),
+        "assignee": stage.assignee.username if stage.assignee else None,
+        "started_at": utc_iso(stage.started_at),
+        "due_at": utc_iso(stage.due_at),
+        "completed_at": utc_iso(stage.completed_at),
     }
 
 
-def _signature_document(signature) -> dict[str, Any]:
+def _signature_document(signature: ApprovalSignature) -> dict[str, Any]:
     return {
         "id": signature.pk,
         "stage_number": signature.stage_index + 1,
@@ -67,55 +96,27 @@ def _signature_document(signature) -> dict[str, Any]:
         "signer": signature.signer_username,
         "printed_name": signature.printed_name,
         "signed_as": signature.signed_as,
-        "signed_at": isoformat(signature.signed_at),
+        "signed_at": utc_iso(signature.signed_at),
         "meaning": signature.meaning,
         "comment": signature.comment,
         "narrative_digest": signature.narrative_digest,
         "superseded": signature.superseded,
-        "superseded_at": isoformat(signature.superseded_at),
+        "superseded_at": utc_iso(signature.superseded_at),
         "superseded_reason": signature.superseded_reason,
     }
 
 
-def _history_document(row) -> dict[str, Any]:
+def _history_document(row: ApprovalHistory) -> dict[str, Any]:
     return {
         "id": row.pk,
         "action": row.action,
-        "stage_number": row.stage.index + 1 if row.stage_id else None,
-        "actor": row.actor.username if row.actor_id else None,
-        "from_assignee": row.from_assignee.username if row.from_assignee_id else None,
-        "to_assignee": row.to_assignee.username if row.to_assignee_id else None,
+        "stage_number": row.stage.index + 1 if row.stage else None,
+        "actor": row.actor.username if row.actor else None,
+        "from_assignee": row.from_assignee.username if row.from_assignee else None,
+        "to_assignee": row.to_assignee.username if row.to_assignee else None,
         "from_status": row.from_status,
         "to_status": row.to_status,
         "reason": row.reason,
         "iteration": row.iteration,
-        "at": isoformat(row.created_at),
+        "at": utc_iso(row.created_at),
     }
-
-
-def approval_record(export: NarrativeExport) -> ApprovalRecord:
-    """DOSSIER_APPROVAL_RECORD_PROVIDER: every signature (superseded ones too, marked) for ``narrative.md`` and
-    the whole approval record — ladder, signatures, history — for ``approvals.json``. Deterministic for a given
-    ladder state, so re-packaging a version gives the same bytes."""
-    ladder = ladder_detail(export=export)
-    if ladder is None:
-        document = {"export_id": export.pk, "version": export.version, "narrative_digest": export.narrative_digest}
-        return ApprovalRecord(signatures=(), document={**document, "ladder": None, "signatures": [], "history": []})
-    signatures = list(ladder.signatures.all())
-    return ApprovalRecord(
-        signatures=tuple(_narrative_signature(signature) for signature in signatures),
-        document={
-            "export_id": export.pk,
-            "version": export.version,
-            "narrative_digest": export.narrative_digest,
-            "ladder": {
-                "status": ladder.status,
-                "iteration": ladder.iteration,
-                "template_snapshot_id": ladder.template_snapshot_id,
-                "finalized_at": isoformat(ladder.finalized_at),
-                "stages": [_stage_document(stage) for stage in ladder.stages.all()],
-            },
-            "signatures": [_signature_document(signature) for signature in signatures],
-            "history": [_history_document(row) for row in ladder.history.all()],
-        },
-    )

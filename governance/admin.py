@@ -206,7 +206,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at"]
+    list_display = ["slug", "name", "time_zone", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
 

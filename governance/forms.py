@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -11,6 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
 from config.humanize import until_in_words
+from governance.models import TIME_ZONES
 from governance.services.login_guard import TooManyAttempts, password_authenticate
 
 # The mixin is used on authentication forms only: the type checker reads it as one.
@@ -56,3 +57,16 @@ class LoginForm(GuardedAuthenticationMixin, AuthenticationForm):
 
 class AdminLoginForm(GuardedAuthenticationMixin, AdminAuthenticationForm):
     pass
+
+
+class PreferencesForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Pages show every time in this zone. Stored times stay in UTC.",
+    )
+
+    def __init__(self, *args, team_zone: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        time_zone = cast(forms.ChoiceField, self.fields["time_zone"])
+        time_zone.choices = [("", f"My team's time zone ({team_zone})")] + [(zone, zone) for zone in sorted(TIME_ZONES)]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import zoneinfo
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -12,9 +15,20 @@ from governance.querysets import TeamScopedQuerySet
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
 
 
+# IANA zone names this server knows (``Europe/Berlin``); see docs/pages.md.
+TIME_ZONES = frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_validator(value: str) -> None:
+    if value not in TIME_ZONES:
+        raise ValidationError(f"'{value}' is not a known IANA time zone.", code="invalid_time_zone")
+
+
 class Team(models.Model):
     slug = models.SlugField(max_length=63, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
+    # The zone the team's pages and PDFs show times in when a member has chosen none (docs/pages.md).
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[time_zone_validator])
     created_at = models.DateTimeField(auto_now_add=True)
 
     TEAM_LOOKUP = "id"
@@ -52,6 +66,17 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.role.key} @ {self.team.slug}"
+
+
+class UserPreference(models.Model):
+    """A user's own choices for pages; an empty ``time_zone`` follows the team's (docs/pages.md)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference")
+    time_zone = models.CharField(max_length=64, blank=True, validators=[time_zone_validator])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.time_zone or 'team time zone'}"
 
 
 class AuditChainHead(models.Model):

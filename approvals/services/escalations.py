@@ -12,12 +12,13 @@ from django.utils import timezone
 from approvals.choices import EscalationOutcome, LadderStatus, StageStatus
 from approvals.models import StageEscalation
 from approvals.selectors import export_lock, ladder_lock_with_stages
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, NotFound, ValidationFailed
+from exports.events import EventType
 from exports.services.lifecycle import export_lifecycle_record
 from governance.choices import RoleKey
 from governance.permissions import require_team_role
+from textpolicy.utc import utc_iso
 
-ESCALATION_RECORDED = "governance.escalation.recorded"
 # Who chases overdue stages: the dashboard shows its Escalate action and the outcome form to these roles only.
 ESCALATION_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE})
 
@@ -39,11 +40,7 @@ def escalation_record(
     ladder, stages = ladder_lock_with_stages(export=export)
     stage = next((stage for stage in stages if stage.pk == stage_id), None)
     if stage is None or ladder is None:  # no ladder: no stages either
-        raise ValidationFailed(
-            f"Stage {stage_id} is not a stage of export {export_id}.",
-            code="unknown_stage",
-            details={"fields": {"stage_id": [f"Not a stage of export {export_id}."]}},
-        )
+        raise NotFound(f"Stage {stage_id} is not a stage of this export's ladder.", code="stage_not_found")
     if ladder.status != LadderStatus.IN_PROGRESS or stage.status != StageStatus.IN_PROGRESS:
         raise Conflict(
             f"Stage '{stage.name}' is not waiting for a signature; there is nothing to escalate.",
@@ -66,10 +63,12 @@ def escalation_record(
         "required_role": stage.required_role,
         "contacted": contacted,
         "outcome": outcome,
-        "next_check_at": next_check_at.isoformat().replace("+00:00", "Z") if next_check_at else None,
-        "due_at": stage.due_at.isoformat().replace("+00:00", "Z") if stage.due_at else None,
+        "next_check_at": utc_iso(next_check_at),
+        "due_at": utc_iso(stage.due_at),
     }
-    event = export_lifecycle_record(export=export, event_type=ESCALATION_RECORDED, actor=actor, payload=payload)
+    event = export_lifecycle_record(
+        export=export, event_type=EventType.ESCALATION_RECORDED, actor=actor, payload=payload
+    )
     return StageEscalation.objects.create(
         ladder=ladder,
         stage=stage,

@@ -32,6 +32,7 @@ from exports.formats import (
 from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
 from exports.redaction import RedactionRuleError, Redactor, Strategy, parse_custom_rules
 from governance.models import WorkflowTemplateSnapshot
+from textpolicy.utc import utc_iso_compact
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -132,7 +133,7 @@ def event_record_line(event: n.TimelineEvent) -> bytes:
     record = {
         "actor": event.actor_name,
         "event_type": event.event_type,
-        "occurred_at": n.format_utc(event.occurred_at),
+        "occurred_at": utc_iso_compact(event.occurred_at),
         "payload": dict(event.payload),
         "sequence": event.sequence,
     }

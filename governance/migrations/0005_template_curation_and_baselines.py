@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 # A baseline keeps the id of the execution it was proposed from, never a foreign key into the exports app:
 # governance's migrations do not depend on exports' (docs/architecture.md). Databases migrated while this was a
-# foreign key lose the constraint in 0013_baseline_execution_id.
+# foreign key lose the constraint in 0014_baseline_execution_id.
 
 
 class Migration(migrations.Migration):

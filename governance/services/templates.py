@@ -125,7 +125,20 @@ def _content(template: WorkflowTemplate | None, overrides: Mapping[str, Any]) ->
     if overrides.get("stages") is not None and overrides.get("permitted_roles") is None:
         merged["permitted_roles"] = None  # new stages without explicit roles: permit exactly the stages' roles
     content = template_content_normalize(**{**merged, "stages": merged["stages"] if merged["stages"] else []})
-    template_content_validate(content, known_roles=known_role_keys())
+    inherited = [key for key in CONTENT_FIELDS if template is not None and overrides.get(key) is None]
+    mixed = inherited and len(inherited) < len(CONTENT_FIELDS)
+    try:
+        template_content_validate(content, known_roles=known_role_keys())
+    except ValidationFailed as exc:
+        if not mixed or template is None:  # fields are only inherited from a template
+            raise
+        # Fields given in the request that do not fit those the template already holds: the request is well
+        # formed, the conflict is with stored content (docs/api-schema.md).
+        raise Conflict(
+            f"{exc.message} (with {', '.join(inherited)} taken from template {template.pk})",
+            code="template_content_conflict",
+            details=exc.details,
+        ) from exc
     return content
 
 

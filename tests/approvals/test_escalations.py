@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from approvals.models import ApprovalStage, StageEscalation
-from approvals.services.escalations import ESCALATION_RECORDED
+from exports.events import EventType
 from exports.models import ExecutionEvent
 from governance.models import AuditEvent
 from tests.approvals.factories import export_with_ladder
@@ -46,11 +46,11 @@ def test_an_operator_records_an_outcome_on_the_timeline_and_the_audit_trail(clie
         "rev by phone",
     )
     assert data["outcome_label"] == "Acknowledged: will sign" and data["recorded_by"] == "ops"
-    event = ExecutionEvent.objects.get(execution=export.execution, event_type=ESCALATION_RECORDED)
+    event = ExecutionEvent.objects.get(execution=export.execution, event_type=EventType.ESCALATION_RECORDED)
     assert event.sequence == data["timeline_sequence"]
     assert event.payload["outcome"] == "acknowledged" and event.payload["stage_id"] == overdue.pk
     assert event.payload["next_check_at"] == next_check.isoformat().replace("+00:00", "Z")
-    audit = AuditEvent.objects.get(action=ESCALATION_RECORDED)
+    audit = AuditEvent.objects.get(action=EventType.ESCALATION_RECORDED)
     assert audit.payload["sequence"] == event.sequence and audit.payload["contacted"] == "rev by phone"
     assert StageEscalation.objects.get().next_check_at == next_check
 
@@ -82,7 +82,7 @@ def test_a_stage_of_another_export_is_refused(client_for, crew, export, overdue,
     other = export_with_ladder(execution=ladder_execution, author=crew.author, snapshot=snapshot)
     foreign_stage = ApprovalStage.objects.get(ladder__export=other, index=0)
     response = client_for(crew.operator).post(url(export), body(foreign_stage), format="json")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_stage"
+    assert response.status_code == 404 and response.json()["error"]["code"] == "stage_not_found"
 
 
 def test_a_stage_not_waiting_for_a_signature_is_a_conflict(client_for, crew, export, overdue):
@@ -118,7 +118,7 @@ def test_the_dashboard_row_records_an_outcome_and_shows_the_last_one(crew, expor
     assert response.status_code == 302 and response["Location"].startswith("/governance/dashboard")
     panels = client.get("/governance/dashboard/panels").content.decode()
     assert "Last escalation: <strong>No response</strong> — QA lead, e-mail" in panels
-    assert ExecutionEvent.objects.filter(event_type=ESCALATION_RECORDED).count() == 1
+    assert ExecutionEvent.objects.filter(event_type=EventType.ESCALATION_RECORDED).count() == 1
 
 
 def test_the_dashboard_form_reports_refusals_without_recording(crew, export, overdue):

@@ -5,7 +5,8 @@ import pytest
 
 from approvals.models import ApprovalStage
 from approvals.services.ladders import stage_decide
-from approvals.services.preview import PREVIEW_EVENT, execution_preview
+from approvals.services.preview import execution_preview_record
+from exports.events import EventType
 from exports.models import ExecutionEvent
 from exports.services.evidence import notebook_entry_create
 from exports.services.executions import EventInput, events_append, execution_create
@@ -45,19 +46,21 @@ def decide(export, crew, role: str, decision: str) -> None:
 
 def test_previewing_ten_times_leaves_the_next_export_narrative_timeline_unchanged(study, crew):
     execution, evidence = study
-    first = execution_preview(execution=execution, actor=crew.author)
+    first = execution_preview_record(execution=execution, actor=crew.author)
     for _ in range(9):
-        execution_preview(execution=execution, actor=crew.author)
-    assert ExecutionEvent.objects.filter(execution=execution, event_type=PREVIEW_EVENT).count() == 10
+        execution_preview_record(execution=execution, actor=crew.author)
+    assert ExecutionEvent.objects.filter(execution=execution, event_type=EventType.PREVIEW_SUMMARY).count() == 10
 
     export = export_create(execution=execution, actor=crew.author, evidence=evidence)
 
-    last_preview = ExecutionEvent.objects.filter(execution=execution, event_type=PREVIEW_EVENT).latest("sequence")
+    last_preview = ExecutionEvent.objects.filter(execution=execution, event_type=EventType.PREVIEW_SUMMARY).latest(
+        "sequence"
+    )
     assert export.events_through_sequence == last_preview.sequence  # covered by the export, yet not narrated
     timeline = timeline_section(export.narrative_markdown)
     assert timeline == timeline_section(first.narrative_markdown)
     assert [line.count("sample.loaded") for line in timeline.splitlines() if "sample.loaded" in line] == [1, 1, 1]
-    assert PREVIEW_EVENT not in export.narrative_markdown
+    assert EventType.PREVIEW_SUMMARY not in export.narrative_markdown
     assert "- **Events:** 3" in export.narrative_markdown
 
 

@@ -170,6 +170,7 @@ def test_every_page_renders_under_the_content_security_policy(browser: Browser, 
         (f"/executions/{execution}/exports/new", None),
         ("/governance/dashboard", dashboard_refreshed),
         ("/governance/reports", None),
+        ("/accounts/preferences/", None),
         ("/api/docs/", swagger_rendered),
         ("/api/experiment-console/sessions", None),  # the browsable API, with its POST form
         (f"/api/experiment-console/sessions/{execution}", None),

@@ -24,6 +24,6 @@ def drop_execution_foreign_key(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("governance", "0012_stage_reject_meaning")]
+    dependencies = [("governance", "0013_team_time_zone_and_user_preferences")]
 
     operations = [migrations.RunPython(drop_execution_foreign_key, migrations.RunPython.noop)]
