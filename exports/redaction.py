@@ -1,4 +1,4 @@
-"""Redaction of narratives and event payloads before they are stored in a bundle (SPEC §9).
+"""Redaction of narratives and event payloads before they are stored in a bundle (docs/exports.md, "Redaction").
 
 Pure Python, no Django. Apply it to the inputs of the narrative renderer (event payloads with
 :meth:`Redactor.redact_json`, titles and bodies with :meth:`Redactor.redact`) before rendering, so the digest

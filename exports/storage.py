@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core import signing
@@ -107,8 +107,9 @@ def storage_open_stream(name: str, storage: Storage | None = None) -> BinaryIO:
         if isinstance(storage, FileSystemStorage):
             return open(storage.path(name), "rb", buffering=0)  # noqa: SIM115 - returned to the caller
         if _is_object_store(storage):
-            return storage.bucket.Object(storage._normalize_name(name)).get()["Body"]
-        return storage.open(name, "rb")
+            s3: Any = storage  # django-storages' S3Storage, which ships no type information
+            return s3.bucket.Object(s3._normalize_name(name)).get()["Body"]
+        return storage.open(name, "rb")  # type: ignore[return-value]  # a File proxies a binary stream
 
 
 # --- Names ----------------------------------------------------------------------------------------------------
@@ -198,11 +199,11 @@ def artifact_publish(staged: StagedArtifact, final_name: str) -> None:
 
 def _copy_within(storage: Storage, source: str, target: str) -> None:
     if _is_object_store(storage):  # django-storages S3: server-side (multipart for large objects) copy
-        client = storage.connection.meta.client
-        client.copy(
-            {"Bucket": storage.bucket_name, "Key": storage._normalize_name(source)},
-            storage.bucket_name,
-            storage._normalize_name(target),
+        s3: Any = storage  # S3Storage ships no type information
+        s3.connection.meta.client.copy(
+            {"Bucket": s3.bucket_name, "Key": s3._normalize_name(source)},
+            s3.bucket_name,
+            s3._normalize_name(target),
         )
         return
     if storage.exists(target):
