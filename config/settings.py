@@ -190,9 +190,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Artifact storage -----------------------------------------------------------------------------------------
 ARTIFACT_STORAGE_BACKEND = env_str("ARTIFACT_STORAGE_BACKEND", "filesystem")
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
+# Encryption at rest (docs/encryption.md): a storage property of both backends. DOSSIER_KEYRING is the keyring
+# JSON or a path to it; empty, a development keyring is generated in var/keyring.json (check --deploy warns).
+DOSSIER_ENCRYPTION_AT_REST = env_bool("DOSSIER_ENCRYPTION_AT_REST", True)
+DOSSIER_KEYRING = env_str("DOSSIER_KEYRING")
+DOSSIER_KEYRING_DEFAULT_PATH = VAR_DIR / "keyring.json"
+_encrypted = "exports.storage_backends.Encrypted" if DOSSIER_ENCRYPTION_AT_REST else None
 if ARTIFACT_STORAGE_BACKEND == "s3":
     _artifacts = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": f"{_encrypted}S3Storage" if _encrypted else "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", "dossier-artifacts"),
             "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
@@ -206,7 +212,7 @@ if ARTIFACT_STORAGE_BACKEND == "s3":
     }
 else:
     _artifacts = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": f"{_encrypted}FileSystemStorage" if _encrypted else "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(ARTIFACT_ROOT), "file_permissions_mode": 0o640},
     }
 STORAGES = {

@@ -12,6 +12,7 @@ FEED_EVENT_TYPES = {
         "narrative_export.artifact.downloaded",
         "narrative_export.artifact.expired",
         "narrative_export.artifact.integrity_failed",
+        "narrative_export.artifact.decryption_failed",
         "narrative_export.artifact.verified",
     ),
 }

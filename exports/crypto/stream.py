@@ -259,6 +259,10 @@ class _ChunkStream:
         self._pending = memoryview(b"")
         self._done = False
 
+    @property
+    def closed(self) -> bool:
+        return self._done and not self._pending
+
     def readable(self) -> bool:
         return True
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, DossierError, Gone, NotFound
 from exports.choices import ExportStatus
+from exports.crypto import DecryptionFailed
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 from exports.storage import (
@@ -85,12 +86,25 @@ def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegri
     )
 
 
+@transaction.atomic
+def _decryption_failed(*, artifact: ExportArtifact, actor, error: DecryptionFailed) -> None:
+    export = NarrativeExport.objects.select_related("execution").get(pk=artifact.export_id)
+    export_lifecycle_record(
+        export=export,
+        event_type="narrative_export.artifact.decryption_failed",
+        actor=actor,
+        payload={"artifact_id": artifact.pk, "sha256": artifact.sha256, "reason": error.message},
+    )
+
+
 def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "api") -> VerifiedDownload:
     """Open an export's artifact for download after checking it is there, within retention and intact.
 
-    404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
-    ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
-    sha256; recorded every time). Success records ``narrative_export.artifact.downloaded``.
+        404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
+        ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
+        sha256; recorded every time), 409 ``decryption_failed`` (the stored ciphertext does not open with the keyring:
+    wrong or missing key, or changed bytes; recorded every time, nothing sent). Success records
+    ``narrative_export.artifact.downloaded``.
     """
     artifact = _artifact_of(export)
     if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
@@ -112,6 +126,13 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
             "The stored artifact does not match its recorded checksum; it was not sent.",
             code="artifact_integrity_failed",
             details={"export_id": export.pk, "expected_sha256": artifact.sha256},
+        ) from None
+    except DecryptionFailed as error:
+        _decryption_failed(artifact=artifact, actor=actor, error=error)
+        raise Conflict(
+            "The stored artifact could not be decrypted with the keyring; it was not sent.",
+            code="decryption_failed",
+            details={"export_id": export.pk},
         ) from None
     except StorageUnavailable:
         raise StorageUnavailableError() from None

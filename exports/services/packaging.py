@@ -39,6 +39,7 @@ from config.errors import Conflict
 from exports import narratives as n
 from exports.bundle import BundleError, BundleResult, BundleSpec, PayloadFile, build_bundle
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
+from exports.crypto import CryptoError
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
 from exports.services.lifecycle import export_lifecycle_record
@@ -292,6 +293,10 @@ def export_package(*, export_id: int, task_id: str | None = None, final_attempt:
             _fail(started, code="time_limit_exceeded", message="packaging exceeded its time limit", retrying=False)
             raise
         except PackagingFailure as exc:
+            _discard(staged)
+            _fail(started, code=exc.code, message=exc.message, retrying=False)
+            return PackagingOutcome.FAILED
+        except CryptoError as exc:  # evidence that does not open, or an unusable keyring (docs/encryption.md)
             _discard(staged)
             _fail(started, code=exc.code, message=exc.message, retrying=False)
             return PackagingOutcome.FAILED

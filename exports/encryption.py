@@ -1,0 +1,68 @@
+"""The keyring in use for encryption at rest (docs/encryption.md), read from ``DOSSIER_KEYRING``.
+
+``DOSSIER_KEYRING`` holds the keyring JSON or names a file holding it. Left empty, a development keyring is
+generated on first use in ``var/keyring.json`` (mode 0600), so encryption is always on; ``check --deploy`` warns
+when a deployment relies on that file instead of setting the variable. The keyring is re-read when its file
+changes, so a rotation is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from django.conf import settings
+
+from exports.crypto import (
+    Keyring,
+    generate_local_document,
+    keyring_document_read,
+    keyring_document_write,
+    keyring_from_document,
+)
+
+_lock = threading.Lock()
+_cache: dict[tuple, Keyring] = {}
+
+
+def keyring_file() -> str | None:
+    """The path of the keyring file in use, or None when ``DOSSIER_KEYRING`` holds the JSON itself."""
+    spec = (settings.DOSSIER_KEYRING or "").strip()
+    if spec.startswith("{"):
+        return None
+    if spec:
+        return spec
+    path = Path(settings.DOSSIER_KEYRING_DEFAULT_PATH)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock:
+            if not path.exists():
+                keyring_document_write(str(path), generate_local_document())
+    return str(path)
+
+
+def keyring_spec() -> str:
+    return keyring_file() or settings.DOSSIER_KEYRING
+
+
+def keyring_document() -> dict:
+    return keyring_document_read(keyring_spec())
+
+
+def storage_keyring() -> Keyring:
+    """The keyring objects are encrypted and opened with (raises ``KeyringInvalid`` when it is unusable)."""
+    path = keyring_file()
+    spec = path or settings.DOSSIER_KEYRING
+    cache_key = (spec, os.stat(path).st_mtime_ns if path and os.path.exists(path) else None)
+    keyring = _cache.get(cache_key)
+    if keyring is None:
+        keyring = keyring_from_document(keyring_document_read(spec))
+        with _lock:
+            _cache.clear()
+            _cache[cache_key] = keyring
+    return keyring
+
+
+def encryption_enabled() -> bool:
+    return bool(settings.DOSSIER_ENCRYPTION_AT_REST)
