@@ -42,14 +42,6 @@ def keyring_file() -> str | None:
     return str(path)
 
 
-def keyring_spec() -> str:
-    return keyring_file() or settings.DOSSIER_KEYRING
-
-
-def keyring_document() -> dict:
-    return keyring_document_read(keyring_spec())
-
-
 def storage_keyring() -> Keyring:
     """The keyring objects are encrypted and opened with (raises ``KeyringInvalid`` when it is unusable)."""
     path = keyring_file()
@@ -62,7 +54,3 @@ def storage_keyring() -> Keyring:
             _cache.clear()
             _cache[cache_key] = keyring
     return keyring
-
-
-def encryption_enabled() -> bool:
-    return bool(settings.DOSSIER_ENCRYPTION_AT_REST)

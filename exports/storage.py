@@ -117,7 +117,7 @@ def storage_keyring():
     return keyring()
 
 
-class _Prefixed:
+class PrefixedStream:
     """A read-only stream whose first bytes were already read (to look for the encryption header)."""
 
     def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
@@ -160,7 +160,7 @@ def plaintext_stream(raw: BinaryIO) -> BinaryIO:
     except BaseException:
         raw.close()
         raise
-    stream = _Prefixed(prefix, raw)
+    stream = PrefixedStream(prefix, raw)
     if is_encrypted(prefix):
         return DecryptingReader(stream, storage_keyring())  # type: ignore[arg-type]
     return stream  # type: ignore[return-value]

@@ -29,6 +29,7 @@ from tests.integration.conftest import wait_for
 pytestmark = [pytest.mark.worker]
 
 FILE_SIZE = 50 * 1024 * 1024
+MARKER = b"PLAINTEXT-MARKER-q7Zx"  # planted in evidence and events; must never be found in storage
 EVENT_COUNT = 10_000
 
 
@@ -49,7 +50,7 @@ def worker_env(tmp_path, settings, transactional_db):
 def _big_file(path: Path, size: int) -> Path:
     """Deterministic, half compressible: CSV-like text followed by pseudo-random bytes."""
     with open(path, "wb") as out:
-        line = b"well,od600,viability_pct,operator\n" + b"A1,0.412,93.1,bench-2\n" * 4096
+        line = b"well,od600,viability_pct,operator\n" + (b"A1,0.412,93.1,bench-2\n" + MARKER + b"\n") * 2048
         written = 0
         while written < size // 2:
             out.write(line[: size // 2 - written])
@@ -73,7 +74,12 @@ def _create_through_api(client, team, tmp_path, *, events: int, file_size: int) 
         payload = [
             {
                 "event_type": "measurement.recorded",
-                "payload": {"index": i, "od600": round(0.3 + (i % 97) / 1000, 3), "by": f"tech{i % 7}@lab.example"},
+                "payload": {
+                    "index": i,
+                    "od600": round(0.3 + (i % 97) / 1000, 3),
+                    "by": f"tech{i % 7}@lab.example",
+                    "note": MARKER.decode(),
+                },
             }
             for i in range(start, min(events, start + batch))
         ]
@@ -156,6 +162,12 @@ def test_worker_packages_an_api_export_that_independent_tools_accept(
         "-in", str(bag / "tagmanifest-sha512.txt"), "-sigfile", str(bag / "signatures" / "tagmanifest-sha512.txt.sig"),
     )  # fmt: skip
     assert signature.returncode == 0 and "Signature Verified Successfully" in signature.stdout
+
+    # Encrypted at rest: the marker is in the downloaded bag, yet no stored object holds it (docs/encryption.md).
+    assert MARKER in (bag / "data" / "events.ndjson").read_bytes()
+    assert any(MARKER in path.read_bytes() for path in (bag / "data" / "attachments" / "file").iterdir())
+    stored = [path for path in (tmp_path / "artifacts").rglob("*") if path.is_file()]
+    assert len(stored) >= 2 and not [path for path in stored if MARKER in path.read_bytes()]
 
     call_command("verify_export", str(export.pk))
     flip_byte(bag / "data" / "events.ndjson", offset=100)
