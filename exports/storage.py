@@ -140,6 +140,15 @@ class PrefixedStream:
     def close(self) -> None:
         self._stream.close()
 
+    def readable(self) -> bool:
+        return True
+
+    def __enter__(self) -> PrefixedStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 def _read_prefix(stream: BinaryIO) -> bytes:
     parts, remaining = [], len(MAGIC)
