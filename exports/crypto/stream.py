@@ -168,6 +168,11 @@ class _Sealer:
         self._index += 1
         return sealed
 
+    def seal_into(self, plaintext, out, *, last: bool) -> None:
+        """Seal ``plaintext`` into ``out`` (exactly ``len(plaintext) + 16`` bytes): no allocation per chunk."""
+        self._cipher.encrypt_into(_nonce(self.header.nonce_prefix, self._index, last), plaintext, self._aad, out)
+        self._index += 1
+
 
 class EncryptingWriter:
     """A write-only file object: plaintext in, the encrypted object out to ``sink``. ``close()`` seals the last
@@ -177,7 +182,9 @@ class EncryptingWriter:
         self._sink = sink
         self._sealer = _Sealer(keyring, segment_size)
         self._segment = segment_size
-        self._buffer = bytearray()
+        self._buffer = bytearray(segment_size)  # plaintext not yet sealed: at most one chunk
+        self._buffered = 0
+        self._sealed = memoryview(bytearray(segment_size + TAG_SIZE))
         self._closed = False
         self.plaintext_size = 0
         sink.write(self._sealer.header.to_bytes())
@@ -189,19 +196,34 @@ class EncryptingWriter:
     def writable(self) -> bool:
         return True
 
+    def _emit(self, plaintext, *, last: bool) -> None:
+        out = self._sealed[: len(plaintext) + TAG_SIZE]
+        self._sealer.seal_into(plaintext, out, last=last)
+        self._sink.write(out)
+
     def write(self, data) -> int:
         if self._closed:
             raise ValueError("write to a closed EncryptingWriter")
         view = memoryview(data).cast("B")
-        self._buffer += view
-        self.plaintext_size += len(view)
+        size, position = len(view), 0
+        self.plaintext_size += size
         # A full chunk is sealed only once a byte beyond it exists: the last chunk must carry the last flag.
-        if len(self._buffer) > self._segment:
-            full = (len(self._buffer) - 1) // self._segment * self._segment
-            for start in range(0, full, self._segment):
-                self._sink.write(self._sealer.seal(bytes(self._buffer[start : start + self._segment]), last=False))
-            del self._buffer[:full]
-        return len(view)
+        if self._buffered:
+            room = self._segment - self._buffered
+            if size <= room:
+                self._buffer[self._buffered : self._buffered + size] = view
+                self._buffered += size
+                return size
+            self._buffer[self._buffered :] = view[:room]
+            self._emit(memoryview(self._buffer), last=False)
+            self._buffered, position = 0, room
+        while size - position > self._segment:
+            self._emit(view[position : position + self._segment], last=False)
+            position += self._segment
+        rest = size - position
+        self._buffer[:rest] = view[position:]
+        self._buffered = rest
+        return size
 
     def flush(self) -> None:
         self._sink.flush()
@@ -209,8 +231,8 @@ class EncryptingWriter:
     def close(self) -> None:
         if self._closed:
             return
-        self._sink.write(self._sealer.seal(bytes(self._buffer), last=True))
-        self._buffer = bytearray()
+        self._emit(memoryview(self._buffer)[: self._buffered], last=True)
+        self._buffered = 0
         self._closed = True
         self._sink.flush()
 
@@ -308,29 +330,66 @@ class EncryptingReader(_ChunkStream):
         super().__init__(encrypted_chunks(source, keyring, segment_size=segment_size))
 
 
+class _Opener:
+    """Authenticates and decrypts consecutive chunks of one object into a reused buffer."""
+
+    def __init__(self, source: BinaryIO, keyring: KeyWrapper, header: Header) -> None:
+        self._source = source
+        self._readinto = getattr(source, "readinto", None)
+        self._cipher = _chunk_cipher(unwrap_data_key(header, keyring), header.object_id)
+        self._aad = header.fixed
+        self._prefix = header.nonce_prefix
+        self._piece = header.segment_size + TAG_SIZE
+        self._raw = bytearray(self._piece + 1)  # one sealed chunk and one byte of lookahead
+        self._raw_view = memoryview(self._raw)
+        self._carried = 0
+        self._plain = memoryview(bytearray(header.segment_size))
+        self._index = 0
+        self.done = False
+
+    def _fill(self, start: int) -> int:
+        filled = start
+        while filled < len(self._raw):
+            if self._readinto is not None:
+                count = self._readinto(self._raw_view[filled:])
+            else:
+                data = self._source.read(len(self._raw) - filled)
+                count = len(data)
+                self._raw_view[filled : filled + count] = data
+            if not count:
+                break
+            filled += count
+        return filled
+
+    def next(self) -> memoryview:
+        """The next chunk's plaintext (valid until the next call); raises ``DecryptionFailed``."""
+        filled = self._fill(self._carried)
+        last = filled <= self._piece
+        size = filled if last else self._piece
+        if size < TAG_SIZE:
+            raise DecryptionFailed(f"the object is truncated at chunk {self._index}")
+        plain = self._plain[: size - TAG_SIZE]
+        try:
+            self._cipher.decrypt_into(_nonce(self._prefix, self._index, last), self._raw_view[:size], self._aad, plain)
+        except InvalidTag:
+            raise DecryptionFailed(f"chunk {self._index} does not authenticate (changed, moved or truncated)") from None
+        if not last:
+            self._raw[0] = self._raw[self._piece]
+            self._carried = 1
+        self._index += 1
+        self.done = last
+        return plain
+
+
 def decrypted_chunks(source: BinaryIO, keyring: KeyWrapper, *, header: Header | None = None) -> Iterator[bytes]:
     """The plaintext of the encrypted object in ``source``, one authenticated chunk at a time.
 
     A chunk is released only after its tag verified; a changed, dropped, reordered or foreign chunk, a missing
     end, bytes after the end, or a wrong key raise ``DecryptionFailed`` before any of the failing chunk is given.
     """
-    header = header or read_header(source)
-    cipher = _chunk_cipher(unwrap_data_key(header, keyring), header.object_id)
-    aad = header.fixed
-    reader = _RawReader(source, header.segment_size + TAG_SIZE)
-    index = 0
-    while True:
-        sealed, last = reader.next()
-        if len(sealed) < TAG_SIZE:
-            raise DecryptionFailed(f"the object is truncated at chunk {index}")
-        try:
-            plaintext = cipher.decrypt(_nonce(header.nonce_prefix, index, last), sealed, aad)
-        except InvalidTag:
-            raise DecryptionFailed(f"chunk {index} does not authenticate (changed, moved or truncated)") from None
-        yield plaintext
-        if last:
-            return
-        index += 1
+    opener = _Opener(source, keyring, header or read_header(source))
+    while not opener.done:
+        yield bytes(opener.next())
 
 
 class DecryptingReader(_ChunkStream):
@@ -341,14 +400,29 @@ class DecryptingReader(_ChunkStream):
     def __init__(self, source: BinaryIO, keyring: KeyWrapper) -> None:
         self._source = source
         try:
-            header = read_header(source)
-            chunks = decrypted_chunks(source, keyring, header=header)
-            super().__init__(chunks)
-            self.header = header
-            self._fill()  # unwraps the key and authenticates the first chunk now
+            self.header = read_header(source)
+            self._opener = _Opener(source, keyring, self.header)
+            super().__init__(iter(()))
+            self._fill()  # authenticates the first chunk now
         except BaseException:
             source.close()
             raise
+
+    def _fill(self) -> bool:
+        if not self._pending and not self._done:
+            if self._opener.done:
+                self._done = True
+            else:
+                self._pending = self._opener.next()
+        return bool(self._pending)
+
+    def readinto(self, buffer) -> int:
+        if not self._fill():
+            return 0
+        count = min(len(buffer), len(self._pending))
+        memoryview(buffer).cast("B")[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
 
     def close(self) -> None:
         super().close()
