@@ -550,13 +550,15 @@ class Redactor:
     """A configured redaction engine; immutable, so one instance can serve every export.
 
     ``strategy`` applies to every built-in type unless ``overrides`` names another for that type; custom rules
-    carry their own strategy. ``allow_patterns`` adds regexes to the allow-list.
+    carry their own strategy. ``allow_patterns`` adds regexes to the allow-list. ``enabled=False`` (a template
+    whose redaction a compliance officer switched off) returns every text unchanged and counts nothing.
     """
 
     strategy: Strategy = Strategy.LABEL
     overrides: Mapping[str, Strategy] = field(default_factory=dict)
     custom_rules: Sequence[CustomRule] = ()
     allow_patterns: Sequence[str] = ()
+    enabled: bool = True
     _detectors: tuple[tuple[str, Finder, Strategy], ...] = field(init=False, repr=False, compare=False)
     _allowed: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
@@ -572,6 +574,8 @@ class Redactor:
 
     def redact(self, text: str) -> RedactionResult:
         counts: Counter[str] = Counter()
+        if not self.enabled:
+            return RedactionResult(text, {})
         for _ in range(MAX_PASSES):
             matches = self._select(text)
             if not matches:
@@ -583,6 +587,8 @@ class Redactor:
     def redact_json(self, data: Any) -> JsonRedactionResult:
         """Redact every string value of a JSON document, recursively; keys, numbers and structure are kept."""
         counts: Counter[str] = Counter()
+        if not self.enabled:
+            return JsonRedactionResult(data, {})
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):

@@ -48,6 +48,7 @@ from governance.services.templates import (
     template_create,
     template_fork,
     template_publish,
+    template_redaction_set,
     template_stage_rows_ensure,
     template_update,
 )
@@ -380,6 +381,7 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
         "name",
         "status",
         "is_latest",
+        "redaction_enabled",
         "stage_count",
         "forked_from",
         "updated_at",
@@ -390,9 +392,18 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
     list_select_related = ["forked_from", "team"]
     autocomplete_fields = ["forked_from"]
     ordering = ["template_key", "-version"]
-    actions = ["publish_selected", "archive_selected", "fork_selected"]
+    actions = ["publish_selected", "archive_selected", "fork_selected", "redaction_off", "redaction_on"]
     readonly_after_creation = ["team", "template_key", "forked_from"]
-    info_fields = ["version", "status", "is_latest", "published_at", "archived_at", "created_by", "snapshot_link"]
+    info_fields = [
+        "version",
+        "status",
+        "is_latest",
+        "redaction_enabled",
+        "published_at",
+        "archived_at",
+        "created_by",
+        "snapshot_link",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(stage_total=Count("stage_rows"))
@@ -534,6 +545,25 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
     def fork_selected(self, request, queryset):
         self._each(
             request, queryset, lambda t: template_fork(template=t, actor=request.user), "forked into draft {result}."
+        )
+
+    # Only compliance may switch redaction (template_redaction_set refuses others with a message).
+    @admin.action(description="Switch redaction off for the selected templates (compliance)", permissions=["curate"])
+    def redaction_off(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda t: template_redaction_set(template=t, enabled=False, actor=request.user),
+            "redaction is off for every version ({result} changed); new bundles say 'Redaction: off'.",
+        )
+
+    @admin.action(description="Switch redaction back on for the selected templates", permissions=["curate"])
+    def redaction_on(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda t: template_redaction_set(template=t, enabled=True, actor=request.user),
+            "redaction is on for every version ({result} changed).",
         )
 
 

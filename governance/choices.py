@@ -34,6 +34,7 @@ class TemplateAuditAction(models.TextChoices):
     ASSIGNED = "assigned", "Assigned"
     UNASSIGNED = "unassigned", "Unassigned"
     PREVIEWED = "previewed", "Previewed"
+    REDACTION_CHANGED = "redaction_changed", "Redaction switched on or off"
 
 
 class BaselineStatus(models.TextChoices):

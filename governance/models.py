@@ -156,6 +156,9 @@ class WorkflowTemplate(models.Model):
     permitted_roles = models.JSONField(default=list, blank=True)
     sla_defaults = models.JSONField(default=dict, blank=True)
     retention_days = models.PositiveIntegerField(default=3650)
+    # Whether exports under this template are redacted (docs/redaction.md). Kept equal on every version of the
+    # template by template_redaction_set, outside the versioned content: only compliance may switch it off.
+    redaction_enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

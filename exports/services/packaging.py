@@ -616,7 +616,13 @@ def bag_info_for(export: NarrativeExport, *, format_version: int = BUNDLE_FORMAT
         ("Narrative-Digest", export.narrative_digest),
         ("Classification", export.classification),
         ("Retain-Until", retain),
+        *([("Redaction", "off")] if redaction_off(export) else []),
     ]
+
+
+def redaction_off(export: NarrativeExport) -> bool:
+    """The export's template had redaction switched off by compliance when it was created (docs/redaction.md)."""
+    return (export.redaction_policy or {}).get("enabled", True) is False
 
 
 def export_document_for(export: NarrativeExport) -> Callable[[Any], dict[str, Any]]:

@@ -32,8 +32,11 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 # --- Redaction policy -----------------------------------------------------------------------------------------
 
 
-def redaction_policy_current() -> dict[str, Any]:
-    """The configured policy as a self-contained document (custom rules inlined)."""
+def redaction_policy_current(*, enabled: bool = True) -> dict[str, Any]:
+    """The configured policy as a self-contained document (custom rules inlined). ``enabled=False`` (the export's
+    template has redaction switched off, docs/redaction.md) is recorded as ``{"enabled": false}``."""
+    if not enabled:
+        return {"enabled": False}
     config = settings.DOSSIER_REDACTION
     rules: dict[str, Any] = {"rules": []}
     if config.get("rules_file"):
@@ -56,6 +59,7 @@ def redaction_policy_current() -> dict[str, Any]:
 def redactor_for(policy: dict[str, Any]) -> Redactor:
     try:
         return Redactor(
+            enabled=policy.get("enabled", True) is not False,
             strategy=Strategy(policy.get("strategy", "label")),
             overrides={key: Strategy(value) for key, value in (policy.get("overrides") or {}).items()},
             custom_rules=parse_custom_rules(policy.get("rules") or {"rules": []}, source="redaction policy"),
