@@ -382,6 +382,9 @@ ANALYTICS_PREVIEW_SAMPLE = env_int("ANALYTICS_PREVIEW_SAMPLE", 2000)
 ANALYTICS_GUARDRAIL_LIMIT = env_int("ANALYTICS_GUARDRAIL_LIMIT", 12)
 # Stages open longer than this on average are highlighted on the dashboard.
 ANALYTICS_MEAN_OPEN_ALERT_MINUTES = env_int("ANALYTICS_MEAN_OPEN_ALERT_MINUTES", 60)
+# The redaction tile is highlighted when at least this share of the window's exports had something redacted
+# (secrets or personal data keep reaching narratives; docs/redaction.md).
+ANALYTICS_REDACTION_ALERT_SHARE = float(env_str("ANALYTICS_REDACTION_ALERT_SHARE", "0.25"))
 # The dashboard re-fetches its panels this often (at most 30 s, SPEC §8).
 ANALYTICS_DASHBOARD_REFRESH_SECONDS = min(env_int("ANALYTICS_DASHBOARD_REFRESH_SECONDS", 15), 30)
 ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)
