@@ -335,6 +335,8 @@ DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
 # Redaction applied when a narrative is rendered (SPEC §9): strategy label|mask|partial, per-type overrides,
 # and an optional JSON file of custom rules. The policy in force is stored on each export.
+# Uploaded text files (CSV, JSON, logs…) up to this size are redacted too; larger ones ship as uploaded.
+DOSSIER_REDACTION_MAX_FILE_BYTES = env_int("DOSSIER_REDACTION_MAX_FILE_BYTES", 16 * 1024 * 1024)
 DOSSIER_REDACTION = {
     "strategy": env_str("DOSSIER_REDACTION_STRATEGY", "label"),
     "overrides": {},

@@ -181,7 +181,7 @@ _API_KEY = re.compile(
 )
 _ANTHROPIC_KEY = re.compile(r"(?P<prefix>sk-ant-)[A-Za-z0-9_\-]{20,}")
 _OPENAI_KEY = re.compile(r"(?P<prefix>sk-(?:proj-|svcacct-|admin-)?)(?!ant-)[A-Za-z0-9_\-]{20,}")
-_ASSIGNMENT = r"""["']?[ \t]*(?::|=|:=|=>)[ \t]*["']?"""
+_ASSIGNMENT = r"""\\?["']?[ \t]*(?::|=|:=|=>)[ \t]*\\?["']?"""  # quotes may be escaped (JSON inside a string)
 _AWS_SECRET_KEY = re.compile(
     r"(?i:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)" + _ASSIGNMENT
     + r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
@@ -193,7 +193,7 @@ _AZURE = re.compile(
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i:(?P<name>key|secret|token|passw(?:or)?d|pwd|passphrase|credentials?))(?![A-Za-z0-9])"
     + _ASSIGNMENT
-    + r"(?P<value>[^\s\"',;}\])]{8,200})"
+    + r"(?P<value>[^\s\"',;}\])\\]{8,200})"
 )
 
 

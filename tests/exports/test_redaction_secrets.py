@@ -1,5 +1,5 @@
 """Secrets never reach a signed bundle (docs/redaction.md): every planted credential type is redacted in event
-payloads, export notes and notebook bodies, and detect-secrets finds no more in a bundle built with them than in
+payloads, export notes, notebook bodies and CSV evidence, and detect-secrets finds no more in a bundle built with them than in
 one built without them."""
 
 from __future__ import annotations
@@ -86,7 +86,11 @@ def test_bad_typed_rule_files_name_the_problem(change, message):
 
 
 def _export_with(lines: list[str], *, execution, scientist):
-    from exports.services.evidence import notebook_entry_create
+    import hashlib
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from exports.services.evidence import evidence_file_store, notebook_entry_create
     from exports.services.executions import EventInput, events_append
     from exports.services.narrative_exports import EvidenceRef, export_create
 
@@ -96,7 +100,12 @@ def _export_with(lines: list[str], *, execution, scientist):
         events=[EventInput("config.loaded", {"line": line, "env": {"value": line}}) for line in lines],
     )
     note = notebook_entry_create(execution=execution, actor=scientist, title="Setup", body="\n\n".join(lines))
-    refs = [EvidenceRef(kind="notebook_entry", id=note.pk)] + [
+    csv = ("setting,value\n" + "".join(f"{index},{json.dumps(line)}\n" for index, line in enumerate(lines))).encode()
+    upload = SimpleUploadedFile("settings.csv", csv, content_type="text/csv")
+    sheet = evidence_file_store(
+        execution=execution, actor=scientist, upload=upload, sha256=hashlib.sha256(csv).hexdigest()
+    )
+    refs = [EvidenceRef(kind="notebook_entry", id=note.pk), EvidenceRef(kind="file", id=sheet.pk)] + [
         EvidenceRef(kind="timeline_event", id=event.pk) for event in events
     ]
     return export_create(execution=execution, actor=scientist, evidence=refs, notes="\n".join(lines))
@@ -133,6 +142,8 @@ def test_a_bundle_built_from_planted_secrets_holds_none_of_them(
     planted, harmless = _unpacked(planted_export, tmp_path, "planted"), _unpacked(harmless_export, tmp_path, "harmless")
     everything = b"".join(path.read_bytes() for path in planted.rglob("*") if path.is_file())
     assert b"[REDACTED:" in everything
+    (sheet,) = (planted / "data" / "attachments" / "file").iterdir()
+    assert sheet.read_text().count("[REDACTED:") == len(PLANTED)
     leaked = [kind for kind, _, secret in PLANTED if secret.encode() in everything]
     assert leaked == []
     assert _detect_secrets_count(planted) <= _detect_secrets_count(harmless)
