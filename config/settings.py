@@ -260,6 +260,7 @@ SPECTACULAR_SETTINGS = {
         "EvidenceKindEnum": "exports.choices.EvidenceKind",
         "TemplateStatusEnum": "governance.choices.TemplateStatus",
         "BaselineStatusEnum": "governance.choices.BaselineStatus",
+        "ClassificationEnum": "governance.choices.Classification",
     },
 }
 

@@ -27,6 +27,7 @@ from config.errors import DossierError
 from governance.models import (
     AuditChainVerification,
     AuditEvent,
+    Clearance,
     GovernanceBaseline,
     GovernanceBaselineEvent,
     GovernanceTemplateAuditLog,
@@ -40,6 +41,8 @@ from governance.models import (
 )
 from governance.permissions import can_curate_templates_of, curated_team_ids, is_template_curator
 from governance.selectors.templates import snapshot_has_drifted
+from governance.services.audit import audit_record
+from governance.services.clearance import clearance_set
 from governance.services.templates import (
     assignment_delete,
     known_role_keys,
@@ -193,9 +196,33 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at"]
+    list_display = ["slug", "name", "clearance_policy", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "clearance_policy" in form.changed_data:
+            audit_record(
+                action="governance.clearance_policy_changed",
+                actor=request.user,
+                obj=obj,
+                team_id=obj.pk,
+                payload={"clearance_policy": obj.clearance_policy},
+            )
+
+
+@admin.register(Clearance)
+class ClearanceAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+    """Clearances are written through ``clearance_set`` (audited); a member without a row is Internal."""
+
+    list_display = ["user", "team", "level", "updated_at"]
+    list_filter = ["team", "level"]
+    search_fields = ["user__username", "team__slug"]
+    autocomplete_fields = ["user", "team"]
+
+    def save_model(self, request, obj, form, change):
+        clearance_set(team=obj.team, username=obj.user.username, level=obj.level, actor=request.user)
 
 
 @admin.register(Role)

@@ -6,7 +6,15 @@ from django.db import models
 from django.utils import timezone
 
 from config.errors import Conflict
-from governance.choices import BaselineEventType, BaselineStatus, TemplateAuditAction, TemplateStatus
+from governance.choices import (
+    DEFAULT_CLEARANCE,
+    BaselineEventType,
+    BaselineStatus,
+    Classification,
+    ClearancePolicy,
+    TemplateAuditAction,
+    TemplateStatus,
+)
 from governance.querysets import TeamScopedQuerySet
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
@@ -15,6 +23,7 @@ slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase let
 class Team(models.Model):
     slug = models.SlugField(max_length=63, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
+    clearance_policy = models.CharField(max_length=10, choices=ClearancePolicy.choices, default=ClearancePolicy.DENY)
     created_at = models.DateTimeField(auto_now_add=True)
 
     TEAM_LOOKUP = "id"
@@ -52,6 +61,22 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.role.key} @ {self.team.slug}"
+
+
+class Clearance(models.Model):
+    """One clearance per (user, team): the highest classification the user may read in that team. No row means
+    ``DEFAULT_CLEARANCE`` (Internal). Written by ``clearance_set`` only (docs/clearance.md)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clearances")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="clearances")
+    level = models.CharField(max_length=20, choices=Classification.choices, default=DEFAULT_CLEARANCE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "team"], name="clearance_one_per_user_team")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.team.slug}: {self.level}"
 
 
 class AuditChainHead(models.Model):

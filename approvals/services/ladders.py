@@ -39,6 +39,7 @@ from approvals.services.signing import signer_verify
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
+from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
 from governance.choices import RoleKey
@@ -266,6 +267,7 @@ def stage_decide(
         raise ValidationFailed("decision must be 'approve' or 'reject'.", details={"decision": ["Invalid choice."]})
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationFailed("A rejection needs a comment saying why.", details={"comment": ["Required to reject."]})
+    export_clearance_require(export=export, user=actor, action="sign")
     signer_verify(user=actor, password=password, export=export)
     try:
         with transaction.atomic(), lifecycle_batch():

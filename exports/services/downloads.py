@@ -12,6 +12,7 @@ from config.errors import Conflict, DossierError, Gone, NotFound
 from exports.choices import ExportStatus
 from exports.crypto import DecryptionFailed
 from exports.models import ExportArtifact, NarrativeExport
+from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record
 from exports.storage import (
     ArtifactIntegrityError,
@@ -98,7 +99,9 @@ def _decryption_failed(*, artifact: ExportArtifact, actor, error: DecryptionFail
 
 
 def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "api") -> VerifiedDownload:
-    """Open an export's artifact for download after checking it is there, within retention and intact.
+    """Open an export's artifact for download after checking the reader's clearance (403
+    ``clearance_insufficient``, recorded as ``narrative_export.export_denied``) and that it is there, within
+    retention and intact.
 
         404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
         ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
@@ -106,6 +109,7 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
     wrong or missing key, or changed bytes; recorded every time, nothing sent). Success records
     ``narrative_export.artifact.downloaded``.
     """
+    export_clearance_require(export=export, user=actor, action="download" if via == "api" else via)
     artifact = _artifact_of(export)
     if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
         artifact_expire(artifact=artifact, actor=actor)
@@ -150,6 +154,7 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
 
 
 def artifact_link_issue(*, export: NarrativeExport, actor) -> tuple[ExportArtifact, DownloadLink]:
+    export_clearance_require(export=export, user=actor, action="link")
     artifact = _artifact_of(export)
     if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
         raise Gone(f"The artifact of export {export.pk} has expired.", code="artifact_expired")

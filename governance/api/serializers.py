@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from governance.choices import Classification, ClearancePolicy
 from governance.models import (
     GovernanceBaseline,
     GovernanceBaselineEvent,
@@ -233,3 +234,14 @@ class BaselineDetailOutput(BaselineOutput):
 
     class Meta(BaselineOutput.Meta):
         fields = [*BaselineOutput.Meta.fields, "events"]
+
+
+class ClearanceInput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=Classification.choices)
+
+
+class ClearanceOutput(serializers.Serializer):
+    team = serializers.CharField()
+    username = serializers.CharField()
+    level = serializers.ChoiceField(choices=Classification.choices)
+    policy = serializers.ChoiceField(choices=ClearancePolicy.choices, help_text="The team's policy above a clearance.")

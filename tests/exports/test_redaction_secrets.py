@@ -1,6 +1,6 @@
 """Secrets never reach a signed bundle (docs/redaction.md): every planted credential type is redacted in event
-payloads, export notes, notebook bodies and CSV evidence, and detect-secrets finds no more in a bundle built with them than in
-one built without them."""
+payloads, export notes, notebook bodies and CSV evidence, and detect-secrets finds no more in a bundle built with
+them than in one built without them."""
 
 from __future__ import annotations
 

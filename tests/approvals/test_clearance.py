@@ -1,0 +1,88 @@
+"""Clearance (docs/clearance.md): each member's clearance per team, managed by admin/compliance through the API;
+downloads, signed links and signatures above it are refused with 403 clearance_insufficient and audited."""
+
+from __future__ import annotations
+
+import pytest
+
+from approvals.services.ladders import stage_decide
+from config.errors import PermissionDenied
+from exports.models import ExecutionEvent, NarrativeExport
+from governance.models import AuditEvent
+from governance.services.clearance import clearance_level, clearance_set
+from tests.approvals.factories import PASSWORD
+from tests.approvals.test_services_ladders import active, sign_all
+
+pytestmark = pytest.mark.django_db
+
+
+def url(team, username):
+    return f"/api/governance/teams/{team.slug}/members/{username}/clearance"
+
+
+def test_clearance_api_reads_and_sets_with_audit(client_for, crew, team):
+    client = client_for(crew.compliance)
+    body = client.get(url(team, "author")).json()
+    assert body == {"team": team.slug, "username": "author", "level": "Internal", "policy": "deny"}
+    response = client.put(url(team, "author"), {"level": "Confidential"}, format="json")
+    assert response.status_code == 200 and response.json()["level"] == "Confidential"
+    assert clearance_level(user=crew.author, team_id=team.pk) == "Confidential"
+    row = AuditEvent.objects.get(action="governance.clearance_changed")
+    assert row.payload == {"user_id": crew.author.pk, "from": "Internal", "to": "Confidential"}
+    assert client_for(crew.admin).put(url(team, "author"), {"level": "Restricted"}, format="json").status_code == 200
+
+
+def test_clearance_api_refuses_bad_input_outsiders_and_other_roles(client_for, crew, team, other_team, member):
+    client = client_for(crew.compliance)
+    bad = client.put(url(team, "author"), {"level": "Secret"}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
+    assert client.put(url(team, "author"), ["Restricted"], format="json").status_code == 400
+    missing = client.get(url(team, "nobody"))
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "member_not_found"
+    assert client.get(url(other_team, "author")).status_code == 404
+    denied = client_for(crew.author).put(url(team, "author"), {"level": "Restricted"}, format="json")
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "permission_denied"
+    assert client_for(crew.operator).get(url(team, "author")).status_code == 403
+    assert not AuditEvent.objects.filter(action="governance.clearance_changed").exists()
+
+
+def _denials(export):
+    return ExecutionEvent.objects.filter(execution=export.execution, event_type="narrative_export.export_denied")
+
+
+def test_signing_needs_a_clearance_at_the_exports_label(export, crew, team):
+    NarrativeExport.objects.filter(pk=export.pk).update(classification="Confidential")
+    with pytest.raises(PermissionDenied) as refused:
+        stage_decide(
+            export_id=export.pk, actor=crew.signer_for("reviewer"), decision="approve", password=PASSWORD,
+            expected_stage_id=active(export).pk,
+        )  # fmt: skip
+    assert refused.value.code == "clearance_insufficient"
+    assert refused.value.details == {"classification": "Confidential", "clearance": "Internal"}
+    (denial,) = _denials(export)
+    assert denial.payload["action"] == "sign"
+    assert AuditEvent.objects.filter(action="narrative_export.export_denied").count() == 1
+    for role in ("reviewer", "qa_approver", "compliance"):
+        clearance_set(team=team, username=crew.signer_for(role).username, level="Confidential", actor=crew.compliance)
+    sign_all(NarrativeExport.objects.get(pk=export.pk), crew)
+
+
+def test_downloads_and_links_above_the_clearance_are_refused_and_audited(
+    client_for, crew, team, export, settings, django_capture_on_commit_callbacks
+):
+    from approvals.services.ladders import stage_decide  # noqa: F401 - the ladder signs through the service
+    from exports.services.packaging import export_package
+
+    settings.DOSSIER_PACKAGING_GATES = ["tests.exports.gates.allow"]
+    sign_all(export, crew)
+    assert export_package(export_id=export.pk).value in {"packaged", "already_packaged"}
+    NarrativeExport.objects.filter(pk=export.pk).update(classification="Confidential")
+    base = f"/api/experiment-console/sessions/{export.execution_id}/exports/narrative/{export.pk}/artifact"
+    reader = client_for(crew.author)
+    for path in (base, base + "/link"):
+        response = reader.get(path)
+        assert response.status_code == 403 and response.json()["error"]["code"] == "clearance_insufficient"
+    assert sorted(event.payload["action"] for event in _denials(export)) == ["download", "link"]
+    clearance_set(team=team, username="author", level="Confidential", actor=crew.compliance)
+    assert reader.get(base).status_code == 200
+    assert reader.get(base + "/link").status_code == 200
