@@ -29,6 +29,7 @@ from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
 from exports.models import NarrativeExport
+from exports.services.clearance import export_clearance_allows, export_clearance_record_denial
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 
@@ -71,6 +72,9 @@ def signing_notice(*, user) -> tuple[str, bool]:
 
 def _page_context(request, export: NarrativeExport) -> dict:
     user = request.user
+    cleared = export_clearance_allows(export=export, user=request.user)
+    if not cleared:  # metadata only (docs/clearance.md); the refusal is recorded like any other
+        export_clearance_record_denial(export=export, user=request.user, action="detail")
     ladder = ladder_detail(export=export)
     stages = list(ladder.stages.all()) if ladder else []
     signatures = list(ladder.signatures.all()) if ladder else []
@@ -134,7 +138,8 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "sign_refusal": sign_refusal,
         "sign_notice": sign_notice,
         "guardrail": verify_export_packaging_guardrails(export),
-        "narrative_html": markdown_to_safe_html(export.narrative_markdown),
+        "narrative_html": markdown_to_safe_html(export.narrative_markdown) if cleared else None,
+        "cleared": cleared,
         "packaged": export.status == "packaged",
     }
 

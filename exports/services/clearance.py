@@ -33,6 +33,11 @@ def _denied(*, export: NarrativeExport, user, action: str, level: str) -> None:
     )
 
 
+def export_clearance_record_denial(*, export: NarrativeExport, user, action: str) -> None:
+    """Record a refusal that is answered with less rather than with an error (a detail page without the narrative)."""
+    _denied(export=export, user=user, action=action, level=clearance_level(user=user, team_id=export.execution.team_id))
+
+
 def export_clearance_require(*, export: NarrativeExport, user, action: str) -> None:
     """Refuse (and record the refusal) unless ``user``'s clearance covers ``export``; ``action`` names what was
     attempted: ``download``, ``signed_link``, ``link``, ``sign``."""

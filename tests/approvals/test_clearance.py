@@ -86,3 +86,17 @@ def test_downloads_and_links_above_the_clearance_are_refused_and_audited(
     clearance_set(team=team, username="author", level="Confidential", actor=crew.compliance)
     assert reader.get(base).status_code == 200
     assert reader.get(base + "/link").status_code == 200
+
+
+def test_the_detail_page_above_the_clearance_shows_metadata_only(client_for, crew, team, export):
+    from django.test import Client
+
+    NarrativeExport.objects.filter(pk=export.pk).update(classification="Restricted")
+    browser = Client()
+    browser.force_login(crew.author)
+    page = browser.get(f"/exports/{export.pk}/").content.decode()
+    assert 'data-testid="clearance-withheld"' in page and '<article class="markdown">' not in page
+    assert [event.payload["action"] for event in _denials(export)] == ["detail"]
+    clearance_set(team=team, username="author", level="Restricted", actor=crew.compliance)
+    page = browser.get(f"/exports/{export.pk}/").content.decode()
+    assert 'data-testid="clearance-withheld"' not in page and '<article class="markdown">' in page
