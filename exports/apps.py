@@ -14,6 +14,7 @@ FEED_EVENT_TYPES = {
         "narrative_export.artifact.integrity_failed",
         "narrative_export.artifact.decryption_failed",
         "narrative_export.export_denied",
+        "narrative_export.relabelled",
         "narrative_export.artifact.verified",
     ),
 }

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from approvals.choices import Decision
 from approvals.models import ApprovalHistory, ApprovalSignature
 from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
+from governance.choices import Classification
 
 
 class DecisionInput(serializers.Serializer):
@@ -111,3 +112,12 @@ class DispatchOutput(serializers.Serializer):
     queued = serializers.BooleanField()
     export = serializers.JSONField()
     guardrail = serializers.JSONField()
+
+
+class ClassificationInput(serializers.Serializer):
+    classification = serializers.ChoiceField(choices=Classification.choices)
+
+
+class ClassificationOutput(serializers.Serializer):
+    export_id = serializers.IntegerField()
+    classification = serializers.ChoiceField(choices=Classification.choices)

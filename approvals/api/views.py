@@ -17,6 +17,7 @@ from approvals.selectors import (
     ladder_history_rows,
     ladders_for_exports,
 )
+from approvals.services.classification import export_relabel
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.preview import execution_preview_for_user
 from config.api import validated
@@ -154,3 +155,17 @@ class ExecutionPreviewApi(APIView):
             user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
         )
         return Response(preview.as_dict())
+
+
+class ExportClassificationApi(APIView):
+    """Relabel an export (roles ``compliance``, ``admin``; docs/clearance.md): never below its evidence, only
+    upwards once signed (409 ``relabel_downwards_after_signing``); recorded as ``narrative_export.relabelled``."""
+
+    @extend_schema(request=s.ClassificationInput, responses=s.ClassificationOutput)
+    def put(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(
+            user=request.user, export_id=export_id, execution_id=execution_id, related=(), defer=HEAVY_EXPORT_FIELDS
+        )
+        data = validated(s.ClassificationInput, request.data)
+        export = export_relabel(export_id=export.pk, actor=request.user, classification=data["classification"])
+        return Response(s.ClassificationOutput({"export_id": export.pk, "classification": export.classification}).data)

@@ -100,3 +100,39 @@ def test_the_detail_page_above_the_clearance_shows_metadata_only(client_for, cre
     clearance_set(team=team, username="author", level="Restricted", actor=crew.compliance)
     page = browser.get(f"/exports/{export.pk}/").content.decode()
     assert 'data-testid="clearance-withheld"' not in page and '<article class="markdown">' in page
+
+
+def test_relabelling_by_compliance_only_upwards_once_signed(client_for, crew, export):
+    from approvals.services.classification import RELABELLED_EVENT
+
+    path = f"/api/experiment-console/sessions/{export.execution_id}/exports/narrative/{export.pk}/classification"
+    denied = client_for(crew.author).put(path, {"classification": "Restricted"}, format="json")
+    assert denied.status_code == 403
+    officer = client_for(crew.compliance)  # one API client, re-authenticated
+    bad = officer.put(path, {"classification": "Top secret"}, format="json")
+    assert bad.status_code == 400
+    lower = officer.put(path, {"classification": "Public"}, format="json")  # unsigned: down is allowed
+    assert lower.status_code == 200 and lower.json() == {"export_id": export.pk, "classification": "Public"}
+    for role in ("reviewer",):
+        clearance_set(team=export.execution.team, username=crew.signer_for(role).username, level="Restricted",
+                      actor=crew.compliance)  # fmt: skip
+    stage_decide(
+        export_id=export.pk, actor=crew.signer_for("reviewer"), decision="approve", password=PASSWORD,
+        expected_stage_id=active(export).pk,
+    )  # fmt: skip
+    assert officer.put(path, {"classification": "Confidential"}, format="json").status_code == 200
+    refused = officer.put(path, {"classification": "Internal"}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "relabel_downwards_after_signing"
+    moves = [
+        (event.payload["from"], event.payload["to"])
+        for event in ExecutionEvent.objects.filter(execution=export.execution, event_type=RELABELLED_EVENT)
+    ]
+    assert moves == [("Internal", "Public"), ("Public", "Confidential")]
+    assert AuditEvent.objects.filter(action=RELABELLED_EVENT).count() == 2
+    other = client_for(crew.admin)
+    assert (
+        other.put(
+            path.replace(f"/{export.pk}/", "/999999/"), {"classification": "Restricted"}, format="json"
+        ).status_code
+        == 404
+    )  # noqa: E501
