@@ -41,6 +41,7 @@ def test_download_streams_the_verified_archive_with_digest_headers(client_for, s
     body = b"".join(response.streaming_content)
     assert hashlib.sha256(body).hexdigest() == artifact.sha256 and len(body) == artifact.size
     assert response["ETag"] == f'"{artifact.sha256}"'
+    assert response["Content-Length"] == str(artifact.size)  # the plaintext's, though storage holds ciphertext
     assert response["Digest"] == "sha-256=" + base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
     assert response["Content-Type"] == "application/zstd"
     assert f"dossier-{packaged.pk}-v1.tar.zst" in response["Content-Disposition"]

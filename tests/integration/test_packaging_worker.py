@@ -18,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from knox.models import AuthToken
 
+from exports.crypto import MAGIC
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun
 from exports.services.packaging import exports_sweep_stuck, packaging_enqueue
 from exports.storage import STAGING_PREFIX
@@ -25,6 +26,7 @@ from tests.conftest import which
 from tests.exports.bagtools import flip_byte, repack
 from tests.exports.factories import published_template_create
 from tests.integration.conftest import wait_for
+from tests.stored import plaintext_bytes
 
 pytestmark = [pytest.mark.worker]
 
@@ -217,8 +219,7 @@ def test_a_worker_killed_mid_packaging_leaves_no_partial_artifact(
     published = list(final_dir.rglob("*"))
     assert [p.name for p in published if p.is_file()] == [f"dossier-{export.pk}-v1.tar.zst"]
     artifact = ExportArtifact.objects.get(export=export)
-    assert (
-        hashlib.sha256((final_dir / "v1" / f"dossier-{export.pk}-v1.tar.zst").read_bytes()).hexdigest()
-        == artifact.sha256
-    )
+    stored = (final_dir / "v1" / f"dossier-{export.pk}-v1.tar.zst").read_bytes()
+    assert stored.startswith(MAGIC)  # encrypted at rest; its plaintext is the recorded archive
+    assert hashlib.sha256(plaintext_bytes(artifact.storage_path)).hexdigest() == artifact.sha256
     assert os.environ.get("CELERY_BROKER_URL", "").startswith("redis://")
