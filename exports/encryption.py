@@ -35,11 +35,22 @@ def keyring_file() -> str | None:
         return spec
     path = Path(settings.DOSSIER_KEYRING_DEFAULT_PATH)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _lock:
-            if not path.exists():
-                keyring_document_write(str(path), generate_local_document())
+        _generate_once(path)
     return str(path)
+
+
+def _generate_once(path: Path) -> None:
+    """Write a new development keyring unless another process got there first: the file is linked into place,
+    never replaced, so two processes starting together cannot end up encrypting under different keyrings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    keyring_document_write(str(draft), generate_local_document())
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(draft)
 
 
 def storage_keyring() -> Keyring:
