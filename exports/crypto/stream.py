@@ -340,10 +340,13 @@ class _Opener:
         self._aad = header.fixed
         self._prefix = header.nonce_prefix
         self._piece = header.segment_size + TAG_SIZE
-        self._raw = bytearray(self._piece + 1)  # one sealed chunk and one byte of lookahead
+        self._segment = header.segment_size
+        # Buffers of one chunk each, allocated once an object turns out to span more than one chunk: a small
+        # object (most evidence) then costs only its own size.
+        self._raw = bytearray()
         self._raw_view = memoryview(self._raw)
         self._carried = 0
-        self._plain = memoryview(bytearray(header.segment_size))
+        self._plain = memoryview(bytearray())
         self._index = 0
         self.done = False
 
@@ -361,9 +364,22 @@ class _Opener:
             filled += count
         return filled
 
+    def _first(self) -> int:
+        """Read the first chunk (and one byte more) at its own size; allocate full buffers only if more follows."""
+        data = _read_exact(self._source, self._piece + 1)
+        if len(data) > self._piece:
+            self._raw = bytearray(self._piece + 1)
+            self._plain = memoryview(bytearray(self._segment))
+        else:
+            self._raw = bytearray(len(data))
+            self._plain = memoryview(bytearray(max(len(data) - TAG_SIZE, 0)))
+        self._raw_view = memoryview(self._raw)
+        self._raw_view[: len(data)] = data
+        return len(data)
+
     def next(self) -> memoryview:
         """The next chunk's plaintext (valid until the next call); raises ``DecryptionFailed``."""
-        filled = self._fill(self._carried)
+        filled = self._first() if self._index == 0 else self._fill(self._carried)
         last = filled <= self._piece
         size = filled if last else self._piece
         if size < TAG_SIZE:
@@ -417,12 +433,15 @@ class DecryptingReader(_ChunkStream):
         return bool(self._pending)
 
     def readinto(self, buffer) -> int:
-        if not self._fill():
-            return 0
-        count = min(len(buffer), len(self._pending))
-        memoryview(buffer).cast("B")[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
+        """Fill ``buffer`` with as many authenticated chunks as fit (fewer, larger reads for the caller)."""
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(target) and self._fill():
+            count = min(len(target) - filled, len(self._pending))
+            target[filled : filled + count] = self._pending[:count]
+            self._pending = self._pending[count:]
+            filled += count
+        return filled
 
     def close(self) -> None:
         super().close()
