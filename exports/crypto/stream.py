@@ -340,7 +340,7 @@ class _Opener:
         self._aad = header.fixed
         self._prefix = header.nonce_prefix
         self._piece = header.segment_size + TAG_SIZE
-        self._segment = header.segment_size
+        self._segment = self.segment_size = header.segment_size
         # Buffers of one chunk each, allocated once an object turns out to span more than one chunk: a small
         # object (most evidence) then costs only its own size.
         self._raw = bytearray()
@@ -377,17 +377,21 @@ class _Opener:
         self._raw_view[: len(data)] = data
         return len(data)
 
-    def next(self) -> memoryview:
-        """The next chunk's plaintext (valid until the next call); raises ``DecryptionFailed``."""
+    def next(self, out: memoryview | None = None) -> memoryview:
+        """The next chunk's plaintext, written into ``out`` when it is large enough (else into a buffer that stays
+        valid until the next call); raises ``DecryptionFailed`` and then leaves ``out`` unspecified."""
         filled = self._first() if self._index == 0 else self._fill(self._carried)
         last = filled <= self._piece
         size = filled if last else self._piece
         if size < TAG_SIZE:
             raise DecryptionFailed(f"the object is truncated at chunk {self._index}")
-        plain = self._plain[: size - TAG_SIZE]
+        plain = out[: size - TAG_SIZE] if out is not None and len(out) >= size - TAG_SIZE else None
+        if plain is None:
+            plain = self._plain[: size - TAG_SIZE]
         try:
             self._cipher.decrypt_into(_nonce(self._prefix, self._index, last), self._raw_view[:size], self._aad, plain)
         except InvalidTag:
+            plain[:] = bytes(len(plain))  # what the cipher wrote before the tag check failed is not released
             raise DecryptionFailed(f"chunk {self._index} does not authenticate (changed, moved or truncated)") from None
         if not last:
             self._raw[0] = self._raw[self._piece]
@@ -436,7 +440,14 @@ class DecryptingReader(_ChunkStream):
         """Fill ``buffer`` with as many authenticated chunks as fit (fewer, larger reads for the caller)."""
         target = memoryview(buffer).cast("B")
         filled = 0
-        while filled < len(target) and self._fill():
+        while filled < len(target):
+            if not self._pending and not self._done and not self._opener.done:
+                room = target[filled:]
+                if len(room) >= self._opener.segment_size:  # decrypt straight into the caller's buffer
+                    filled += len(self._opener.next(room))
+                    continue
+            if not self._fill():
+                break
             count = min(len(target) - filled, len(self._pending))
             target[filled : filled + count] = self._pending[:count]
             self._pending = self._pending[count:]

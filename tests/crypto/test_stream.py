@@ -186,3 +186,16 @@ def test_memory_is_one_chunk_whatever_the_size(ring):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 8 << 20
+
+
+def test_a_chunk_that_fails_leaves_nothing_in_the_callers_buffer(ring):
+    plaintext = b"P" * (3 * SEGMENT)
+    blob = bytearray(encrypt_bytes(plaintext, ring, segment_size=SEGMENT))
+    blob[-3] ^= 0xFF  # inside the last chunk
+    reader = DecryptingReader(io.BytesIO(bytes(blob)), ring)
+    buffer = bytearray(8 * SEGMENT)
+    with pytest.raises(DecryptionFailed):
+        reader.readinto(buffer)
+    assert bytes(buffer[2 * SEGMENT :]) == bytes(6 * SEGMENT)  # the failing chunk's slot holds no plaintext
+    whole = DecryptingReader(io.BytesIO(encrypt_bytes(plaintext, ring, segment_size=SEGMENT)), ring)
+    assert whole.readinto(buffer) == len(plaintext) and bytes(buffer[: len(plaintext)]) == plaintext
