@@ -4,15 +4,24 @@ MANAGE := $(PY) manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run setup setup-dev demo test lint check pytest bench bench-quick ci worker beat clean
+.PHONY: run dev serve setup setup-dev demo test lint check pytest schema schema-long bench bench-quick ci worker beat clean
 
+# `make run` is the product as users meet it (DEBUG=0: Dossier's own error pages, static files through WhiteNoise)
+# over plain local HTTP; `make dev` keeps Django's debug pages and auto-reload for working on the code.
 run: setup demo
+	@$(MAKE) --no-print-directory serve DEBUG=0
+
+dev: setup demo
+	@$(MAKE) --no-print-directory serve DEBUG=1
+
+serve:
 	@echo ""
 	@echo "  Dossier is starting at http://$(HOST):$(PORT)/"
 	@echo "  Sign in as demo-operator / $${DEMO_PASSWORD:-demo-pass} (also demo-scientist, demo-reviewer,"
 	@echo "  demo-approver, demo-compliance, demo-admin). API docs: http://$(HOST):$(PORT)/api/docs/"
 	@echo ""
-	DEBUG=$${DEBUG:-1} $(MANAGE) runserver $(HOST):$(PORT)
+	@mkdir -p staticfiles  # WhiteNoise serves from the finders here; an absent STATIC_ROOT only earns a warning
+	DEBUG=$(DEBUG) DOSSIER_HTTPS=0 DJANGO_RUNSERVER_HIDE_WARNING=true $(MANAGE) runserver $(HOST):$(PORT)
 
 setup:
 	@scripts/bootstrap.sh
@@ -20,12 +29,13 @@ setup:
 setup-dev:
 	@scripts/bootstrap.sh --dev
 
+# Task and request logs stay quiet while seeding; warnings and errors still show.
 demo:
 	$(MANAGE) migrate --noinput -v0
-	$(MANAGE) setup_schedules
-	$(MANAGE) seed_demo
+	LOG_LEVEL=WARNING $(MANAGE) setup_schedules
+	LOG_LEVEL=WARNING $(MANAGE) seed_demo
 
-test: setup-dev lint check pytest
+test: setup-dev lint check pytest schema
 
 lint:
 	.venv/bin/ruff check .
@@ -40,6 +50,14 @@ check:
 
 pytest:
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The API against its own schema: schemathesis --checks all on a live server, as every demo role
+# (docs/api-schema.md). `schema` is the derandomized quick pass of `make test`; `schema-long` digs deeper.
+schema:
+	$(PY) scripts/schema_check.py --profile quick
+
+schema-long:
+	$(PY) scripts/schema_check.py --profile long
 
 bench: setup-dev
 	$(PY) benchmarks/run.py

@@ -22,12 +22,15 @@ from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide, stage_delegate
 from approvals.services.monitor import sla_monitor_run
 from exports.choices import PackagingRunStatus
+from exports.events import EventType
 from exports.models import Execution, NarrativeExport, PackagingRun
 from exports.services.evidence import notebook_entry_create
 from exports.services.executions import EventInput, events_append, execution_create, timeline_append
 from exports.services.narrative_exports import EvidenceRef, export_create
 from governance.demo import DEFAULT_STAGES, demo_team, demo_user
+from governance.ladder import stage_due_at
 from governance.services.teams import membership_grant, team_create
+from textpolicy.utc import utc_iso
 
 SECOND_TEAM = ("genomics", "Genomics Core")
 GENOMICS_USERS = {
@@ -97,16 +100,16 @@ def _preview_summary(start: datetime) -> dict:
     """What a ladder preview projects: stages back to back, each due its SLA after it starts."""
     stages, at = [], start
     for position, blueprint in enumerate(DEFAULT_STAGES, start=1):
-        due = at + timedelta(hours=blueprint["sla_hours"])
+        due = stage_due_at(at, blueprint["sla_hours"])
         stages.append(
             {
                 "position": position,
                 "name": blueprint["name"],
                 "required_role": blueprint["required_role"],
                 "sla_hours": blueprint["sla_hours"],
-                "activated_at": at.isoformat().replace("+00:00", "Z"),
-                "projected_start": at.isoformat().replace("+00:00", "Z"),
-                "projected_due": due.isoformat().replace("+00:00", "Z"),
+                "activated_at": utc_iso(at),
+                "projected_start": utc_iso(at),
+                "projected_due": utc_iso(due),
             }
         )
         at = due
@@ -133,7 +136,7 @@ def _new_export(team, crew, *, title: str, created: datetime) -> NarrativeExport
         timeline_append(
             execution=execution,
             actor=author,
-            events=[EventInput("governance.preview.summary", _preview_summary(created))],
+            events=[EventInput(EventType.PREVIEW_SUMMARY, _preview_summary(created))],
         )
     with clock_at(created):
         return export_create(
@@ -149,7 +152,7 @@ def _decide(export: NarrativeExport, crew, at: datetime, *, reject: bool = False
             actor=crew[stage.required_role],
             decision="reject" if reject else "approve",
             password=settings.DEMO_PASSWORD,
-            meaning="Rejected" if reject else stage.meaning,
+            meaning=stage.reject_meaning if reject else stage.meaning,
             comment="Controls out of range: repeat the run." if reject else "",
             expected_stage_id=stage.pk,
         )

@@ -10,10 +10,11 @@ from django.conf import settings
 
 from analytics.selectors import QueueRow
 from textpolicy import inert_line
+from textpolicy.utc import utc_minutes
 
 
 def _utc(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "none (ladder not clearing)"
+    return utc_minutes(value, missing="none (ladder not clearing)")
 
 
 def escalation_subject(row: QueueRow) -> str:

@@ -28,10 +28,11 @@ from approvals.guardrails import forecast_ladder_clearance
 from approvals.models import ApprovalLadder, ApprovalStage
 from config.errors import NotFound, ValidationFailed
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import ExecutionEvent, NarrativeExport
+from exports.queue_state import QueueState
 from governance.models import Team
 
-PREVIEW_SUMMARY_EVENT = "governance.preview.summary"
 TEAM_ID = "ladder__export__execution__team_id"
 QUEUE_STATUS_LABELS = {str(value): str(label) for value, label in QueueStatus.choices}
 
@@ -282,17 +283,7 @@ def predicted_vs_actual(
 ) -> dict[str, Any]:
     """Two queries: the window's preview summaries (newest ``ANALYTICS_PREVIEW_SAMPLE``), then the ladders of the
     previewed executions. A preview is matched with the first ladder of its execution created at or after it."""
-    since = window_start(scope, now)
-    previews = list(
-        ExecutionEvent.objects.filter(
-            event_type=PREVIEW_SUMMARY_EVENT,
-            execution__team_id__in=scope.team_ids,
-            occurred_at__gte=since,
-            occurred_at__lte=now,
-        )
-        .order_by("-occurred_at", "-id")
-        .values_list("execution_id", "occurred_at", "payload")[: settings.ANALYTICS_PREVIEW_SAMPLE]
-    )
+    previews = _preview_summaries(scope, now=now)
     predicted_by_role: dict[str, list[float]] = defaultdict(list)
     projections: list[tuple[int, datetime, float]] = []
     for execution_id, occurred_at, payload in previews:
@@ -301,31 +292,67 @@ def predicted_vs_actual(
             predicted_by_role[role].extend(values)
         if ladder_minutes is not None:
             projections.append((execution_id, occurred_at, ladder_minutes))
+    matched = _matched_ladders(projections)
+    count = len(matched)
+    return {
+        "previews": len(previews),
+        "previews_with_projection": len(projections),
+        "by_role": _predicted_by_role(predicted_by_role, actual_by_role),
+        "ladders": {
+            "matched": count,
+            "mean_predicted_minutes": round(sum(p for p, _ in matched) / count, 1) if count else None,
+            "mean_actual_minutes": round(sum(a for _, a in matched) / count, 1) if count else None,
+            "mean_absolute_error_minutes": round(sum(abs(a - p) for p, a in matched) / count, 1) if count else None,
+            "share_cleared_by_forecast": _share(sum(1 for p, a in matched if a <= p), count),
+        },
+    }
 
+
+def _preview_summaries(scope: AnalyticsScope, *, now: datetime) -> list[tuple[int, datetime, Any]]:
+    return list(
+        ExecutionEvent.objects.filter(
+            event_type=EventType.PREVIEW_SUMMARY,
+            execution__team_id__in=scope.team_ids,
+            occurred_at__gte=window_start(scope, now),
+            occurred_at__lte=now,
+        )
+        .order_by("-occurred_at", "-id")
+        .values_list("execution_id", "occurred_at", "payload")[: settings.ANALYTICS_PREVIEW_SAMPLE]
+    )
+
+
+def _matched_ladders(projections: list[tuple[int, datetime, float]]) -> list[tuple[float, float]]:
+    """(predicted, actual) minutes of each projection whose execution's next ladder has finalized."""
+    if not projections:
+        return []
     ladders_by_execution: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
-    if projections:
-        for execution_id, created_at, finalized_at in (
-            ApprovalLadder.objects.filter(
-                export__execution_id__in={p[0] for p in projections},
-                created_at__gte=min(p[1] for p in projections),
-            )
-            .order_by("created_at", "id")
-            .values_list("export__execution_id", "created_at", "finalized_at")
-        ):
-            ladders_by_execution[execution_id].append((created_at, finalized_at))
+    for execution_id, created_at, finalized_at in (
+        ApprovalLadder.objects.filter(
+            export__execution_id__in={p[0] for p in projections},
+            created_at__gte=min(p[1] for p in projections),
+        )
+        .order_by("created_at", "id")
+        .values_list("export__execution_id", "created_at", "finalized_at")
+    ):
+        ladders_by_execution[execution_id].append((created_at, finalized_at))
     matched: list[tuple[float, float]] = []
     for execution_id, occurred_at, predicted in projections:
         ladder = next((row for row in ladders_by_execution[execution_id] if row[0] >= occurred_at), None)
         if ladder is not None and ladder[1] is not None:
             matched.append((predicted, (ladder[1] - ladder[0]).total_seconds() / 60))
+    return matched
 
+
+def _predicted_by_role(
+    predicted_by_role: Mapping[str, list[float]], actual_by_role: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     actual = {row["role"]: row for row in actual_by_role}
-    by_role = []
+    rows = []
     for role in sorted(set(predicted_by_role) | set(actual)):
         values = predicted_by_role.get(role, [])
         predicted_mean = round(sum(values) / len(values), 1) if values else None
         actual_mean = actual[role]["mean_minutes"] if role in actual else None
-        by_role.append(
+        rows.append(
             {
                 "role": role,
                 "predicted_minutes": predicted_mean,
@@ -337,19 +364,7 @@ def predicted_vs_actual(
                 "completed_stages": actual[role]["completed"] if role in actual else 0,
             }
         )
-    count = len(matched)
-    return {
-        "previews": len(previews),
-        "previews_with_projection": len(projections),
-        "by_role": by_role,
-        "ladders": {
-            "matched": count,
-            "mean_predicted_minutes": round(sum(p for p, _ in matched) / count, 1) if count else None,
-            "mean_actual_minutes": round(sum(a for _, a in matched) / count, 1) if count else None,
-            "mean_absolute_error_minutes": round(sum(abs(a - p) for p, a in matched) / count, 1) if count else None,
-            "share_cleared_by_forecast": _share(sum(1 for p, a in matched if a <= p), count),
-        },
-    }
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -520,7 +535,7 @@ def guardrail_forecasts(scope: AnalyticsScope, *, now: datetime, limit: int | No
     for stage in active:
         export = stage.ladder.export
         forecast = forecasts.get(stage.ladder_id)
-        guardrail_status = (export.packaging_queue_state or {}).get("status") or QueueStatus.AWAITING_APPROVAL
+        guardrail_status = QueueState.from_json(export.packaging_queue_state).status or QueueStatus.AWAITING_APPROVAL
         rows.append(
             {
                 "export_id": export.pk,

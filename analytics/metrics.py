@@ -26,6 +26,7 @@ from analytics.operations import operations_families
 from approvals.choices import LadderStatus, StageStatus
 from approvals.models import ApprovalStage
 from exports.choices import ExportStatus, PackagingRunStatus
+from exports.events import EventType
 from exports.models import NarrativeExport, PackagingRun
 from governance.authentication import TokenAuthentication
 from governance.models import AuditEvent
@@ -34,7 +35,6 @@ from governance.models import AuditEvent
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 FAILED_RUN_STATUSES = (PackagingRunStatus.FAILED, PackagingRunStatus.RETRYING, PackagingRunStatus.ABANDONED)
 FINISHED_RUN_STATUSES = (PackagingRunStatus.SUCCEEDED, *FAILED_RUN_STATUSES)
-INTEGRITY_FAILED_ACTION = "narrative_export.artifact.integrity_failed"
 # The classic text exposition format, which every Prometheus version scrapes.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -84,7 +84,7 @@ def packaging_failures_family() -> CounterMetricFamily:
 def audit_families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
     categories: dict[str, str] = settings.ANALYTICS_RETENTION_PRUNED_ACTIONS
     counts = dict(
-        AuditEvent.objects.filter(action__in=[INTEGRITY_FAILED_ACTION, *categories])
+        AuditEvent.objects.filter(action__in=[EventType.ARTIFACT_INTEGRITY_FAILED, *categories])
         .values_list("action")
         .annotate(count=Count("id"))
         .order_by()
@@ -93,7 +93,7 @@ def audit_families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
         "dossier_artifact_integrity_failures",
         "Artifacts whose stored bytes did not match their recorded digest (from the audit trail).",
     )
-    integrity.add_metric([], counts.get(INTEGRITY_FAILED_ACTION, 0))
+    integrity.add_metric([], counts.get(EventType.ARTIFACT_INTEGRITY_FAILED, 0))
     pruned = CounterMetricFamily(
         "dossier_retention_pruned", "Items expired or purged by retention (from the audit trail).", labels=["category"]
     )

@@ -11,11 +11,11 @@ from django.db.models import Count, Sum
 from django.db.models.fields.json import KeyTextTransform
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exports.events import EventType
 from exports.feed.cursors import DEFAULT_CURSOR_NAME
 from exports.feed.records import feed_lag
 from exports.feed.service import FEED_JOB
 from exports.models import ExportArtifact
-from exports.services.verification import VERIFIED_ACTION
 from governance.models import AuditEvent, FeedCursor, ScheduledJobRun
 
 # The job name the retention run records its runs under (``governance.services.jobs.job_run_record``).
@@ -31,7 +31,7 @@ def verify_failures_family() -> CounterMetricFamily:
         labels=["source"],
     )
     rows = (
-        AuditEvent.objects.filter(action=VERIFIED_ACTION, payload__ok=False)
+        AuditEvent.objects.filter(action=EventType.ARTIFACT_VERIFIED, payload__ok=False)
         .annotate(source=KeyTextTransform("source", "payload"))
         .values_list("source")
         .annotate(count=Count("id"))

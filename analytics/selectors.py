@@ -8,11 +8,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import F, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 
 from analytics.governance import STAGE_ROW_FIELDS, AnalyticsScope, forecasts_for_ladders, stages_in_scope
-from approvals.choices import LadderStatus, StageStatus
-from approvals.models import ApprovalStage
+from approvals.choices import EscalationOutcome, LadderStatus, StageStatus
+from approvals.models import ApprovalStage, StageEscalation
 from governance.models import Role
 
 # Sort keys offered by the queue's column headers → ordering (a leading "-" in the request reverses it).
@@ -54,11 +54,50 @@ def overdue_stages(scope: AnalyticsScope, *, now: datetime, role: str | None = N
 
 
 @dataclass(frozen=True)
+class LastEscalation:
+    """The latest recorded outcome of chasing a stage (docs/escalations.md)."""
+
+    outcome: str
+    contacted: str
+    recorded_at: datetime
+    next_check_at: datetime | None
+    recorded_by: str
+
+    @property
+    def outcome_label(self) -> str:
+        return EscalationOutcome(self.outcome).label
+
+
+LAST_ESCALATION_FIELDS = {
+    "last_escalation_outcome": "outcome",
+    "last_escalation_contacted": "contacted",
+    "last_escalation_recorded_at": "recorded_at",
+    "last_escalation_next_check_at": "next_check_at",
+    "last_escalation_recorded_by": "actor__username",
+}
+
+
+def _with_last_escalation(queryset: QuerySet[ApprovalStage]) -> QuerySet[ApprovalStage]:
+    """Each stage's latest escalation record, read in the same query as the stage."""
+    latest = StageEscalation.objects.filter(stage_id=OuterRef("pk")).order_by("-recorded_at", "-id")
+    return queryset.annotate(
+        **{name: Subquery(latest.values(field)[:1]) for name, field in LAST_ESCALATION_FIELDS.items()}
+    )
+
+
+def _last_escalation(stage: ApprovalStage) -> LastEscalation | None:
+    if stage.last_escalation_outcome is None:
+        return None
+    return LastEscalation(*(getattr(stage, name) for name in LAST_ESCALATION_FIELDS))
+
+
+@dataclass(frozen=True)
 class QueueRow:
     stage: ApprovalStage
     minutes_overdue: int
     detected_at: datetime
     forecast: datetime | None
+    last_escalation: LastEscalation | None = None
 
     @property
     def export(self):
@@ -83,7 +122,7 @@ def overdue_stage_queue(
     """One page of overdue stages with their exports and guardrail forecasts: count, page and the page's ladders'
     stages — three queries whatever the queue's length."""
     sort = queue_sort(sort)
-    queryset = (
+    queryset = _with_last_escalation(
         overdue_stages(scope, now=now, role=role)
         .select_related("ladder__export__execution__team", "assignee")
         .only(*STAGE_ROW_FIELDS)
@@ -99,6 +138,7 @@ def overdue_stage_queue(
             minutes_overdue=int((now - stage.due_at).total_seconds() // 60),
             detected_at=stage.overdue_at or stage.due_at,
             forecast=forecasts.get(stage.ladder_id),
+            last_escalation=_last_escalation(stage),
         )
         for stage in stages
     ]

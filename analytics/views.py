@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,15 +20,18 @@ from django.views.decorators.http import require_GET, require_POST
 from analytics.cache import governance_analytics_cached
 from analytics.charts import trend_chart
 from analytics.escalation import escalation_mailto
+from analytics.forms import EscalationOutcomeForm
 from analytics.governance import AnalyticsScope, analytics_scope
 from analytics.metrics import metrics_auth_failure, metrics_response
 from analytics.selectors import overdue_stage_queue, role_choices
-from config.errors import NotFound, ValidationFailed
+from approvals.selectors import governance_export_get_for_user
+from approvals.services.escalations import ESCALATION_ROLES, escalation_record
+from config.errors import DossierError, NotFound, ValidationFailed
 from exports.choices import ExportStatus
 from exports.feed.status import feed_chunk_lines, governance_feed_status, is_feed_operator
 from exports.selectors.narrative_exports import packaging_jobs_summary
 from exports.tasks import export_governance_events
-from governance.models import Team
+from governance.models import Membership, Team
 
 WINDOW_CHOICES = (7, 14, 30)
 logger = logging.getLogger(__name__)
@@ -97,12 +100,19 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     queue = overdue_stage_queue(
         scope, now=now, role=filters["role"] or None, sort=filters["sort"] or None, page=request.GET.get("page") or 1
     )
+    escalating_teams = set(
+        Membership.objects.filter(user=request.user, role__key__in=ESCALATION_ROLES).values_list(
+            "team__slug", flat=True
+        )
+    )
     rows = [
         {
             "row": row,
+            "may_escalate": row.export.execution.team.slug in escalating_teams,
             "mailto": escalation_mailto(
                 row, export_url=request.build_absolute_uri(reverse("approvals:export-detail", args=[row.export.pk]))
             ),
+            "outcome_form": EscalationOutcomeForm(prefix=f"e{row.stage.pk}"),
         }
         for row in queue.rows
     ]
@@ -162,6 +172,33 @@ def dashboard_panels(request: HttpRequest) -> HttpResponse:
     response = render(request, "analytics/_panels.html", dashboard_context(request))
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_POST
+@login_required
+def escalation_outcome(request: HttpRequest, export_id: int, stage_id: int) -> HttpResponse:
+    """The queue row's form: record what came of an escalation (the API's service), then back to the queue."""
+    form = EscalationOutcomeForm(request.POST, prefix=f"e{stage_id}")
+    back = reverse("analytics:dashboard")
+    query = QueryDict(request.POST.get("query", "")).urlencode()
+    if query:
+        back = f"{back}?{query}"
+    if not form.is_valid():
+        problems = "; ".join(
+            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()
+        )
+        messages.error(request, f"The escalation outcome was not recorded: {problems}")
+        return redirect(back)
+    try:
+        export = governance_export_get_for_user(user=request.user, export_id=export_id)
+        escalation_record(export_id=export.pk, actor=request.user, stage_id=stage_id, **form.cleaned_data)
+    except NotFound:
+        raise Http404("No such export among your teams.") from None
+    except DossierError as exc:
+        messages.error(request, f"The escalation outcome was not recorded: {exc.message}")
+    else:
+        messages.success(request, f"Escalation outcome recorded for export {export.pk}.")
+    return redirect(back)
 
 
 @require_GET

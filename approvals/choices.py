@@ -1,5 +1,8 @@
 from django.db import models
 
+from exports.choices import ExportStatus
+from governance.choices import RoleKey
+
 
 class LadderStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
@@ -20,6 +23,10 @@ OPEN_STAGE_STATUSES = frozenset({StageStatus.PENDING, StageStatus.IN_PROGRESS})
 class Decision(models.TextChoices):
     APPROVE = "approve", "Approve"
     REJECT = "reject", "Reject"
+
+
+# What a signature did, in the past tense ("approved", "rejected"), for records and messages.
+DECISION_OUTCOMES = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
 
 
 class HistoryAction(models.TextChoices):
@@ -47,3 +54,22 @@ class QueueStatus(models.TextChoices):
 
 
 BLOCKING_QUEUE_STATUSES = frozenset({QueueStatus.AWAITING_APPROVAL, QueueStatus.REJECTED, QueueStatus.NO_LADDER})
+
+
+class EscalationOutcome(models.TextChoices):
+    """What came of chasing an overdue stage (docs/escalations.md)."""
+
+    ACKNOWLEDGED = "acknowledged", "Acknowledged: will sign"
+    NO_RESPONSE = "no_response", "No response"
+    DELEGATION_REQUESTED = "delegation_requested", "Asked to delegate"
+    BLOCKED = "blocked", "Blocked: waiting on something else"
+    DUE_DATE_AGREED = "due_date_agreed", "New date agreed"
+
+
+# Besides the stage's own role holders and its assignee, these roles may delegate a stage or reset a ladder.
+DELEGATE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
+RESET_ROLES = frozenset({RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
+# Export statuses a reset can pull back to awaiting approval; later ones have already left the building.
+RESETTABLE_EXPORT_STATUSES = frozenset(
+    {ExportStatus.AWAITING_APPROVAL, ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED}
+)

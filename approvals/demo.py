@@ -2,17 +2,21 @@
 that has been acted on already is left alone."""
 
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide
 from approvals.services.monitor import sla_monitor_run
+from exports.choices import ExportStatus
 from exports.demo import EXECUTIONS
 from exports.models import Execution, NarrativeExport
 from exports.services.narrative_exports import EvidenceRef, export_create
 from governance.demo import demo_team, demo_user
+from governance.ladder import stage_escalate_at
 
 SIGNERS = ("demo-reviewer", "demo-approver", "demo-compliance")
 
@@ -40,7 +44,7 @@ def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", c
         actor=demo_user(username),
         decision=decision,
         password=settings.DEMO_PASSWORD,
-        meaning=stage.meaning if decision == "approve" else "Rejected",
+        meaning=stage.meaning if decision == "approve" else stage.reject_meaning,
         comment=comment,
         expected_stage_id=stage.pk,
     )
@@ -57,7 +61,7 @@ def seed(stdout) -> None:
         ApprovalStage.objects.filter(pk=stage.pk).update(
             started_at=due - timedelta(hours=stage.sla_hours),
             due_at=due,
-            escalate_at=due + timedelta(hours=ladder.escalate_after_hours),
+            escalate_at=stage_escalate_at(due, ladder.escalate_after_hours),
         )
         sla_monitor_run()
         done.append(f"overdue export {ladder.export_id}")
@@ -68,9 +72,22 @@ def seed(stdout) -> None:
     if ladder := _untouched_ladder(executions[3], create=True):
         for username in SIGNERS:
             _sign(ladder, username)
-        done.append(f"approved and queued export {ladder.export_id} (packaged once the worker runs)")
+        done.append(partial(_approved_outcome, ladder.export_id))
     if ladder := _untouched_ladder(executions[4], create=True):
         _sign(ladder, "demo-reviewer")
         _sign(ladder, "demo-approver")
         done.append(f"export {ladder.export_id} awaiting compliance sign-off")
-    stdout.write("approval ladders: " + ("; ".join(done) if done else "already seeded"))
+    # Written once the seed commits: packaging is dispatched on commit, so only then is its outcome known.
+    transaction.on_commit(
+        lambda: stdout.write(
+            "approval ladders: "
+            + ("; ".join(entry() if callable(entry) else entry for entry in done) if done else "already seeded")
+        )
+    )
+
+
+def _approved_outcome(export_id: int) -> str:
+    status = NarrativeExport.objects.filter(pk=export_id).values_list("status", flat=True).first()
+    if status == ExportStatus.PACKAGED:
+        return f"approved and packaged export {export_id}"
+    return f"approved and queued export {export_id} (packaged once a worker runs)"

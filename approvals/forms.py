@@ -4,6 +4,10 @@ from approvals.choices import Decision
 
 
 class DecisionForm(forms.Form):
+    """The sign form. Its meaning follows the decision: rendered with ``stage``, the field carries the stage's
+    approval and rejection meanings for ``static/js/sign-form.js`` to fill in, and a blank meaning is signed with
+    the meaning of the chosen decision, so the form works the same without JavaScript."""
+
     expected_stage_id = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect, initial=Decision.APPROVE)
     meaning = forms.CharField(max_length=200, required=False, help_text="What your signature means.")
@@ -14,6 +18,22 @@ class DecisionForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="Re-enter your password to sign.",
     )
+
+    def __init__(self, *args, stage=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if stage is not None:
+            field = self.fields["meaning"]
+            field.widget.attrs.update(
+                {
+                    "data-approve-meaning": stage.meaning,
+                    "data-reject-meaning": stage.reject_meaning,
+                    "placeholder": stage.meaning,
+                }
+            )
+            field.help_text = (
+                f"What your signature means. Left blank: “{stage.meaning}” when you approve, "
+                f"“{stage.reject_meaning}” when you reject."
+            )
 
 
 class DelegateForm(forms.Form):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -18,16 +18,14 @@ from approvals.choices import BLOCKING_QUEUE_STATUSES, Decision, LadderStatus, Q
 from approvals.models import ApprovalLadder, ApprovalSignature, ApprovalStage
 from approvals.selectors import export_lock, ladder_lock, ladder_stages, live_signatures
 from config.errors import NotFound
+from exports.events import EventType
 from exports.hooks import GateResult
 from exports.models import NarrativeExport
-from exports.services.lifecycle import export_lifecycle_record
+from exports.queue_state import QueueState
+from exports.services.transitions import export_queue_state_record
+from governance.ladder import stage_due_at
 
 GATE_NAME = "approvals"
-AWAITING_APPROVAL_EVENT = "narrative_export.packaging.awaiting_approval"
-
-
-def isoformat(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True)
@@ -40,25 +38,26 @@ class GuardrailVerdict:
     iteration: int | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
 
-    def state(self, *, attempts: int = 0, now: datetime | None = None) -> dict[str, Any]:
-        """The compact queue state persisted on the export."""
-        return {
-            "status": self.status,
-            "pending_stage": self.pending_stage,
-            "forecast": isoformat(self.forecast),
-            "updated_at": isoformat(now or timezone.now()),
-            "attempts": attempts,
-            **self.gate_state(),
-        }
+    def queue_state(self, *, attempts: int = 0, now: datetime | None = None) -> QueueState:
+        """The compact queue state recorded on the export."""
+        return QueueState.for_guardrail(
+            status=self.status,
+            pending_stage=self.pending_stage,
+            forecast=self.forecast,
+            iteration=self.iteration,
+            attempts=attempts,
+            now=now,
+        )
 
     def gate_state(self) -> dict[str, Any]:
         """What the packaging worker merges into the queue state it writes when a gate blocks it: the blocking
         state without ``status`` (the worker's own), so the guardrail recognizes it as the same state."""
+        state = self.queue_state()
         return {
-            "guardrail_status": self.status,
-            "pending_stage": self.pending_stage,
-            "forecast": isoformat(self.forecast),
-            "iteration": self.iteration,
+            "guardrail_status": state.guardrail_status,
+            "pending_stage": state.pending_stage,
+            "forecast": state.forecast,
+            "iteration": state.iteration,
         }
 
 
@@ -76,7 +75,7 @@ def forecast_ladder_clearance(stages: Sequence[ApprovalStage], *, now: datetime 
         if stage.status == StageStatus.IN_PROGRESS and stage.due_at is not None:
             at = max(at, stage.due_at)
         else:
-            at = at + timedelta(hours=stage.sla_hours)
+            at = stage_due_at(at, stage.sla_hours)
     return at
 
 
@@ -96,29 +95,58 @@ def guardrail_verdict(
     current narrative digest."""
     if ladder is None:
         return GuardrailVerdict(False, QueueStatus.NO_LADDER, "The export has no approval ladder.")
-    forecast = forecast_ladder_clearance(stages, now=now)
     if ladder.status == LadderStatus.REJECTED or any(s.status == StageStatus.REJECTED for s in stages):
-        rejected = next((s for s in stages if s.status == StageStatus.REJECTED), None)
-        return GuardrailVerdict(
-            False,
-            QueueStatus.REJECTED,
-            "The ladder was rejected; a new export version starts a new ladder.",
-            pending_stage=_stage_ref(rejected) if rejected else None,
-            iteration=ladder.iteration,
-        )
+        return _rejected_verdict(ladder, stages)
     unapproved = [s for s in sorted(stages, key=lambda s: s.index) if s.status != StageStatus.APPROVED]
     if unapproved or not stages:
-        pending = next(
-            (s for s in unapproved if s.status == StageStatus.IN_PROGRESS), unapproved[0] if unapproved else None
-        )
+        return _awaiting_verdict(ladder, unapproved, forecast=forecast_ladder_clearance(stages, now=now))
+    problems = _signature_problems(export, stages, signatures)
+    if problems or ladder.status != LadderStatus.APPROVED:
         return GuardrailVerdict(
             False,
             QueueStatus.AWAITING_APPROVAL,
-            f"Stage '{pending.name}' is {pending.status}." if pending else "The ladder has no stages.",
-            pending_stage=_stage_ref(pending) if pending else None,
-            forecast=forecast,
+            "The signatures do not cover the narrative being packaged.",
+            pending_stage=_stage_ref(stages[0]),
             iteration=ladder.iteration,
+            problems=tuple(problems) or ("the ladder is not finalized",),
         )
+    return GuardrailVerdict(True, QueueStatus.READY, "Every stage is approved.", iteration=ladder.iteration)
+
+
+def _rejected_verdict(ladder: ApprovalLadder, stages: Sequence[ApprovalStage]) -> GuardrailVerdict:
+    rejected = next((s for s in stages if s.status == StageStatus.REJECTED), None)
+    return GuardrailVerdict(
+        False,
+        QueueStatus.REJECTED,
+        "The ladder was rejected; a new export version starts a new ladder.",
+        pending_stage=_stage_ref(rejected) if rejected else None,
+        iteration=ladder.iteration,
+    )
+
+
+def _awaiting_verdict(
+    ladder: ApprovalLadder, unapproved: list[ApprovalStage], *, forecast: datetime | None
+) -> GuardrailVerdict:
+    """Waiting for the active stage (or the first unapproved one)."""
+    pending = next(
+        (s for s in unapproved if s.status == StageStatus.IN_PROGRESS), unapproved[0] if unapproved else None
+    )
+    return GuardrailVerdict(
+        False,
+        QueueStatus.AWAITING_APPROVAL,
+        f"Stage '{pending.name}' is {pending.get_status_display().lower()}."
+        if pending
+        else "The ladder has no stages.",
+        pending_stage=_stage_ref(pending) if pending else None,
+        forecast=forecast,
+        iteration=ladder.iteration,
+    )
+
+
+def _signature_problems(
+    export: NarrativeExport, stages: Sequence[ApprovalStage], signatures: Iterable[ApprovalSignature]
+) -> list[str]:
+    """Stages without a live approving signature bound to the export's current narrative digest."""
     approving = {sig.stage_id: sig for sig in signatures if not sig.superseded and sig.decision == Decision.APPROVE}
     problems = []
     for stage in stages:
@@ -127,17 +155,7 @@ def guardrail_verdict(
             problems.append(f"stage {stage.index + 1} has no live approving signature")
         elif signature.narrative_digest != export.narrative_digest:
             problems.append(f"stage {stage.index + 1} was signed for a different narrative digest")
-    if problems or ladder.status != LadderStatus.APPROVED:
-        first = stages[0]
-        return GuardrailVerdict(
-            False,
-            QueueStatus.AWAITING_APPROVAL,
-            "The signatures do not cover the narrative being packaged.",
-            pending_stage=_stage_ref(first),
-            iteration=ladder.iteration,
-            problems=tuple(problems) or ("the ladder is not finalized",),
-        )
-    return GuardrailVerdict(True, QueueStatus.READY, "Every stage is approved.", iteration=ladder.iteration)
+    return problems
 
 
 def verify_export_packaging_guardrails(export: NarrativeExport, *, lock: bool = False) -> GuardrailVerdict:
@@ -154,39 +172,20 @@ def verify_export_packaging_guardrails(export: NarrativeExport, *, lock: bool = 
     )
 
 
-def queue_state_key(state: dict[str, Any] | None) -> tuple:
-    """What makes two queue states "the same" for telemetry: the guardrail's status, the pending stage and the
-    iteration (a forecast that moves, or the worker re-writing the state as ``blocked``, is not a new state)."""
-    state = state or {}
-    pending = state.get("pending_stage") or {}
-    status = state.get("guardrail_status") or state.get("status")
-    return status, pending.get("id") if isinstance(pending, dict) else pending, state.get("iteration")
-
-
 @transaction.atomic(savepoint=False)  # writes only, nothing to recover from
 def record_packaging_queue_state(
-    export: NarrativeExport, state: GuardrailVerdict | dict[str, Any], *, actor=None, locked: bool = False
+    export: NarrativeExport, state: GuardrailVerdict | QueueState, *, actor=None, locked: bool = False
 ) -> tuple[dict[str, Any], bool]:
     """Persist the compact queue state; emit ``narrative_export.packaging.awaiting_approval`` once per distinct
     blocking state. A repeat of the stored state changes nothing and emits nothing. Returns (state, changed).
 
     ``locked=True`` says ``export`` is the caller's own row lock, read in this transaction and kept current: it
     is used as it is instead of being locked and read again."""
-    locked = export if locked else export_lock(export_id=export.pk)
+    row = export if locked else export_lock(export_id=export.pk)
     if isinstance(state, GuardrailVerdict):
-        state = state.state(attempts=locked.packaging_attempts)
-    stored = locked.packaging_queue_state or {}
-    if queue_state_key(stored) == queue_state_key(state):
-        export.packaging_queue_state = stored
-        return stored, False
-    state = {**state, "updated_at": state.get("updated_at") or isoformat(timezone.now())}
-    NarrativeExport.objects.filter(pk=locked.pk).update(packaging_queue_state=state, updated_at=timezone.now())
-    export.packaging_queue_state = locked.packaging_queue_state = state
-    if state.get("status") in BLOCKING_QUEUE_STATUSES:
-        export_lifecycle_record(
-            export=locked, event_type=AWAITING_APPROVAL_EVENT, actor=actor, payload={"state": state}
-        )
-    return state, True
+        state = state.queue_state(attempts=row.packaging_attempts)
+    announce = EventType.PACKAGING_AWAITING_APPROVAL if state.status in BLOCKING_QUEUE_STATUSES else None
+    return export_queue_state_record(export=row, state=state, actor=actor, announce=announce, mirror=export)
 
 
 def packaging_gate(export: NarrativeExport) -> GateResult:

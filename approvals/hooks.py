@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from approvals.guardrails import isoformat
+from approvals.models import ApprovalHistory, ApprovalSignature, ApprovalStage
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
+from textpolicy.utc import utc_iso
 
 
 def export_created(export: NarrativeExport, actor) -> None:
@@ -35,22 +36,7 @@ def approval_record(export: NarrativeExport) -> ApprovalRecord:
         return ApprovalRecord(signatures=(), document={**document, "ladder": None, "signatures": [], "history": []})
     signatures = list(ladder.signatures.all())
     return ApprovalRecord(
-        signatures=tuple(
-            n.Signature(
-                stage_index=signature.stage_index + 1,
-                stage_name=signature.stage_name,
-                required_role=signature.required_role,
-                signer_name=signature.printed_name,
-                signed_at=signature.signed_at,
-                meaning=signature.meaning,
-                comment=signature.comment,
-                digest=signature.narrative_digest,
-                decision=n.Decision(signature.decision),
-                superseded=signature.superseded,
-                iteration=signature.iteration,
-            )
-            for signature in signatures
-        ),
+        signatures=tuple(_narrated_signature(signature) for signature in signatures),
         document={
             "export_id": export.pk,
             "version": export.version,
@@ -59,59 +45,78 @@ def approval_record(export: NarrativeExport) -> ApprovalRecord:
                 "status": ladder.status,
                 "iteration": ladder.iteration,
                 "template_snapshot_id": ladder.template_snapshot_id,
-                "finalized_at": isoformat(ladder.finalized_at),
-                "stages": [
-                    {
-                        "id": stage.pk,
-                        "number": stage.index + 1,
-                        "name": stage.name,
-                        "required_role": stage.required_role,
-                        "status": stage.status,
-                        "iteration": stage.iteration,
-                        "assignee": stage.assignee.username if stage.assignee_id else None,
-                        "started_at": isoformat(stage.started_at),
-                        "due_at": isoformat(stage.due_at),
-                        "completed_at": isoformat(stage.completed_at),
-                    }
-                    for stage in ladder.stages.all()
-                ],
+                "finalized_at": utc_iso(ladder.finalized_at),
+                "stages": [_stage_document(stage) for stage in ladder.stages.all()],
             },
-            "signatures": [
-                {
-                    "id": signature.pk,
-                    "stage_number": signature.stage_index + 1,
-                    "stage_name": signature.stage_name,
-                    "required_role": signature.required_role,
-                    "iteration": signature.iteration,
-                    "decision": signature.decision,
-                    "signer": signature.signer_username,
-                    "printed_name": signature.printed_name,
-                    "signed_as": signature.signed_as,
-                    "signed_at": isoformat(signature.signed_at),
-                    "meaning": signature.meaning,
-                    "comment": signature.comment,
-                    "narrative_digest": signature.narrative_digest,
-                    "superseded": signature.superseded,
-                    "superseded_at": isoformat(signature.superseded_at),
-                    "superseded_reason": signature.superseded_reason,
-                }
-                for signature in signatures
-            ],
-            "history": [
-                {
-                    "id": row.pk,
-                    "action": row.action,
-                    "stage_number": row.stage.index + 1 if row.stage_id else None,
-                    "actor": row.actor.username if row.actor_id else None,
-                    "from_assignee": row.from_assignee.username if row.from_assignee_id else None,
-                    "to_assignee": row.to_assignee.username if row.to_assignee_id else None,
-                    "from_status": row.from_status,
-                    "to_status": row.to_status,
-                    "reason": row.reason,
-                    "iteration": row.iteration,
-                    "at": isoformat(row.created_at),
-                }
-                for row in ladder.history.all()
-            ],
+            "signatures": [_signature_document(signature) for signature in signatures],
+            "history": [_history_document(row) for row in ladder.history.all()],
         },
     )
+
+
+def _narrated_signature(signature: ApprovalSignature) -> n.Signature:
+    return n.Signature(
+        stage_index=signature.stage_index + 1,
+        stage_name=signature.stage_name,
+        required_role=signature.required_role,
+        signer_name=signature.printed_name,
+        signed_at=signature.signed_at,
+        meaning=signature.meaning,
+        comment=signature.comment,
+        digest=signature.narrative_digest,
+        decision=n.Decision(signature.decision),
+        superseded=signature.superseded,
+        iteration=signature.iteration,
+    )
+
+
+def _stage_document(stage: ApprovalStage) -> dict[str, Any]:
+    return {
+        "id": stage.pk,
+        "number": stage.index + 1,
+        "name": stage.name,
+        "required_role": stage.required_role,
+        "status": stage.status,
+        "iteration": stage.iteration,
+        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "started_at": utc_iso(stage.started_at),
+        "due_at": utc_iso(stage.due_at),
+        "completed_at": utc_iso(stage.completed_at),
+    }
+
+
+def _signature_document(signature: ApprovalSignature) -> dict[str, Any]:
+    return {
+        "id": signature.pk,
+        "stage_number": signature.stage_index + 1,
+        "stage_name": signature.stage_name,
+        "required_role": signature.required_role,
+        "iteration": signature.iteration,
+        "decision": signature.decision,
+        "signer": signature.signer_username,
+        "printed_name": signature.printed_name,
+        "signed_as": signature.signed_as,
+        "signed_at": utc_iso(signature.signed_at),
+        "meaning": signature.meaning,
+        "comment": signature.comment,
+        "narrative_digest": signature.narrative_digest,
+        "superseded": signature.superseded,
+        "superseded_at": utc_iso(signature.superseded_at),
+        "superseded_reason": signature.superseded_reason,
+    }
+
+
+def _history_document(row: ApprovalHistory) -> dict[str, Any]:
+    return {
+        "id": row.pk,
+        "action": row.action,
+        "stage_number": row.stage.index + 1 if row.stage_id else None,
+        "actor": row.actor.username if row.actor_id else None,
+        "from_assignee": row.from_assignee.username if row.from_assignee_id else None,
+        "to_assignee": row.to_assignee.username if row.to_assignee_id else None,
+        "from_status": row.from_status,
+        "to_status": row.to_status,
+        "reason": row.reason,
+        "iteration": row.iteration,
+        "at": utc_iso(row.created_at),
+    }

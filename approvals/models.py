@@ -9,7 +9,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from approvals.choices import Decision, HistoryAction, LadderStatus, StageStatus
+from approvals.choices import (
+    DECISION_OUTCOMES,
+    Decision,
+    EscalationOutcome,
+    HistoryAction,
+    LadderStatus,
+    StageStatus,
+)
 from exports.models import NarrativeExport
 from governance.models import WorkflowTemplateSnapshot
 from governance.querysets import TeamScopedQuerySet
@@ -45,7 +52,10 @@ class ApprovalStage(models.Model):
     index = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=200)
     required_role = models.SlugField(max_length=50)
-    meaning = models.CharField(max_length=200, blank=True, help_text="The default meaning of a signature here.")
+    meaning = models.CharField(max_length=200, blank=True, help_text="The default meaning of an approval here.")
+    reject_meaning = models.CharField(
+        max_length=200, default="Rejected", help_text="The default meaning of a rejection here."
+    )
     sla_hours = models.PositiveIntegerField()
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -120,6 +130,10 @@ class ApprovalSignature(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.signer_username} on stage {self.stage_index + 1}"
+
+    @property
+    def outcome_label(self) -> str:
+        return DECISION_OUTCOMES.get(self.decision, self.decision)
 
 
 class ApprovalHistory(models.Model):
@@ -204,3 +218,27 @@ class EnforcementObservation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["export", "kind"], name="enforcement_observation_unique"),
         ]
+
+
+class StageEscalation(models.Model):
+    """An operator's record of chasing an overdue stage: whom they contacted, what came of it and when to look
+    again. Appended only; the latest one per stage is what the overdue queue shows."""
+
+    ladder = models.ForeignKey(ApprovalLadder, on_delete=models.PROTECT, related_name="escalations")
+    stage = models.ForeignKey(ApprovalStage, on_delete=models.PROTECT, related_name="escalations")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    contacted = models.CharField(max_length=300, help_text="Who was contacted, and how.")
+    outcome = models.CharField(max_length=30, choices=EscalationOutcome.choices)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    event_sequence = models.BigIntegerField(help_text="The execution timeline entry that records it.")
+
+    TEAM_LOOKUP = "ladder__export__execution__team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["stage", "-recorded_at", "-id"], name="stage_escalation_latest")]
+
+    def __str__(self) -> str:
+        return f"escalation of stage {self.stage_id}: {self.outcome}"

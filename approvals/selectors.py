@@ -4,20 +4,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import django_filters
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from approvals.choices import LadderStatus, QueueStatus, StageStatus
+from approvals.choices import (
+    DELEGATE_ROLES,
+    OPEN_STAGE_STATUSES,
+    RESET_ROLES,
+    RESETTABLE_EXPORT_STATUSES,
+    LadderStatus,
+    QueueStatus,
+    StageStatus,
+)
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
-from config.errors import NotFound, PermissionDenied, ValidationFailed
+from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.filters import IdFilter
+from config.labels import label
+from config.middleware import MAX_ID
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
+from exports.permissions import EXECUTION_WRITERS
+from exports.queue_state import queue_state_status_is
 from governance.choices import RoleKey
+from governance.filtersets import filtered
 from governance.models import Membership
+from governance.selectors.teams import user_roles_in_team
+from textpolicy.utc import utc_iso
 
 # Who may review exports across their teams through the governance operator API.
 GOVERNANCE_VIEW_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.AUDITOR})
@@ -200,7 +216,7 @@ def stage_representation(stage: ApprovalStage) -> dict[str, Any]:
         "required_role": stage.required_role,
         "status": stage.status,
         "assignee": stage.assignee.username if stage.assignee_id else None,
-        "due_at": stage.due_at.isoformat().replace("+00:00", "Z") if stage.due_at else None,
+        "due_at": utc_iso(stage.due_at),
     }
 
 
@@ -226,6 +242,9 @@ def ladders_for_exports(export_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
 
 class GovernanceExportFilterSet(django_filters.FilterSet):
+    """Filters of the exports list page and of the operators' export API (one set for both)."""
+
+    q = django_filters.CharFilter(method="filter_search", label="Search: execution title, author or export number")
     status = django_filters.MultipleChoiceFilter(choices=ExportStatus.choices)
     team = django_filters.CharFilter(field_name="execution__team__slug")
     template = django_filters.CharFilter(field_name="template_snapshot__template_key")
@@ -237,7 +256,17 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = NarrativeExport
-        fields = ["status", "team", "template", "overdue", "guardrail", "execution"]
+        fields = ["q", "status", "team", "template", "overdue", "guardrail", "execution"]
+
+    def filter_search(self, queryset, name, value):
+        words = value.strip()
+        if not words:
+            return queryset
+        match = Q(execution__title__icontains=words) | Q(author__username__icontains=words)
+        number = words.removeprefix("#")
+        if number.isdecimal() and int(number) <= MAX_ID:
+            match |= Q(pk=int(number))
+        return queryset.filter(match)
 
     def filter_overdue(self, queryset, name, value):
         return queryset.filter(is_overdue=value in ("true", "1"))
@@ -245,13 +274,9 @@ class GovernanceExportFilterSet(django_filters.FilterSet):
     def filter_guardrail(self, queryset, name, value):
         if value == "blocked":
             return queryset.filter(
-                packaging_queue_state__status__in=[
-                    QueueStatus.AWAITING_APPROVAL,
-                    QueueStatus.REJECTED,
-                    QueueStatus.NO_LADDER,
-                ]
+                queue_state_status_is([QueueStatus.AWAITING_APPROVAL, QueueStatus.REJECTED, QueueStatus.NO_LADDER])
             )
-        return queryset.filter(packaging_queue_state__status=value)
+        return queryset.filter(queue_state_status_is(value))
 
 
 def overdue_stage_exists() -> Exists:
@@ -260,6 +285,17 @@ def overdue_stage_exists() -> Exists:
             ladder__export_id=OuterRef("pk"), status=StageStatus.IN_PROGRESS, due_at__lt=timezone.now()
         )
     )
+
+
+def exports_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[NarrativeExport]:
+    """Exports of the user's teams, newest first, with the list page's filters (a bad value is a 400)."""
+    queryset = (
+        NarrativeExport.objects.visible_to(user)
+        .select_related("execution__team", "author")
+        .annotate(is_overdue=overdue_stage_exists())
+        .order_by("-created_at", "-id")
+    )
+    return filtered(GovernanceExportFilterSet, filters, queryset)
 
 
 def governance_exports_for_user(*, user, filters: dict[str, Any] | None = None) -> QuerySet[NarrativeExport]:
@@ -312,3 +348,141 @@ def role_open_load(*, team_id: int, roles: Iterable[str]) -> dict[str, int]:
         .order_by()
     )
     return {row["required_role"]: row["open"] for row in rows}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Who may act on a stage: the rules the ladder services enforce and the export page shows, in one place.
+
+
+def signing_capacity(*, user, stage: ApprovalStage, roles: set[str]) -> str | None:
+    """In what capacity ``user`` may sign ``stage`` (its role, or as its assignee), or None."""
+    if stage.required_role in roles:
+        return stage.required_role
+    if stage.assignee_id is not None and stage.assignee_id == user.pk:
+        return "assignee"
+    return None
+
+
+def separation_of_duties_violation(
+    *, user, export: NarrativeExport, stage: ApprovalStage, signatures: list[ApprovalSignature]
+) -> str | None:
+    """Why ``user`` may not sign ``stage``, or None: the author never signs their own export, and nobody signs
+    two stages of one ladder iteration (live signatures are exactly those of the current iteration)."""
+    if export.author_id == user.pk:
+        return "The author of an export cannot sign its approval ladder."
+    earlier = next((s for s in signatures if s.signer_id == user.pk and s.stage_id != stage.pk), None)
+    if earlier is not None:
+        return f"You already signed stage {earlier.stage_index + 1} ({earlier.stage_name}) of this ladder."
+    return None
+
+
+def delegation_permitted(*, user, roles: set[str], stage: ApprovalStage) -> bool:
+    """The stage's role, being its assignee, or one of ``DELEGATE_ROLES``."""
+    return bool(roles & DELEGATE_ROLES or stage.required_role in roles or stage.assignee_id == user.pk)
+
+
+def delegation_refusal(*, ladder: ApprovalLadder, stage: ApprovalStage) -> Conflict | None:
+    """Why ``stage`` cannot be delegated now, or None: only open stages of an open ladder can."""
+    if ladder.status != LadderStatus.IN_PROGRESS or stage.status not in OPEN_STAGE_STATUSES:
+        return Conflict(
+            f"Stage '{stage.name}' is {stage.status}; only open stages can be delegated.", code="stage_closed"
+        )
+    return None
+
+
+def reset_permitted(*, roles: set[str]) -> bool:
+    return bool(roles & RESET_ROLES)
+
+
+def reset_refusal(*, ladder: ApprovalLadder, export: NarrativeExport, stage: ApprovalStage) -> Conflict | None:
+    """Why ``stage`` cannot be reset now, or None: the ladder was rejected, the export has left the building,
+    or the stage never started."""
+    if ladder.status == LadderStatus.REJECTED:
+        return Conflict("A rejected ladder is closed; create a new export version.", code="ladder_closed")
+    if export.status not in RESETTABLE_EXPORT_STATUSES:
+        return Conflict(
+            f"The export is {export.status}; its ladder can no longer be reset.",
+            code="export_not_resettable",
+            details={"status": export.status},
+        )
+    if stage.status == StageStatus.PENDING:
+        return Conflict(f"Stage '{stage.name}' has not started; there is nothing to reset.", code="stage_not_started")
+    return None
+
+
+@dataclass(frozen=True)
+class StagePermissions:
+    delegate: bool
+    reset: bool
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    """What the export page shows a user: the ladder as loaded, and what the user may do on it, decided by the
+    same rules the ladder services enforce."""
+
+    ladder: ApprovalLadder | None
+    stages: list[ApprovalStage]
+    signatures: list[ApprovalSignature]
+    history: list[ApprovalHistory]
+    active: ApprovalStage | None
+    sign_refusal: str | None  # None: nothing to sign; "": the user may sign the active stage; else why not
+    permissions: dict[int, StagePermissions]
+    candidates_by_role: dict[str, list[str]]
+    may_start_version: bool
+
+
+def export_page_for_user(*, user, export: NarrativeExport) -> ExportPage:
+    ladder = ladder_detail(export=export)
+    stages = list(ladder.stages.all()) if ladder else []
+    signatures = list(ladder.signatures.all()) if ladder else []
+    roles = user_roles_in_team(user=user, team_id=export.execution.team_id)
+    active = active_stage(stages)
+    return ExportPage(
+        ladder=ladder,
+        stages=stages,
+        signatures=signatures,
+        history=list(ladder.history.all()) if ladder else [],
+        active=active,
+        sign_refusal=_sign_refusal(
+            user=user, roles=roles, export=export, ladder=ladder, stage=active, signatures=signatures
+        ),
+        permissions={
+            stage.pk: StagePermissions(
+                delegate=_may_delegate(user=user, roles=roles, ladder=ladder, stage=stage),
+                reset=ladder is not None
+                and reset_permitted(roles=roles)
+                and reset_refusal(ladder=ladder, export=export, stage=stage) is None,
+            )
+            for stage in stages
+        },
+        candidates_by_role=_candidates_by_role(team_id=export.execution.team_id, stages=stages),
+        may_start_version=export.status == ExportStatus.REJECTED and bool(roles & EXECUTION_WRITERS),
+    )
+
+
+def _sign_refusal(*, user, roles, export, ladder, stage, signatures) -> str | None:
+    if ladder is None or ladder.status != LadderStatus.IN_PROGRESS or stage is None:
+        return None
+    if signing_capacity(user=user, stage=stage, roles=roles) is None:
+        return f"Signing this stage needs the role {label(stage.required_role)} or being its assignee."
+    live = live_among(signatures)
+    return separation_of_duties_violation(user=user, export=export, stage=stage, signatures=live) or ""
+
+
+def _may_delegate(*, user, roles, ladder, stage) -> bool:
+    return (
+        ladder is not None
+        and delegation_refusal(ladder=ladder, stage=stage) is None
+        and delegation_permitted(user=user, roles=roles, stage=stage)
+    )
+
+
+def _candidates_by_role(*, team_id: int, stages: list[ApprovalStage]) -> dict[str, list[str]]:
+    """The active members of the team holding each role the stages need: who a stage can be delegated to."""
+    candidates: dict[str, list[str]] = {}
+    for username, role in Membership.objects.filter(
+        team_id=team_id, role__key__in={s.required_role for s in stages}, user__is_active=True
+    ).values_list("user__username", "role__key"):
+        candidates.setdefault(role, []).append(username)
+    return candidates

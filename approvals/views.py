@@ -4,34 +4,33 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from approvals.choices import LadderStatus, StageStatus
+from approvals.choices import DECISION_OUTCOMES, StageStatus
 from approvals.forms import DecisionForm, DelegateForm, ResetForm
 from approvals.guardrails import verify_export_packaging_guardrails
 from approvals.markdown import markdown_to_safe_html
-from approvals.selectors import export_get_for_user, ladder_detail, ladders_for_exports
-from approvals.services.ladders import (
-    DELEGATE_ROLES,
-    RESET_ROLES,
-    RESETTABLE_EXPORT_STATUSES,
-    separation_of_duties_violation,
-    signing_capacity,
-    stage_decide,
-    stage_delegate,
-    stage_reset,
+from approvals.selectors import (
+    ExportPage,
+    export_get_for_user,
+    export_page_for_user,
+    exports_for_user,
+    ladders_for_exports,
 )
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
+from approvals.services.preview import execution_preview_record_for_user
 from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
+from exports.choices import ExportStatus
 from exports.models import NarrativeExport
+from exports.selectors.executions import executions_for_user
 from exports.services.clearance import export_clearance_allows, export_clearance_record_denial
-from governance.models import Membership
-from governance.selectors.teams import user_roles_in_team
+from governance.selectors.teams import teams_for_user
 
 
 def _export_or_404(user, export_id: int) -> NarrativeExport:
@@ -41,20 +40,48 @@ def _export_or_404(user, export_id: int) -> NarrativeExport:
         raise Http404("No such export among your teams.") from None
 
 
+EXPORTS_PER_PAGE = 25
+EXECUTION_CHOICES = 200  # newest executions offered in the list's filter
+LIST_FILTERS = ("q", "status", "team", "execution", "overdue")
+
+
 @login_required
 def export_list(request):
-    exports = list(
-        NarrativeExport.objects.visible_to(request.user)
-        .select_related("execution__team", "author")
-        .order_by("-created_at", "-id")[:200]
-    )
-    ladders = ladders_for_exports(export.pk for export in exports)
+    """The exports of the user's teams with filters, search and pages (the FilterSet the operators' API uses)."""
+    filters = QueryDict(mutable=True)
+    for key in LIST_FILTERS:
+        if values := [value.strip() for value in request.GET.getlist(key) if value.strip()]:
+            filters.setlist(key, values)
+    error, page = "", None
+    try:
+        exports = exports_for_user(user=request.user, filters=filters)
+    except ValidationFailed as exc:
+        error = "These filters cannot be applied: " + "; ".join(
+            f"{name}: {' '.join(problems)}" for name, problems in exc.details.get("fields", {}).items()
+        )
+    else:
+        page = Paginator(exports, EXPORTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = []
-    for export in exports:
-        ladder = ladders.get(export.pk) or {"stages": []}
-        active = next((s for s in ladder["stages"] if s["status"] == StageStatus.IN_PROGRESS), None)
-        rows.append({"export": export, "active": active})
-    return render(request, "approvals/export_list.html", {"rows": rows})
+    if page is not None:
+        ladders = ladders_for_exports(export.pk for export in page)
+        for export in page:
+            ladder = ladders.get(export.pk) or {"stages": []}
+            active = next((s for s in ladder["stages"] if s["status"] == StageStatus.IN_PROGRESS), None)
+            rows.append({"export": export, "active": active})
+    context = {
+        "rows": rows,
+        "page": page,
+        "filters": filters,
+        "filtered": bool(filters),
+        "query": filters.urlencode(),
+        "error": error,
+        "statuses": ExportStatus.choices,
+        "teams": teams_for_user(user=request.user).values_list("slug", "name"),
+        "executions": executions_for_user(user=request.user)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "title")[:EXECUTION_CHOICES],
+    }
+    return render(request, "approvals/export_list.html", context, status=400 if error else 200)
 
 
 def signing_notice(*, user) -> tuple[str, bool]:
@@ -71,76 +98,51 @@ def signing_notice(*, user) -> tuple[str, bool]:
 
 
 def _page_context(request, export: NarrativeExport) -> dict:
-    user = request.user
     cleared = export_clearance_allows(export=export, user=request.user)
     if not cleared:  # metadata only (docs/clearance.md); the refusal is recorded like any other
         export_clearance_record_denial(export=export, user=request.user, action="detail")
-    ladder = ladder_detail(export=export)
-    stages = list(ladder.stages.all()) if ladder else []
-    signatures = list(ladder.signatures.all()) if ladder else []
-    live = [s for s in signatures if not s.superseded]
-    roles = user_roles_in_team(user=user, team_id=export.execution.team_id)
-    active = next((s for s in stages if s.status == StageStatus.IN_PROGRESS), None)
-    open_ladder = ladder is not None and ladder.status == LadderStatus.IN_PROGRESS
-
-    sign_form, sign_refusal, sign_notice = None, "", ""
-    if open_ladder and active is not None:
-        if signing_capacity(user=user, stage=active, roles=roles) is None:
-            sign_refusal = f"Signing this stage needs the role {active.required_role} or being its assignee."
-        else:
-            sign_refusal = separation_of_duties_violation(user=user, export=export, stage=active, signatures=live) or ""
-        if not sign_refusal:
-            sign_form = DecisionForm(initial={"expected_stage_id": active.pk, "meaning": active.meaning})
-            sign_notice, locked = signing_notice(user=user)
-            if locked:
-                sign_form, sign_refusal = None, sign_notice
-
-    candidates_by_role = {}
-    for username, role in Membership.objects.filter(
-        team_id=export.execution.team_id, role__key__in={s.required_role for s in stages}, user__is_active=True
-    ).values_list("user__username", "role__key"):
-        candidates_by_role.setdefault(role, []).append(username)
-
-    rows = []
-    for stage in stages:
-        is_open = stage.status in (StageStatus.PENDING, StageStatus.IN_PROGRESS)
-        may_delegate = (
-            open_ladder
-            and is_open
-            and bool(roles & DELEGATE_ROLES or stage.required_role in roles or stage.assignee_id == user.pk)
-        )
-        may_reset = (
-            ladder is not None
-            and ladder.status != LadderStatus.REJECTED
-            and stage.status != StageStatus.PENDING
-            and export.status in RESETTABLE_EXPORT_STATUSES
-            and bool(roles & RESET_ROLES)
-        )
-        candidates = sorted(
-            name for name in candidates_by_role.get(stage.required_role, []) if name != export.author.username
-        )
-        rows.append(
-            {
-                "stage": stage,
-                "signatures": [s for s in signatures if s.stage_id == stage.pk],
-                "delegate_form": DelegateForm(candidates=candidates, prefix=f"d{stage.pk}") if may_delegate else None,
-                "reset_form": ResetForm(prefix=f"r{stage.pk}") if may_reset else None,
-            }
-        )
+    page = export_page_for_user(user=request.user, export=export)
+    sign_form, sign_refusal, sign_notice = _sign_section(request.user, export, page)
     return {
         "export": export,
         "execution": export.execution,
-        "ladder": ladder,
-        "stages": rows,
-        "history": list(ladder.history.all()) if ladder else [],
-        "active": active,
+        "ladder": page.ladder,
+        "stages": [_stage_row(export, page, stage) for stage in page.stages],
+        "history": page.history,
+        "active": page.active,
         "sign_form": sign_form,
         "sign_refusal": sign_refusal,
         "sign_notice": sign_notice,
         "guardrail": verify_export_packaging_guardrails(export),
         "narrative_html": markdown_to_safe_html(export.narrative_markdown) if cleared else None,
         "cleared": cleared,
-        "packaged": export.status == "packaged",
+        "packaged": export.status == ExportStatus.PACKAGED,
+        "may_start_version": page.may_start_version,
+    }
+
+
+def _sign_section(user, export: NarrativeExport, page: ExportPage) -> tuple[DecisionForm | None, str, str]:
+    """(the sign form, why the user may not sign, what the form says about their lockout standing)."""
+    if page.sign_refusal is None:
+        return None, "", ""
+    if page.sign_refusal:
+        return None, page.sign_refusal, ""
+    notice, locked = signing_notice(user=user)
+    if locked:
+        return None, notice, notice
+    return DecisionForm(initial={"expected_stage_id": page.active.pk}, stage=page.active), "", notice
+
+
+def _stage_row(export: NarrativeExport, page: ExportPage, stage) -> dict:
+    may = page.permissions[stage.pk]
+    candidates = sorted(
+        name for name in page.candidates_by_role.get(stage.required_role, []) if name != export.author.username
+    )
+    return {
+        "stage": stage,
+        "signatures": [s for s in page.signatures if s.stage_id == stage.pk],
+        "delegate_form": DelegateForm(candidates=candidates, prefix=f"d{stage.pk}") if may.delegate else None,
+        "reset_form": ResetForm(prefix=f"r{stage.pk}") if may.reset else None,
     }
 
 
@@ -168,7 +170,7 @@ def export_sign(request, export_id: int):
         messages.error(request, "The signature form was incomplete: " + "; ".join(form.errors))
         return redirect("approvals:export-detail", export_id=export.pk)
     data = form.cleaned_data
-    verb = "approved" if data["decision"] == "approve" else "rejected"
+    verb = DECISION_OUTCOMES[data["decision"]]
     _run(
         request,
         lambda: stage_decide(export_id=export.pk, actor=request.user, **data),
@@ -215,7 +217,7 @@ def execution_preview(request, execution_id: int):
     """The scientist's view of the preview API: the ladder a new export would get and the dossier it would carry."""
     selector = request.GET.get("evidence")
     try:
-        preview = execution_preview_for_user(user=request.user, execution_id=execution_id, evidence=selector)
+        preview = execution_preview_record_for_user(user=request.user, execution_id=execution_id, evidence=selector)
     except NotFound:
         raise Http404("No such execution among your teams.") from None
     except ValidationFailed as exc:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from textpolicy.utc import utc_iso_compact
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exports.narratives import (  # noqa: E402
@@ -25,7 +27,6 @@ from exports.narratives import (  # noqa: E402
     ExportMeta,
     NarrativeContext,
     TimelineEvent,
-    format_utc,
     render_for_approval,
 )
 from exports.redaction import Redactor  # noqa: E402
@@ -73,7 +74,7 @@ def plain_rows(events: list[TimelineEvent]) -> str:
     for event in events:
         payload = encode(event.payload)
         lines.append(
-            f"| {event.sequence} | {format_utc(event.occurred_at)} | {event.event_type} | {event.actor_name} "
+            f"| {event.sequence} | {utc_iso_compact(event.occurred_at)} | {event.event_type} | {event.actor_name} "
             f"| {payload} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,16 +1,17 @@
 """API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from django.http import Http404
+from django.http import Http404, QueryDict
 from rest_framework import exceptions, generics, serializers
 from rest_framework.response import Response
 
-from config.errors import DossierError
+from config.errors import DossierError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,115 @@ class SelectorListApi(generics.ListAPIView):
         raise NotImplementedError
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-    """Validate input with a serializer and return its validated data (raising the 400 shape on failure)."""
-    if not isinstance(data, dict) and not kwargs.get("many"):
+class UnknownFields(ValidationFailed):
+    code = "unknown_fields"
+    default_message = "The request holds fields this endpoint does not take."
+
+
+def _writable_fields(serializer: serializers.Serializer) -> dict[str, serializers.Field]:
+    return {name: field for name, field in serializer.fields.items() if not field.read_only}
+
+
+def _unknown_paths(field: serializers.Field, data: Any, path: str) -> list[str]:
+    """Paths of the keys in ``data`` that ``field`` (a serializer, a list of them, or a plain field) does not take.
+    Free-form fields (``JSONField``, ``DictField``) take any key; values of the wrong type are left to validation."""
+    if isinstance(field, serializers.ListSerializer | serializers.ListField):
+        if not isinstance(data, list):
+            return []
+        child = field.child
+        return [found for index, item in enumerate(data) for found in _unknown_paths(child, item, f"{path}[{index}]")]
+    if isinstance(field, serializers.Serializer):
+        if not isinstance(data, Mapping):
+            return []
+        known = _writable_fields(field)
+        found = []
+        for key in data:
+            key_path = f"{path}.{key}" if path else str(key)
+            if key not in known:
+                found.append(key_path)
+            else:
+                found.extend(_unknown_paths(known[key], data[key], key_path))
+        return found
+    return []
+
+
+def unknown_fields_check(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> None:
+    """Refuse (400 ``unknown_fields``, ``details.fields`` listing their paths) any field the serializer does not
+    take, at any depth, rather than dropping it silently (docs/api-schema.md)."""
+    serializer = serializer_class(many=True) if many else serializer_class()
+    unknown = _unknown_paths(serializer, data, "")
+    if unknown:
+        raise UnknownFields(
+            f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.", details={"fields": unknown}
+        )
+
+
+# JSON types each field takes as they are: DRF would otherwise turn 5 into "5" for a string field, "5" or 5.0 into
+# 5 for an integer and "yes" into true, accepting what the schema says is invalid.
+_JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] = (
+    (serializers.BooleanField, (bool,), "a boolean"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.DecimalField, (int, float), "a number"),
+    (serializers.ChoiceField, (str,), "a string"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.DateTimeField, (str,), "a string"),
+    (serializers.DictField, (dict,), "an object"),
+)
+
+
+def _type_errors(field: serializers.Field, data: Any) -> Any:
+    """The type errors of ``data`` shaped as DRF shapes validation errors (``{"evidence": {"0": {"id": [...]}}}``),
+    or None."""
+    if data is None:
+        return None  # null is the field's own rule (allow_null)
+    if isinstance(field, serializers.ListSerializer | serializers.ListField):
+        if not isinstance(data, list):
+            return ["Expected a list."]
+        errors = {str(index): _type_errors(field.child, item) for index, item in enumerate(data)}
+        return {index: error for index, error in errors.items() if error} or None
+    if isinstance(field, serializers.Serializer):
+        if not isinstance(data, Mapping):
+            return ["Expected an object."]
+        known = _writable_fields(field)
+        errors = {key: _type_errors(known[key], value) for key, value in data.items() if key in known}
+        return {key: error for key, error in errors.items() if error} or None
+    for field_class, types, name in _JSON_TYPES:
+        if isinstance(field, field_class):
+            if not isinstance(data, types) or (bool not in types and isinstance(data, bool)):
+                return [f"Expected {name}."]
+            return None
+    return None
+
+
+def json_type_errors(serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False) -> Any:
+    """Where a JSON value has another type than the schema says (DRF would coerce it), shaped like DRF's errors."""
+    return _type_errors(serializer_class(many=True) if many else serializer_class(), data)
+
+
+def validated(
+    serializer_class: type[serializers.Serializer], data: Any, *, many: bool = False, query: bool = False
+) -> Any:
+    """Validate input with a serializer and return its validated data (raising the 400 shape on failure).
+
+    Every request body goes through here, so a field the serializer does not take is refused (400
+    ``unknown_fields``) instead of being dropped. ``query=True`` validates query parameters, which stay lenient
+    about extra names (cache busters, tracking parameters)."""
+    if not isinstance(data, Mapping) and not many:
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
+    type_errors = None
+    if not query:
+        unknown_fields_check(serializer_class, data, many=many)
+        if not isinstance(data, QueryDict):  # form fields are text by nature; JSON has types
+            type_errors = json_type_errors(serializer_class, data, many=many)
+    serializer = serializer_class(data=data, many=many)
+    valid = serializer.is_valid()
+    if type_errors:
+        # A wrong type is reported as such (not as what coercing it made of it), beside every other problem.
+        errors = serializer.errors
+        if isinstance(type_errors, dict) and isinstance(errors, dict):
+            type_errors = {**errors, **type_errors}
+        raise exceptions.ValidationError(type_errors if isinstance(type_errors, dict) else {"(body)": type_errors})
+    if not valid:
+        raise exceptions.ValidationError(serializer.errors)
     return serializer.validated_data

@@ -19,3 +19,13 @@ class IdFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", -MAX_ID - 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
+
+
+class BoolFilter(django_filters.TypedChoiceFilter):
+    """``true`` or ``false`` in a query string, as an OpenAPI boolean is written; anything else (``null``,
+    ``yes``, ``1``) is a 400 rather than "no filter"."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("choices", [("true", "true"), ("false", "false")])
+        kwargs.setdefault("coerce", lambda value: value == "true")
+        super().__init__(*args, **kwargs)

@@ -1,4 +1,5 @@
-"""Error pages: JSON in SPEC §10's shape under /api/, HTML elsewhere."""
+"""Error pages: JSON in the API's error shape under /api/, the designed pages (templates/404.html, 403.html,
+500.html; docs/pages.md) elsewhere."""
 
 from django.http import JsonResponse
 from django.views import defaults
@@ -10,6 +11,12 @@ def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("permission_denied", "You may not do this."), status=403)
+    return defaults.permission_denied(request, exception)
 
 
 def server_error(request):

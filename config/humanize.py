@@ -1,9 +1,11 @@
-"""Times and durations in words for pages and messages ("14:05 UTC (in 12 minutes)")."""
+"""Times and durations in words for pages and messages ("14:05 UTC (in 12 minutes)"), and zone names."""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
+
+from django.utils import timezone
 
 
 def duration_in_words(seconds: float) -> str:
@@ -20,11 +22,17 @@ def duration_in_words(seconds: float) -> str:
 
 
 def until_in_words(moment: datetime, *, now: datetime) -> str:
-    """``"14:05 UTC (in 12 minutes)"``; the date is added when ``moment`` is not today (UTC)."""
-    moment = moment.astimezone(UTC)
-    clock = (
-        moment.strftime("%H:%M UTC")
-        if moment.date() == now.astimezone(UTC).date()
-        else moment.strftime("%Y-%m-%d %H:%M UTC")
-    )
-    return f"{clock} (in {duration_in_words((moment - now).total_seconds())})"
+    """``"14:05 UTC (in 12 minutes)"`` in the active time zone (a page's: the viewer's, docs/pages.md; the API's:
+    UTC); the date is added when ``moment`` is not today there."""
+    moment, today = timezone.localtime(moment), timezone.localtime(now).date()
+    clock = moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M")
+    return f"{clock} {zone_name(moment)} (in {duration_in_words((moment - now).total_seconds())})"
+
+
+def zone_name(moment: datetime) -> str:
+    """The zone's abbreviation (``CET``), or its offset where the zone has none (``UTC-03:00``)."""
+    name = moment.tzname() or ""
+    if name and name[0] not in "+-":
+        return name
+    offset = moment.strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}"

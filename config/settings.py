@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.PathIdRangeMiddleware",
@@ -139,7 +140,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- Transport and browser security (docs/threat-model.md) -------------------------------------------------------
 # Production (DEBUG=0) is served over HTTPS: redirects, secure cookies and HSTS are on unless DOSSIER_HTTPS=0.
-# `make run` sets DEBUG=1 and so serves plain http://127.0.0.1:8000.
+# `make run` sets DEBUG=0 with DOSSIER_HTTPS=0 and so serves plain http://127.0.0.1:8000 (`make dev`: DEBUG=1).
 HTTPS = env_bool("DOSSIER_HTTPS", not DEBUG)
 # The header a TLS-terminating proxy sets to tell the app the client spoke HTTPS, e.g. "X-Forwarded-Proto" (value
 # "https"). Unset by default: then any client could claim HTTPS with that header. Set it only when every request
@@ -234,16 +235,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # NUL and lone surrogates are refused with 400 invalid_text (docs/text-policy.md).
-    "DEFAULT_PARSER_CLASSES": [
-        "config.parsers.JSONParser",
-        "config.parsers.FormParser",
-        "config.parsers.MultiPartParser",
-    ],
+    # NUL and lone surrogates are refused with 400 invalid_text (docs/text-policy.md). Bodies are JSON, as the
+    # schema says; only the upload endpoint takes multipart (415 for anything else, docs/api-schema.md).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -267,6 +265,9 @@ SPECTACULAR_SETTINGS = {
 # --- Celery ---------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+if not CELERY_BROKER_URL:
+    # Tasks run in-process; an in-memory broker keeps kombu from looking for one on localhost.
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -292,7 +293,9 @@ DOSSIER_SCHEDULES = {
 }
 
 # --- Email ----------------------------------------------------------------------------------------------------
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Without a mail server, messages are written as files under var/mail/ (one file per message), not to the console.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = Path(env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail")))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "dossier@biolabs.local")
 GOVERNANCE_ESCALATION_EMAIL = env_str("GOVERNANCE_ESCALATION_EMAIL", "governance-ops@biolabs.local")
 

@@ -7,9 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
 from governance.forms import AdminLoginForm
-from governance.views import LoginView
+from governance.views import LoginView, preferences
 
 admin.site.login_form = AdminLoginForm  # the admin's password door shares the guessing limit
+admin.site.site_header = "Dossier administration"
+admin.site.site_title = "Dossier admin"
+admin.site.index_title = "Teams, ladders, templates and the audit trail"
+admin.site.site_url = "/"
 
 api_patterns = [
     path("", include("governance.api.urls")),
@@ -30,11 +34,14 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/preferences/", preferences, name="preferences"),
     path("admin/", admin.site.urls),
     path("exports/", include("approvals.urls")),
+    path("executions/", include("approvals.execution_urls")),
     path("", include("analytics.urls")),
     path("api/", include(api_patterns)),
 ]
 
+handler403 = "config.handlers.permission_denied"
 handler404 = "config.handlers.not_found"
 handler500 = "config.handlers.server_error"

@@ -36,7 +36,39 @@ class ExportStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-# Statuses from which an export may be (re-)queued for packaging.
+# Every legal change of an export's status, ``{from: {to, ...}}`` (docs/architecture.md, "The export lifecycle").
+# ``export_transition`` refuses anything else. A new status arrives with the feature that needs it: add its row
+# and the arrows into it here, and the table's tests name what changed.
+EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
+    ExportStatus.AWAITING_APPROVAL: frozenset(
+        {ExportStatus.APPROVED, ExportStatus.REJECTED, ExportStatus.QUEUED}  # last signature, rejection, re-queue
+    ),
+    ExportStatus.APPROVED: frozenset({ExportStatus.QUEUED, ExportStatus.AWAITING_APPROVAL}),  # dispatch, reset
+    ExportStatus.REJECTED: frozenset(),  # a new export version starts a new ladder
+    ExportStatus.QUEUED: frozenset(
+        {ExportStatus.PACKAGING, ExportStatus.AWAITING_APPROVAL}  # worker starts; a gate blocks or a reset
+    ),
+    ExportStatus.PACKAGING: frozenset(
+        {
+            ExportStatus.PACKAGING,  # a redelivered task takes over from a lost worker
+            ExportStatus.PACKAGED,
+            ExportStatus.QUEUED,  # a transient error, retried
+            ExportStatus.FAILED,
+            ExportStatus.AWAITING_APPROVAL,  # a gate refuses at publish time (a reset during the build)
+        }
+    ),
+    ExportStatus.PACKAGED: frozenset({ExportStatus.EXPIRED}),  # retention purges the artifact
+    ExportStatus.FAILED: frozenset({ExportStatus.QUEUED, ExportStatus.AWAITING_APPROVAL}),  # re-queue, reset
+    ExportStatus.EXPIRED: frozenset(),
+}
+
+
+def export_transition_allowed(current: str, to: str) -> bool:
+    return to in EXPORT_TRANSITIONS.get(current, frozenset())
+
+
+# Statuses from which an export may be (re-)queued for packaging by a person or the guardrail (queueing a queued
+# export sends the task again). ``packaging`` → ``queued`` is the worker's own retry, not a re-queue.
 QUEUEABLE_EXPORT_STATUSES = frozenset(
     {ExportStatus.AWAITING_APPROVAL, ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED}
 )

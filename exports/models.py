@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from exports.formats import LEGACY_EXPORT_FORMAT_VERSION
 from governance.choices import Classification
 from governance.models import Team, WorkflowTemplateSnapshot
 from governance.querysets import TeamScopedQuerySet
@@ -122,6 +123,10 @@ class NarrativeExport(models.Model):
     redaction_policy = models.JSONField(default=dict, blank=True)
     # The narrative covers the timeline up to and including this sequence.
     events_through_sequence = models.BigIntegerField(default=0)
+    # The bundle format whose content rules (file names, evidence bytes, which events the narrative's timeline
+    # holds) rendered this version; packaging builds with it so the bundle matches what was signed
+    # (docs/exports.md). Exports created before it was stored follow format 2's rules.
+    bundle_format_version = models.PositiveSmallIntegerField(default=LEGACY_EXPORT_FORMAT_VERSION)
     packaging_queue_state = models.JSONField(default=dict, blank=True)
     packaging_attempts = models.PositiveIntegerField(default=0)
     retain_until = models.DateTimeField(null=True, blank=True)

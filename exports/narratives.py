@@ -36,11 +36,12 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import textpolicy
+from textpolicy.utc import utc_iso_compact
 
 JsonValue = Any
 
@@ -233,13 +234,6 @@ def canonical_json(obj: JsonValue) -> bytes:
     return _canonical_json_str(obj).encode()
 
 
-def format_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``: seconds, plus microseconds only when they are not zero."""
-    if value.utcoffset() is None:
-        raise ValueError("datetime must be timezone-aware")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
-
-
 def _evidence_sort_key(item: EvidenceItem) -> tuple[int, int, int, str]:
     # Integer ids sort numerically and before string ids, so 9 < 10 and mixed id types never compare.
     if isinstance(item.id, int):
@@ -294,10 +288,10 @@ def events_stream_digest(events: Iterable[TimelineEvent]) -> str:
     """sha256 hex over the canonical events stream.
 
     The stream is, for each event in sequence order, ``canonical_json({"actor": actor_name, "event_type": ...,
-    "occurred_at": format_utc(occurred_at), "payload": payload, "sequence": sequence})`` followed by ``b"\\n"``.
+    "occurred_at": utc_iso_compact(occurred_at), "payload": payload, "sequence": sequence})`` followed by ``b"\\n"``.
     """
     stream = "".join(
-        _event_stream_line(event, format_utc(event.occurred_at), _canonical_json_str(_as_dict(event.payload)))
+        _event_stream_line(event, utc_iso_compact(event.occurred_at), _canonical_json_str(_as_dict(event.payload)))
         for event in _sorted_events(events)
     )
     return hashlib.sha256(stream.encode()).hexdigest()
@@ -414,7 +408,7 @@ def _field(label: str, value: str) -> str:
 
 
 def _optional_time(value: datetime | None) -> str:
-    return format_utc(value) if value is not None else "not recorded"
+    return utc_iso_compact(value) if value is not None else "not recorded"
 
 
 def _title_block(ctx: NarrativeContext, *, preview: bool) -> list[str]:
@@ -434,7 +428,7 @@ def _title_block(ctx: NarrativeContext, *, preview: bool) -> list[str]:
         _field("Execution", escape_inline(str(ctx.execution.id))),
         _field("Classification", escape_inline(meta.classification)),
         _field("Author", escape_inline(meta.author_name)),
-        _field("Created (UTC)", format_utc(meta.created_at)),
+        _field("Created (UTC)", utc_iso_compact(meta.created_at)),
         _field("Template snapshot", snapshot),
     ]
     if meta.notes:
@@ -457,7 +451,7 @@ def _execution_summary(ctx: NarrativeContext, event_count: int) -> list[str]:
         _field("Protocol template", protocol),
         _field("Status", escape_inline(execution.status)),
         _field("Owner", escape_inline(execution.owner_name)),
-        _field("Created (UTC)", format_utc(execution.created_at)),
+        _field("Created (UTC)", utc_iso_compact(execution.created_at)),
         _field("Started (UTC)", _optional_time(execution.started_at)),
         _field("Completed (UTC)", _optional_time(execution.completed_at)),
         _field("Events", str(event_count)),
@@ -473,7 +467,7 @@ def _timeline(events: list[TimelineEvent], lines: list[str], stream: list[str]) 
         return
     lines += ["| Seq | Occurred (UTC) | Event type | Actor | Payload |", "| ---: | --- | --- | --- | --- |"]
     # Hot loop for 100k-event timelines: bind the helpers locally and format each datetime and payload once.
-    escape, dumps, to_utc, as_dict = escape_inline, _canonical_json_str, format_utc, _as_dict
+    escape, dumps, to_utc, as_dict = escape_inline, _canonical_json_str, utc_iso_compact, _as_dict
     # The encoder's \u00XX escapes of controls are decoded so they show as <U+00XX>; only when there is one.
     decoded, json_escape = textpolicy.json_controls_decoded, "\\u00"
     add_row, add_stream = lines.append, stream.append
@@ -495,7 +489,7 @@ def _evidence_body(item: EvidenceItem) -> list[str]:
             _field("Sequence", str(int(event.sequence))),
             _field("Event type", escape_inline(event.event_type)),
             _field("Actor", escape_inline(event.actor_name) or "system"),
-            _field("Occurred (UTC)", format_utc(event.occurred_at)),
+            _field("Occurred (UTC)", utc_iso_compact(event.occurred_at)),
             "",
             *inert_json_block(_as_dict(event.payload)),
         ]
@@ -523,7 +517,7 @@ def _evidence_sections(evidence: list[EvidenceItem]) -> list[str]:
                 _field("Evidence id", escape_inline(str(item.id))),
                 _field("Size (bytes)", str(int(item.size))),
                 _field("sha256", f"`{item.sha256}`"),
-                _field("Created (UTC)", format_utc(item.created_at)),
+                _field("Created (UTC)", utc_iso_compact(item.created_at)),
             ]
             body = _evidence_body(item)
             if body:
@@ -574,7 +568,7 @@ def _signature_sort_key(signature: Signature) -> tuple[int, int, str, str, str]:
     return (
         signature.iteration,
         signature.stage_index,
-        format_utc(signature.signed_at),
+        utc_iso_compact(signature.signed_at),
         signature.signer_name,
         signature.digest,
     )
@@ -590,7 +584,7 @@ def _signature_lines(signature: Signature, escape: Callable[[str], str]) -> list
         _field("Decision", str(Decision(signature.decision))),
         _field("Signer", escape(signature.signer_name)),
         _field("Required role", escape(signature.required_role)),
-        _field("Signed at (UTC)", format_utc(signature.signed_at)),
+        _field("Signed at (UTC)", utc_iso_compact(signature.signed_at)),
         _field("Meaning", escape(signature.meaning)),
         _field("Comment", escape(signature.comment) or "none"),
         _field("Digest signed", f"`{signature.digest}`"),

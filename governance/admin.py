@@ -55,7 +55,13 @@ from governance.services.templates import (
     template_stage_rows_ensure,
     template_update,
 )
-from governance.validation import DEFAULT_SLA, normalize_hours, template_content_normalize, template_content_problems
+from governance.validation import (
+    DEFAULT_REJECT_MEANING,
+    DEFAULT_SLA,
+    normalize_hours,
+    template_content_normalize,
+    template_content_problems,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -196,7 +202,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "clearance_policy", "created_at"]
+    list_display = ["slug", "name", "time_zone", "clearance_policy", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
 
@@ -260,10 +266,14 @@ class StageBlueprintForm(forms.ModelForm):
     position = forms.IntegerField(min_value=1, max_value=99, required=False, help_text="Order of signing.")
     required_role = forms.ModelChoiceField(queryset=Role.objects.all(), to_field_name="key", label="Role")
     sla_hours = forms.DecimalField(max_digits=7, decimal_places=2, label="SLA hours")
+    reject_meaning = forms.CharField(
+        max_length=200, required=False, label="Rejection meaning", help_text=f"Blank: “{DEFAULT_REJECT_MEANING}”."
+    )
 
     class Meta:
         model = WorkflowStageBlueprint
-        fields = ["position", "name", "required_role", "sla_hours", "meaning"]
+        fields = ["position", "name", "required_role", "sla_hours", "meaning", "reject_meaning"]
+        labels = {"meaning": "Approval meaning", "reject_meaning": "Rejection meaning"}
 
     def _get_validation_exclusions(self):
         # The template rules (StageBlueprintFormSet.clean) check the whole ladder with clear messages; the
@@ -295,6 +305,7 @@ class StageBlueprintFormSet(BaseInlineFormSet):
             "required_role": data["required_role"].key if data.get("required_role") else None,
             "sla_hours": normalize_hours(data.get("sla_hours")),
             "meaning": data.get("meaning"),
+            "reject_meaning": data.get("reject_meaning") or DEFAULT_REJECT_MEANING,
         }
         return {key: value for key, value in stage.items() if value is not None} if partial else stage
 
@@ -325,7 +336,7 @@ class StageBlueprintInline(admin.TabularInline):
     extra = 0
     min_num = 0
     ordering = ["position"]
-    fields = ["position", "name", "required_role", "sla_hours", "meaning"]
+    fields = ["position", "name", "required_role", "sla_hours", "meaning", "reject_meaning"]
     verbose_name = "stage"
     verbose_name_plural = "stages (in signing order)"
 

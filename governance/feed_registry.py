@@ -19,7 +19,7 @@ def feed_event_types_register(category: str, *actions: str) -> None:
         known = _TYPES.get(action)
         if known is not None and known != category:
             raise ValueError(f"{action!r} is already registered for the feed under {known!r}")
-        _TYPES[action] = category
+        _TYPES[str(action)] = category
 
 
 def feed_event_types() -> dict[str, str]:

@@ -8,7 +8,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from config.errors import ValidationFailed
-from config.filters import IdFilter
+from config.filters import BoolFilter, IdFilter
 from governance.choices import BaselineStatus, TemplateStatus
 from governance.models import GovernanceBaseline, WorkflowTemplate
 
@@ -25,7 +25,7 @@ class TemplateFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=TemplateStatus.choices)
     key = django_filters.CharFilter(field_name="template_key")
     team = django_filters.CharFilter(field_name="team__slug", label="Team slug (templates that team owns)")
-    include_all = django_filters.BooleanFilter(method="filter_include_all", label="Every version, not only the latest")
+    include_all = BoolFilter(method="filter_include_all", label="Every version, not only the latest")
 
     class Meta:
         model = WorkflowTemplate
@@ -46,7 +46,7 @@ class BaselineFilterSet(django_filters.FilterSet):
     team = django_filters.CharFilter(field_name="team__slug")
     protocol_template = django_filters.CharFilter(field_name="protocol_template_key")
     execution = IdFilter(field_name="execution_id")
-    is_current = django_filters.BooleanFilter()
+    is_current = BoolFilter()
 
     class Meta:
         model = GovernanceBaseline

@@ -10,6 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
 from config.humanize import until_in_words
+from governance.models import TIME_ZONES
 from governance.services.login_guard import TooManyAttempts, password_authenticate
 
 
@@ -49,3 +50,17 @@ class LoginForm(GuardedAuthenticationMixin, AuthenticationForm):
 
 class AdminLoginForm(GuardedAuthenticationMixin, AdminAuthenticationForm):
     pass
+
+
+class PreferencesForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Pages show every time in this zone. Stored times stay in UTC.",
+    )
+
+    def __init__(self, *args, team_zone: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [("", f"My team's time zone ({team_zone})")] + [
+            (zone, zone) for zone in sorted(TIME_ZONES)
+        ]

@@ -16,7 +16,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from textpolicy.utc import utc_iso
+
 DEFAULT_HOURS_PER_OPEN_ITEM = 1.0
+
+
+def stage_due_at(started_at: datetime, sla_hours: float) -> datetime:
+    """When a stage started at ``started_at`` is due: its SLA later. The one rule for live ladders, their
+    forecasts and previews alike (docs/architecture.md, "Times")."""
+    return started_at + timedelta(hours=sla_hours)
+
+
+def stage_escalate_at(due_at: datetime, escalate_after_hours: float) -> datetime:
+    """When an overdue stage is escalated: ``escalate_after_hours`` past its due date."""
+    return due_at + timedelta(hours=escalate_after_hours)
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ class ProjectedStage:
         out = asdict(self)
         for key in ("activated_at", "projected_start", "projected_due", "escalate_at"):
             value = out[key]
-            out[key] = value.isoformat().replace("+00:00", "Z") if value is not None else None
+            out[key] = utc_iso(value)
         return out
 
 
@@ -69,7 +82,7 @@ def ladder_simulate(
         open_items = max(int(load.get(role, 0)), 0)
         delay_hours = open_items * hours_per_open_item
         projected_start = activated_at + timedelta(hours=delay_hours)
-        projected_due = projected_start + timedelta(hours=sla_hours)
+        projected_due = stage_due_at(projected_start, sla_hours)
         projected.append(
             ProjectedStage(
                 position=position,
@@ -82,7 +95,7 @@ def ladder_simulate(
                 activated_at=activated_at,
                 projected_start=projected_start,
                 projected_due=projected_due,
-                escalate_at=projected_due + timedelta(hours=float(escalate_after)) if escalate_after else None,
+                escalate_at=stage_escalate_at(projected_due, float(escalate_after)) if escalate_after else None,
             )
         )
         activated_at = projected_due

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import zoneinfo
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -20,9 +23,20 @@ from governance.querysets import TeamScopedQuerySet
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
 
 
+# IANA zone names this server knows (``Europe/Berlin``); see docs/pages.md.
+TIME_ZONES = frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_validator(value: str) -> None:
+    if value not in TIME_ZONES:
+        raise ValidationError(f"'{value}' is not a known IANA time zone.", code="invalid_time_zone")
+
+
 class Team(models.Model):
     slug = models.SlugField(max_length=63, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
+    # The zone the team's pages and PDFs show times in when a member has chosen none (docs/pages.md).
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[time_zone_validator])
     clearance_policy = models.CharField(max_length=10, choices=ClearancePolicy.choices, default=ClearancePolicy.DENY)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -61,6 +75,17 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.role.key} @ {self.team.slug}"
+
+
+class UserPreference(models.Model):
+    """A user's own choices for pages; an empty ``time_zone`` follows the team's (docs/pages.md)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference")
+    time_zone = models.CharField(max_length=64, blank=True, validators=[time_zone_validator])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.time_zone or 'team time zone'}"
 
 
 class Clearance(models.Model):
@@ -240,6 +265,7 @@ class WorkflowStageBlueprint(models.Model):
     )
     sla_hours = models.DecimalField(max_digits=7, decimal_places=2)
     meaning = models.CharField(max_length=200)
+    reject_meaning = models.CharField(max_length=200, default="Rejected")
 
     class Meta:
         db_table = "governance_workflow_stage_blueprints"
@@ -285,7 +311,7 @@ class AppendOnlyModel(models.Model):
         raise Conflict(f"{self._meta.verbose_name} {self.pk} is immutable.", code="immutable_record")
 
 
-SNAPSHOT_FORMAT_VERSION = 2
+SNAPSHOT_FORMAT_VERSION = 3
 
 
 class WorkflowTemplateSnapshot(AppendOnlyModel):
@@ -294,8 +320,9 @@ class WorkflowTemplateSnapshot(AppendOnlyModel):
     ``canonical_json`` holds ``{"template_key", "version", "name", "description", "stages": [{"name",
     "required_role", "sla_hours", "meaning"}], "permitted_roles", "sla_defaults": {"sla_hours",
     "escalate_after_hours"}, "retention_days"}``; from ``format_version`` 2 on it also holds ``"format_version"``
-    and ``"team"`` (the owning team's slug, null for a platform template). ``content_sha256`` is the sha256 of
-    exactly that text, so snapshots written in format 1 keep their hashes. A snapshot belongs to the team of its
+    and ``"team"`` (the owning team's slug, null for a platform template); from format 3 on every stage also holds
+    ``"reject_meaning"``. ``content_sha256`` is the sha256 of exactly that text, so snapshots written in earlier
+    formats keep their hashes (their stages reject with ``"Rejected"``). A snapshot belongs to the team of its
     template.
     """
 

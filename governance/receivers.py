@@ -1,4 +1,5 @@
-"""Token revocation on a password change and on the loss of the last membership (docs/authentication.md).
+"""Token revocation on a password change and on the loss of the last membership (docs/authentication.md), and
+the viewer time zones a team or membership change makes stale (docs/pages.md).
 
 Hooked to model signals so that every path is covered: ``set_password`` + ``save`` in a service, the admin's
 password form, ``manage.py changepassword``, a removed membership, a deleted team. A password hash upgraded by a
@@ -8,10 +9,14 @@ login is not a change (Django and config.passwords clear ``_password`` for it).
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from governance.models import Membership
+from governance.models import Membership, Team
+from governance.selectors.preferences import viewer_time_zone_cache_key, viewer_time_zone_refresh
 from governance.services.tokens import tokens_revoke_for_user
 
 
@@ -32,3 +37,25 @@ def _membership_removed(sender, instance: Membership, **kwargs) -> None:
 
 def connect() -> None:
     post_save.connect(_password_changed, sender=get_user_model(), dispatch_uid="governance.tokens.password")
+
+
+@receiver(post_save, sender=Team, dispatch_uid="governance.time_zone.team")
+def _team_time_zone_changed(sender, instance: Team, created: bool, **kwargs) -> None:
+    """A team's zone is the default of its members' pages (docs/pages.md): they read it again."""
+    if created:
+        return
+    user_ids = list(Membership.objects.filter(team_id=instance.pk).values_list("user_id", flat=True))
+    transaction.on_commit(lambda: cache.delete_many([viewer_time_zone_cache_key(pk) for pk in user_ids]))
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="governance.time_zone.membership")
+@receiver(post_delete, sender=Membership, dispatch_uid="governance.time_zone.membership_deleted")
+def _membership_time_zone_changed(sender, instance: Membership, **kwargs) -> None:
+    user_id = instance.user_id
+    transaction.on_commit(lambda: cache.delete(viewer_time_zone_cache_key(user_id)))
+
+
+@receiver(user_logged_in, dispatch_uid="governance.time_zone.login")
+def _time_zone_on_login(sender, request, user, **kwargs) -> None:
+    """Resolved at sign-in, so pages read the viewer's zone from the cache."""
+    viewer_time_zone_refresh(user=user)

@@ -22,13 +22,16 @@ from config.errors import ValidationFailed
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "workflow_template.schema.json"
 DEFAULT_SLA = {"sla_hours": 48, "escalate_after_hours": 24}
 DEFAULT_RETENTION_DAYS = 3650
-STAGE_FIELDS = ("name", "required_role", "sla_hours", "meaning")
+STAGE_FIELDS = ("name", "required_role", "sla_hours", "meaning", "reject_meaning")
+# What a rejection means when the stage does not say (docs/templates-and-baselines.md).
+DEFAULT_REJECT_MEANING = "Rejected"
 
 LABELS = {
     "name": "Name",
     "required_role": "Role",
     "sla_hours": "SLA hours",
     "meaning": "Meaning",
+    "reject_meaning": "Rejection meaning",
     "escalate_after_hours": "Escalate after hours",
     "stages": "Stages",
     "permitted_roles": "Permitted roles",
@@ -100,6 +103,10 @@ def normalize_hours(value: Any) -> Any:
     return value
 
 
+def _stage_normalize(stage: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: (normalize_hours(value) if key == "sla_hours" else _text(value)) for key, value in stage.items()}
+
+
 def _text(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
@@ -111,10 +118,12 @@ def template_content_normalize(
     sla_defaults: Any = None,
     retention_days: Any = None,
 ) -> dict[str, Any]:
-    """Fill defaults and tidy values without hiding mistakes (wrong types are left for the schema to report)."""
+    """Fill defaults and tidy values without hiding mistakes (wrong types are left for the schema to report).
+
+    A stage without ``reject_meaning`` gets ``DEFAULT_REJECT_MEANING``."""
     if isinstance(stages, list):
         stages = [
-            {key: (normalize_hours(value) if key == "sla_hours" else _text(value)) for key, value in stage.items()}
+            {"reject_meaning": DEFAULT_REJECT_MEANING, **_stage_normalize(stage)}
             if isinstance(stage, Mapping)
             else stage
             for stage in stages
@@ -159,7 +168,7 @@ def _schema_problem(error) -> ContentProblem:
         return ContentProblem(path, f"{label} must be at least {limit}.")
     if validator == "maximum":
         return ContentProblem(path, f"{label} must be at most {limit}.")
-    if validator in {"minLength", "pattern"} and last in {"name", "meaning"}:
+    if validator in {"minLength", "pattern"} and last in {"name", "meaning", "reject_meaning"}:
         return ContentProblem(path, f"{label} must not be blank.")
     if validator == "pattern":
         return ContentProblem(path, f"{label} '{error.instance}' is not a valid role key.")
@@ -191,6 +200,19 @@ def template_content_problems(content: Mapping[str, Any], *, known_roles: Iterab
             if not isinstance(stage, Mapping):
                 continue
             name, role = stage.get("name"), stage.get("required_role")
+            meaning, reject_meaning = stage.get("meaning"), stage.get("reject_meaning")
+            if (
+                isinstance(meaning, str)
+                and meaning.strip()
+                and isinstance(reject_meaning, str)
+                and meanings_agree(meaning, reject_meaning)
+            ):
+                problems.append(
+                    ContentProblem(
+                        ("stages", index, "reject_meaning"),
+                        "The rejection meaning must differ from the approval meaning.",
+                    )
+                )
             if isinstance(name, str) and name.strip():
                 folded = name.strip().casefold()
                 if folded in seen:
@@ -214,6 +236,11 @@ def template_content_problems(content: Mapping[str, Any], *, known_roles: Iterab
                         )
                     )
     return sorted(problems, key=_document_order)
+
+
+def meanings_agree(first: str, second: str) -> bool:
+    """Whether two signature meanings say the same thing (case and outer spaces aside)."""
+    return first.strip().casefold() == second.strip().casefold()
 
 
 def _document_order(problem: ContentProblem) -> tuple:

@@ -1,14 +1,14 @@
 """Governance analytics API (SPEC §8). Parse, call the cached selector, return."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.api.serializers import AnalyticsQuery
+from analytics.api.serializers import AnalyticsOutput, AnalyticsQuery
 from analytics.cache import governance_analytics_cached
 from analytics.governance import analytics_scope
 from config.api import validated
+from config.schema import ErrorOutput
 
 
 class GovernanceAnalyticsApi(APIView):
@@ -18,12 +18,18 @@ class GovernanceAnalyticsApi(APIView):
     override or coaching note changes a team's state. ``cache.hit`` and ``cache.computed_at`` say whether the
     figures came from the cache and when they were computed (also sent as ``X-Cache: HIT|MISS``)."""
 
-    @extend_schema(parameters=[AnalyticsQuery], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[AnalyticsQuery],
+        responses={
+            200: AnalyticsOutput,
+            404: OpenApiResponse(ErrorOutput, description="`team_not_found`: `team` is not one of your teams."),
+        },
+    )
     def get(self, request):
-        query = validated(AnalyticsQuery, request.query_params.dict())
+        query = validated(AnalyticsQuery, request.query_params.dict(), query=True)
         scope = analytics_scope(user=request.user, team_slug=query.get("team"), window=query.get("window"))
         result = governance_analytics_cached(user=request.user, scope=scope)
-        response = Response({**result.data, "cache": result.cache_info()})
+        response = Response(AnalyticsOutput({**result.data, "cache": result.cache_info()}).data)
         response["X-Cache"] = "HIT" if result.hit else "MISS"
         response["Cache-Control"] = "private, no-store"
         return response

@@ -1,8 +1,9 @@
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from approvals.choices import Decision
+from approvals.choices import Decision, EscalationOutcome
 from approvals.models import ApprovalHistory, ApprovalSignature
 from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
 from governance.choices import Classification
@@ -14,6 +15,23 @@ class DecisionInput(serializers.Serializer):
     meaning = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     comment = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
     expected_stage_id = serializers.IntegerField(min_value=1)
+
+
+class ApproveDecisionInput(DecisionInput):
+    decision = serializers.ChoiceField([Decision.APPROVE])
+
+
+class RejectDecisionInput(DecisionInput):
+    decision = serializers.ChoiceField([Decision.REJECT])
+    comment = serializers.CharField(max_length=10_000, help_text="Why: a rejection needs one.")
+
+
+# How DecisionInput reads in the schema: a rejection must say why (the rule approvals.services.ladders enforces).
+DECISION_SCHEMA = PolymorphicProxySerializer(
+    component_name="Decision",
+    serializers=[ApproveDecisionInput, RejectDecisionInput],
+    resource_type_field_name=None,  # the two ``decision`` enums already tell them apart
+)
 
 
 class DelegateInput(serializers.Serializer):
@@ -58,6 +76,7 @@ def ladder_full(ladder, *, stages=None, signatures=None, history=None) -> dict |
             {
                 **stage_representation(stage),
                 "meaning": stage.meaning,
+                "reject_meaning": stage.reject_meaning,
                 "sla_hours": stage.sla_hours,
                 "iteration": stage.iteration,
                 "started_at": stage.started_at,
@@ -81,6 +100,109 @@ def ladder_full(ladder, *, stages=None, signatures=None, history=None) -> dict |
     }
 
 
+class StageOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    required_role = serializers.CharField()
+    status = serializers.CharField()
+    assignee = serializers.CharField(allow_null=True, help_text="Username; null when anyone holding the role may sign.")
+    due_at = serializers.DateTimeField(allow_null=True)
+
+
+class StageDetailOutput(StageOutput):
+    meaning = serializers.CharField(help_text="The meaning an approval of this stage signs.")
+    reject_meaning = serializers.CharField(help_text="The meaning a rejection of this stage signs.")
+    sla_hours = serializers.IntegerField(allow_null=True)
+    iteration = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    overdue_at = serializers.DateTimeField(allow_null=True)
+    escalated_at = serializers.DateTimeField(allow_null=True)
+
+
+class SignatureOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    stage_id = serializers.IntegerField(allow_null=True)
+    stage_index = serializers.IntegerField()
+    stage_name = serializers.CharField()
+    required_role = serializers.CharField()
+    iteration = serializers.IntegerField()
+    decision = serializers.CharField()
+    signer = serializers.CharField(allow_null=True)
+    printed_name = serializers.CharField()
+    signed_as = serializers.CharField()
+    meaning = serializers.CharField()
+    comment = serializers.CharField()
+    signed_at = serializers.DateTimeField()
+    narrative_digest = serializers.CharField()
+    superseded = serializers.BooleanField()
+    superseded_at = serializers.DateTimeField(allow_null=True)
+    superseded_reason = serializers.CharField()
+
+
+class HistoryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    stage_id = serializers.IntegerField(allow_null=True)
+    action = serializers.CharField()
+    actor = serializers.CharField(allow_null=True)
+    from_assignee = serializers.CharField(allow_null=True)
+    to_assignee = serializers.CharField(allow_null=True)
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    reason = serializers.CharField()
+    iteration = serializers.IntegerField()
+    payload = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class LadderSummaryOutput(serializers.Serializer):
+    status = serializers.CharField()
+    iteration = serializers.IntegerField()
+    stages = StageOutput(many=True)
+
+
+class LadderDetailOutput(serializers.Serializer):
+    """A ladder as ``ladder_full`` builds it: stages with their dates, every signature and the whole history."""
+
+    status = serializers.CharField()
+    iteration = serializers.IntegerField()
+    template_snapshot_id = serializers.IntegerField(allow_null=True)
+    finalized_at = serializers.DateTimeField(allow_null=True)
+    stages = StageDetailOutput(many=True)
+    signatures = SignatureOutput(many=True)
+    history = HistoryOutput(many=True)
+
+
+class ExportSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    execution_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    narrative_digest = serializers.CharField()
+    packaging_queue_state = serializers.JSONField()
+
+
+class ApprovalRecordOutput(serializers.Serializer):
+    """The approval record of one export (``/approvals``, and the answer to a delegation or a reset)."""
+
+    export = ExportSummaryOutput()
+    ladder = LadderDetailOutput(allow_null=True)
+
+
+class DecisionOutput(ApprovalRecordOutput):
+    """The approval record after a signature, the signature itself and whether packaging was queued."""
+
+    signature = SignatureOutput()
+    dispatched = serializers.BooleanField(help_text="Whether the final approval queued the export for packaging.")
+
+
+class TemplateSummaryOutput(serializers.Serializer):
+    snapshot_id = serializers.IntegerField()
+    template_key = serializers.CharField()
+    version = serializers.IntegerField()
+
+
 class GovernanceExportOutput(serializers.Serializer):
     id = serializers.IntegerField()
     execution_id = serializers.IntegerField()
@@ -95,23 +217,44 @@ class GovernanceExportOutput(serializers.Serializer):
     overdue = serializers.BooleanField(source="is_overdue")
     ladder = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
-    queued_at = serializers.DateTimeField()
-    packaged_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(allow_null=True)
+    packaged_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(TemplateSummaryOutput(allow_null=True))
     def get_template(self, export) -> dict | None:
         snapshot = export.template_snapshot
         if snapshot is None:
             return None
         return {"snapshot_id": snapshot.pk, "template_key": snapshot.template_key, "version": snapshot.version}
 
+    @extend_schema_field(LadderSummaryOutput(allow_null=True))
     def get_ladder(self, export) -> dict | None:
         return self.context["ladders"].get(export.pk)
 
 
+class GovernanceExportDetailOutput(GovernanceExportOutput):
+    approvals = serializers.SerializerMethodField()
+
+    @extend_schema_field(LadderDetailOutput(allow_null=True))
+    def get_approvals(self, export) -> dict | None:
+        return self.context["approvals"]
+
+
+class GuardrailOutput(serializers.Serializer):
+    status = serializers.CharField()
+    guardrail_status = serializers.CharField()
+    pending_stage = serializers.JSONField(allow_null=True)
+    forecast = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+    attempts = serializers.IntegerField()
+    iteration = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+
+
 class DispatchOutput(serializers.Serializer):
     queued = serializers.BooleanField()
-    export = serializers.JSONField()
-    guardrail = serializers.JSONField()
+    export = ExportSummaryOutput()
+    guardrail = GuardrailOutput()
 
 
 class ClassificationInput(serializers.Serializer):
@@ -121,3 +264,66 @@ class ClassificationInput(serializers.Serializer):
 class ClassificationOutput(serializers.Serializer):
     export_id = serializers.IntegerField()
     classification = serializers.ChoiceField(choices=Classification.choices)
+
+
+class EscalationInput(serializers.Serializer):
+    stage_id = serializers.IntegerField(min_value=1, help_text="A stage of this export's ladder, waiting to be signed.")
+    contacted = serializers.CharField(max_length=300, help_text="Who was contacted, and how (e.g. 'qa-lead by phone').")
+    outcome = serializers.ChoiceField(EscalationOutcome.choices, help_text="What came of it (docs/escalations.md).")
+    next_check_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="When to look again; must be in the future (UTC)."
+    )
+
+
+class EscalationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    export_id = serializers.IntegerField(source="ladder.export_id")
+    stage_id = serializers.IntegerField()
+    stage = serializers.CharField(source="stage.name")
+    contacted = serializers.CharField()
+    outcome = serializers.ChoiceField(EscalationOutcome.choices)
+    outcome_label = serializers.CharField(source="get_outcome_display")
+    next_check_at = serializers.DateTimeField(allow_null=True)
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="actor.username")
+    timeline_sequence = serializers.IntegerField(source="event_sequence")
+
+
+class PreviewStageOutput(serializers.Serializer):
+    position = serializers.IntegerField()
+    name = serializers.CharField()
+    required_role = serializers.CharField()
+    meaning = serializers.CharField()
+    sla_hours = serializers.FloatField()
+    open_load = serializers.IntegerField()
+    queue_delay_hours = serializers.FloatField()
+    activated_at = serializers.DateTimeField()
+    projected_start = serializers.DateTimeField()
+    projected_due = serializers.DateTimeField()
+    escalate_at = serializers.DateTimeField(allow_null=True)
+
+
+class PreviewTemplateOutput(serializers.Serializer):
+    template_key = serializers.CharField()
+    version = serializers.IntegerField()
+    content_sha256 = serializers.CharField()
+    source = serializers.CharField(help_text="How the snapshot was chosen: protocol, team or default.")
+
+
+class PreviewWarningOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class PreviewOutput(serializers.Serializer):
+    """What a new export of this execution would get: the ladder projected from now, the narrative, warnings."""
+
+    execution_id = serializers.IntegerField()
+    template_snapshot_id = serializers.IntegerField(allow_null=True)
+    template = PreviewTemplateOutput(allow_null=True)
+    previewed_at = serializers.DateTimeField()
+    stages = PreviewStageOutput(many=True)
+    narrative_markdown = serializers.CharField()
+    evidence = serializers.ListField(child=serializers.DictField(), help_text="The evidence manifest.")
+    warnings = PreviewWarningOutput(many=True)

@@ -18,4 +18,9 @@ urlpatterns = [
         views.GovernanceExportQueueApi.as_view(),
         name="governance-export-queue",
     ),
+    path(
+        "governance/exports/<int:export_id>/escalations",
+        views.GovernanceExportEscalationsApi.as_view(),
+        name="governance-export-escalations",
+    ),
 ]

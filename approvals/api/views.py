@@ -1,7 +1,6 @@
 """Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,32 +17,50 @@ from approvals.selectors import (
     ladders_for_exports,
 )
 from approvals.services.classification import export_relabel
+from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
-from approvals.services.preview import execution_preview_for_user
+from approvals.services.preview import execution_preview_record_for_user
 from config.api import validated
 from config.errors import Conflict
+from config.schema import ErrorOutput
 from exports.models import NarrativeExport
 from exports.permissions import require_team_role
 from governance.choices import RoleKey
 
 QUEUE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN})
+CONFLICT_DESCRIPTION = (
+    "The ladder is not in a state that allows this: `stage_not_active` (another stage is in progress, see "
+    "`expected_stage_id`), `ladder_closed`, and the like."
+)
+SIGNING_REFUSED_DESCRIPTION = (
+    "`signature_invalid` (wrong password; `details.remaining_attempts`), `signer_locked_out` (`details.locked_until`) "
+    "or a role the stage does not accept."
+)
 
 
-def _ladder_response(export, **extra) -> dict:
-    return {"export": s.export_summary(export), "ladder": s.ladder_full(ladder_detail(export=export)), **extra}
+def _ladder_response(export) -> dict:
+    record = {"export": s.export_summary(export), "ladder": s.ladder_full(ladder_detail(export=export))}
+    return s.ApprovalRecordOutput(record).data
 
 
 class ExportApprovalsApi(APIView):
     """The full approval record of one export: stages, every signature (superseded too) and the history."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=s.ApprovalRecordOutput)
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         return Response(_ladder_response(export))
 
 
 class ExportApproveApi(APIView):
-    @extend_schema(request=s.DecisionInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=s.DECISION_SCHEMA,
+        responses={
+            200: s.DecisionOutput,
+            403: OpenApiResponse(ErrorOutput, description=SIGNING_REFUSED_DESCRIPTION),
+            409: OpenApiResponse(ErrorOutput, description=CONFLICT_DESCRIPTION),
+        },
+    )
     def post(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(
             user=request.user,
@@ -61,17 +78,22 @@ class ExportApproveApi(APIView):
             history=ladder_history_rows(ladder_id=outcome.ladder.pk),
         )
         return Response(
-            {
-                "export": s.export_summary(outcome.export),
-                "ladder": ladder,
-                "signature": s.signature_representation(outcome.signature),
-                "dispatched": outcome.dispatched,
-            }
+            s.DecisionOutput(
+                {
+                    "export": s.export_summary(outcome.export),
+                    "ladder": ladder,
+                    "signature": s.signature_representation(outcome.signature),
+                    "dispatched": outcome.dispatched,
+                }
+            ).data
         )
 
 
 class StageDelegateApi(APIView):
-    @extend_schema(request=s.DelegateInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=s.DelegateInput,
+        responses={200: s.ApprovalRecordOutput, 409: OpenApiResponse(ErrorOutput, description=CONFLICT_DESCRIPTION)},
+    )
     def post(self, request, execution_id: int, export_id: int, stage_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.DelegateInput, request.data)
@@ -81,7 +103,10 @@ class StageDelegateApi(APIView):
 
 
 class StageResetApi(APIView):
-    @extend_schema(request=s.ResetInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=s.ResetInput,
+        responses={200: s.ApprovalRecordOutput, 409: OpenApiResponse(ErrorOutput, description=CONFLICT_DESCRIPTION)},
+    )
     def post(self, request, execution_id: int, export_id: int, stage_id: int):
         export = export_get_for_user(user=request.user, export_id=export_id, execution_id=execution_id)
         data = validated(s.ResetInput, request.data)
@@ -91,7 +116,8 @@ class StageResetApi(APIView):
 
 
 class GovernanceExportListApi(generics.ListAPIView):
-    """Operators' view of exports across their teams. Filters: status, team, template, overdue, guardrail."""
+    """Operators' view of exports across their teams. Filters: q (search), status, team, template, overdue, guardrail,
+    execution."""
 
     serializer_class = s.GovernanceExportOutput
 
@@ -110,17 +136,24 @@ class GovernanceExportListApi(generics.ListAPIView):
 
 
 class GovernanceExportDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=s.GovernanceExportDetailOutput)
     def get(self, request, export_id: int):
         export = governance_export_get_for_user(user=request.user, export_id=export_id)
-        ladders = ladders_for_exports([export.pk])
-        body = s.GovernanceExportOutput(export, context={"ladders": ladders}).data
-        body["approvals"] = s.ladder_full(ladder_detail(export=export))
-        return Response(body)
+        approvals = s.ladder_full(ladder_detail(export=export))
+        context = {"ladders": ladders_for_exports([export.pk]), "approvals": approvals}
+        return Response(s.GovernanceExportDetailOutput(export, context=context).data)
 
 
 class GovernanceExportQueueApi(APIView):
-    @extend_schema(request=None, responses={202: s.DispatchOutput})
+    @extend_schema(
+        request=None,
+        responses={
+            202: s.DispatchOutput,
+            409: OpenApiResponse(
+                ErrorOutput, description="`packaging_blocked`: the approval guardrail holds it (`details.guardrail`)."
+            ),
+        },
+    )
     def post(self, request, export_id: int):
         export = governance_export_get_for_user(user=request.user, export_id=export_id)
         require_team_role(
@@ -128,7 +161,7 @@ class GovernanceExportQueueApi(APIView):
         )
         outcome = dispatch_export_for_packaging(export, actor=request.user)
         guardrail = {
-            **outcome.verdict.state(attempts=outcome.export.packaging_attempts),
+            **outcome.verdict.queue_state(attempts=outcome.export.packaging_attempts).as_json(),
             "reason": outcome.verdict.reason,
         }
         if not outcome.queued:
@@ -138,7 +171,7 @@ class GovernanceExportQueueApi(APIView):
                 details={"guardrail": guardrail},
             )
         body = {"queued": True, "export": s.export_summary(outcome.export), "guardrail": guardrail}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(s.DispatchOutput(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ExecutionPreviewApi(APIView):
@@ -148,20 +181,58 @@ class ExecutionPreviewApi(APIView):
         parameters=[
             OpenApiParameter("evidence", str, description="kind:id pairs separated by commas; all evidence when absent")
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=s.PreviewOutput,
     )
     def get(self, request, execution_id: int):
-        preview = execution_preview_for_user(
+        preview = execution_preview_record_for_user(
             user=request.user, execution_id=execution_id, evidence=request.query_params.get("evidence")
         )
-        return Response(preview.as_dict())
+        return Response(s.PreviewOutput(preview.as_dict()).data)
+
+
+class GovernanceExportEscalationsApi(APIView):
+    """Record the outcome of an escalation of one of the export's overdue stages (docs/escalations.md)."""
+
+    @extend_schema(
+        request=s.EscalationInput,
+        responses={
+            201: s.EscalationOutput,
+            400: OpenApiResponse(
+                ErrorOutput, description="`validation_error`: a bad field, or a next check not in the future."
+            ),
+            403: OpenApiResponse(ErrorOutput, description="`permission_denied`: needs operator, admin or compliance."),
+            404: OpenApiResponse(
+                ErrorOutput,
+                description="`export_not_found`: no such export among your teams; `stage_not_found`: the stage is "
+                "not one of this export's.",
+            ),
+            409: OpenApiResponse(
+                ErrorOutput, description="`stage_not_open`: the stage is not waiting for a signature."
+            ),
+        },
+    )
+    def post(self, request, export_id: int):
+        export = governance_export_get_for_user(user=request.user, export_id=export_id)
+        data = validated(s.EscalationInput, request.data)
+        escalation = escalation_record(export_id=export.pk, actor=request.user, **data)
+        return Response(s.EscalationOutput(escalation).data, status=status.HTTP_201_CREATED)
 
 
 class ExportClassificationApi(APIView):
     """Relabel an export (roles ``compliance``, ``admin``; docs/clearance.md): never below its evidence, only
     upwards once signed (409 ``relabel_downwards_after_signing``); recorded as ``narrative_export.relabelled``."""
 
-    @extend_schema(request=s.ClassificationInput, responses=s.ClassificationOutput)
+    @extend_schema(
+        request=s.ClassificationInput,
+        responses={
+            200: s.ClassificationOutput,
+            409: OpenApiResponse(
+                ErrorOutput,
+                description="`relabel_downwards_after_signing`: a signed export's label only goes up; "
+                "`below_evidence_classification`: never below its evidence's highest label.",
+            ),
+        },
+    )
     def put(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(
             user=request.user, export_id=export_id, execution_id=execution_id, related=(), defer=HEAVY_EXPORT_FIELDS

@@ -8,13 +8,14 @@ from django.db import transaction
 
 from approvals.models import ApprovalSignature
 from config.errors import Conflict, NotFound, ValidationFailed
+from exports.events import EventType
 from exports.models import ExportAttachment, NarrativeExport
 from exports.permissions import require_team_role
 from exports.services.lifecycle import export_lifecycle_record
 from governance.choices import CLASSIFICATION_ORDER, Classification, RoleKey
 
 RELABELLERS = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN})
-RELABELLED_EVENT = "narrative_export.relabelled"
+RELABELLED_EVENT = EventType.EXPORT_RELABELLED
 
 
 def _rank(label: str) -> int:
@@ -42,7 +43,7 @@ def export_relabel(*, export_id: int, actor, classification: str) -> NarrativeEx
     )
     floor = max((_rank(label) for label in labels), default=0)
     if _rank(classification) < floor:
-        raise ValidationFailed(
+        raise Conflict(
             f"The export holds evidence classified {CLASSIFICATION_ORDER[floor]}; it cannot be labelled lower.",
             code="below_evidence_classification",
             details={"classification": [f"At least {CLASSIFICATION_ORDER[floor]}."]},

@@ -1,4 +1,4 @@
-"""Ladder writes: instantiate, approve/reject, delegate and reset (SPEC §6).
+"""Ladder writes: instantiate, approve/reject, delegate and reset (docs/architecture.md, "Approval ladders").
 
 Every action locks the export row and then the ladder row (``SELECT … FOR UPDATE``), in the order the packaging
 worker locks them, appends history, writes each lifecycle step to the timeline and the audit trail, refreshes the
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.choices import Decision, HistoryAction, LadderStatus, StageStatus
+from approvals.choices import DELEGATE_ROLES, RESET_ROLES, Decision, HistoryAction, LadderStatus, StageStatus
 from approvals.guardrails import (
     dispatch_export_for_packaging,
     guardrail_verdict,
@@ -27,42 +27,38 @@ from approvals.guardrails import (
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage
 from approvals.selectors import (
     active_stage,
+    delegation_permitted,
+    delegation_refusal,
     export_lock,
     ladder_lock_with_stages,
     ladder_signatures,
     ladder_stages,
     live_among,
     live_signatures,
+    reset_permitted,
+    reset_refusal,
+    separation_of_duties_violation,
+    signing_capacity,
     stage_lookup,
 )
 from approvals.services.signing import signer_verify
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
-from governance.choices import RoleKey
+from exports.services.transitions import export_transition
+from governance.ladder import stage_due_at, stage_escalate_at
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 from governance.services.audit import audit_record
 from governance.signals import team_state_changed
+from governance.validation import DEFAULT_REJECT_MEANING, meanings_agree
 
-STAGE_STARTED = "narrative_export.approval.stage_started"
-STAGE_COMPLETED = "narrative_export.approval.stage_completed"
-FINALIZED = "narrative_export.approval.finalized"
-REJECTED = "narrative_export.approval.rejected"
-STAGE_DELEGATED = "narrative_export.approval.stage_delegated"
-STAGE_RESET = "narrative_export.approval.stage_reset"
 NARRATIVE_INTEGRITY_AUDIT_ACTION = "approvals.narrative_integrity_failed"
 
-# Besides the stage's own role holders and its assignee, these roles may delegate a stage or reset a ladder.
-DELEGATE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
-RESET_ROLES = frozenset({RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
-# Export statuses a reset can pull back to awaiting approval; later ones have already left the building.
-RESETTABLE_EXPORT_STATUSES = frozenset(
-    {ExportStatus.AWAITING_APPROVAL, ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED}
-)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -113,7 +109,7 @@ def _stage_payload(stage: ApprovalStage) -> dict[str, Any]:
 def _record_stage_started(export: NarrativeExport, stage: ApprovalStage, actor) -> None:
     export_lifecycle_record(
         export=export,
-        event_type=STAGE_STARTED,
+        event_type=EventType.STAGE_STARTED,
         actor=actor,
         payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},
     )
@@ -123,9 +119,22 @@ def _open_stage(ladder: ApprovalLadder, stage: ApprovalStage, now: datetime) -> 
     stage.status = StageStatus.IN_PROGRESS
     stage.iteration = ladder.iteration
     stage.started_at = now
-    stage.due_at = now + timedelta(hours=stage.sla_hours)
-    stage.escalate_at = stage.due_at + timedelta(hours=ladder.escalate_after_hours)
+    stage.due_at = stage_due_at(now, stage.sla_hours)
+    stage.escalate_at = stage_escalate_at(stage.due_at, ladder.escalate_after_hours)
     stage.completed_at = stage.overdue_at = stage.escalated_at = None
+
+
+# What opening (or reopening) a stage changes.
+_OPENED_STAGE_FIELDS = [
+    "status",
+    "iteration",
+    "started_at",
+    "due_at",
+    "escalate_at",
+    "completed_at",
+    "overdue_at",
+    "escalated_at",
+]
 
 
 def _notify_after_commit(export: NarrativeExport, reason: str) -> None:
@@ -192,6 +201,7 @@ def ladder_instantiate(*, export: NarrativeExport, actor=None) -> ApprovalLadder
             name=str(blueprint.get("name") or f"Stage {index + 1}")[:200],
             required_role=str(blueprint["required_role"]),
             meaning=str(blueprint.get("meaning") or "Approved")[:200],
+            reject_meaning=str(blueprint.get("reject_meaning") or DEFAULT_REJECT_MEANING)[:200],
             sla_hours=int(blueprint.get("sla_hours") or default_sla),
         )
         for index, blueprint in enumerate(stages_blueprint)
@@ -221,27 +231,6 @@ class DecisionOutcome:
     dispatched: bool
 
 
-def signing_capacity(*, user, stage: ApprovalStage, roles: set[str]) -> str | None:
-    if stage.required_role in roles:
-        return stage.required_role
-    if stage.assignee_id is not None and stage.assignee_id == user.pk:
-        return "assignee"
-    return None
-
-
-def separation_of_duties_violation(
-    *, user, export: NarrativeExport, stage: ApprovalStage, signatures: list[ApprovalSignature]
-) -> str | None:
-    """Why ``user`` may not sign ``stage``, or None: the author never signs their own export, and nobody signs
-    two stages of one ladder iteration (live signatures are exactly those of the current iteration)."""
-    if export.author_id == user.pk:
-        return "The author of an export cannot sign its approval ladder."
-    earlier = next((s for s in signatures if s.signer_id == user.pk and s.stage_id != stage.pk), None)
-    if earlier is not None:
-        return f"You already signed stage {earlier.stage_index + 1} ({earlier.stage_name}) of this ladder."
-    return None
-
-
 def stage_decide(
     *,
     export_id: int,
@@ -268,6 +257,10 @@ def stage_decide(
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationFailed("A rejection needs a comment saying why.", details={"comment": ["Required to reject."]})
     export_clearance_require(export=export, user=actor, action="sign")
+    signed_stage = ApprovalStage.objects.filter(pk=expected_stage_id, ladder__export_id=export.pk).first()
+    if signed_stage is not None:
+        # Refused before the password check (which would count); checked again under the lock.
+        signature_meaning(stage=signed_stage, decision=decision, meaning=meaning)
     signer_verify(user=actor, password=password, export=export)
     try:
         with transaction.atomic(), lifecycle_batch():
@@ -310,9 +303,76 @@ def _signed_content_check(export: NarrativeExport) -> None:
         )
 
 
+def signature_meaning(*, stage: ApprovalStage, decision: str, meaning: str) -> str:
+    """What a signature on ``stage`` means: the given meaning, or the stage's meaning for the decision.
+
+    A signature must not contradict its decision: a rejection that reads as the stage's approval meaning (or an
+    approval that reads as its rejection meaning) is refused with 400 ``meaning_mismatch``, never stored."""
+    given = (meaning or "").strip()
+    approving = decision == Decision.APPROVE
+    if not given:
+        return stage.meaning if approving else stage.reject_meaning
+    contradicted = stage.reject_meaning if approving else stage.meaning
+    if contradicted and meanings_agree(given, contradicted):
+        expected = stage.meaning if approving else stage.reject_meaning
+        raise ValidationFailed(
+            f"'{given}' is this stage's {'rejection' if approving else 'approval'} meaning; "
+            f"{'an approval' if approving else 'a rejection'} here means '{expected}'.",
+            code="meaning_mismatch",
+            details={"meaning": [f"Does not match the decision '{decision}'."], "expected_meaning": expected},
+        )
+    return given
+
+
+@dataclass
+class _Signing:
+    """One signature being recorded: the locked rows it acts on and what it has written so far."""
+
+    actor: Any
+    export: NarrativeExport
+    ladder: ApprovalLadder
+    stages: list[ApprovalStage]
+    stage: ApprovalStage
+    recorded: list[ApprovalSignature]  # every signature of the ladder before this one
+    live: list[ApprovalSignature]  # those of the current iteration
+    now: datetime
+    history: list[ApprovalHistory] = field(default_factory=list)
+    signature: ApprovalSignature | None = None
+
+
 def _stage_decide_locked(
     *, export_id: int, actor, decision: str, meaning: str, comment: str, expected_stage_id: int
 ) -> DecisionOutcome:
+    """The signing SOP, under the export and ladder locks: check the stage is the one signed and the signer may
+    sign it, store the signature and close the stage, then reject the ladder, open the next stage, or finalize."""
+    signing = _signing_open(export_id=export_id, actor=actor, expected_stage_id=expected_stage_id)
+    _signer_check(signing)
+    _signed_content_ready(signing.export)
+    meaning = signature_meaning(stage=signing.stage, decision=decision, meaning=meaning)
+    _signature_store(signing, decision=decision, meaning=meaning, comment=comment)
+    _stage_close(signing, decision=decision, comment=comment)
+    dispatched = False
+    if decision == Decision.REJECT:
+        _ladder_reject(signing, comment=comment)
+    elif (following := _next_pending(signing)) is not None:
+        _stage_advance(signing, following)
+    else:
+        dispatched = _ladder_finalize(signing)
+    _notify_after_commit(signing.export, f"approval.{decision}")
+    if signing.ladder.status == LadderStatus.APPROVED:  # dispatching worked on its own copy of the row
+        signing.export.refresh_from_db()
+    return DecisionOutcome(
+        export=signing.export,
+        ladder=signing.ladder,
+        stages=signing.stages,
+        signatures=[*signing.recorded, signing.signature],
+        signature=signing.signature,
+        dispatched=dispatched,
+    )
+
+
+def _signing_open(*, export_id: int, actor, expected_stage_id: int) -> _Signing:
+    """Lock the export and its ladder; the stage signed must still be the ladder's active stage."""
     export = export_lock(export_id=export_id, with_signed_content=True)
     ladder, stages = ladder_lock_with_stages(export=export, role_holder=actor)
     if ladder is None:
@@ -326,41 +386,60 @@ def _stage_decide_locked(
             code="stale_stage",
             details={"expected_stage_id": expected_stage_id, "active_stage_id": stage.pk if stage else None},
         )
-    held = {stage.required_role} if stage.holder_has_role else set()  # read with the stages, under the lock
-    capacity = signing_capacity(user=actor, stage=stage, roles=held)
-    if capacity is None:
+    recorded = ladder_signatures(ladder=ladder)
+    return _Signing(
+        actor=actor,
+        export=export,
+        ladder=ladder,
+        stages=stages,
+        stage=stage,
+        recorded=recorded,
+        live=live_among(recorded),
+        now=timezone.now(),
+    )
+
+
+def _signer_check(signing: _Signing) -> None:
+    """The signer holds the stage's role (read with the stages, under the lock) or is its assignee, and signs no
+    two stages of one iteration and not their own export."""
+    stage, actor = signing.stage, signing.actor
+    held = {stage.required_role} if stage.holder_has_role else set()
+    if signing_capacity(user=actor, stage=stage, roles=held) is None:
         raise PermissionDenied(
             f"Signing '{stage.name}' needs the role {stage.required_role} in this team, or being its assignee.",
             code="not_permitted_to_sign",
             details={"required_role": stage.required_role},
         )
-    recorded = ladder_signatures(ladder=ladder)
-    signatures = live_among(recorded)
-    violation = separation_of_duties_violation(user=actor, export=export, stage=stage, signatures=signatures)
+    violation = separation_of_duties_violation(user=actor, export=signing.export, stage=stage, signatures=signing.live)
     if violation:
         raise PermissionDenied(violation, code="separation_of_duties")
+
+
+def _signed_content_ready(export: NarrativeExport) -> None:
     if not _DIGEST.fullmatch(export.narrative_digest or ""):
         raise Conflict(
             "The narrative has not been rendered: there is nothing to sign yet.", code="narrative_not_rendered"
         )
     _signed_content_check(export)
 
-    now = timezone.now()
-    meaning = (meaning or "").strip() or (stage.meaning if decision == Decision.APPROVE else "Rejected")
+
+def _signature_store(signing: _Signing, *, decision: str, meaning: str, comment: str) -> None:
+    stage, actor, ladder = signing.stage, signing.actor, signing.ladder
+    held = {stage.required_role} if stage.holder_has_role else set()
     try:
         with transaction.atomic(savepoint=False):  # a duplicate ends the whole transaction anyway
-            signature = ApprovalSignature.objects.create(
+            signing.signature = ApprovalSignature.objects.create(
                 ladder=ladder,
                 stage=stage,
                 signer=actor,
                 signer_username=actor.get_username(),
                 printed_name=printed_name(actor),
-                signed_as=capacity,
+                signed_as=signing_capacity(user=actor, stage=stage, roles=held),
                 decision=decision,
                 meaning=meaning[:200],
                 comment=comment,
-                signed_at=now,
-                narrative_digest=export.narrative_digest,
+                signed_at=signing.now,
+                narrative_digest=signing.export.narrative_digest,
                 stage_index=stage.index,
                 stage_name=stage.name,
                 required_role=stage.required_role,
@@ -368,99 +447,120 @@ def _stage_decide_locked(
             )
     except IntegrityError:
         raise Conflict("This stage was signed a moment ago.", code="stale_stage") from None
-    signature_payload = {
-        **_stage_payload(stage),
+
+
+def _signature_payload(signing: _Signing) -> dict[str, Any]:
+    signature = signing.signature
+    return {
+        **_stage_payload(signing.stage),
         "signature_id": signature.pk,
-        "decision": decision,
+        "decision": signature.decision,
         "signer": signature.signer_username,
         "printed_name": signature.printed_name,
         "meaning": signature.meaning,
-        "signed_at": now.isoformat(),
+        "signed_at": signing.now.isoformat(),
         "narrative_digest": signature.narrative_digest,
     }
+
+
+def _stage_close(signing: _Signing, *, decision: str, comment: str) -> None:
+    stage, signature = signing.stage, signing.signature
     from_status = stage.status
-    stage.status = StageStatus.APPROVED if decision == Decision.APPROVE else StageStatus.REJECTED
-    stage.completed_at = now
+    approving = decision == Decision.APPROVE
+    stage.status = StageStatus.APPROVED if approving else StageStatus.REJECTED
+    stage.completed_at = signing.now
     stage.save(update_fields=["status", "completed_at"])
-    history = [
+    signing.history.append(
         _history(
-            ladder,
-            HistoryAction.APPROVED if decision == Decision.APPROVE else HistoryAction.REJECTED,
+            signing.ladder,
+            HistoryAction.APPROVED if approving else HistoryAction.REJECTED,
             stage=stage,
-            actor=actor,
-            now=now,
+            actor=signing.actor,
+            now=signing.now,
             from_status=from_status,
             to_status=stage.status,
             reason=comment,
             payload={"signature_id": signature.pk, "meaning": signature.meaning},
         )
-    ]
-    dispatched = False
-    if decision == Decision.REJECT:
-        ladder.status, ladder.rejected_at = LadderStatus.REJECTED, now
-        ladder.save(update_fields=["status", "rejected_at", "updated_at"])
-        NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.REJECTED, updated_at=now)
-        export.status, export.updated_at = ExportStatus.REJECTED, now
-        ApprovalHistory.objects.bulk_create(history)
-        export_lifecycle_record(
-            export=export, event_type=REJECTED, actor=actor, payload={**signature_payload, "comment": comment}
+    )
+
+
+def _ladder_reject(signing: _Signing, *, comment: str) -> None:
+    """A rejection ends the ladder and the export version; a new version starts a new ladder."""
+    ladder = signing.ladder
+    ladder.status, ladder.rejected_at = LadderStatus.REJECTED, signing.now
+    ladder.save(update_fields=["status", "rejected_at", "updated_at"])
+    ApprovalHistory.objects.bulk_create(signing.history)
+    export_transition(
+        export=signing.export,
+        to=ExportStatus.REJECTED,
+        actor=signing.actor,
+        event_type=EventType.APPROVAL_REJECTED,
+        payload={**_signature_payload(signing), "comment": comment},
+    )
+    _refresh_signed_queue_state(signing)
+
+
+def _next_pending(signing: _Signing) -> ApprovalStage | None:
+    return next((s for s in signing.stages if s.index > signing.stage.index and s.status == StageStatus.PENDING), None)
+
+
+def _stage_advance(signing: _Signing, following: ApprovalStage) -> None:
+    """An approval of a stage that is not the last opens the next one."""
+    export_lifecycle_record(
+        export=signing.export,
+        event_type=EventType.STAGE_COMPLETED,
+        actor=signing.actor,
+        payload=_signature_payload(signing),
+    )
+    _open_stage(signing.ladder, following, signing.now)
+    following.save(update_fields=_OPENED_STAGE_FIELDS)
+    signing.history.append(
+        _history(
+            signing.ladder,
+            HistoryAction.STAGE_STARTED,
+            stage=following,
+            actor=signing.actor,
+            now=signing.now,
+            from_status=StageStatus.PENDING,
+            to_status=following.status,
         )
-        _refresh_queue_state(export, ladder, actor, stages=stages, signatures=[*signatures, signature], locked=True)
-    else:
-        export_lifecycle_record(export=export, event_type=STAGE_COMPLETED, actor=actor, payload=signature_payload)
-        following = next((s for s in stages if s.index > stage.index and s.status == StageStatus.PENDING), None)
-        if following is not None:
-            _open_stage(ladder, following, now)
-            following.save(
-                update_fields=[
-                    "status",
-                    "iteration",
-                    "started_at",
-                    "due_at",
-                    "escalate_at",
-                    "completed_at",
-                    "overdue_at",
-                    "escalated_at",
-                ]
-            )
-            history.append(
-                _history(
-                    ladder,
-                    HistoryAction.STAGE_STARTED,
-                    stage=following,
-                    actor=actor,
-                    now=now,
-                    from_status=StageStatus.PENDING,
-                    to_status=following.status,
-                )
-            )
-            ApprovalHistory.objects.bulk_create(history)
-            _record_stage_started(export, following, actor)
-            _refresh_queue_state(export, ladder, actor, stages=stages, signatures=[*signatures, signature], locked=True)
-        else:
-            ladder.status, ladder.finalized_at = LadderStatus.APPROVED, now
-            ladder.save(update_fields=["status", "finalized_at", "updated_at"])
-            NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.APPROVED, updated_at=now)
-            export.status = ExportStatus.APPROVED
-            history.append(_history(ladder, HistoryAction.FINALIZED, actor=actor, now=now, to_status=ladder.status))
-            ApprovalHistory.objects.bulk_create(history)
-            export_lifecycle_record(
-                export=export,
-                event_type=FINALIZED,
-                actor=actor,
-                payload={"iteration": ladder.iteration, "signatures": len(signatures) + 1},
-            )
-            dispatched = dispatch_export_for_packaging(export, actor=actor).queued
-    _notify_after_commit(export, f"approval.{decision}")
-    if ladder.status == LadderStatus.APPROVED:  # dispatching worked on its own copy of the row
-        export.refresh_from_db()
-    return DecisionOutcome(
+    )
+    ApprovalHistory.objects.bulk_create(signing.history)
+    _record_stage_started(signing.export, following, signing.actor)
+    _refresh_signed_queue_state(signing)
+
+
+def _ladder_finalize(signing: _Signing) -> bool:
+    """The last approval finalizes the ladder, approves the export and dispatches it for packaging."""
+    ladder, export, actor = signing.ladder, signing.export, signing.actor
+    export_lifecycle_record(
+        export=export, event_type=EventType.STAGE_COMPLETED, actor=actor, payload=_signature_payload(signing)
+    )
+    ladder.status, ladder.finalized_at = LadderStatus.APPROVED, signing.now
+    ladder.save(update_fields=["status", "finalized_at", "updated_at"])
+    signing.history.append(
+        _history(ladder, HistoryAction.FINALIZED, actor=actor, now=signing.now, to_status=ladder.status)
+    )
+    ApprovalHistory.objects.bulk_create(signing.history)
+    export_transition(
         export=export,
-        ladder=ladder,
-        stages=stages,
-        signatures=[*recorded, signature],
-        signature=signature,
-        dispatched=dispatched,
+        to=ExportStatus.APPROVED,
+        actor=actor,
+        event_type=EventType.APPROVAL_FINALIZED,
+        payload={"iteration": ladder.iteration, "signatures": len(signing.live) + 1},
+    )
+    return dispatch_export_for_packaging(export, actor=actor).queued
+
+
+def _refresh_signed_queue_state(signing: _Signing) -> None:
+    _refresh_queue_state(
+        signing.export,
+        signing.ladder,
+        signing.actor,
+        stages=signing.stages,
+        signatures=[*signing.live, signing.signature],
+        locked=True,
     )
 
 
@@ -484,57 +584,12 @@ def stage_delegate(
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
     stage = stage_lookup(stages, stage_id)
-    team_id = export.execution.team_id
-    roles = user_roles_in_team(user=actor, team_id=team_id)
-    if not (roles & DELEGATE_ROLES or stage.required_role in roles or stage.assignee_id == actor.pk):
-        raise PermissionDenied(
-            "Delegating needs the stage's role, being its assignee, or one of the roles "
-            f"{', '.join(sorted(DELEGATE_ROLES))}.",
-            code="not_permitted_to_delegate",
-        )
-    if ladder.status != LadderStatus.IN_PROGRESS or stage.status not in (StageStatus.PENDING, StageStatus.IN_PROGRESS):
-        raise Conflict(
-            f"Stage '{stage.name}' is {stage.status}; only open stages can be delegated.", code="stage_closed"
-        )
-    target = _user_by_username(assignee)
-    if (
-        target is None
-        or not Membership.objects.filter(user=target, team_id=team_id, role__key=stage.required_role).exists()
-    ):
-        raise ValidationFailed(
-            f"'{assignee}' is not an active member of this team holding the role {stage.required_role}.",
-            code="invalid_assignee",
-            details={"assignee": [f"Must be a team member with the role {stage.required_role}."]},
-        )
-    violation = separation_of_duties_violation(
-        user=target, export=export, stage=stage, signatures=live_signatures(ladder=ladder)
-    )
-    if violation:
-        raise ValidationFailed(
-            f"'{assignee}' cannot be assigned: {violation}",
-            code="separation_of_duties",
-            details={"assignee": [violation]},
-        )
+    _delegation_check(actor=actor, export=export, ladder=ladder, stage=stage)
+    target = _delegate_target(assignee=assignee, export=export, ladder=ladder, stage=stage)
     now = timezone.now()
-    if due_at is not None:
-        if stage.status != StageStatus.IN_PROGRESS:
-            raise ValidationFailed(
-                "A due date can only be set on the active stage; pending stages get theirs when they start.",
-                details={"due_at": ["Only for the active stage."]},
-            )
-        if due_at <= now:
-            raise ValidationFailed(
-                "The new due date must be in the future.", details={"due_at": ["Must be in the future."]}
-            )
+    _due_date_check(stage=stage, due_at=due_at, now=now)
     previous_assignee, previous_due = stage.assignee, stage.due_at
-    stage.assignee = target
-    fields = ["assignee"]
-    if due_at is not None:
-        stage.due_at = due_at
-        stage.escalate_at = due_at + timedelta(hours=ladder.escalate_after_hours)
-        stage.overdue_at = stage.escalated_at = None
-        fields += ["due_at", "escalate_at", "overdue_at", "escalated_at"]
-    stage.save(update_fields=fields)
+    _stage_hand_over(ladder=ladder, stage=stage, target=target, due_at=due_at)
     _history(
         ladder,
         HistoryAction.DELEGATED,
@@ -546,26 +601,91 @@ def stage_delegate(
         reason=reason,
         from_assignee=previous_assignee,
         to_assignee=target,
-        payload={
-            "from_due_at": previous_due.isoformat() if previous_due else None,
-            "to_due_at": stage.due_at.isoformat() if stage.due_at else None,
-        },
+        payload={"from_due_at": _iso(previous_due), "to_due_at": _iso(stage.due_at)},
     ).save()
     export_lifecycle_record(
         export=export,
-        event_type=STAGE_DELEGATED,
+        event_type=EventType.STAGE_DELEGATED,
         actor=actor,
         payload={
             **_stage_payload(stage),
             "from_assignee": previous_assignee.username if previous_assignee else None,
             "to_assignee": target.username,
             "reason": reason,
-            "due_at": stage.due_at.isoformat() if stage.due_at else None,
+            "due_at": _iso(stage.due_at),
         },
     )
     _refresh_queue_state(export, ladder, actor)
     _notify_after_commit(export, "approval.stage_delegated")
     return stage
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _delegation_check(*, actor, export: NarrativeExport, ladder: ApprovalLadder, stage: ApprovalStage) -> None:
+    roles = user_roles_in_team(user=actor, team_id=export.execution.team_id)
+    if not delegation_permitted(user=actor, roles=roles, stage=stage):
+        raise PermissionDenied(
+            "Delegating needs the stage's role, being its assignee, or one of the roles "
+            f"{', '.join(sorted(DELEGATE_ROLES))}.",
+            code="not_permitted_to_delegate",
+        )
+    refusal = delegation_refusal(ladder=ladder, stage=stage)
+    if refusal is not None:
+        raise refusal
+
+
+def _delegate_target(*, assignee: str, export: NarrativeExport, ladder: ApprovalLadder, stage: ApprovalStage):
+    """The new assignee: an active member of the team holding the stage's role, free to sign it."""
+    target = _user_by_username(assignee)
+    team_id = export.execution.team_id
+    if (
+        target is None
+        or not Membership.objects.filter(user=target, team_id=team_id, role__key=stage.required_role).exists()
+    ):
+        raise NotFound(
+            f"'{assignee}' is not an active member of this team holding the role {stage.required_role}.",
+            code="invalid_assignee",
+            details={"assignee": [f"Must be a team member with the role {stage.required_role}."]},
+        )
+    violation = separation_of_duties_violation(
+        user=target, export=export, stage=stage, signatures=live_signatures(ladder=ladder)
+    )
+    if violation:
+        raise Conflict(
+            f"'{assignee}' cannot be assigned: {violation}",
+            code="separation_of_duties",
+            details={"assignee": [violation]},
+        )
+    return target
+
+
+def _due_date_check(*, stage: ApprovalStage, due_at: datetime | None, now: datetime) -> None:
+    if due_at is None:
+        return
+    if stage.status != StageStatus.IN_PROGRESS:
+        raise Conflict(
+            "A due date can only be set on the active stage; pending stages get theirs when they start.",
+            code="stage_not_active",
+            details={"due_at": ["Only for the active stage."]},
+        )
+    if due_at <= now:
+        raise ValidationFailed(
+            "The new due date must be in the future.", details={"due_at": ["Must be in the future."]}
+        )
+
+
+def _stage_hand_over(*, ladder: ApprovalLadder, stage: ApprovalStage, target, due_at: datetime | None) -> None:
+    stage.assignee = target
+    fields = ["assignee"]
+    if due_at is not None:
+        stage.due_at = due_at
+        stage.escalate_at = stage_escalate_at(due_at, ladder.escalate_after_hours)
+        stage.overdue_at = stage.escalated_at = None
+        fields += ["due_at", "escalate_at", "overdue_at", "escalated_at"]
+    stage.save(update_fields=fields)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -582,89 +702,32 @@ def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> Approva
     if ladder is None:
         raise Conflict("This export has no approval ladder.", code="ladder_missing")
     stage = stage_lookup(stages, stage_id)
-    if not user_roles_in_team(user=actor, team_id=export.execution.team_id) & RESET_ROLES:
+    if not reset_permitted(roles=user_roles_in_team(user=actor, team_id=export.execution.team_id)):
         raise PermissionDenied(
             f"Resetting a stage needs one of the roles {', '.join(sorted(RESET_ROLES))}.",
             code="not_permitted_to_reset",
         )
-    if ladder.status == LadderStatus.REJECTED:
-        raise Conflict("A rejected ladder is closed; create a new export version.", code="ladder_closed")
-    if export.status not in RESETTABLE_EXPORT_STATUSES:
-        raise Conflict(
-            f"The export is {export.status}; its ladder can no longer be reset.",
-            code="export_not_resettable",
-            details={"status": export.status},
-        )
-    if stage.status == StageStatus.PENDING:
-        raise Conflict(f"Stage '{stage.name}' has not started; there is nothing to reset.", code="stage_not_started")
+    refusal = reset_refusal(ladder=ladder, export=export, stage=stage)
+    if refusal is not None:
+        raise refusal
     now = timezone.now()
     ladder.iteration += 1
     reopened = [s for s in stages if s.index >= stage.index]
-    superseded = list(
-        ApprovalSignature.objects.filter(ladder=ladder, stage__in=reopened, superseded=False).order_by("id")
-    )
-    ApprovalSignature.objects.filter(pk__in=[s.pk for s in superseded]).update(
-        superseded=True, superseded_at=now, superseded_reason=reason
-    )
+    superseded = _signatures_supersede(ladder=ladder, reopened=reopened, reason=reason, now=now)
     history = [
-        _history(
-            ladder,
-            HistoryAction.SIGNATURE_SUPERSEDED,
-            stage=next(s for s in reopened if s.pk == signature.stage_id),
-            actor=actor,
-            now=now,
-            reason=reason,
-            payload={"signature_id": signature.pk, "signer": signature.signer_username},
-        )
+        _superseded_history(ladder, signature, reopened, actor=actor, reason=reason, now=now)
         for signature in superseded
     ]
-    for later in reopened:
-        from_status = later.status
-        if later.pk == stage.pk:
-            _open_stage(ladder, later, now)
-            history.append(
-                _history(
-                    ladder,
-                    HistoryAction.RESET,
-                    stage=later,
-                    actor=actor,
-                    now=now,
-                    from_status=from_status,
-                    to_status=later.status,
-                    reason=reason,
-                )
-            )
-        else:
-            later.status, later.iteration = StageStatus.PENDING, ladder.iteration
-            later.started_at = later.due_at = later.escalate_at = later.completed_at = None
-            later.overdue_at = later.escalated_at = None
-            if from_status != StageStatus.PENDING:
-                history.append(
-                    _history(
-                        ladder,
-                        HistoryAction.RETURNED_TO_PENDING,
-                        stage=later,
-                        actor=actor,
-                        now=now,
-                        from_status=from_status,
-                        to_status=later.status,
-                        reason=reason,
-                    )
-                )
-    ApprovalStage.objects.bulk_update(
-        reopened,
-        ["status", "iteration", "started_at", "due_at", "escalate_at", "completed_at", "overdue_at", "escalated_at"],
-    )
+    history += _stages_reopen(ladder=ladder, stage=stage, reopened=reopened, actor=actor, reason=reason, now=now)
     ladder.status, ladder.finalized_at = LadderStatus.IN_PROGRESS, None
     ladder.save(update_fields=["iteration", "status", "finalized_at", "updated_at"])
     ApprovalHistory.objects.bulk_create(history)
     previous_export_status = export.status
     if export.status != ExportStatus.AWAITING_APPROVAL:
-        NarrativeExport.objects.filter(pk=export.pk).update(status=ExportStatus.AWAITING_APPROVAL, updated_at=now)
-        export.status = ExportStatus.AWAITING_APPROVAL
+        export_transition(export=export, to=ExportStatus.AWAITING_APPROVAL, actor=actor, event_type=None)
     export_lifecycle_record(
         export=export,
-        event_type=STAGE_RESET,
+        event_type=EventType.STAGE_RESET,
         actor=actor,
         payload={
             **_stage_payload(stage),
@@ -679,3 +742,62 @@ def stage_reset(*, export_id: int, stage_id: int, actor, reason: str) -> Approva
     _refresh_queue_state(export, ladder, actor)
     _notify_after_commit(export, "approval.stage_reset")
     return ladder
+
+
+def _signatures_supersede(
+    *, ladder: ApprovalLadder, reopened: list[ApprovalStage], reason: str, now: datetime
+) -> list[ApprovalSignature]:
+    """Mark the live signatures of the reopened stages superseded (kept, never deleted); returns them."""
+    superseded = list(
+        ApprovalSignature.objects.filter(ladder=ladder, stage__in=reopened, superseded=False).order_by("id")
+    )
+    ApprovalSignature.objects.filter(pk__in=[s.pk for s in superseded]).update(
+        superseded=True, superseded_at=now, superseded_reason=reason
+    )
+    return superseded
+
+
+def _superseded_history(
+    ladder: ApprovalLadder, signature: ApprovalSignature, reopened: list[ApprovalStage], *, actor, reason: str, now
+) -> ApprovalHistory:
+    return _history(
+        ladder,
+        HistoryAction.SIGNATURE_SUPERSEDED,
+        stage=next(s for s in reopened if s.pk == signature.stage_id),
+        actor=actor,
+        now=now,
+        reason=reason,
+        payload={"signature_id": signature.pk, "signer": signature.signer_username},
+    )
+
+
+def _stages_reopen(
+    *, ladder: ApprovalLadder, stage: ApprovalStage, reopened: list[ApprovalStage], actor, reason: str, now
+) -> list[ApprovalHistory]:
+    """The reset stage opens again; the later ones return to pending. Returns the history of what moved."""
+    history = []
+    for later in reopened:
+        from_status = later.status
+        if later.pk == stage.pk:
+            _open_stage(ladder, later, now)
+            action = HistoryAction.RESET
+        else:
+            later.status, later.iteration = StageStatus.PENDING, ladder.iteration
+            later.started_at = later.due_at = later.escalate_at = later.completed_at = None
+            later.overdue_at = later.escalated_at = None
+            action = HistoryAction.RETURNED_TO_PENDING if from_status != StageStatus.PENDING else None
+        if action is not None:
+            history.append(
+                _history(
+                    ladder,
+                    action,
+                    stage=later,
+                    actor=actor,
+                    now=now,
+                    from_status=from_status,
+                    to_status=later.status,
+                    reason=reason,
+                )
+            )
+    ApprovalStage.objects.bulk_update(reopened, _OPENED_STAGE_FIELDS)
+    return history

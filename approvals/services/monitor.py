@@ -11,20 +11,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
-from django.db.models import Exists, F, IntegerField, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import Cast
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
 from approvals.choices import BLOCKING_QUEUE_STATUSES, HistoryAction, LadderStatus, QueueStatus, StageStatus
 from approvals.guardrails import (
     dispatch_export_for_packaging,
     guardrail_verdict,
-    isoformat,
-    queue_state_key,
     record_packaging_queue_state,
 )
 from approvals.models import (
@@ -37,18 +35,25 @@ from approvals.models import (
 )
 from approvals.selectors import HEAVY_EXPORT_FIELDS
 from exports.choices import ExportStatus
+from exports.events import EventType
 from exports.models import NarrativeExport
+from exports.queue_state import (
+    BLOCKED,
+    QueueState,
+    queue_state_pending_stage_id,
+    queue_state_says,
+    queue_state_status_is,
+    queue_state_unset,
+)
 from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
 from governance.models import Membership
 from governance.services.audit import audit_record
 from textpolicy import inert_line
+from textpolicy.utc import utc_iso
 
 logger = logging.getLogger(__name__)
 
-STAGE_OVERDUE = "narrative_export.approval.stage_overdue"
-STAGE_ESCALATED = "narrative_export.approval.stage_escalated"
 INCONSISTENCY_AUDIT_ACTION = "approvals.enforcement_inconsistency"
-GATE_BLOCKED_STATUS = "blocked"  # the status the packaging worker records when a gate refuses
 PACKAGING_STATUSES = (ExportStatus.QUEUED, ExportStatus.PACKAGING, ExportStatus.PACKAGED)
 
 
@@ -118,45 +123,18 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
     it, and the stage condition is re-read after the lock, so a stage is never marked twice.
     """
     with transaction.atomic():
-        candidates = ApprovalStage.objects.filter(_due(kind, now)).values("ladder_id")
-        ladder_ids = list(
-            ApprovalLadder.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=Subquery(candidates))
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ladder_ids:
-            return False
-        stages = list(
-            ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
-            .select_related("ladder__export__execution", "assignee")
-            .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
-            .order_by("pk")
-        )
+        stages = _lock_due_stages(kind, now=now, batch_size=batch_size)
         if not stages:
             return False
         marker = "overdue_at" if kind == "overdue" else "escalated_at"
         ApprovalStage.objects.filter(pk__in=[stage.pk for stage in stages]).update(**{marker: now})
         action = HistoryAction.OVERDUE if kind == "overdue" else HistoryAction.ESCALATED
-        event_type = STAGE_OVERDUE if kind == "overdue" else STAGE_ESCALATED
+        event_type = EventType.STAGE_OVERDUE if kind == "overdue" else EventType.STAGE_ESCALATED
         recipients = _escalation_recipients(stages) if kind == "escalated" else {}
         history, records = [], []
         for stage in stages:
             ladder = stage.ladder
-            payload = {
-                "stage_id": stage.pk,
-                "stage_index": stage.index,
-                "stage_name": stage.name,
-                "required_role": stage.required_role,
-                "iteration": stage.iteration,
-                "assignee": stage.assignee.username if stage.assignee_id else None,
-                "due_at": isoformat(stage.due_at),
-                "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
-                "detected_at": isoformat(now),
-            }
-            if kind == "escalated":
-                payload["escalate_at"] = isoformat(stage.escalate_at)
-                payload["notified"] = sorted(recipients.get((ladder.export.execution.team_id, stage.required_role), []))
+            payload = _marker_payload(kind, stage, recipients, now=now)
             history.append(
                 ApprovalHistory(
                     ladder=ladder,
@@ -171,18 +149,61 @@ def _mark_batch(kind: str, *, now: datetime, batch_size: int, report: MonitorRep
             )
             records.append(LifecycleRecord(export=ladder.export, event_type=event_type, payload=payload))
             report.rechecked += 1
-            if queue_state_key(ladder.export.packaging_queue_state) != _expected_key(stage, ladder):
+            if QueueState.from_json(ladder.export.packaging_queue_state).key != _expected_key(stage, ladder):
                 report.exports.add(ladder.export_id)
         ApprovalHistory.objects.bulk_create(history, batch_size=5000)
         export_lifecycle_record_many(records)
-        if kind == "overdue":
-            report.overdue += len(stages)
-        else:
-            report.escalated += len(stages)
-            messages = _escalation_messages(stages, recipients, now)
-            report.emails += len(messages)
-            transaction.on_commit(lambda: _send(messages))
+        _count_marked(kind, stages, recipients, now=now, report=report)
     return True
+
+
+def _lock_due_stages(kind: str, *, now: datetime, batch_size: int) -> list[ApprovalStage]:
+    """Lock up to ``batch_size`` ladders with a stage due for ``kind`` (skipping locked ones) and read those
+    stages again under the lock."""
+    candidates = ApprovalStage.objects.filter(_due(kind, now)).values("ladder_id")
+    ladder_ids = list(
+        ApprovalLadder.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=Subquery(candidates))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    if not ladder_ids:
+        return []
+    return list(
+        ApprovalStage.objects.filter(_due(kind, now), ladder_id__in=ladder_ids)
+        .select_related("ladder__export__execution", "assignee")
+        .defer(*(f"ladder__export__{name}" for name in HEAVY_EXPORT_FIELDS))
+        .order_by("pk")
+    )
+
+
+def _marker_payload(kind: str, stage: ApprovalStage, recipients: dict, *, now: datetime) -> dict[str, Any]:
+    payload = {
+        "stage_id": stage.pk,
+        "stage_index": stage.index,
+        "stage_name": stage.name,
+        "required_role": stage.required_role,
+        "iteration": stage.iteration,
+        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "due_at": utc_iso(stage.due_at),
+        "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
+        "detected_at": utc_iso(now),
+    }
+    if kind == "escalated":
+        payload["escalate_at"] = utc_iso(stage.escalate_at)
+        team_id = stage.ladder.export.execution.team_id
+        payload["notified"] = sorted(recipients.get((team_id, stage.required_role), []))
+    return payload
+
+
+def _count_marked(kind: str, stages: list[ApprovalStage], recipients: dict, *, now: datetime, report) -> None:
+    if kind == "overdue":
+        report.overdue += len(stages)
+        return
+    report.escalated += len(stages)
+    messages = _escalation_messages(stages, recipients, now)
+    report.emails += len(messages)
+    transaction.on_commit(lambda: _send(messages))
 
 
 def _expected_key(stage: ApprovalStage, ladder: ApprovalLadder) -> tuple:
@@ -217,7 +238,7 @@ def _escalation_messages(
     for (team_id, role), group in sorted(grouped.items()):
         lines = [
             f"The following approval stages for role '{role}' are past their escalation threshold "
-            f"(detected {isoformat(now)}):",
+            f"(detected {utc_iso(now)}):",
             "",
         ]
         # Titles, stage names and usernames are user-written: shown inert, one line each (docs/text-policy.md).
@@ -225,7 +246,7 @@ def _escalation_messages(
             export = stage.ladder.export
             lines.append(
                 f"- Export {export.pk} v{export.version} ({inert_line(export.execution.title)}): stage "
-                f"{stage.index + 1} '{inert_line(stage.name)}', due {isoformat(stage.due_at)}, assignee "
+                f"{stage.index + 1} '{inert_line(stage.name)}', due {utc_iso(stage.due_at)}, assignee "
                 f"{inert_line(stage.assignee.username) if stage.assignee_id else 'none'}"
             )
         subject = (
@@ -269,7 +290,7 @@ def _recheck_guardrails(export_ids: Iterable[int], *, report: MonitorReport) -> 
             verdict = guardrail_verdict(
                 export=export, ladder=ladder, stages=list(ladder.stages.all()), signatures=ladder.signatures.all()
             )
-            if queue_state_key(export.packaging_queue_state) != queue_state_key(verdict.state()):
+            if QueueState.from_json(export.packaging_queue_state).key != verdict.queue_state().key:
                 record_packaging_queue_state(export, verdict)
 
 
@@ -296,9 +317,7 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
         findings[(export_id, "packaging_while_stage_open")] = {"export_status": status}
     # The worker re-writes a state it was blocked with as "blocked", keeping the guardrail's status beside it.
     blocking = list(BLOCKING_QUEUE_STATUSES)
-    says_blocked = Q(packaging_queue_state__status__in=blocking) | Q(
-        packaging_queue_state__guardrail_status__in=blocking
-    )
+    says_blocked = queue_state_says(blocking)
     for export_id, state in NarrativeExport.objects.filter(
         says_blocked, ladder__status=LadderStatus.APPROVED
     ).values_list("pk", "packaging_queue_state"):
@@ -306,17 +325,15 @@ def enforcement_findings() -> dict[tuple[int, str], dict]:
     for export_id, state in (
         NarrativeExport.objects.filter(ladder__status__in=[LadderStatus.IN_PROGRESS, LadderStatus.REJECTED])
         .exclude(says_blocked)
-        .exclude(packaging_queue_state__status=GATE_BLOCKED_STATUS)
-        .exclude(packaging_queue_state={})
+        .exclude(queue_state_status_is(BLOCKED))
+        .exclude(queue_state_unset())
         .values_list("pk", "packaging_queue_state")
     ):
         findings[(export_id, "queue_state_ready_but_ladder_open")] = {"state": state}
-    awaiting = Q(ladder__export__packaging_queue_state__status=QueueStatus.AWAITING_APPROVAL) | Q(
-        ladder__export__packaging_queue_state__guardrail_status=QueueStatus.AWAITING_APPROVAL
-    )
+    awaiting = queue_state_says([QueueStatus.AWAITING_APPROVAL], prefix="ladder__export__")
     for export_id, state, active_id in (
         ApprovalStage.objects.filter(awaiting, status=StageStatus.IN_PROGRESS, ladder__status=LadderStatus.IN_PROGRESS)
-        .annotate(stored_stage=Cast(F("ladder__export__packaging_queue_state__pending_stage__id"), IntegerField()))
+        .annotate(stored_stage=queue_state_pending_stage_id(prefix="ladder__export__"))
         .filter(Q(stored_stage__isnull=True) | ~Q(stored_stage=F("pk")))
         .values_list("ladder__export_id", "ladder__export__packaging_queue_state", "pk")
     ):
@@ -368,14 +385,14 @@ def _check_enforcement(*, now: datetime, report: MonitorReport) -> None:
         for observation in to_report:
             export = NarrativeExport.objects.select_related("execution").get(pk=observation.export_id)
             line = {
-                "detected_at": isoformat(now),
+                "detected_at": utc_iso(now),
                 "kind": observation.kind,
                 "export_id": export.pk,
                 "execution_id": export.execution_id,
                 "team_id": export.execution.team_id,
                 "first_cycle": observation.first_cycle,
                 "cycle": state.cycle,
-                "first_seen_at": isoformat(observation.first_seen_at),
+                "first_seen_at": utc_iso(observation.first_seen_at),
                 "detail": observation.detail,
             }
             audit_record(action=INCONSISTENCY_AUDIT_ACTION, obj=export, team_id=export.execution.team_id, payload=line)

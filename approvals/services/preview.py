@@ -16,9 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.selectors import role_open_load
+from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from exports.selectors.executions import execution_get_for_user
-from exports.services.executions import EventInput, timeline_append
+from exports.services.executions import execution_event_record
 from exports.services.narrative_exports import (
     EvidenceRef,
     evidence_refs_parse,
@@ -29,10 +30,8 @@ from exports.services.rendering import narrative_preview_render
 from governance.ladder import ProjectedStage, ladder_simulate
 from governance.models import GovernanceTemplateAuditLog, WorkflowTemplateSnapshot
 from governance.selectors.templates import SnapshotResolution, snapshot_document, template_snapshot_resolution
-from governance.services.audit import audit_record
 from governance.services.templates import template_preview_record
-
-PREVIEW_EVENT = "governance.preview.summary"
+from textpolicy.utc import utc_iso
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class LadderPreview:
             "execution_id": self.execution.pk,
             "template_snapshot_id": self.snapshot.pk if self.snapshot else None,
             "template": _template_summary(self.snapshot, self.source),
-            "previewed_at": self.previewed_at.isoformat().replace("+00:00", "Z"),
+            "previewed_at": utc_iso(self.previewed_at),
             "stages": [stage.as_dict() for stage in self.stages],
             "narrative_markdown": self.narrative_markdown,
             "evidence": self.evidence_manifest,
@@ -141,8 +140,8 @@ def preview_summary_payload(preview_stages: Sequence[ProjectedStage], **fields: 
                 "required_role": stage.required_role,
                 "sla_hours": stage.sla_hours,
                 "open_load": stage.open_load,
-                "projected_start": stage.projected_start.isoformat().replace("+00:00", "Z"),
-                "projected_due": stage.projected_due.isoformat().replace("+00:00", "Z"),
+                "projected_start": utc_iso(stage.projected_start),
+                "projected_due": utc_iso(stage.projected_due),
             }
             for stage in preview_stages
         ],
@@ -150,19 +149,57 @@ def preview_summary_payload(preview_stages: Sequence[ProjectedStage], **fields: 
 
 
 @transaction.atomic
-def execution_preview(*, execution: Execution, actor, evidence: Sequence[EvidenceRef] | None = None) -> LadderPreview:
-    """Preview the next export of ``execution`` (already checked visible to ``actor``): resolve the snapshot
-    without refusing drift, project the ladder from now, render the narrative of ``evidence`` (None: all the
-    execution's evidence rows), record the preview (template audit log + timeline event + audit chain)."""
+def execution_preview_record(
+    *, execution: Execution, actor, evidence: Sequence[EvidenceRef] | None = None
+) -> LadderPreview:
+    """Preview the next export of ``execution`` (already checked visible to ``actor``) and record that it was
+    shown: resolve the snapshot without refusing drift, project the ladder from now, render the narrative of
+    ``evidence`` (None: all the execution's evidence rows), then write the template audit log and the
+    ``governance.preview.summary`` timeline event with its audit row."""
     now = timezone.now()
     resolution = template_snapshot_resolution(
         team_id=execution.team_id, protocol_template_key=execution.protocol_template_key
     )
     snapshot = resolution.snapshot
-    warnings = _resolution_warnings(resolution)
     stages = _projected(_document(snapshot), start_at=now, team_id=execution.team_id)
-
     selection = evidence_selection(execution=execution, refs=evidence)
+    warnings = [*_resolution_warnings(resolution), *_selection_warnings(execution, selection, evidence)]
+    narrative = narrative_preview_render(
+        execution=execution,
+        author=actor,
+        snapshot=snapshot,
+        evidence=selection.evidence,
+        events=selection.events,
+        classification=export_classification(None, selection.evidence),
+        at=now,
+    )
+    audit_log, event = _preview_write(
+        execution=execution,
+        actor=actor,
+        resolution=resolution,
+        stages=stages,
+        evidence_count=len(narrative.manifest),
+        warning_codes=[warning.code for warning in warnings],
+        now=now,
+    )
+    return LadderPreview(
+        execution=execution,
+        snapshot=snapshot,
+        source=resolution.source,
+        stages=stages,
+        narrative_markdown=narrative.markdown,
+        evidence_manifest=narrative.manifest,
+        warnings=warnings,
+        previewed_at=now,
+        audit_log=audit_log,
+        event=event,
+    )
+
+
+def _selection_warnings(
+    execution: Execution, selection, evidence: Sequence[EvidenceRef] | None
+) -> list[PreviewWarning]:
+    warnings = []
     if selection.missing:
         warnings.append(
             PreviewWarning(
@@ -181,16 +218,22 @@ def execution_preview(*, execution: Execution, actor, evidence: Sequence[Evidenc
                 else "This execution has no evidence yet: the dossier would narrate the timeline only.",
             )
         )
-    narrative = narrative_preview_render(
-        execution=execution,
-        author=actor,
-        snapshot=snapshot,
-        evidence=selection.evidence,
-        events=selection.events,
-        classification=export_classification(None, selection.evidence),
-        at=now,
-    )
-    warning_codes = [warning.code for warning in warnings]
+    return warnings
+
+
+def _preview_write(
+    *,
+    execution: Execution,
+    actor,
+    resolution: SnapshotResolution,
+    stages: list[ProjectedStage],
+    evidence_count: int,
+    warning_codes: list[str],
+    now,
+):
+    """The records of a preview: the template audit log, then the summary event on the timeline with its audit
+    row. Returns (audit log, event)."""
+    snapshot = resolution.snapshot
     audit_log = template_preview_record(
         actor=actor,
         execution_id=execution.pk,
@@ -200,7 +243,7 @@ def execution_preview(*, execution: Execution, actor, evidence: Sequence[Evidenc
             "source": resolution.source,
             "drifted": resolution.drifted,
             "stages": len(stages),
-            "evidence_count": len(narrative.manifest),
+            "evidence_count": evidence_count,
             "warnings": warning_codes,
         },
     )
@@ -210,37 +253,21 @@ def execution_preview(*, execution: Execution, actor, evidence: Sequence[Evidenc
         template_key=snapshot.template_key if snapshot else None,
         template_version=snapshot.version if snapshot else None,
         template_source=resolution.source or None,
-        previewed_at=now.isoformat().replace("+00:00", "Z"),
+        previewed_at=utc_iso(now),
         events_through_sequence=execution.last_sequence,
-        evidence_count=len(narrative.manifest),
+        evidence_count=evidence_count,
         warnings=warning_codes,
         template_audit_log_id=audit_log.pk,
     )
-    (event,) = timeline_append(execution=execution, actor=actor, events=[EventInput(PREVIEW_EVENT, payload)])
-    audit_record(
-        action=PREVIEW_EVENT,
-        actor=actor,
-        obj=execution,
-        team_id=execution.team_id,
-        payload={"sequence": event.sequence, **payload},
+    event = execution_event_record(
+        execution=execution, actor=actor, event_type=EventType.PREVIEW_SUMMARY, payload=payload
     )
-    return LadderPreview(
-        execution=execution,
-        snapshot=snapshot,
-        source=resolution.source,
-        stages=stages,
-        narrative_markdown=narrative.markdown,
-        evidence_manifest=narrative.manifest,
-        warnings=warnings,
-        previewed_at=now,
-        audit_log=audit_log,
-        event=event,
-    )
+    return audit_log, event
 
 
-def execution_preview_for_user(*, user, execution_id: int, evidence: str | None = None) -> LadderPreview:
+def execution_preview_record_for_user(*, user, execution_id: int, evidence: str | None = None) -> LadderPreview:
     """The preview as the API and the page ask for it: ``evidence`` is the ``kind:id,...`` selector (None: all
     evidence). A foreign team's or unknown execution is NotFound; a malformed selector is ValidationFailed."""
     execution = execution_get_for_user(user=user, execution_id=execution_id)
     refs = evidence_refs_parse(evidence) if evidence is not None else None
-    return execution_preview(execution=execution, actor=user, evidence=refs)
+    return execution_preview_record(execution=execution, actor=user, evidence=refs)

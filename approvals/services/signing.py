@@ -26,6 +26,7 @@ from config.humanize import duration_in_words, until_in_words
 from config.passwords import password_verify
 from exports.models import NarrativeExport
 from governance.services.audit import audit_record
+from textpolicy.utc import utc_iso
 
 LOCKOUT_AUDIT_ACTION = "approvals.signer_locked_out"
 
@@ -59,7 +60,7 @@ class SigningStatus:
         return max(0, self.limit - self.failures)
 
     def details(self) -> dict:
-        until = self.locked_until.isoformat().replace("+00:00", "Z") if self.locked_until else None
+        until = utc_iso(self.locked_until)
         return {"failures": self.failures, "remaining_attempts": self.remaining_attempts, "locked_until": until}
 
 

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from config.api import SelectorListApi, validated
 from config.parsers import JSONParser
+from config.schema import ErrorOutput
 from exports.api import serializers as s
 from exports.models import NarrativeExport
 from exports.permissions import EXECUTION_WRITERS, require_team_role
@@ -37,6 +38,12 @@ from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.storage import BUNDLE_CONTENT_TYPES, BUNDLE_SUFFIXES
 
 DOWNLOAD_CHUNK = 1 << 20
+ARTIFACT_RESPONSES = {
+    **{(200, content_type): OpenApiTypes.BINARY for content_type in BUNDLE_CONTENT_TYPES.values()},
+    404: OpenApiResponse(ErrorOutput, description="No artifact (yet), or the link is unknown or expired."),
+    409: OpenApiResponse(ErrorOutput, description="`artifact_integrity_failed`: the stored bytes fail their sha256."),
+    410: OpenApiResponse(ErrorOutput, description="The artifact is past its retention window and was purged."),
+}
 
 
 def _export_output(export: NarrativeExport, serializer=s.ExportOutput) -> dict:
@@ -57,7 +64,17 @@ class ExportListCreateApi(SelectorListApi):
             kwargs.setdefault("context", {})["extras"] = export_representations(args[0])
         return super().get_serializer(*args, **kwargs)
 
-    @extend_schema(request=s.ExportCreateInput, responses={201: s.ExportOutput})
+    @extend_schema(
+        request=s.ExportCreateInput,
+        responses={
+            201: s.ExportOutput,
+            409: OpenApiResponse(
+                ErrorOutput,
+                description="`template_not_published` / `no_published_template`: no published ladder applies; "
+                "`template_snapshot_drift`: the snapshot that applies no longer matches its hash.",
+            ),
+        },
+    )
     def post(self, request, execution_id: int):
         execution = execution_get_for_user(user=request.user, execution_id=execution_id)
         require_team_role(
@@ -102,7 +119,7 @@ def _artifact_response(download: VerifiedDownload) -> FileResponse:
 
 
 class ExportArtifactApi(APIView):
-    @extend_schema(responses={(200, "application/zstd"): OpenApiTypes.BINARY, 404: None, 409: None, 410: None})
+    @extend_schema(responses=ARTIFACT_RESPONSES)
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
         return _artifact_response(artifact_download_open(export=export, actor=request.user))
@@ -123,7 +140,7 @@ class ArtifactSignedDownloadApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(200, "application/zstd"): OpenApiTypes.BINARY, 404: None, 409: None, 410: None})
+    @extend_schema(responses=ARTIFACT_RESPONSES)
     def get(self, request, token: str):
         export, user = artifact_link_resolve(token=token)
         return _artifact_response(artifact_download_open(export=export, actor=user, via="signed_link"))

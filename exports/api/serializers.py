@@ -1,10 +1,25 @@
+import re
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exports.choices import EvidenceKind
+from config.schema import NOT_NULL
+from exports.choices import RESERVED_EVENT_PREFIXES, EvidenceKind
 from exports.models import Evidence, Execution, ExecutionEvent
 from governance.choices import Classification
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_.:-]{0,119}$"
+# The schema also leaves out the types under RESERVED_EVENT_PREFIXES: the server writes those only, and refuses
+# them from clients with their own code (400 reserved_event_type, exports.services.executions).
+CLIENT_EVENT_TYPE_PATTERN = (
+    r"^(?!(?:" + "|".join(re.escape(prefix) for prefix in RESERVED_EVENT_PREFIXES) + r"))" + EVENT_TYPE_PATTERN[1:]
+)
+
+
+@extend_schema_field({"type": "string", "pattern": CLIENT_EVENT_TYPE_PATTERN, "maxLength": 120})
+class EventTypeField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        super().__init__(EVENT_TYPE_PATTERN, max_length=120, **kwargs)
 
 
 class ExecutionInput(serializers.Serializer):
@@ -37,13 +52,13 @@ class ExecutionOutput(serializers.ModelSerializer):
 
 
 class EventInput(serializers.Serializer):
-    event_type = serializers.RegexField(EVENT_TYPE_PATTERN, max_length=120)
+    event_type = EventTypeField()
     payload = serializers.DictField(required=False, default=dict)
     occurred_at = serializers.DateTimeField(required=False)
 
 
 class EventOutput(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ExecutionEvent
@@ -51,7 +66,7 @@ class EventOutput(serializers.ModelSerializer):
 
 
 class FileUploadInput(serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True, help_text="Any bytes, none included; sha256 is computed.")
     title = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
 
@@ -63,6 +78,9 @@ class NotebookEntryInput(serializers.Serializer):
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
 
 
+JSON_KINDS = [EvidenceKind.ANALYTICS_SNAPSHOT.value, EvidenceKind.QC_METRIC.value]
+
+
 class StructuredEvidenceInput(serializers.Serializer):
     execution = serializers.IntegerField(min_value=1)
     kind = serializers.ChoiceField(
@@ -72,6 +90,16 @@ class StructuredEvidenceInput(serializers.Serializer):
     data = serializers.JSONField(required=False, allow_null=True, default=None)
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
+
+    # Every kind may carry JSON (snapshots and QC metrics must); a remediation report may carry Markdown instead.
+    # (``not`` keeps the schema generator from folding this partial enum into the field's own.)
+    schema_any_of = [
+        {"properties": {"data": NOT_NULL}, "required": ["data"]},
+        {
+            "properties": {"kind": {"not": {"enum": JSON_KINDS}}, "body": {"type": "string", "minLength": 1}},
+            "required": ["body"],
+        },
+    ]
 
 
 class EvidenceOutput(serializers.ModelSerializer):

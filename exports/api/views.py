@@ -1,7 +1,8 @@
 """Experiment console, notebook and evidence endpoints (SPEC §3). Parse, call one service or selector, serialize."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +11,7 @@ from config.api import SelectorListApi, validated
 from config.errors import ValidationFailed
 from config.parsers import JSONParser
 from exports.api import serializers as s
+from exports.choices import EvidenceKind
 from exports.models import Evidence, Execution, ExecutionEvent
 from exports.permissions import COACHING_ROLES, EXECUTION_WRITERS, OVERRIDE_ROLES, require_team_role
 from exports.selectors.executions import (
@@ -27,6 +29,7 @@ from exports.services.executions import (
     override_record,
 )
 from exports.uploads import StrictMultiPartParser
+from governance.choices import Classification
 from governance.selectors.teams import team_get_for_user
 
 
@@ -57,6 +60,7 @@ class ExecutionDetailApi(APIView):
 class ExecutionEventsApi(SelectorListApi):
     serializer_class = s.EventOutput
     schema_model = ExecutionEvent
+    accepts_one_or_many = settings.DOSSIER_MAX_EVENTS_PER_REQUEST
 
     def select(self):
         execution = execution_get_for_user(user=self.request.user, execution_id=self.kwargs["execution_id"])
@@ -99,6 +103,12 @@ class ExecutionFileUploadApi(APIView):
         return Response(s.EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
 
 
+EXECUTION_PARAMETER = OpenApiParameter(
+    "execution", int, required=True, description="The execution whose evidence to list (one you can see)."
+)
+CREATED_AFTER_PARAMETER = OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="ISO 8601.")
+
+
 class NotebookEntryCreateApi(APIView):
     parser_classes = [JSONParser]
 
@@ -121,6 +131,10 @@ class NotebookEvidenceListApi(SelectorListApi):
         filters = {**self.request.query_params.dict(), "kind": "notebook_entry"}
         return evidence_for_user(user=self.request.user, filters=filters)
 
+    @extend_schema(parameters=[EXECUTION_PARAMETER, CREATED_AFTER_PARAMETER])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
 
 class EvidenceListCreateApi(SelectorListApi):
     serializer_class = s.EvidenceDescriptor
@@ -129,6 +143,17 @@ class EvidenceListCreateApi(SelectorListApi):
 
     def select(self):
         return evidence_for_user(user=self.request.user, filters=self.request.query_params.dict())
+
+    @extend_schema(
+        parameters=[
+            EXECUTION_PARAMETER,
+            OpenApiParameter("kind", str, enum=EvidenceKind.values),
+            OpenApiParameter("classification", str, enum=Classification.values),
+            CREATED_AFTER_PARAMETER,
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=s.StructuredEvidenceInput, responses={201: s.EvidenceOutput})
     def post(self, request):

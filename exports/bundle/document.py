@@ -10,6 +10,8 @@ from typing import Any
 
 import jsonschema
 
+from textpolicy.utc import utc_iso
+
 from .errors import BundleError
 from .keys import KEY_ALGORITHM
 from .tagfiles import TAGMANIFEST_TXT
@@ -59,7 +61,7 @@ def build_export_document(
         raise BundleError("invalid_export_metadata", f"export metadata must not set {sorted(clash)}")
     document = {
         "format": EXPORT_FORMAT,
-        "bundle": {"name": bag_name, "created_at": iso_utc(created_at), "payload_oxum": oxum},
+        "bundle": {"name": bag_name, "created_at": utc_iso(created_at), "payload_oxum": oxum},
         "export": dict(export),
         "files": [{"path": path, "size": size, "sha512": sha512} for path, size, sha512 in files],
         "signing": {
@@ -97,7 +99,7 @@ def build_statement(
         "_type": STATEMENT_TYPE,
         "subject": subjects,
         "predicateType": PREDICATE_TYPE,
-        "predicate": {"bag": bag_name, "createdAt": iso_utc(created_at), "payloadOxum": oxum},
+        "predicate": {"bag": bag_name, "createdAt": utc_iso(created_at), "payloadOxum": oxum},
     }
 
 
@@ -112,7 +114,3 @@ def document_bytes(document: Mapping[str, Any]) -> bytes:
 
 def statement_bytes(statement: Mapping[str, Any]) -> bytes:
     return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def iso_utc(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

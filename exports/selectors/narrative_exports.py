@@ -127,3 +127,10 @@ def packaging_jobs_summary(*, user) -> dict[str, Any]:
 
 def signing_keys_list() -> QuerySet[SigningKey]:
     return SigningKey.objects.order_by("created_at", "id")
+
+
+def export_selected_evidence(*, export: NarrativeExport) -> list[tuple[str, int]]:
+    """The ``(kind, id)`` pairs an export version selected, in its attachment order (to start the next version
+    from the same selection)."""
+    rows = export.attachments.order_by("id").values_list("kind", "evidence_id", "event_id")
+    return [(kind, evidence_id or event_id) for kind, evidence_id, event_id in rows if evidence_id or event_id]

@@ -7,11 +7,12 @@ from __future__ import annotations
 from django.db import transaction
 
 from config.errors import PermissionDenied
+from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 from governance.services.clearance import clearance_covers, clearance_level
 
-DENIED_EVENT = "narrative_export.export_denied"
+DENIED_EVENT = EventType.EXPORT_DENIED
 
 
 class ClearanceInsufficient(PermissionDenied):

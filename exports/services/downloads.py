@@ -11,9 +11,11 @@ from django.utils import timezone
 from config.errors import Conflict, DossierError, Gone, NotFound
 from exports.choices import ExportStatus
 from exports.crypto import DecryptionFailed
+from exports.events import EventType
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record
+from exports.services.transitions import export_transition
 from exports.storage import (
     ArtifactIntegrityError,
     ArtifactMissing,
@@ -56,12 +58,10 @@ def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
         return False
     locked.expired_at = timezone.now()
     locked.save(update_fields=["expired_at"])
-    export = locked.export
-    export.status = ExportStatus.EXPIRED
-    export.save(update_fields=["status", "updated_at"])
-    export_lifecycle_record(
-        export=export,
-        event_type="narrative_export.artifact.expired",
+    export_transition(
+        export=locked.export,
+        to=ExportStatus.EXPIRED,
+        event_type=EventType.ARTIFACT_EXPIRED,
         actor=actor,
         payload={
             "artifact_id": locked.pk,
@@ -81,7 +81,7 @@ def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegri
     locked.save(update_fields=["integrity_failed_at"])
     export_lifecycle_record(
         export=locked.export,
-        event_type="narrative_export.artifact.integrity_failed",
+        event_type=EventType.ARTIFACT_INTEGRITY_FAILED,
         actor=actor,
         payload={"artifact_id": locked.pk, "expected_sha256": error.expected, "actual_sha256": error.actual},
     )
@@ -92,7 +92,7 @@ def _decryption_failed(*, artifact: ExportArtifact, actor, error: DecryptionFail
     export = NarrativeExport.objects.select_related("execution").get(pk=artifact.export_id)
     export_lifecycle_record(
         export=export,
-        event_type="narrative_export.artifact.decryption_failed",
+        event_type=EventType.ARTIFACT_DECRYPTION_FAILED,
         actor=actor,
         payload={"artifact_id": artifact.pk, "sha256": artifact.sha256, "reason": error.message},
     )
@@ -143,7 +143,7 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
     try:
         export_lifecycle_record(
             export=export,
-            event_type="narrative_export.artifact.downloaded",
+            event_type=EventType.ARTIFACT_DOWNLOADED,
             actor=actor,
             payload={"artifact_id": artifact.pk, "sha256": artifact.sha256, "size": artifact.size, "via": via},
         )

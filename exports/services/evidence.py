@@ -13,9 +13,10 @@ from django.db import transaction
 from config.errors import ValidationFailed
 from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind
 from exports.models import Evidence, Execution
+from exports.services.rendering import evidence_content
 from exports.uploads import validate_client_filename
 from governance.choices import Classification
-from governance.services.audit import audit_record, canonical_json, normalize_payload
+from governance.services.audit import audit_record, normalize_payload
 
 
 def artifact_storage():
@@ -74,7 +75,7 @@ def evidence_file_store(
 def notebook_entry_create(
     *, execution: Execution, actor, title: str, body: str, classification: str = Classification.INTERNAL
 ) -> Evidence:
-    encoded = body.encode()
+    encoded = evidence_content(kind=EvidenceKind.NOTEBOOK_ENTRY, body=body, data=None)
     evidence = Evidence.objects.create(
         execution=execution,
         kind=EvidenceKind.NOTEBOOK_ENTRY,
@@ -101,7 +102,10 @@ def structured_evidence_create(
     body: str = "",
     classification: str = Classification.INTERNAL,
 ) -> Evidence:
-    """Analytics snapshots and QC metrics carry JSON; remediation reports carry Markdown, JSON or both."""
+    """Analytics snapshots and QC metrics carry JSON; remediation reports carry Markdown, JSON or both.
+
+    The recorded size and sha256 are those of the file a bundle carries for it (docs/exports.md, bundle format
+    3); evidence recorded before described the canonical JSON ``{"body", "data"}`` instead."""
     if kind not in JSON_EVIDENCE_KINDS:
         raise ValidationFailed(
             f"Evidence of kind '{kind}' is not created here.",
@@ -116,7 +120,7 @@ def structured_evidence_create(
             f"Evidence of kind '{kind}' needs 'data'.", details={"data": ["This field is required."]}
         )
     data = normalize_payload({"v": data})["v"] if data is not None else None
-    content = canonical_json({"body": body, "data": data}).encode()
+    content = evidence_content(kind=kind, body=body, data=data)
     evidence = Evidence.objects.create(
         execution=execution,
         kind=kind,

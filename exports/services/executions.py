@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.errors import ValidationFailed
 from exports.choices import RESERVED_EVENT_PREFIXES, ExecutionStatus
+from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from governance.models import Team
 from governance.services.audit import audit_record, canonical_json
@@ -38,7 +39,7 @@ def execution_create(*, team: Team, title: str, owner, protocol_template_key: st
         started_at=now,
     )
     audit_record(
-        action="execution.created",
+        action=EventType.EXECUTION_CREATED,
         actor=owner,
         obj=execution,
         team_id=team.pk,
@@ -65,7 +66,7 @@ def events_append(*, execution: Execution, actor, events: Sequence[EventInput]) 
     _check_client_event_types(events)
     rows = timeline_append(execution=execution, actor=actor, events=events)
     audit_record(
-        action="execution.events_appended",
+        action=EventType.EXECUTION_EVENTS_APPENDED,
         actor=actor,
         obj=execution,
         team_id=execution.team_id,
@@ -141,16 +142,23 @@ def _copy_rows(rows: list[ExecutionEvent], texts: list[str]) -> None:
         row.pk = ids[row.sequence]
 
 
-@transaction.atomic
-def execution_intervention_record(
-    *, execution: Execution, actor, event_type: str, payload: dict[str, Any], audit_action: str
+@transaction.atomic(savepoint=False)  # appends only: no savepoint round trips
+def execution_event_record(
+    *,
+    execution: Execution,
+    actor,
+    event_type: EventType,
+    payload: dict[str, Any],
+    audit_action: EventType | None = None,
+    audit_obj=None,
 ) -> ExecutionEvent:
-    """Operator overrides and reviewer coaching notes: a timeline entry plus an audit row."""
+    """The one writer of a server-side step: a timeline entry and its audit row (``audit_action``, default the
+    event type; about ``audit_obj``, default the execution), the row carrying the entry's sequence."""
     (event,) = timeline_append(execution=execution, actor=actor, events=[EventInput(event_type, payload)])
     audit_record(
-        action=audit_action,
+        action=audit_action or event_type,
         actor=actor,
-        obj=execution,
+        obj=audit_obj if audit_obj is not None else execution,
         team_id=execution.team_id,
         payload={"sequence": event.sequence, **payload},
     )
@@ -158,20 +166,20 @@ def execution_intervention_record(
 
 
 def override_record(*, execution: Execution, actor, step: str, field: str, value: Any, reason: str) -> ExecutionEvent:
-    return execution_intervention_record(
+    return execution_event_record(
         execution=execution,
         actor=actor,
-        event_type="execution.override",
+        event_type=EventType.EXECUTION_OVERRIDE,
         payload={"step": step, "field": field, "value": value, "reason": reason},
-        audit_action="execution.override_recorded",
+        audit_action=EventType.EXECUTION_OVERRIDE_RECORDED,
     )
 
 
 def coaching_note_record(*, execution: Execution, actor, body: str) -> ExecutionEvent:
-    return execution_intervention_record(
+    return execution_event_record(
         execution=execution,
         actor=actor,
-        event_type="execution.coaching_note",
+        event_type=EventType.EXECUTION_COACHING_NOTE,
         payload={"body": body},
-        audit_action="execution.coaching_note_recorded",
+        audit_action=EventType.EXECUTION_COACHING_NOTE_RECORDED,
     )

@@ -14,15 +14,15 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from exports.models import Execution, ExecutionEvent, NarrativeExport
-from exports.services.executions import EventInput, timeline_append
-from governance.services.audit import AuditEntry, audit_record, audit_record_many, normalize_payload
+from exports.services.executions import execution_event_record
+from governance.services.audit import AuditEntry, audit_record_many, normalize_payload
 from governance.signals import team_state_changed
 
 
 def export_lifecycle_record(
     *, export: NarrativeExport, event_type: str, actor=None, payload: dict[str, Any] | None = None
 ) -> ExecutionEvent | None:
-    """``event_type`` is one of SPEC §4's exact names (``narrative_export.…``).
+    """``event_type`` is one of the lifecycle's event types (``exports.events.EventType``, docs/architecture.md).
 
     Inside ``lifecycle_batch()`` the record is only collected (and None returned): the batch writes it, in order,
     when the block ends."""
@@ -33,18 +33,11 @@ def export_lifecycle_record(
     return _record_one(export=export, event_type=event_type, actor=actor, payload=payload)
 
 
-@transaction.atomic(savepoint=False)  # appends only: no savepoint round trips
 def _record_one(*, export: NarrativeExport, event_type: str, actor, payload: dict[str, Any] | None) -> ExecutionEvent:
     body = {"export_id": export.pk, "version": export.version, **(payload or {})}
-    (event,) = timeline_append(execution=export.execution, actor=actor, events=[EventInput(event_type, body)])
-    audit_record(
-        action=event_type,
-        actor=actor,
-        obj=export,
-        team_id=export.execution.team_id,
-        payload={"sequence": event.sequence, **body},
+    return execution_event_record(
+        execution=export.execution, actor=actor, event_type=event_type, payload=body, audit_obj=export
     )
-    return event
 
 
 @dataclass(frozen=True)

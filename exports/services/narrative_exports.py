@@ -11,8 +11,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, NotFound, ValidationFailed
 from exports.choices import EvidenceKind, ExportStatus
+from exports.events import EventType
+from exports.formats import BUNDLE_FORMAT_VERSION
 from exports.hooks import export_created_hooks
 from exports.models import Evidence, Execution, ExecutionEvent, ExportAttachment, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
@@ -118,7 +120,7 @@ def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[li
     """Load the selected evidence; every reference must name evidence of this very execution."""
     selection = evidence_selection(execution=execution, refs=refs)
     if selection.missing:
-        raise ValidationFailed(
+        raise NotFound(
             f"Some selected evidence does not exist in execution {execution.pk}.",
             code="unknown_evidence",
             details={"evidence": [{"kind": ref.kind, "id": ref.id} for ref in selection.missing]},
@@ -130,6 +132,40 @@ def export_classification(requested: str | None, evidence: Sequence[Evidence]) -
     """An export is classified at least as high as its most sensitive evidence."""
     levels = [requested or Classification.INTERNAL, *(row.classification for row in evidence)]
     return max(levels, key=CLASSIFICATION_ORDER.index)
+
+
+def _narrative_store(export: NarrativeExport, *, evidence_rows, event_rows):
+    """Render the new export's narrative, store it with its digest, manifest and redaction counts (and the
+    retention date already set), and record its attachments. Returns the rendering."""
+    rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)
+    export.narrative_markdown = rendered.approval_text
+    export.evidence_manifest = rendered.manifest
+    export.narrative_digest = rendered.digest
+    export.redaction_counts = rendered.redaction_counts
+    export.save(
+        update_fields=[
+            "retain_until",
+            "narrative_markdown",
+            "evidence_manifest",
+            "narrative_digest",
+            "redaction_counts",
+            "updated_at",
+        ]
+    )
+    ExportAttachment.objects.bulk_create(
+        ExportAttachment(
+            export=export,
+            kind=plan.kind,
+            evidence_id=plan.evidence_id,
+            event_id=plan.event_id,
+            title=plan.title[:300],
+            size=plan.size,
+            sha256=plan.sha256,
+            bundle_path=plan.bundle_path,
+        )
+        for plan in rendered.attachments
+    )
+    return rendered
 
 
 def _retention_days(snapshot: WorkflowTemplateSnapshot) -> int:
@@ -166,39 +202,13 @@ def export_create(
         classification=export_classification(classification, evidence_rows),
         events_through_sequence=locked.last_sequence,
         redaction_policy=redaction_policy_current(enabled=snapshot.template.redaction_enabled),
+        bundle_format_version=BUNDLE_FORMAT_VERSION,
     )
     export.retain_until = export.created_at + timedelta(days=_retention_days(snapshot))
-    rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)
-    export.narrative_markdown = rendered.approval_text
-    export.evidence_manifest = rendered.manifest
-    export.narrative_digest = rendered.digest
-    export.redaction_counts = rendered.redaction_counts
-    export.save(
-        update_fields=[
-            "retain_until",
-            "narrative_markdown",
-            "evidence_manifest",
-            "narrative_digest",
-            "redaction_counts",
-            "updated_at",
-        ]
-    )
-    ExportAttachment.objects.bulk_create(
-        ExportAttachment(
-            export=export,
-            kind=plan.kind,
-            evidence_id=plan.evidence_id,
-            event_id=plan.event_id,
-            title=plan.title[:300],
-            size=plan.size,
-            sha256=plan.sha256,
-            bundle_path=plan.bundle_path,
-        )
-        for plan in rendered.attachments
-    )
+    rendered = _narrative_store(export, evidence_rows=evidence_rows, event_rows=event_rows)
     export_lifecycle_record(
         export=export,
-        event_type="narrative_export.created",
+        event_type=EventType.EXPORT_CREATED,
         actor=actor,
         payload={
             "narrative_digest": export.narrative_digest,

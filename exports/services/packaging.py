@@ -40,9 +40,11 @@ from exports import narratives as n
 from exports.bundle import BundleError, BundleResult, BundleSpec, PayloadFile, build_bundle
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
 from exports.crypto import CryptoError
+from exports.events import EventType
+from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
-from exports.services.lifecycle import export_lifecycle_record
+from exports.queue_state import BLOCKED, PACKAGED, PACKAGING, QUEUED, QueueState
 from exports.services.rendering import (
     AttachmentPlan,
     EvidenceChanged,
@@ -53,6 +55,7 @@ from exports.services.rendering import (
     timeline_events,
 )
 from exports.services.signing_keys import signer_for, signing_key_active
+from exports.services.transitions import export_transition
 from exports.storage import (
     ArtifactMissing,
     StorageUnavailable,
@@ -67,13 +70,6 @@ from exports.storage import (
 from governance.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
-
-# The bundle format new artifacts are built with, written to bag-info as ``Bundle-Format-Version`` and stored on
-# the artifact so that replay rebuilds each bundle with the format it was made with (docs/exports.md):
-#   1  bundles packaged before formats were numbered (no Bundle-Format-Version line);
-#   2  the approval record shows control and format characters inert (docs/text-policy.md).
-BUNDLE_FORMAT_VERSION = 2
-BUNDLE_FORMAT_VERSIONS = (1, 2)
 
 # Errors worth retrying: they come from the environment, not from the export.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, OperationalError, InterfaceError)
@@ -102,17 +98,11 @@ class PackagingFailure(Exception):
 # --- Queue state ----------------------------------------------------------------------------------------------
 
 
-def _queue_state(export: NarrativeExport, status: str, **extra: Any) -> dict[str, Any]:
-    """The compact state approvals' guardrail also writes: one shape for every writer."""
-    previous = export.packaging_queue_state or {}
-    return {
-        "status": status,
-        "pending_stage": extra.pop("pending_stage", previous.get("pending_stage")),
-        "forecast": extra.pop("forecast", previous.get("forecast")),
-        "updated_at": timezone.now().isoformat(),
-        "attempts": export.packaging_attempts,
-        **extra,
-    }
+def _queue_state(export: NarrativeExport, status: str, **changes: Any) -> QueueState:
+    """The worker's next queue state: ``status``, with the stored pending stage and forecast carried over."""
+    return QueueState.from_json(export.packaging_queue_state).advanced(
+        status, attempts=export.packaging_attempts, **changes
+    )
 
 
 # --- Enqueue --------------------------------------------------------------------------------------------------
@@ -140,16 +130,13 @@ def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport
             details={"status": locked.status},
         )
     if locked.status != ExportStatus.QUEUED:
-        previous = locked.status
-        locked.status = ExportStatus.QUEUED
-        locked.queued_at = timezone.now()
-        locked.packaging_queue_state = _queue_state(locked, "queued")
-        locked.save(update_fields=["status", "queued_at", "packaging_queue_state", "updated_at"])
-        export_lifecycle_record(
+        export_transition(
             export=locked,
-            event_type="narrative_export.packaging.queued",
+            to=ExportStatus.QUEUED,
             actor=actor,
-            payload={"previous_status": previous},
+            event_type=EventType.PACKAGING_QUEUED,
+            payload={"previous_status": locked.status},
+            queue_state=_queue_state(locked, QUEUED),
         )
     _dispatch_on_commit(locked.pk)
     export.status, export.queued_at = locked.status, locked.queued_at
@@ -172,7 +159,7 @@ def exports_sweep_stuck(*, older_than: timedelta | None = None) -> list[int]:
     with transaction.atomic():
         for export in NarrativeExport.objects.filter(id__in=ids).select_related("execution").order_by("id"):
             audit_record(
-                action="narrative_export.packaging.redispatched",
+                action=EventType.PACKAGING_REDISPATCHED,
                 obj=export,
                 team_id=export.execution.team_id,
                 payload={
@@ -244,9 +231,12 @@ def _refusal(results: list[GateResult]) -> tuple[str, str] | None:
 
 def _block(export: NarrativeExport, run: PackagingRun, results: list[GateResult], code: str, message: str) -> None:
     state = {key: value for r in results for key, value in (r.state or {}).items()}
-    export.status = ExportStatus.AWAITING_APPROVAL
-    export.packaging_queue_state = _queue_state(export, "blocked", blocked_by=code, reason=message, **state)
-    export.save(update_fields=["status", "packaging_queue_state", "updated_at"])
+    export_transition(
+        export=export,
+        to=ExportStatus.AWAITING_APPROVAL,
+        event_type=None,
+        queue_state=_queue_state(export, BLOCKED, blocked_by=code, reason=message, **state),
+    )
     now = timezone.now()
     run.status, run.error_code, run.error_message = PackagingRunStatus.BLOCKED, code, message
     run.finished_at, run.duration_ms = now, _elapsed_ms(run, now)
@@ -349,13 +339,13 @@ def _start(*, export_id: int, task_id: str) -> _Started | PackagingOutcome:
         return PackagingOutcome.BLOCKED
     run.gates = _gate_rows(results)
     run.save()
-    export.status = ExportStatus.PACKAGING
-    export.packaging_queue_state = _queue_state(export, "packaging")
-    export.save(update_fields=["status", "packaging_attempts", "packaging_queue_state", "updated_at"])
-    export_lifecycle_record(
+    export_transition(
         export=export,
-        event_type="narrative_export.packaging.started",
+        to=ExportStatus.PACKAGING,
+        event_type=EventType.PACKAGING_STARTED,
         payload={"attempt": run.attempt, "run_id": run.pk, "task_id": task_id},
+        queue_state=_queue_state(export, PACKAGING),
+        save_also=["packaging_attempts"],
     )
     return _Started(export=export, run=run)
 
@@ -384,15 +374,13 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
             run.finished_at, run.duration_ms = now, _elapsed_ms(run, now)
             run.error_code, run.error_message = code, message[:4000]
             run.save()
-            export.status = ExportStatus.QUEUED if retrying else ExportStatus.FAILED
-            if retrying:
-                export.queued_at = now
-            export.packaging_queue_state = _queue_state(export, export.status, error_code=code)
-            export.save(update_fields=["status", "queued_at", "packaging_queue_state", "updated_at"])
-            export_lifecycle_record(
+            to = ExportStatus.QUEUED if retrying else ExportStatus.FAILED
+            export_transition(
                 export=export,
-                event_type="narrative_export.packaging.retrying" if retrying else "narrative_export.packaging.failed",
+                to=to,
+                event_type=EventType.PACKAGING_RETRYING if retrying else EventType.PACKAGING_FAILED,
                 payload={"attempt": run.attempt, "run_id": run.pk, "error_code": code, "error_message": message[:500]},
+                queue_state=_queue_state(export, to, error_code=code),
             )
         logger.warning(
             "packaging of export %s failed (%s): %s",
@@ -440,29 +428,15 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
         )
         artifact_publish(staged, final_name)
         now = timezone.now()
-        artifact = ExportArtifact.objects.create(
-            export=export,
-            storage_path=final_name,
-            bag_name=result.name,
-            sha256=result.sha256,
-            size=result.size,
-            compression=result.compression,
-            signing_key=SigningKey.objects.get(key_id=result.key_id),
-            payload_oxum=result.payload_oxum,
-            narrative_sha256=result.narrative_sha256,
-            format_version=BUNDLE_FORMAT_VERSION,
-            retain_until=export.retain_until,
-        )
+        artifact = _artifact_create(export, result, storage_path=final_name)
         run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
         run.duration_ms = _elapsed_ms(run, now)
         run.gates = _gate_rows(results)
         run.save()
-        export.status, export.packaged_at = ExportStatus.PACKAGED, now
-        export.packaging_queue_state = _queue_state(export, "packaged")
-        export.save(update_fields=["status", "packaged_at", "packaging_queue_state", "updated_at"])
-        export_lifecycle_record(
+        export_transition(
             export=export,
-            event_type="narrative_export.packaging.completed",
+            to=ExportStatus.PACKAGED,
+            event_type=EventType.PACKAGING_COMPLETED,
             payload={
                 "attempt": run.attempt,
                 "run_id": run.pk,
@@ -472,16 +446,38 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
                 "key_id": result.key_id,
                 "duration_ms": run.duration_ms,
             },
+            queue_state=_queue_state(export, PACKAGED),
         )
     return PackagingOutcome.PACKAGED
+
+
+def _artifact_create(export: NarrativeExport, result: BundleResult, *, storage_path: str) -> ExportArtifact:
+    return ExportArtifact.objects.create(
+        export=export,
+        storage_path=storage_path,
+        bag_name=result.name,
+        sha256=result.sha256,
+        size=result.size,
+        compression=result.compression,
+        signing_key=SigningKey.objects.get(key_id=result.key_id),
+        payload_oxum=result.payload_oxum,
+        narrative_sha256=result.narrative_sha256,
+        format_version=export.bundle_format_version,
+        retain_until=export.retain_until,
+    )
 
 
 def _build_staged(export: NarrativeExport):
     key = signing_key_active()
     compression = settings.DOSSIER_ARTIFACT_COMPRESSION
     with artifact_staged(export_id=export.pk, version=export.version) as (staged, out):
+        # The format the export was rendered with: its stored attachments and signed narrative follow its rules.
         result = bundle_build(
-            export=export, out=out, signing_key=key, compression=compression, format_version=BUNDLE_FORMAT_VERSION
+            export=export,
+            out=out,
+            signing_key=key,
+            compression=compression,
+            format_version=export.bundle_format_version,
         )
     return staged, result
 
@@ -728,7 +724,7 @@ def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -
     result = ReplayResult(export.pk, export.version, artifact.sha256, built.sha256, built.size)
     if record:
         audit_record(
-            action="narrative_export.replayed",
+            action=EventType.EXPORT_REPLAYED,
             actor=actor,
             obj=export,
             team_id=export.execution.team_id,

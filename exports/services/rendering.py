@@ -23,10 +23,18 @@ from config.errors import Conflict, ValidationFailed
 from exports import narratives as n
 from exports.choices import EvidenceKind
 from exports.crypto import DecryptionFailed
+from exports.formats import (
+    BUNDLE_FORMAT_VERSION,
+    FAITHFUL_RECORDS_FORMAT,
+    GOVERNANCE_EVENT_PREFIXES,
+    bundle_file_name,
+    narrates_governance_events,
+)
 from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
 from exports.redaction import RedactionRuleError, Redactor, Strategy, parse_custom_rules
 from exports.storage import ArtifactMissing, storage_open_stream
 from governance.models import WorkflowTemplateSnapshot
+from textpolicy.utc import utc_iso_compact
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 # Uploaded files redacted like the narrative when they are text (docs/redaction.md).
@@ -139,7 +147,7 @@ def event_record_line(event: n.TimelineEvent) -> bytes:
     record = {
         "actor": event.actor_name,
         "event_type": event.event_type,
-        "occurred_at": n.format_utc(event.occurred_at),
+        "occurred_at": utc_iso_compact(event.occurred_at),
         "payload": dict(event.payload),
         "sequence": event.sequence,
     }
@@ -150,7 +158,9 @@ def _pretty_json_bytes(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def _safe_file_name(name: str) -> str:
+def _safe_file_name(name: str, format_version: int) -> str:
+    if format_version >= FAITHFUL_RECORDS_FORMAT:
+        return bundle_file_name(name)
     cleaned = _UNSAFE_NAME_CHARS.sub("_", name).strip("._") or "file"
     return cleaned[:120]
 
@@ -205,11 +215,11 @@ def _redacted_file(row: Evidence, redaction: _Redaction) -> bytes | None:
     return result.text.encode()
 
 
-def _evidence_item(row: Evidence, redaction: _Redaction) -> tuple[n.EvidenceItem, AttachmentPlan]:
+def _evidence_item(row: Evidence, redaction: _Redaction, format_version: int) -> tuple[n.EvidenceItem, AttachmentPlan]:
     title = redaction.text(row.title)
     base = f"attachments/{row.kind}/{row.pk}"
     if row.kind == EvidenceKind.FILE:
-        name = _safe_file_name(row.original_filename or row.title)
+        name = _safe_file_name(row.original_filename or row.title, format_version)
         redacted = _redacted_file(row, redaction)
         if redacted is not None:
             digest = hashlib.sha256(redacted).hexdigest()
@@ -235,20 +245,10 @@ def _evidence_item(row: Evidence, redaction: _Redaction) -> tuple[n.EvidenceItem
             row.kind, row.pk, None, title, f"{base}-{name}", row.size, row.sha256, storage_path=row.storage_path
         )
         return item, plan
-    markdown: str | None = None
-    data: Any = None
-    if row.kind == EvidenceKind.NOTEBOOK_ENTRY:
-        markdown = redaction.text(row.body)
-    elif row.kind == EvidenceKind.REMEDIATION_REPORT and row.body:
-        markdown = redaction.text(row.body)
-        if row.data is not None:
-            markdown += "\n\n" + "\n".join(n.fenced_block(json.dumps(redaction.json(row.data), indent=2), "json"))
-    else:
-        data = redaction.json(row.data)
-    if markdown is not None:
-        content, path = (markdown if markdown.endswith("\n") else markdown + "\n").encode(), f"{base}.md"
-    else:
-        content, path = _pretty_json_bytes(data), f"{base}.json"
+    markdown, data, content, extension = _evidence_content(
+        kind=row.kind, body=row.body, data=row.data, redaction=redaction, format_version=format_version
+    )
+    path = f"{base}.{extension}"
     digest = hashlib.sha256(content).hexdigest()
     item = n.EvidenceItem(
         kind=n.EvidenceKind(row.kind),
@@ -261,6 +261,46 @@ def _evidence_item(row: Evidence, redaction: _Redaction) -> tuple[n.EvidenceItem
         data=data,
     )
     return item, AttachmentPlan(row.kind, row.pk, None, title, path, len(content), digest, content=content)
+
+
+def _evidence_content(
+    *, kind: str, body: str, data: Any, redaction: _Redaction | None, format_version: int
+) -> tuple[str | None, Any, bytes, str]:
+    """A rendered evidence item as the narrative shows it and the bundle carries it: ``(markdown, data, bytes,
+    file extension)``, redacted with ``redaction`` (None: as stored)."""
+    text = redaction.text if redaction else str
+    structured = redaction.json if redaction else (lambda value: value)
+    markdown: str | None = None
+    shown: Any = None
+    if kind == EvidenceKind.NOTEBOOK_ENTRY:
+        markdown = text(body)
+    elif kind == EvidenceKind.REMEDIATION_REPORT and body:
+        markdown = text(body)
+        if data is not None:
+            # Sorted from format 3 on, so the bytes do not depend on how the database orders JSON keys.
+            sort_keys = format_version >= FAITHFUL_RECORDS_FORMAT
+            fenced = json.dumps(structured(data), indent=2, sort_keys=sort_keys)
+            markdown += "\n\n" + "\n".join(n.fenced_block(fenced, "json"))
+    else:
+        shown = structured(data)
+    if markdown is not None:
+        return markdown, shown, _markdown_bytes(markdown, kind, format_version), "md"
+    return markdown, shown, _pretty_json_bytes(shown), "json"
+
+
+def evidence_content(*, kind: str, body: str, data: Any) -> bytes:
+    """The bytes a bundle of the current format carries for a notebook entry or structured evidence item when
+    nothing in it is redacted: what its evidence descriptor's size and sha256 describe."""
+    return _evidence_content(kind=kind, body=body, data=data, redaction=None, format_version=BUNDLE_FORMAT_VERSION)[2]
+
+
+def _markdown_bytes(markdown: str, kind: str, format_version: int) -> bytes:
+    """A notebook entry ships exactly the bytes of its (redacted) body from format 3 on, so that its evidence
+    descriptor's size and sha256 are those of the file in the bundle; earlier formats ended every Markdown
+    file with a newline."""
+    if kind == EvidenceKind.NOTEBOOK_ENTRY and format_version >= FAITHFUL_RECORDS_FORMAT:
+        return markdown.encode()
+    return (markdown if markdown.endswith("\n") else markdown + "\n").encode()
 
 
 def _event_item(row: ExecutionEvent, redaction: _Redaction) -> tuple[n.EvidenceItem, AttachmentPlan]:
@@ -284,11 +324,13 @@ def _event_item(row: ExecutionEvent, redaction: _Redaction) -> tuple[n.EvidenceI
 _TIMELINE_FIELDS = ("sequence", "event_type", "occurred_at", "payload", "actor_id")
 
 
-def _narrated_timeline(*, execution_id: int, through_sequence: int, redaction: _Redaction) -> list[n.TimelineEvent]:
+def _narrated_timeline(
+    *, execution_id: int, through_sequence: int, redaction: _Redaction, format_version: int
+) -> list[n.TimelineEvent]:
     """The timeline as the renderer needs it, read as plain tuples with actor names resolved once per actor:
     the same events ``timeline_rows`` yields, without building a model instance per event."""
     rows = list(
-        ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
+        _narrated_rows(execution_id=execution_id, through_sequence=through_sequence, format_version=format_version)
         .order_by("sequence")
         .values_list(*_TIMELINE_FIELDS)
         .iterator(chunk_size=5000)
@@ -307,9 +349,20 @@ def _narrated_timeline(*, execution_id: int, through_sequence: int, redaction: _
     ]
 
 
-def timeline_rows(*, execution_id: int, through_sequence: int) -> Iterator[ExecutionEvent]:
+def _narrated_rows(*, execution_id: int, through_sequence: int, format_version: int):
+    """The events a narrative of ``format_version`` narrates: from format 3 on, the experiment's own events only.
+    Governance and packaging events stay on the execution's timeline (analytics and the feed read them), but a
+    preview or an earlier version must not grow the next signed narrative."""
+    rows = ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
+    if not narrates_governance_events(format_version):
+        for prefix in GOVERNANCE_EVENT_PREFIXES:
+            rows = rows.exclude(event_type__startswith=prefix)
+    return rows
+
+
+def timeline_rows(*, execution_id: int, through_sequence: int, format_version: int) -> Iterator[ExecutionEvent]:
     return (
-        ExecutionEvent.objects.filter(execution_id=execution_id, sequence__lte=through_sequence)
+        _narrated_rows(execution_id=execution_id, through_sequence=through_sequence, format_version=format_version)
         .select_related("actor")
         .order_by("sequence")
         .iterator(chunk_size=2000)
@@ -317,9 +370,14 @@ def timeline_rows(*, execution_id: int, through_sequence: int) -> Iterator[Execu
 
 
 def timeline_events(*, export: NarrativeExport, redactor: Redactor | None = None) -> Iterator[n.TimelineEvent]:
-    """The export's timeline, redacted with the export's own policy, in sequence order (streamed)."""
+    """The export's narrated timeline, redacted with the export's own policy, in sequence order (streamed)."""
     redaction = _Redaction(redactor or redactor_for(export.redaction_policy))
-    for row in timeline_rows(execution_id=export.execution_id, through_sequence=export.events_through_sequence):
+    rows = timeline_rows(
+        execution_id=export.execution_id,
+        through_sequence=export.events_through_sequence,
+        format_version=export.bundle_format_version,
+    )
+    for row in rows:
         yield _timeline_event(row, redaction)
 
 
@@ -369,17 +427,21 @@ def _narrative_context(
     events: Iterable[ExecutionEvent],
     meta: Callable[[_Redaction], n.ExportMeta],
     redaction: _Redaction,
+    format_version: int,
 ) -> tuple[n.NarrativeContext, list[AttachmentPlan]]:
     """The renderer's inputs for ``execution``: its timeline up to ``through_sequence`` and the selected evidence
-    (``events`` are timeline rows cited as evidence), all redacted. Export creation and previews share it."""
+    (``events`` are timeline rows cited as evidence), all redacted with the rules of ``format_version``. Export
+    creation and previews share it."""
     try:
-        pairs = [_evidence_item(row, redaction) for row in evidence]
+        pairs = [_evidence_item(row, redaction, format_version) for row in evidence]
     except EvidenceChanged as exc:
         raise Conflict(str(exc), code="evidence_integrity_failed") from exc
     except DecryptionFailed as exc:
         raise Conflict(f"Stored evidence does not decrypt: {exc.message}", code="decryption_failed") from exc
     pairs += [_event_item(row, redaction) for row in events]
-    timeline = _narrated_timeline(execution_id=execution.pk, through_sequence=through_sequence, redaction=redaction)
+    timeline = _narrated_timeline(
+        execution_id=execution.pk, through_sequence=through_sequence, redaction=redaction, format_version=format_version
+    )
     context = n.NarrativeContext(
         execution=execution_info(execution, redaction),
         events=timeline,
@@ -402,6 +464,7 @@ def narrative_render(
         events=events,
         meta=lambda r: export_meta(export, r),
         redaction=redaction,
+        format_version=export.bundle_format_version,
     )
     text = n.render_for_approval(context)
     manifest = n.evidence_manifest(context.evidence)
@@ -454,6 +517,7 @@ def narrative_preview_render(
         events=events,
         meta=meta,
         redaction=redaction,
+        format_version=BUNDLE_FORMAT_VERSION,
     )
     return PreviewNarrative(
         markdown=n.render_preview_narrative(context),
@@ -485,7 +549,7 @@ def attachment_plans(export: NarrativeExport) -> list[AttachmentPlan]:
         if attachment.event is not None:
             _, plan = _event_item(attachment.event, redaction)
         else:
-            _, plan = _evidence_item(attachment.evidence, redaction)
+            _, plan = _evidence_item(attachment.evidence, redaction, export.bundle_format_version)
         if (plan.sha256, plan.size, plan.bundle_path) != (attachment.sha256, attachment.size, attachment.bundle_path):
             raise EvidenceChanged(f"{attachment.bundle_path} no longer matches the digest recorded at creation")
         plans.append(plan)

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from exports.events import EventType
 from exports.models import ExecutionEvent, NarrativeExport
 from governance.choices import TemplateAuditAction
 from governance.models import GovernanceTemplateAuditLog, WorkflowTemplateAssignment, WorkflowTemplateSnapshot
@@ -36,7 +37,6 @@ from governance.selectors.templates import snapshot_has_drifted
 from governance.services.audit import audit_record
 
 PROBLEMS_LOG = "governance_migration.log"
-BACKFILL_AUDIT_ACTION = "narrative_export.template_snapshot_backfilled"
 
 NO_SNAPSHOT = "no_snapshot_applied"
 DRIFTED = "drifted_snapshot"
@@ -204,7 +204,7 @@ def _recorded_snapshots(export_ids: list[int]) -> dict[int, int]:
     """Snapshot ids that creation events recorded for these exports (the strongest evidence there is)."""
     recorded = {}
     for payload in ExecutionEvent.objects.filter(
-        event_type="narrative_export.created", payload__export_id__in=export_ids
+        event_type=EventType.EXPORT_CREATED, payload__export_id__in=export_ids
     ).values_list("payload", flat=True):
         if isinstance(payload.get("template_snapshot_id"), int):
             recorded[payload["export_id"]] = payload["template_snapshot_id"]
@@ -245,7 +245,7 @@ def exports_snapshot_backfill(*, dry_run: bool, actor=None) -> BackfillReport:
             outcome = fixable[export.pk]
             NarrativeExport.objects.filter(pk=export.pk).update(template_snapshot=outcome.snapshot)
             audit_record(
-                action=BACKFILL_AUDIT_ACTION,
+                action=EventType.EXPORT_SNAPSHOT_BACKFILLED,
                 actor=actor,
                 obj=export,
                 team_id=export.execution.team_id,

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 from django.db import transaction
 
+from exports.events import EventType
 from exports.models import NarrativeExport
 from governance.models import AuditEvent
 from governance.services.audit import audit_record
 
-VERIFIED_ACTION = "narrative_export.artifact.verified"
 SOURCE_VERIFY_EXPORT = "verify_export"
 SOURCE_FIXITY = "fixity"
 
@@ -32,7 +32,7 @@ def verification_record(
 ) -> AuditEvent:
     """Append one verification outcome (``source``: ``verify_export`` or ``fixity``) to the audit trail."""
     return audit_record(
-        action=VERIFIED_ACTION,
+        action=EventType.ARTIFACT_VERIFIED,
         actor=actor,
         obj=export,
         team_id=export.execution.team_id if export is not None else None,

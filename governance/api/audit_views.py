@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
@@ -25,17 +26,19 @@ FORMATS = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
 class AuditTrailQuery(serializers.Serializer):
-    team = serializers.SlugField(required=False)
-    actor = serializers.CharField(required=False, max_length=150)
-    action_prefix = serializers.CharField(required=False, max_length=120)
+    team = serializers.SlugField(required=False, help_text="Team slug (one of your teams).")
+    actor = serializers.CharField(required=False, max_length=150, help_text="Username of the actor.")
+    action_prefix = serializers.CharField(required=False, max_length=120, help_text="Actions starting with this.")
     object_type = serializers.CharField(required=False, max_length=80)
     object_id = serializers.CharField(required=False, max_length=64)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601; rows created at or after.")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601; rows created before.")
     after_sequence = serializers.IntegerField(required=False, min_value=0)
-    format = serializers.ChoiceField(choices=["json", "ndjson", "csv"], required=False, default="json")
+    format = serializers.ChoiceField(
+        choices=["json", "ndjson", "csv"], required=False, default="json", help_text="ndjson/csv stream a file."
+    )
     page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 
 
 class AuditEventOutput(serializers.ModelSerializer):
@@ -63,7 +66,7 @@ class AuditEventsApi(SelectorListApi):
         return JSONRenderer(), JSONRenderer.media_type
 
     def _query(self) -> tuple[AuditTrailFilters, str]:
-        data = dict(validated(AuditTrailQuery, self.request.query_params.dict()))
+        data = dict(validated(AuditTrailQuery, self.request.query_params.dict(), query=True))
         kind = data.pop("format")
         data.pop("page", None), data.pop("page_size", None)
         return AuditTrailFilters(**data), kind
@@ -73,17 +76,12 @@ class AuditEventsApi(SelectorListApi):
         return audit_events_for_user(user=self.request.user, filters=filters).select_related("team")
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("team", str, description="Team slug (one of your teams)."),
-            OpenApiParameter("actor", str, description="Username of the actor."),
-            OpenApiParameter("action_prefix", str, description="Actions starting with this."),
-            OpenApiParameter("object_type", str),
-            OpenApiParameter("object_id", str),
-            OpenApiParameter("since", str, description="ISO 8601; rows created at or after."),
-            OpenApiParameter("until", str, description="ISO 8601; rows created before."),
-            OpenApiParameter("after_sequence", int),
-            OpenApiParameter("format", str, enum=["json", "ndjson", "csv"], description="ndjson/csv stream a file."),
-        ]
+        parameters=[AuditTrailQuery],
+        responses={
+            (200, "application/json"): AuditEventOutput(many=True),
+            (200, FORMATS["ndjson"].split(";")[0]): OpenApiTypes.STR,
+            (200, FORMATS["csv"].split(";")[0]): OpenApiTypes.STR,
+        },
     )
     def get(self, request, *args, **kwargs):
         filters, kind = self._query()

@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.choices import Classification, ClearancePolicy
+from config.schema import NON_BLANK
+from governance.choices import Classification, ClearancePolicy, RoleKey
 from governance.models import (
     GovernanceBaseline,
     GovernanceBaselineEvent,
@@ -45,6 +47,54 @@ class TooManyAttemptsOutput(serializers.Serializer):
     error = TooManyAttemptsBody()
 
 
+ROLE_KEY = {"type": "string", "enum": RoleKey.values}
+HOURS = {"type": "number", "minimum": 0.01, "maximum": 8760}  # stored with two decimals
+STAGE_TEXT = {**NON_BLANK, "maxLength": 200}
+# The content rules of governance/schemas/workflow_template.schema.json, as the API takes them (absent or null:
+# copied from forked_from_id, else the defaults). Unique stage names and stage roles among permitted_roles depend
+# on the whole document and are checked by governance.validation (400 with the stage and field).
+STAGES_SCHEMA = {
+    "type": "array",
+    "nullable": True,
+    "minItems": 1,
+    "maxItems": 20,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "required_role", "sla_hours", "meaning"],
+        "properties": {"name": STAGE_TEXT, "required_role": ROLE_KEY, "sla_hours": HOURS, "meaning": STAGE_TEXT},
+    },
+}
+PERMITTED_ROLES_SCHEMA = {"type": "array", "nullable": True, "uniqueItems": True, "items": ROLE_KEY}
+SLA_DEFAULTS_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "additionalProperties": False,
+    "properties": {"sla_hours": HOURS, "escalate_after_hours": HOURS},
+}
+RETENTION_DAYS_SCHEMA = {"type": "integer", "nullable": True, "minimum": 1, "maximum": 36500}
+
+
+@extend_schema_field(STAGES_SCHEMA)
+class StagesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(PERMITTED_ROLES_SCHEMA)
+class PermittedRolesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(SLA_DEFAULTS_SCHEMA)
+class SlaDefaultsField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(RETENTION_DAYS_SCHEMA)
+class RetentionDaysField(serializers.JSONField):
+    pass
+
+
 class TemplateInput(serializers.Serializer):
     """Content is checked by the template rules (JSON Schema + roles), which report per stage and field."""
 
@@ -65,10 +115,20 @@ class TemplateInput(serializers.Serializer):
     forked_from_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
-    stages = serializers.JSONField(required=False, default=None)
-    permitted_roles = serializers.JSONField(required=False, default=None)
-    sla_defaults = serializers.JSONField(required=False, default=None)
-    retention_days = serializers.JSONField(required=False, default=None)
+    stages = StagesField(required=False, allow_null=True, default=None)
+    permitted_roles = PermittedRolesField(required=False, allow_null=True, default=None)
+    sla_defaults = SlaDefaultsField(required=False, allow_null=True, default=None)
+    retention_days = RetentionDaysField(required=False, allow_null=True, default=None)
+
+    # A new template names its key, its name and its stages; a new version or fork names its source (the rest is
+    # copied from it).
+    schema_any_of = [
+        {
+            "properties": {"template_key": {"minLength": 1}, "name": NON_BLANK, "stages": {"type": "array"}},
+            "required": ["template_key", "name", "stages"],
+        },
+        {"properties": {"forked_from_id": {"type": "integer", "minimum": 1}}, "required": ["forked_from_id"]},
+    ]
 
     def validate(self, attrs):
         if not attrs.get("template_key") and not attrs.get("forked_from_id"):
@@ -94,7 +154,7 @@ class TemplateOutput(serializers.ModelSerializer):
     forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
     stages = serializers.JSONField(source="stage_blueprints", read_only=True)
     snapshot_id = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = WorkflowTemplate
@@ -148,6 +208,11 @@ class AssignmentInput(serializers.Serializer):
         help_text="Assign to this protocol template inside the team instead of to the whole team.",
     )
 
+    schema_any_of = [
+        {"properties": {"team": {"minLength": 1}}, "required": ["team"]},
+        {"properties": {"protocol_template": {"minLength": 1}}, "required": ["protocol_template"]},
+    ]
+
     def validate(self, attrs):
         if not attrs["team"] and not attrs["protocol_template"]:
             raise serializers.ValidationError({"team": ["Give team, protocol_template or both."]})
@@ -159,7 +224,7 @@ class AssignmentOutput(serializers.ModelSerializer):
     template_key = serializers.CharField(source="template.template_key", read_only=True)
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = WorkflowTemplateAssignment
@@ -197,9 +262,9 @@ class BaselineOutput(serializers.ModelSerializer):
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
     submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
-    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = GovernanceBaseline

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from config.api import validated
 from config.errors import ValidationFailed
+from config.schema import ErrorOutput
 from governance.api import serializers as s
 from governance.models import WorkflowTemplateAssignment
 from governance.selectors.baselines import baseline_get_for_user, baselines_for_user
@@ -36,6 +37,19 @@ from governance.services.templates import (
     template_publish,
 )
 from governance.services.tokens import token_issue, token_revoke
+
+TEMPLATE_CONFLICT = OpenApiResponse(
+    ErrorOutput,
+    description="The template's state does not allow it: `template_not_draft`, `template_archived`, "
+    "`template_version_conflict`, `team_required` (a platform template is assigned to a named team), "
+    "`assignment_conflict`, `template_content_conflict` (fields given do not fit the content taken from the source "
+    "template, e.g. permitted roles that leave out a role its stages need).",
+)
+BASELINE_CONFLICT = OpenApiResponse(
+    ErrorOutput,
+    description="The baseline's state does not allow it: `baseline_invalid_transition`, `baseline_current_conflict`, "
+    "`baseline_not_current`.",
+)
 
 
 class TokenApi(APIView):
@@ -106,7 +120,7 @@ class TemplateListCreateApi(generics.ListAPIView):
     def get_queryset(self):
         return templates_for_user(user=self.request.user, filters=self.request.query_params)
 
-    @extend_schema(request=s.TemplateInput, responses={201: s.TemplateDetailOutput})
+    @extend_schema(request=s.TemplateInput, responses={201: s.TemplateDetailOutput, 409: TEMPLATE_CONFLICT})
     def post(self, request):
         data = validated(s.TemplateInput, request.data)
         forked_from_id = data.pop("forked_from_id")
@@ -127,14 +141,14 @@ class TemplateDetailApi(APIView):
 
 
 class TemplatePublishApi(APIView):
-    @extend_schema(request=None, responses=s.TemplateDetailOutput)
+    @extend_schema(request=None, responses={200: s.TemplateDetailOutput, 409: TEMPLATE_CONFLICT})
     def post(self, request, template_id: int):
         template_publish(template=template_get(template_id=template_id, user=request.user), actor=request.user)
         return Response(_detail(request, template_id))
 
 
 class TemplateArchiveApi(APIView):
-    @extend_schema(request=None, responses=s.TemplateDetailOutput)
+    @extend_schema(request=None, responses={200: s.TemplateDetailOutput, 409: TEMPLATE_CONFLICT})
     def post(self, request, template_id: int):
         template_archive(template=template_get(template_id=template_id, user=request.user), actor=request.user)
         return Response(_detail(request, template_id))
@@ -149,7 +163,10 @@ class TemplateAssignmentsApi(generics.ListAPIView):
         template = template_get(template_id=self.kwargs["template_id"], user=self.request.user)
         return assignments_for_template(template=template, user=self.request.user)
 
-    @extend_schema(request=s.AssignmentInput, responses={200: s.AssignmentOutput, 201: s.AssignmentOutput})
+    @extend_schema(
+        request=s.AssignmentInput,
+        responses={200: s.AssignmentOutput, 201: s.AssignmentOutput, 409: TEMPLATE_CONFLICT},
+    )
     def post(self, request, template_id: int):
         template = template_get(template_id=template_id, user=request.user)
         data = validated(s.AssignmentInput, request.data)
@@ -195,7 +212,7 @@ class BaselineDetailApi(APIView):
 
 
 class BaselineApproveApi(APIView):
-    @extend_schema(request=s.BaselineDecisionInput, responses=s.BaselineDetailOutput)
+    @extend_schema(request=s.BaselineDecisionInput, responses={200: s.BaselineDetailOutput, 409: BASELINE_CONFLICT})
     def post(self, request, baseline_id: int):
         data = validated(s.BaselineDecisionInput, request.data)
         baseline_approve(baseline_id=baseline_id, actor=request.user, comment=data["comment"])
@@ -203,7 +220,7 @@ class BaselineApproveApi(APIView):
 
 
 class BaselineRejectApi(APIView):
-    @extend_schema(request=s.BaselineDecisionInput, responses=s.BaselineDetailOutput)
+    @extend_schema(request=s.BaselineDecisionInput, responses={200: s.BaselineDetailOutput, 409: BASELINE_CONFLICT})
     def post(self, request, baseline_id: int):
         data = validated(s.BaselineDecisionInput, request.data)
         baseline_reject(baseline_id=baseline_id, actor=request.user, comment=data["comment"])
@@ -211,14 +228,14 @@ class BaselineRejectApi(APIView):
 
 
 class BaselinePublishApi(APIView):
-    @extend_schema(request=None, responses=s.BaselineDetailOutput)
+    @extend_schema(request=None, responses={200: s.BaselineDetailOutput, 409: BASELINE_CONFLICT})
     def post(self, request, baseline_id: int):
         baseline_publish(baseline_id=baseline_id, actor=request.user)
         return Response(_baseline(request, baseline_id))
 
 
 class BaselineRollbackApi(APIView):
-    @extend_schema(request=s.BaselineRollbackInput, responses=s.BaselineDetailOutput)
+    @extend_schema(request=s.BaselineRollbackInput, responses={200: s.BaselineDetailOutput, 409: BASELINE_CONFLICT})
     def post(self, request, baseline_id: int):
         data = validated(s.BaselineRollbackInput, request.data)
         baseline_rollback(baseline_id=baseline_id, actor=request.user, **data)

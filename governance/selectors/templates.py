@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Prefetch, Q, QuerySet
 
-from config.errors import Conflict, NotFound, ValidationFailed
+from config.errors import Conflict, NotFound
 from governance.choices import TemplateStatus
 from governance.filtersets import TemplateFilterSet, filtered
 from governance.models import (
@@ -201,8 +201,9 @@ def assignment_team_for_user(*, user, template: WorkflowTemplate, slug: str):
     if slug:
         return team_get_for_user(user=user, slug=slug)
     if template.team_id is None:
-        raise ValidationFailed(
+        raise Conflict(
             "A platform template is assigned to a team: name it.",
+            code="team_required",
             details={"fields": {"team": ["Name the team this platform template is assigned to."]}},
         )
     return template.team

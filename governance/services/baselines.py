@@ -90,16 +90,24 @@ def _reviewers(*, usernames: list[str], team_id: int, submitter) -> list:
             "Name at least one reviewer.", details={"fields": {"reviewers": ["Name at least one reviewer."]}}
         )
     users = {user.username: user for user in get_user_model().objects.filter(username__in=names, is_active=True)}
-    problems = []
-    for name in names:
-        user = users.get(name)
-        if user is not None and user.pk == submitter.pk:
-            problems.append("You cannot review your own proposal.")
-        elif user is None or not user_has_role(user=user, team_id=team_id, roles=BASELINE_REVIEWERS):
-            # One message for unknown users and outsiders: whether someone exists outside the team stays private.
-            problems.append(f"'{name}' does not hold the reviewer role in this team.")
+    if any(users.get(name) is not None and users[name].pk == submitter.pk for name in names):
+        raise PermissionDenied(
+            "You cannot review your own proposal.",
+            code="separation_of_duties",
+            details={"fields": {"reviewers": ["You cannot review your own proposal."]}},
+        )
+    problems = [
+        # One message for unknown users and outsiders: whether someone exists outside the team stays private.
+        f"'{name}' does not hold the reviewer role in this team."
+        for name in names
+        if users.get(name) is None or not user_has_role(user=users[name], team_id=team_id, roles=BASELINE_REVIEWERS)
+    ]
     if problems:
-        raise ValidationFailed(f"Invalid reviewers: {' '.join(problems)}", details={"fields": {"reviewers": problems}})
+        raise NotFound(
+            f"Invalid reviewers: {' '.join(problems)}",
+            code="reviewer_not_found",
+            details={"fields": {"reviewers": problems}},
+        )
     return [users[name] for name in names]
 
 

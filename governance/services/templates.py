@@ -33,15 +33,16 @@ from governance.models import (
 from governance.permissions import require_template_curator
 from governance.selectors.teams import user_has_role
 from governance.services.audit import audit_record, canonical_json, normalize_payload
-from governance.validation import template_content_normalize, template_content_validate
+from governance.validation import DEFAULT_REJECT_MEANING, template_content_normalize, template_content_validate
 
 CONTENT_FIELDS = ("stages", "permitted_roles", "sla_defaults", "retention_days")
 DESCRIPTIVE_FIELDS = ("name", "description")
 
 
 def template_snapshot_document(template: WorkflowTemplate) -> dict:
-    """Everything about a template that decides how a ladder runs, in a stable shape (snapshot format 2: format 1
-    lacked ``format_version`` and ``team``; its snapshots keep their content and hashes)."""
+    """Everything about a template that decides how a ladder runs, in a stable shape (snapshot format 3: format 1
+    lacked ``format_version`` and ``team``, format 2 the stages' ``reject_meaning``; their snapshots keep their
+    content and hashes). A stage stored before rejection meanings existed rejects with the default."""
     return {
         "format_version": SNAPSHOT_FORMAT_VERSION,
         "team": template.team.slug if template.team_id else None,
@@ -49,7 +50,10 @@ def template_snapshot_document(template: WorkflowTemplate) -> dict:
         "version": template.version,
         "name": template.name,
         "description": template.description,
-        "stages": template.stage_blueprints,
+        "stages": [
+            {**stage, "reject_meaning": stage.get("reject_meaning") or DEFAULT_REJECT_MEANING}
+            for stage in template.stage_blueprints
+        ],
         "permitted_roles": sorted(template.permitted_roles),
         "sla_defaults": template.sla_defaults,
         "retention_days": template.retention_days,
@@ -122,7 +126,20 @@ def _content(template: WorkflowTemplate | None, overrides: Mapping[str, Any]) ->
     if overrides.get("stages") is not None and overrides.get("permitted_roles") is None:
         merged["permitted_roles"] = None  # new stages without explicit roles: permit exactly the stages' roles
     content = template_content_normalize(**{**merged, "stages": merged["stages"] if merged["stages"] else []})
-    template_content_validate(content, known_roles=known_role_keys())
+    inherited = [key for key in CONTENT_FIELDS if template is not None and overrides.get(key) is None]
+    mixed = inherited and len(inherited) < len(CONTENT_FIELDS)
+    try:
+        template_content_validate(content, known_roles=known_role_keys())
+    except ValidationFailed as exc:
+        if not mixed:
+            raise
+        # Fields given in the request that do not fit those the template already holds: the request is well
+        # formed, the conflict is with stored content (docs/api-schema.md).
+        raise Conflict(
+            f"{exc.message} (with {', '.join(inherited)} taken from template {template.pk})",
+            code="template_content_conflict",
+            details=exc.details,
+        ) from exc
     return content
 
 
@@ -136,12 +153,19 @@ def _apply_content(template: WorkflowTemplate, content: Mapping[str, Any]) -> No
 def _stage_rows_sync(template: WorkflowTemplate) -> None:
     """Make the inline rows mirror ``stage_blueprints`` (rewritten only when they differ)."""
     wanted = [
-        (position, stage["name"], stage["required_role"], Decimal(str(stage["sla_hours"])), stage["meaning"])
+        (
+            position,
+            stage["name"],
+            stage["required_role"],
+            Decimal(str(stage["sla_hours"])),
+            stage["meaning"],
+            stage.get("reject_meaning") or DEFAULT_REJECT_MEANING,
+        )
         for position, stage in enumerate(template.stage_blueprints, start=1)
     ]
     current = list(
         template.stage_rows.order_by("position").values_list(
-            "position", "name", "required_role_id", "sla_hours", "meaning"
+            "position", "name", "required_role_id", "sla_hours", "meaning", "reject_meaning"
         )
     )
     if current == wanted:
@@ -149,9 +173,15 @@ def _stage_rows_sync(template: WorkflowTemplate) -> None:
     template.stage_rows.all().delete()
     WorkflowStageBlueprint.objects.bulk_create(
         WorkflowStageBlueprint(
-            template=template, position=position, name=name, required_role_id=role, sla_hours=hours, meaning=meaning
+            template=template,
+            position=position,
+            name=name,
+            required_role_id=role,
+            sla_hours=hours,
+            meaning=meaning,
+            reject_meaning=reject_meaning,
         )
-        for position, name, role, hours, meaning in wanted
+        for position, name, role, hours, meaning, reject_meaning in wanted
     )
 
 

@@ -23,8 +23,21 @@
     }
   }
 
+  // The viewer's zone, as the server renders times (docs/pages.md): "2026-12-01 11:14:26 CET".
+  var timeZone = (status && status.getAttribute("data-time-zone")) || "UTC";
+
   function clock(date) {
-    return date.toISOString().slice(11, 19) + " UTC";
+    try {
+      var parts = {};
+      new Intl.DateTimeFormat("en-GB", {
+        timeZone: timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+        minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short"
+      }).formatToParts(date).forEach(function (part) { parts[part.type] = part.value; });
+      return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" +
+        parts.second + " " + parts.timeZoneName;
+    } catch (error) {
+      return date.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+    }
   }
 
   function focusables() {
@@ -82,8 +95,18 @@
     }
   }
 
+  function editing() {
+    // An open escalation outcome form would lose what the operator typed: wait until it is closed or sent.
+    return Boolean(container.querySelector("details.escalation-record[open]"));
+  }
+
   function refresh() {
     if (paused || inFlight || document.hidden) {
+      schedule();
+      return;
+    }
+    if (editing()) {
+      say("Live updates wait while you record an escalation outcome");
       schedule();
       return;
     }

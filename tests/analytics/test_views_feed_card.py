@@ -38,7 +38,7 @@ def test_operator_runs_the_feed_and_the_card_shows_it(known, crew, member, feed_
     page = response.content.decode()
     assert "Feed run succeeded" in page
     assert f'data-feed="cursor">{expected[-1]}<' in page and f'data-feed="rows">{len(expected)}<' in page
-    assert 'data-feed="lag">0 events' in page and 'data-feed="outcome">succeeded' in page
+    assert 'data-feed="lag">0 events' in page and 'data-feed="outcome">Succeeded' in page
     assert [json.loads(line)["sequence"] for line in feed_file.read_text().splitlines()] == expected
     assert FeedCursor.objects.get(name="governance-feed").cursor == expected[-1]
     assert "Download the latest chunk" not in page  # staff only

@@ -138,7 +138,7 @@ def test_delegate_bad_input_permission_and_unknown_stage(client_for, crew, expor
     stage = active_id(export)
     ops = client_for(crew.operator)
     response = ops.post(url(export, f"stages/{stage}/delegate"), {"assignee": "ghost", "reason": "x"}, format="json")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_assignee"
+    assert response.status_code == 404 and response.json()["error"]["code"] == "invalid_assignee"
     response = ops.post(url(export, f"stages/{stage}/delegate"), {"reason": "x"}, format="json")
     assert response.status_code == 400 and "assignee" in response.json()["error"]["details"]["fields"]
     response = ops.post(url(export, "stages/999999/delegate"), {"assignee": "rev2", "reason": "x"}, format="json")

@@ -13,6 +13,7 @@ from django.test import Client
 from approvals.models import ApprovalStage
 from approvals.services.ladders import stage_decide
 from exports.bundle import extract_bundle
+from exports.formats import BUNDLE_FORMAT_VERSION
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.evidence import notebook_entry_create
 from exports.services.executions import EventInput, events_append, execution_create
@@ -91,13 +92,13 @@ def test_packaged_narrative_and_verify_export_output_are_inert(hostile_export, c
     sign_all(hostile_export, crew)
     assert export_package(export_id=hostile_export.pk) == PackagingOutcome.PACKAGED
     artifact = ExportArtifact.objects.get(export=hostile_export)
-    assert artifact.format_version == 2
+    assert artifact.format_version == BUNDLE_FORMAT_VERSION
     bag = extract_bundle(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path / "bag")
     narrative = (bag / "data" / "narrative.md").read_text()
     assert_inert(narrative)
     record = narrative[narrative.index("## Approval record") :]
     assert "Checked safe<U+202E>exe.txt<U+200B>hidden<U+001B>" in record  # signature comments too
-    assert "Bundle-Format-Version: 2" in (bag / "bag-info.txt").read_text()
+    assert f"Bundle-Format-Version: {BUNDLE_FORMAT_VERSION}\n" in (bag / "bag-info.txt").read_text()
 
     code, output = run("verify_export", str(hostile_export.pk))
     assert code == 0, output

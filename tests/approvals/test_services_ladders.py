@@ -5,7 +5,6 @@ from django.utils import timezone
 
 from approvals.choices import HistoryAction, LadderStatus, QueueStatus, StageStatus
 from approvals.guardrails import (
-    AWAITING_APPROVAL_EVENT,
     dispatch_export_for_packaging,
     packaging_gate,
     record_packaging_queue_state,
@@ -15,6 +14,7 @@ from approvals.models import ApprovalHistory, ApprovalSignature, ApprovalStage, 
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.signing import LOCKOUT_AUDIT_ACTION
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from exports.events import EventType
 from exports.models import ExecutionEvent, NarrativeExport
 from governance.models import AuditEvent
 from tests.approvals.factories import PASSWORD, export_with_ladder
@@ -71,7 +71,7 @@ def test_ladder_is_built_from_the_pinned_snapshot(export, snapshot):
     assert export.packaging_queue_state["status"] == QueueStatus.AWAITING_APPROVAL
     assert export.packaging_queue_state["pending_stage"]["id"] == first.pk
     assert export.packaging_queue_state["forecast"]
-    assert len(events(export, AWAITING_APPROVAL_EVENT)) == 1
+    assert len(events(export, EventType.PACKAGING_AWAITING_APPROVAL)) == 1
 
 
 def test_without_a_snapshot_the_default_ladder_of_settings_applies(ladder_execution, crew):
@@ -209,7 +209,7 @@ def test_delegation_records_who_from_whom_to_whom_why_and_when(export, crew):
 )
 def test_delegation_only_to_members_holding_the_role(export, crew, other_team, assignee, code):
     member_of(other_team, "reviewer", username="outsider")
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(NotFound) as caught:
         stage_delegate(
             export_id=export.pk, stage_id=active(export).pk, actor=crew.operator, assignee=assignee, reason="x"
         )
@@ -219,7 +219,7 @@ def test_delegation_only_to_members_holding_the_role(export, crew, other_team, a
 
 def test_delegation_never_breaks_separation_of_duties(export, crew, team):
     member_of(team, "reviewer", username="author")
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(Conflict) as caught:
         stage_delegate(
             export_id=export.pk, stage_id=active(export).pk, actor=crew.operator, assignee="author", reason="x"
         )
@@ -259,7 +259,7 @@ def test_reset_reopens_supersedes_and_bumps_the_iteration(export, crew):
     assert actions.count("signature_superseded") == 2 and "reset" in actions and "returned_to_pending" in actions
     export.refresh_from_db()
     assert export.packaging_queue_state["iteration"] == 2
-    assert len(events(export, AWAITING_APPROVAL_EVENT)) == 4  # one per distinct blocking state
+    assert len(events(export, EventType.PACKAGING_AWAITING_APPROVAL)) == 4  # one per distinct blocking state
     # The reviewer of iteration 1 may sign again: their earlier signature no longer counts.
     assert approve(export, crew.reviewer).signature.iteration == 2
 
@@ -294,11 +294,11 @@ def test_reset_rules(export, crew):
 
 def test_queue_state_repeats_emit_nothing(export):
     verdict = verify_export_packaging_guardrails(export)
-    before = len(events(export, AWAITING_APPROVAL_EVENT))
+    before = len(events(export, EventType.PACKAGING_AWAITING_APPROVAL))
     for _ in range(3):
         state, changed = record_packaging_queue_state(export, verdict)
         assert changed is False
-    assert len(events(export, AWAITING_APPROVAL_EVENT)) == before
+    assert len(events(export, EventType.PACKAGING_AWAITING_APPROVAL)) == before
     assert set(state) >= {"status", "pending_stage", "forecast", "updated_at", "attempts"}
 
 

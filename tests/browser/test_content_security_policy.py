@@ -92,6 +92,9 @@ NOT_PAGES = {
     "exports/<int:export_id>/stages/<int:stage_id>/delegate",
     "exports/<int:export_id>/stages/<int:stage_id>/reset",
     "governance/dashboard/panels",
+    "governance/dashboard/exports/<int:export_id>/stages/<int:stage_id>/escalations",  # the queue row's form
+    "executions/<int:execution_id>/notebook",  # the execution page's forms post here and are redirected back
+    "executions/<int:execution_id>/evidence",
     "governance/reports/feed/run",  # the reports card's button posts here and is redirected back
     "governance/reports/feed/latest.ndjson",  # a download, not a page
 }
@@ -163,8 +166,11 @@ def test_every_page_renders_under_the_content_security_policy(browser: Browser, 
         ("/exports/", None),
         (f"/exports/{export}/", None),
         (f"/exports/executions/{execution}/preview", None),
+        (f"/executions/{execution}/", None),
+        (f"/executions/{execution}/exports/new", None),
         ("/governance/dashboard", dashboard_refreshed),
         ("/governance/reports", None),
+        ("/accounts/preferences/", None),
         ("/api/docs/", swagger_rendered),
         ("/api/experiment-console/sessions", None),  # the browsable API, with its POST form
         (f"/api/experiment-console/sessions/{execution}", None),

@@ -69,3 +69,39 @@ def test_every_stage_is_signed_on_the_export_page_then_the_bundle_downloads(page
         page.get_by_test_id("download").click()
     download = download_info.value
     assert download.suggested_filename.startswith(f"dossier-{export.pk}-v1")
+
+
+def test_the_meaning_follows_the_decision_and_a_rejection_reads_rejected(page: Page, live_server, ladder):
+    from approvals.models import ApprovalSignature
+
+    crew, export = ladder
+    sign_in(page, live_server.url, "rev")
+    page.goto(f"{live_server.url}/exports/{export.pk}/")
+    form = page.get_by_test_id("sign-form")
+    meaning = form.get_by_label("Meaning")
+    expect(meaning).to_have_value("Reviewed")
+    form.get_by_label("Reject").check()
+    expect(meaning).to_have_value("Rejected")
+    form.get_by_label("Approve").check()
+    expect(meaning).to_have_value("Reviewed")
+    meaning.fill("Checked the raw data")
+    form.get_by_label("Reject").check()
+    expect(meaning).to_have_value("Checked the raw data")  # what the signer typed is kept
+
+    meaning.fill("Reviewed")  # typed back by hand: the page refuses it for a rejection
+    form.get_by_label("Comment").fill("Plate 3 is missing.")
+    form.get_by_label("Password").fill(PASSWORD)
+    form.get_by_role("button", name="Sign", exact=True).click()
+    expect(page.locator(".message.error")).to_contain_text("approval meaning")
+    assert not ApprovalSignature.objects.exists()
+
+    form = page.get_by_test_id("sign-form")
+    form.get_by_label("Reject").check()
+    expect(form.get_by_label("Meaning")).to_have_value("Rejected")
+    form.get_by_label("Comment").fill("Plate 3 is missing.")
+    form.get_by_label("Password").fill(PASSWORD)
+    form.get_by_role("button", name="Sign", exact=True).click()
+    expect(page.locator(".message.success")).to_contain_text("Signed: stage rejected.")
+    expect(page.locator(".signature").filter(has_text="rejected — “Rejected”")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("rejectd")
+    assert ApprovalSignature.objects.get().meaning == "Rejected"

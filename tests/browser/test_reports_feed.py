@@ -45,4 +45,4 @@ def test_operator_sees_the_feed_lag_and_runs_the_feed(page: Page, live_server, s
     expect(card.locator('[data-feed="cursor"]')).to_have_text(str(sequences[-1]))
     expect(card.locator('[data-feed="rows"]')).to_have_text(str(len(sequences)))
     expect(card.locator('[data-feed="lag"]')).to_have_text("0 events")
-    expect(card.locator('[data-feed="outcome"]')).to_have_text("succeeded")
+    expect(card.locator('[data-feed="outcome"]')).to_have_text("Succeeded")

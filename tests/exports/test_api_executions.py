@@ -70,11 +70,9 @@ def test_events_get_server_sequences_in_order(client_for, scientist, execution):
     url = f"{SESSIONS}/{execution.pk}/events"
     one = client.post(url, {"event_type": "step.started", "payload": {"step": "thaw"}}, format="json")
     assert one.status_code == 201 and one.json()[0]["sequence"] == 1
-    many = client.post(
-        url,
-        [{"event_type": "step.completed", "payload": {"i": i}, "sequence": 999} for i in range(3)],
-        format="json",
-    )
+    claimed = client.post(url, [{"event_type": "step.completed", "sequence": 999}], format="json")
+    assert claimed.status_code == 400 and claimed.json()["error"]["details"]["fields"] == ["[0].sequence"]
+    many = client.post(url, [{"event_type": "step.completed", "payload": {"i": i}} for i in range(3)], format="json")
     assert [row["sequence"] for row in many.json()] == [2, 3, 4]
     listing = client.get(url, {"after_sequence": 2}).json()
     assert [row["sequence"] for row in listing["results"]] == [3, 4]

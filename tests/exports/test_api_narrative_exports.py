@@ -83,11 +83,11 @@ def test_malformed_json_is_a_400(client_for, scientist, execution, published_tem
     assert response.status_code == 400
 
 
-def test_unknown_evidence_ids_are_a_400_with_the_ids(client_for, scientist, execution, published_template):
+def test_unknown_evidence_ids_are_a_404_with_the_ids(client_for, scientist, execution, published_template):
     response = client_for(scientist).post(
         url(execution.pk), {"evidence": [{"kind": "file", "id": 4242}]}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_evidence"
     assert response.json()["error"]["details"] == {"evidence": [{"kind": "file", "id": 4242}]}
     assert not NarrativeExport.objects.exists()
@@ -102,7 +102,7 @@ def test_evidence_of_another_team_is_unknown(client_for, scientist, execution, o
     response = client_for(scientist).post(
         url(execution.pk), {"evidence": [{"kind": "notebook_entry", "id": foreign.pk}]}, format="json"
     )
-    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_evidence"
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_evidence"
     assert not NarrativeExport.objects.exists()
 
 

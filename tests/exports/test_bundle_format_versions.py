@@ -58,9 +58,9 @@ def narrative_of(archive_path: str, tmp_path) -> tuple[str, str]:
 
 def test_new_bundles_are_the_current_format_and_say_so(packaged, tmp_path):
     artifact = ExportArtifact.objects.get(export=packaged)
-    assert artifact.format_version == BUNDLE_FORMAT_VERSION == 2
+    assert artifact.format_version == BUNDLE_FORMAT_VERSION == 3
     narrative, bag_info = narrative_of(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path)
-    assert bag_info.startswith("Bundle-Format-Version: 2\n") or "\nBundle-Format-Version: 2\n" in bag_info
+    assert bag_info.startswith("Bundle-Format-Version: 3\n") or "\nBundle-Format-Version: 3\n" in bag_info
     assert "QA <U+202E>approval" in narrative and "Avery<U+200B> Lindqvist" in narrative
     assert "ok <U+001B>\\[31m" in narrative and "\x1b" not in narrative
 

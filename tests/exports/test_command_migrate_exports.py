@@ -8,9 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from exports.events import EventType
 from exports.models import NarrativeExport
 from exports.services.executions import EventInput, execution_create, timeline_append
-from exports.services.snapshot_backfill import BACKFILL_AUDIT_ACTION
 from governance.models import AuditEvent
 from governance.services.templates import template_assign, template_create, template_publish
 from tests.tampering import tamper_snapshot
@@ -106,7 +106,7 @@ def test_real_run_pins_what_applied_then_audits_and_logs_the_rest(settings, lega
     assert legacy["plain"].template_snapshot_id == legacy["default_v1"].pk  # v1: v2 came later
     assert legacy["protocol"].template_snapshot_id == legacy["assay"].pk
     assert "summary: 5 export(s) without a snapshot; pinned 2; anomalies 3" in output
-    audits = AuditEvent.objects.filter(action=BACKFILL_AUDIT_ACTION).order_by("sequence")
+    audits = AuditEvent.objects.filter(action=EventType.EXPORT_SNAPSHOT_BACKFILLED).order_by("sequence")
     assert [(a.object_id, a.payload["source"]) for a in audits] == [
         (str(legacy["plain"].pk), "default"),
         (str(legacy["protocol"].pk), "protocol"),
@@ -124,7 +124,7 @@ def test_real_run_pins_what_applied_then_audits_and_logs_the_rest(settings, lega
     with django_capture_on_commit_callbacks(execute=True):
         again = run()
     assert "pinned 0; anomalies 3" in again
-    assert AuditEvent.objects.filter(action=BACKFILL_AUDIT_ACTION).count() == 2
+    assert AuditEvent.objects.filter(action=EventType.EXPORT_SNAPSHOT_BACKFILLED).count() == 2
     assert len((settings.PROBLEMS_DIR / "governance_migration.log").read_text().splitlines()) == 6
 
 

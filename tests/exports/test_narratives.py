@@ -27,7 +27,6 @@ from exports.narratives import (
     events_stream_digest,
     evidence_manifest,
     fenced_block,
-    format_utc,
     narrative_digest,
     render_approval_record,
     render_for_approval,
@@ -35,6 +34,7 @@ from exports.narratives import (
     render_preview_narrative,
     split_packaged,
 )
+from textpolicy.utc import utc_iso_compact
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 FORBIDDEN_TOKENS = {"link_open", "image", "html_inline", "html_block", "s_open"}
@@ -179,7 +179,7 @@ def test_times_rendered_in_utc_with_z():
     plus_two = timezone(timedelta(hours=2))
     ctx = context(events=[event(1, occurred_at=datetime(2024, 5, 1, 12, 0, 0, 5, tzinfo=plus_two))])
     assert "| 2024-05-01T10:00:00.000005Z |" in render_for_approval(ctx)
-    assert format_utc(datetime(2024, 1, 1, tzinfo=UTC)) == "2024-01-01T00:00:00Z"
+    assert utc_iso_compact(datetime(2024, 1, 1, tzinfo=UTC)) == "2024-01-01T00:00:00Z"
 
 
 # -- determinism and digests ---------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_events_stream_is_canonical_json_lines():
                 "sequence": item.sequence,
                 "event_type": item.event_type,
                 "actor": item.actor_name,
-                "occurred_at": format_utc(item.occurred_at),
+                "occurred_at": utc_iso_compact(item.occurred_at),
                 "payload": item.payload,
             }
         )

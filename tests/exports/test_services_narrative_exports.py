@@ -1,6 +1,6 @@
 import pytest
 
-from config.errors import Conflict, ValidationFailed
+from config.errors import Conflict, NotFound, ValidationFailed
 from exports import narratives as n
 from exports.choices import ExportStatus
 from exports.models import ExecutionEvent, ExportAttachment, NarrativeExport
@@ -38,7 +38,7 @@ def test_creates_version_one_with_redacted_narrative_and_digest(make_export, evi
     assert export.events_through_sequence == 3
     assert export.retain_until is not None and (export.retain_until - export.created_at).days == 30
     paths = sorted(ExportAttachment.objects.filter(export=export).values_list("bundle_path", flat=True))
-    assert paths[0] == f"attachments/file/{evidence_set['file'].pk}-plate_1.csv"
+    assert paths[0] == f"attachments/file/{evidence_set['file'].pk}-plate 1.csv"
 
 
 def test_versions_increase_and_creation_is_recorded_on_timeline_and_audit(make_export, execution, settings):
@@ -91,7 +91,7 @@ def test_a_failing_hook_rolls_the_export_back(make_export, settings):
     ],
 )
 def test_unknown_evidence_is_refused_and_nothing_is_created(make_export, selection):
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(NotFound) as caught:
         make_export(selection=selection)
     assert caught.value.code == "unknown_evidence"
     assert caught.value.details == {"evidence": selection}
@@ -99,7 +99,7 @@ def test_unknown_evidence_is_refused_and_nothing_is_created(make_export, selecti
 
 
 def test_evidence_under_the_wrong_kind_is_unknown(make_export, evidence_set):
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(NotFound) as caught:
         make_export(selection=[{"kind": "qc_metric", "id": evidence_set["note"].pk}])
     assert caught.value.code == "unknown_evidence"
 
@@ -109,7 +109,7 @@ def test_evidence_of_another_execution_is_unknown(make_export, team, scientist, 
 
     other = execution_create(team=team, title="Other run", owner=scientist)
     foreign = notebook_entry_create(execution=other, actor=scientist, title="elsewhere", body="x")
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(NotFound) as caught:
         make_export(selection=[{"kind": "notebook_entry", "id": foreign.pk}])
     assert caught.value.code == "unknown_evidence"
     assert not NarrativeExport.objects.exists()

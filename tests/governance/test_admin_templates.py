@@ -156,7 +156,7 @@ def test_invalid_stages_get_clear_messages_on_their_fields(curator_client):
     response = curator_client.post(ADD, {**template_form(), **stage_forms(bad)})
     assert response.status_code == 200
     page = response.content.decode()
-    assert "SLA hours must be greater than 0." in page
+    assert "SLA hours must be at least 0.01." in page
     assert "The name &#x27;scientific review&#x27; is already used by stage 1." in page
     assert "Select a valid choice" in page
     assert not WorkflowTemplate.objects.exists()

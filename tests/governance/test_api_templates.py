@@ -331,9 +331,59 @@ def test_assignment_team_defaults_to_the_templates_own_and_platform_templates_ne
     assert (response.status_code, response.json()["team"]) == (201, "alpha")
     platform = make_template("standard-release", team=None, publish=True)
     missing = curator_api.post(f"{URL}/{platform.pk}/assignments", {"protocol_template": "assay"}, format="json")
-    assert missing.status_code == 400 and "team" in missing.json()["error"]["details"]["fields"]
+    assert missing.status_code == 409 and "team" in missing.json()["error"]["details"]["fields"]
     named = curator_api.post(
         f"{URL}/{platform.pk}/assignments", {"team": "alpha", "protocol_template": "assay"}, format="json"
     )
     assert named.status_code == 200, "moves the protocol assignment of alpha to the platform template"
     assert named.json()["template_id"] == platform.pk
+
+
+def test_create_as_published_freezes_the_snapshot_publish_would(curator_api, curator):
+    response = curator_api.post(URL, body(status="published"), format="json")
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert created["status"] == "published" and created["published_at"]
+    assert created["snapshot_id"] == created["snapshots"][0]["id"]
+    template = WorkflowTemplate.objects.get(pk=created["id"])
+    assert list(template.snapshots.values_list("pk", flat=True)) == [created["snapshot_id"]]
+    actions = list(GovernanceTemplateAuditLog.objects.filter(template=template).values_list("action", flat=True))
+    assert sorted(actions) == ["created", "published"]
+
+
+def test_create_as_draft_is_the_default_and_has_no_snapshot(curator_api):
+    for payload in (body(), body(template_key="explicit-draft", status="draft")):
+        created = curator_api.post(URL, payload, format="json").json()
+        assert (created["status"], created["snapshot_id"], created["snapshots"]) == ("draft", None, [])
+
+
+def test_create_as_published_runs_the_publish_checks_and_leaves_nothing_behind(curator_api):
+    response = curator_api.post(URL, body(status="published", stages=[]), format="json")
+    assert response.status_code == 400, response.json()
+    assert not WorkflowTemplate.objects.exists()
+    archived = curator_api.post(URL, body(status="archived"), format="json")
+    assert archived.status_code == 400 and archived.json()["error"]["code"] == "validation_error"
+    assert "status" in archived.json()["error"]["details"]["fields"]
+
+
+@pytest.mark.parametrize("hours", [5e-324, 0.004])
+def test_hours_below_what_is_stored_are_a_400_not_a_server_error(curator_api, hours):
+    stages = [{"name": "Review", "required_role": "reviewer", "sla_hours": hours, "meaning": "Reviewed"}]
+    response = curator_api.post(URL, body(stages=stages), format="json")
+    assert response.status_code == 400, response.content
+    assert "stages[0].sla_hours" in response.json()["error"]["details"]["fields"]
+    assert not WorkflowTemplate.objects.exists()
+
+
+def test_fields_that_do_not_fit_the_source_templates_content_are_a_409(curator_api):
+    source = curator_api.post(URL, body(stages=ladder("reviewer", "compliance")), format="json").json()
+    response = curator_api.post(
+        URL,
+        {"team": "alpha", "forked_from_id": source["id"], "template_key": "narrow", "permitted_roles": ["reviewer"]},
+        format="json",
+    )
+    assert response.status_code == 409, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "template_content_conflict" and error["details"]
+    mismatch = curator_api.post(URL, body(stages=ladder("reviewer"), permitted_roles=["compliance"]), format="json")
+    assert mismatch.status_code == 400  # wrong on its own: still a 400

@@ -126,8 +126,8 @@ def test_publish_freezes_a_canonical_snapshot_and_logs_it(make_template, curator
     draft.refresh_from_db()
     assert draft.status == "published" and draft.published_at
     document = snapshot_document(snapshot)
-    assert document["stages"] == THREE_STAGES
-    assert set(document["stages"][0]) == {"name", "required_role", "sla_hours", "meaning"}
+    assert document["stages"] == [{**stage, "reject_meaning": "Rejected"} for stage in THREE_STAGES]
+    assert set(document["stages"][0]) == {"name", "required_role", "sla_hours", "meaning", "reject_meaning"}
     assert document["sla_defaults"] == {"sla_hours": 48, "escalate_after_hours": 24}
     assert json.loads(snapshot.canonical_json) == document
     log = GovernanceTemplateAuditLog.objects.get(action="published")
@@ -337,13 +337,14 @@ def test_check_template_snapshots_command_reports_drift(make_template, capsys):
 # --- ownership --------------------------------------------------------------------------------------------------
 
 
-def test_new_snapshots_are_format_2_and_name_their_team(make_template):
+def test_new_snapshots_are_format_3_and_name_their_team(make_template):
     team_snapshot = make_template("a", publish=True).snapshots.get()
     platform_snapshot = make_template("b", team=None, publish=True).snapshots.get()
-    assert team_snapshot.format_version == platform_snapshot.format_version == 2
+    assert team_snapshot.format_version == platform_snapshot.format_version == 3
     assert snapshot_document(team_snapshot)["team"] == "alpha"
     assert snapshot_document(platform_snapshot)["team"] is None
-    assert snapshot_document(team_snapshot)["format_version"] == 2
+    assert snapshot_document(team_snapshot)["format_version"] == 3
+    assert all(stage["reject_meaning"] for stage in snapshot_document(team_snapshot)["stages"])
     assert not snapshot_has_drifted(team_snapshot)
 
 

@@ -54,7 +54,7 @@ def test_each_stage_problem_names_its_stage_and_field():
     found = keys_and_messages(template_content_problems(doc, known_roles=ROLES))
     assert ("stages[1].name", "Name must not be blank.") in found
     assert ("stages[1].required_role", "Role 'ghost' does not exist.") in found
-    assert ("stages[1].sla_hours", "SLA hours must be greater than 0.") in found
+    assert ("stages[1].sla_hours", "SLA hours must be at least 0.01.") in found
     assert ("stages[2].sla_hours", "SLA hours must be a number.") in found
     assert ("stages[2].meaning", "Meaning is required.") in found
     assert ("stages[2]", "Unknown field(s): extra.") in found
@@ -71,7 +71,7 @@ def test_stage_roles_must_be_permitted_and_permitted_roles_must_exist():
 def test_sla_defaults_and_retention_are_checked():
     doc = content([good_stage()], sla_defaults={"sla_hours": -1}, retention_days=0)
     found = keys_and_messages(template_content_problems(doc, known_roles=ROLES))
-    assert ("sla_defaults.sla_hours", "SLA hours must be greater than 0.") in found
+    assert ("sla_defaults.sla_hours", "SLA hours must be at least 0.01.") in found
     assert ("retention_days", "Retention days must be at least 1.") in found
 
 
@@ -79,7 +79,7 @@ def test_validate_raises_one_400_with_every_field():
     doc = content([good_stage(sla=-5), good_stage(name="Review")])
     with pytest.raises(ValidationFailed) as info:
         template_content_validate(doc, known_roles=ROLES)
-    assert info.value.message.startswith("The template is not valid: Stage 1: SLA hours must be greater than 0.")
+    assert info.value.message.startswith("The template is not valid: Stage 1: SLA hours must be at least 0.01.")
     assert info.value.details["fields"]["stages[1].name"] == ["The name 'Review' is already used by stage 1."]
 
 

@@ -1,5 +1,6 @@
-from approvals.guardrails import dispatch_export_for_packaging_by_id, isoformat
+from approvals.guardrails import dispatch_export_for_packaging_by_id
 from config.commands import EXIT_INVALID, DossierCommand
+from textpolicy.utc import utc_iso
 
 
 class Command(DossierCommand):
@@ -19,7 +20,7 @@ class Command(DossierCommand):
         self.stdout.write(f"queued: {outcome.queued}")
         self.stdout.write(f"guardrail: {verdict.status} — {verdict.reason}")
         self.stdout.write(f"pending stage: {pending}")
-        self.stdout.write(f"forecast: {isoformat(verdict.forecast) or 'none'}")
+        self.stdout.write(f"forecast: {utc_iso(verdict.forecast) or 'none'}")
         self.stdout.write(f"export status: {outcome.export.status}")
         if not outcome.queued:
             raise SystemExit(EXIT_INVALID)

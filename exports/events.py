@@ -1,0 +1,51 @@
+"""Every event type the server writes to an execution's timeline or to the audit trail, in one registry.
+
+Writers (ladders, packaging, downloads, previews) and readers (metrics, analytics, the event feed) import these
+names instead of spelling the strings, so renaming one is one change that every reader follows. The exact
+strings are part of the contract operators and BI query (docs/exports.md, docs/feed.md, docs/architecture.md).
+"""
+
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    """The codes, and the labels pages show for them (config/labels.py reads these)."""
+
+    EXECUTION_CREATED = "execution.created", "Execution created"
+    EXECUTION_EVENTS_APPENDED = "execution.events_appended", "Events added"
+    EXECUTION_OVERRIDE = "execution.override", "Override"
+    EXECUTION_OVERRIDE_RECORDED = "execution.override_recorded", "Override recorded"
+    EXECUTION_COACHING_NOTE = "execution.coaching_note", "Coaching note"
+    EXECUTION_COACHING_NOTE_RECORDED = "execution.coaching_note_recorded", "Coaching note recorded"
+
+    EXPORT_CREATED = "narrative_export.created", "Export created"
+    EXPORT_SNAPSHOT_BACKFILLED = "narrative_export.template_snapshot_backfilled", "Template snapshot recorded"
+    EXPORT_REPLAYED = "narrative_export.replayed", "Bundle replayed"
+
+    STAGE_STARTED = "narrative_export.approval.stage_started", "Stage started"
+    STAGE_COMPLETED = "narrative_export.approval.stage_completed", "Stage signed"
+    APPROVAL_FINALIZED = "narrative_export.approval.finalized", "Ladder approved"
+    APPROVAL_REJECTED = "narrative_export.approval.rejected", "Export rejected"
+    STAGE_DELEGATED = "narrative_export.approval.stage_delegated", "Stage delegated"
+    STAGE_RESET = "narrative_export.approval.stage_reset", "Stage reset"
+    STAGE_OVERDUE = "narrative_export.approval.stage_overdue", "Stage overdue"
+    STAGE_ESCALATED = "narrative_export.approval.stage_escalated", "Stage escalated"
+
+    PACKAGING_AWAITING_APPROVAL = "narrative_export.packaging.awaiting_approval", "Packaging waits for approval"
+    PACKAGING_QUEUED = "narrative_export.packaging.queued", "Queued for packaging"
+    PACKAGING_STARTED = "narrative_export.packaging.started", "Packaging started"
+    PACKAGING_RETRYING = "narrative_export.packaging.retrying", "Packaging will retry"
+    PACKAGING_FAILED = "narrative_export.packaging.failed", "Packaging failed"
+    PACKAGING_COMPLETED = "narrative_export.packaging.completed", "Bundle packaged"
+    PACKAGING_REDISPATCHED = "narrative_export.packaging.redispatched", "Packaging dispatched again"
+
+    ARTIFACT_DOWNLOADED = "narrative_export.artifact.downloaded", "Bundle downloaded"
+    ARTIFACT_EXPIRED = "narrative_export.artifact.expired", "Bundle expired"
+    ARTIFACT_INTEGRITY_FAILED = "narrative_export.artifact.integrity_failed", "Bundle failed its integrity check"
+    ARTIFACT_VERIFIED = "narrative_export.artifact.verified", "Bundle verified"
+    ARTIFACT_DECRYPTION_FAILED = "narrative_export.artifact.decryption_failed", "Stored bundle did not decrypt"
+    EXPORT_DENIED = "narrative_export.export_denied", "Access denied above clearance"
+    EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
+
+    PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
+    ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"
