@@ -37,9 +37,13 @@ demo:
 
 test: setup-dev lint check pytest schema
 
+# docs/architecture.md: the layering, type-check and code-shape rules these enforce.
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy
+	$(PY) scripts/type_ignores.py
 
 check:
 	$(MANAGE) check

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 from unittest import mock
 
 from django.conf import settings
@@ -42,7 +43,7 @@ GENOMICS_USERS = {
 MARKER = "[history]"
 
 # (days ago the export was created, hours each signature took, or "reject" for a rejection at that stage)
-HISTORY = [
+HISTORY: list[tuple[float, list]] = [
     (12.5, [6, 20, 30]),
     (11.2, [30, 26, 50]),
     (9.8, [4, 60, 20]),
@@ -53,7 +54,7 @@ HISTORY = [
     (2.9, [9, 52, 12]),
 ]
 # Ladders still open: (hours ago the export was created, hours each completed signature took, delegate to?)
-OPEN = [
+OPEN: list[tuple[float, list, str | None]] = [
     (110, [20], None),  # QA stage far past due: escalated
     (80, [20], None),  # QA stage overdue
     (50, [10], None),  # QA stage within SLA
@@ -84,7 +85,7 @@ def _user(username: str, first: str, last: str, roles: list[str], team) -> objec
     return user
 
 
-def _crew(team) -> dict[str, object]:
+def _crew(team) -> dict[str, Any]:
     if team.slug == "biolabs":
         return {
             "author": demo_user("demo-scientist"),

@@ -31,7 +31,7 @@ def escalation_body(row: QueueRow, *, export_url: str) -> str:
         f"Team: {inert_line(export.execution.team.slug)}",
         f"Stage: {stage.index + 1}. {inert_line(stage.name)}",
         f"Role: {inert_line(stage.required_role)}",
-        f"Assignee: {inert_line(stage.assignee.username) if stage.assignee_id else 'unassigned'}",
+        f"Assignee: {inert_line(stage.assignee.username) if stage.assignee else 'unassigned'}",
         f"Due: {_utc(stage.due_at)}",
         f"Detected: {_utc(row.detected_at)}",
         f"Minutes overdue: {row.minutes_overdue}",

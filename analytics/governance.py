@@ -1,4 +1,4 @@
-"""Governance analytics (SPEC §8): SLA accuracy, blocker trends, ladder load and guardrail forecasts.
+"""Governance analytics (docs/analytics.md): SLA accuracy, blocker trends, ladder load and guardrail forecasts.
 
 Everything is computed by the database in a fixed number of aggregate queries, whatever the number of exports or
 stages: one per figure family, grouped by role and team, with rollups done in Python over the (small) grouped
@@ -209,41 +209,52 @@ def _iso(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float]], float | None]:
-    """From one preview summary: projected minutes per role (a stage's activation to its projected due time)
-    and the projected minutes until the whole ladder clears. Empty when the payload has no usable stages."""
+def _preview_stages(payload: Mapping[str, Any]) -> list | None:
     stages = payload.get("stages")
     if not isinstance(stages, list):
         ladder = payload.get("ladder")
         stages = ladder.get("stages") if isinstance(ladder, dict) else None
-    if not isinstance(stages, list):
-        return {}, None
+    return stages if isinstance(stages, list) else None
+
+
+def _stage_window(stage: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """A stage's projected (start, due), when both are known and in order."""
+    start = _iso(stage.get("activated_at") or stage.get("projected_start"))
+    due = _iso(stage.get("projected_due") or stage.get("due_at")) if start else None
+    return (start, due) if start and due and due >= start else None
+
+
+def _sla_minutes(stage: Mapping[str, Any]) -> float | None:
+    sla = stage.get("sla_hours")
+    if isinstance(sla, int | float) and not isinstance(sla, bool) and sla >= 0:
+        return float(sla) * 60
+    return None
+
+
+def preview_projection(payload: Mapping[str, Any]) -> tuple[dict[str, list[float]], float | None]:
+    """From one preview summary: projected minutes per role (a stage's activation to its projected due time)
+    and the projected minutes until the whole ladder clears. Empty when the payload has no usable stages."""
     per_role: dict[str, list[float]] = defaultdict(list)
     total = 0.0
-    first_start = last_due = None
-    for stage in stages:
-        if not isinstance(stage, dict):
-            continue
-        role = stage.get("required_role")
+    windows: list[tuple[datetime, datetime]] = []
+    for stage in _preview_stages(payload) or []:
+        role = stage.get("required_role") if isinstance(stage, dict) else None
         if not isinstance(role, str):
             continue
-        start = _iso(stage.get("activated_at") or stage.get("projected_start"))
-        due = _iso(stage.get("projected_due") or stage.get("due_at")) if start else None
-        sla = stage.get("sla_hours")
-        if start and due and due >= start:
-            minutes = (due - start).total_seconds() / 60
-            first_start = min(first_start, start) if first_start else start
-            last_due = max(last_due, due) if last_due else due
-        elif isinstance(sla, int | float) and not isinstance(sla, bool) and sla >= 0:
-            minutes = float(sla) * 60
-        else:
+        window = _stage_window(stage)
+        minutes = (window[1] - window[0]).total_seconds() / 60 if window else _sla_minutes(stage)
+        if minutes is None:
             continue
+        if window:
+            windows.append(window)
         per_role[role].append(minutes)
         total += minutes
     if not per_role:
         return {}, None
-    ladder_minutes = (last_due - first_start).total_seconds() / 60 if first_start and last_due else total
-    return dict(per_role), ladder_minutes
+    if not windows:
+        return dict(per_role), total
+    first_start, last_due = min(w[0] for w in windows), max(w[1] for w in windows)
+    return dict(per_role), (last_due - first_start).total_seconds() / 60
 
 
 def sla_accuracy(
@@ -487,7 +498,7 @@ def stage_brief(stage: ApprovalStage) -> dict[str, Any]:
         "id": stage.pk,
         "name": stage.name,
         "required_role": stage.required_role,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "assignee": stage.assignee.username if stage.assignee else None,
         "due_at": stage.due_at,
     }
 

@@ -1,4 +1,5 @@
-"""``/metrics`` (SPEC §8): Prometheus text exposition derived from the database at scrape time.
+"""``/metrics`` (docs/analytics.md, "Metrics"; names in docs/operations.md): Prometheus text exposition derived from the
+database at scrape time.
 
 Nothing is counted in process memory, so every web and worker process reports the same, correct figures: the
 packaging histogram, failures and bytes come from ``PackagingRun`` rows, integrity failures and retention

@@ -77,8 +77,8 @@ def feed_families() -> Iterator[Metric]:
         ),
     ):
         family = GaugeMetricFamily(name, text)
-        if job in runs:
-            family.add_metric([], runs[job].timestamp())
+        if (finished := runs.get(job)) is not None:
+            family.add_metric([], finished.timestamp())
         yield family
 
 

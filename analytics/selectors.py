@@ -31,7 +31,7 @@ DEFAULT_QUEUE_SORT = "-overdue"
 
 def queue_sort(value: str | None) -> str:
     key = (value or "").removeprefix("-")
-    return value if key in QUEUE_SORTS else DEFAULT_QUEUE_SORT
+    return value if value and key in QUEUE_SORTS else DEFAULT_QUEUE_SORT
 
 
 def _ordering(sort: str) -> list:
@@ -86,7 +86,7 @@ def _with_last_escalation(queryset: QuerySet[ApprovalStage]) -> QuerySet[Approva
 
 
 def _last_escalation(stage: ApprovalStage) -> LastEscalation | None:
-    if stage.last_escalation_outcome is None:
+    if stage.last_escalation_outcome is None:  # type: ignore[attr-defined]  # annotated by _with_last_escalation
         return None
     return LastEscalation(*(getattr(stage, name) for name in LAST_ESCALATION_FIELDS))
 

@@ -91,6 +91,38 @@ def _sort_headers(filters: dict[str, Any], current: str) -> list[dict[str, str]]
     return headers
 
 
+def _queue_rows(request: HttpRequest, queue_rows) -> list[dict[str, Any]]:
+    """The overdue queue's rows with what the viewer may do on each (escalate, write, record an outcome)."""
+    escalating_teams = set(
+        Membership.objects.filter(user=request.user.pk, role__key__in=ESCALATION_ROLES).values_list(
+            "team__slug", flat=True
+        )
+    )
+    return [
+        {
+            "row": row,
+            "may_escalate": row.export.execution.team.slug in escalating_teams,
+            "mailto": escalation_mailto(
+                row, export_url=request.build_absolute_uri(reverse("approvals:export-detail", args=[row.export.pk]))
+            ),
+            "outcome_form": EscalationOutcomeForm(prefix=f"e{row.stage.pk}"),
+        }
+        for row in queue_rows
+    ]
+
+
+def _pressure(load: dict[str, Any], scope) -> dict[str, Any]:
+    """The ladder-load matrix as rows of roles by columns of the scope's teams."""
+    team_slugs = [team.slug for team in scope.teams]
+    role_keys = sorted({cell["role"] for cell in load["matrix"]})
+    cells = {(cell["role"], cell["team"]): cell for cell in load["matrix"]}
+    return {
+        "teams": team_slugs,
+        "rows": [{"role": role, "cells": [cells.get((role, slug)) for slug in team_slugs]} for role in role_keys],
+        "max_open": max([cell["open"] for cell in load["matrix"]] or [0]),
+    }
+
+
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     scope = _scope(request)
     roles = role_choices()
@@ -100,28 +132,8 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     queue = overdue_stage_queue(
         scope, now=now, role=filters["role"] or None, sort=filters["sort"] or None, page=request.GET.get("page") or 1
     )
-    escalating_teams = set(
-        Membership.objects.filter(user=request.user, role__key__in=ESCALATION_ROLES).values_list(
-            "team__slug", flat=True
-        )
-    )
-    rows = [
-        {
-            "row": row,
-            "may_escalate": row.export.execution.team.slug in escalating_teams,
-            "mailto": escalation_mailto(
-                row, export_url=request.build_absolute_uri(reverse("approvals:export-detail", args=[row.export.pk]))
-            ),
-            "outcome_form": EscalationOutcomeForm(prefix=f"e{row.stage.pk}"),
-        }
-        for row in queue.rows
-    ]
     data = analytics.data
-    load = data["ladder_load"]
     trends = data["blocker_trends"]
-    team_slugs = [team.slug for team in scope.teams]
-    role_keys = sorted({cell["role"] for cell in load["matrix"]})
-    cells = {(cell["role"], cell["team"]): cell for cell in load["matrix"]}
     return {
         "now": now,
         "scope": scope,
@@ -132,7 +144,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "analytics": data,
         "cache": analytics.cache_info(now=now),
         "queue": queue,
-        "queue_rows": rows,
+        "queue_rows": _queue_rows(request, queue.rows),
         "sort_headers": _sort_headers(filters, queue.sort),
         "page_queries": {
             "previous": _query(filters, sort=queue.sort, page=queue.page.previous_page_number())
@@ -142,11 +154,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
             if queue.page.has_next()
             else "",
         },
-        "pressure": {
-            "teams": team_slugs,
-            "rows": [{"role": role, "cells": [cells.get((role, slug)) for slug in team_slugs]} for role in role_keys],
-            "max_open": max([cell["open"] for cell in load["matrix"]] or [0]),
-        },
+        "pressure": _pressure(data["ladder_load"], scope),
         "chart": trend_chart(trends["days"], trends["total"]["overdue"], trends["total"]["blocking"]),
         "alert_minutes": settings.ANALYTICS_MEAN_OPEN_ALERT_MINUTES,
         "refresh_seconds": settings.ANALYTICS_DASHBOARD_REFRESH_SECONDS,
@@ -185,7 +193,8 @@ def escalation_outcome(request: HttpRequest, export_id: int, stage_id: int) -> H
         back = f"{back}?{query}"
     if not form.is_valid():
         problems = "; ".join(
-            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()
+            f"{form.fields[name].label or name}: {' '.join(str(error) for error in errors)}"
+            for name, errors in form.errors.items()
         )
         messages.error(request, f"The escalation outcome was not recorded: {problems}")
         return redirect(back)
@@ -246,7 +255,7 @@ def feed_run(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def feed_latest_chunk(request: HttpRequest) -> HttpResponse:
+def feed_latest_chunk(request: HttpRequest) -> StreamingHttpResponse:
     """The NDJSON rows the latest feed run delivered; staff only, since they span every team."""
     if not request.user.is_staff:
         raise PermissionDenied

@@ -31,7 +31,7 @@ class StageInline(admin.TabularInline):
         "overdue_at",
         "escalated_at",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -41,7 +41,7 @@ class StageInline(admin.TabularInline):
 
 
 class SignatureInline(StageInline):
-    model = ApprovalSignature
+    model = ApprovalSignature  # type: ignore[assignment]
     fields = ["stage_index", "stage_name", "decision", "printed_name", "signed_at", "meaning", "superseded"]
     readonly_fields = fields
 

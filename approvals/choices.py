@@ -26,7 +26,7 @@ class Decision(models.TextChoices):
 
 
 # What a signature did, in the past tense ("approved", "rejected"), for records and messages.
-DECISION_OUTCOMES = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
+DECISION_OUTCOMES: dict[str, str] = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
 
 
 class HistoryAction(models.TextChoices):

@@ -1,6 +1,7 @@
-"""Demo ladders in every state (SPEC §2): awaiting approval, overdue, rejected, packaged. Idempotent: a ladder
-that has been acted on already is left alone."""
+"""Demo ladders in every state (docs/teams-and-roles.md, "Demo data"): awaiting approval, overdue, rejected, packaged.
+Idempotent: a ladder that has been acted on already is left alone."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
@@ -52,8 +53,8 @@ def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", c
 
 def seed(stdout) -> None:
     team = demo_team()
-    executions = [Execution.objects.filter(team=team, title=title).first() for title, _ in EXECUTIONS]
-    done = []
+    executions = [Execution.objects.get(team=team, title=title) for title, _ in EXECUTIONS]
+    done: list[str | Callable[[], str]] = []  # an outcome known only once the seed commits is a callable
     # Execution 0 keeps its first export awaiting the scientific review.
     if ladder := _untouched_ladder(executions[1], create=True):
         stage = ladder.stages.get(status="in_progress")

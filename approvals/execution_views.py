@@ -167,6 +167,32 @@ def _cited_event_ids(values: list[str]) -> list[int]:
     return ids
 
 
+def _export_new_initial(selected: list, previous) -> dict:
+    initial: dict = {"evidence": [f"{kind}:{pk}" for kind, pk in selected]}
+    if previous:
+        initial.update(notes=previous.notes, classification=previous.classification)
+    return initial
+
+
+def _export_new_submit(request: HttpRequest, execution, form: ExportCreateForm, context: dict) -> HttpResponse:
+    """A valid POST: the preview of the selection, or the export created as the API does."""
+    if request.POST.get("action") == "preview":
+        selection = ",".join(form.cleaned_data["evidence"])
+        preview = execution_preview_record_for_user(user=request.user, execution_id=execution.pk, evidence=selection)
+        context.update(preview=preview, narrative_html=markdown_to_safe_html(preview.narrative_markdown))
+        return render(request, "approvals/export_new.html", context)
+    require_team_role(user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="create exports")
+    export = export_create(
+        execution=execution,
+        actor=request.user,
+        evidence=[EvidenceRef(kind=kind, id=pk) for kind, pk in form.evidence_refs()],
+        notes=form.cleaned_data["notes"],
+        classification=form.cleaned_data["classification"] or None,
+    )
+    messages.success(request, f"Export version {export.version} created; its approval ladder has started.")
+    return redirect("approvals:export-detail", export_id=export.pk)
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def export_new(request: HttpRequest, execution_id: int) -> HttpResponse:
@@ -189,36 +215,14 @@ def export_new(request: HttpRequest, execution_id: int) -> HttpResponse:
         "may_write": _may_write(request.user, execution),
     }
     if data is None:
-        initial = {"evidence": [f"{kind}:{pk}" for kind, pk in selected]}
-        if previous:
-            initial.update(notes=previous.notes, classification=previous.classification)
-        form = ExportCreateForm(initial=initial, choices=choices)
+        form = ExportCreateForm(initial=_export_new_initial(selected, previous), choices=choices)
         return render(request, "approvals/export_new.html", {**context, "form": form})
-
     form = ExportCreateForm(data, choices=choices)
     context["form"] = form
     if not form.is_valid():
         return render(request, "approvals/export_new.html", context, status=400)
     try:
-        if data.get("action") == "preview":
-            selection = ",".join(form.cleaned_data["evidence"])
-            preview = execution_preview_record_for_user(
-                user=request.user, execution_id=execution.pk, evidence=selection
-            )
-            context.update(preview=preview, narrative_html=markdown_to_safe_html(preview.narrative_markdown))
-            return render(request, "approvals/export_new.html", context)
-        require_team_role(
-            user=request.user, team_id=execution.team_id, roles=EXECUTION_WRITERS, action="create exports"
-        )
-        export = export_create(
-            execution=execution,
-            actor=request.user,
-            evidence=[EvidenceRef(kind=kind, id=pk) for kind, pk in form.evidence_refs()],
-            notes=form.cleaned_data["notes"],
-            classification=form.cleaned_data["classification"] or None,
-        )
+        return _export_new_submit(request, execution, form, context)
     except DossierError as exc:
         context["refusal"] = _refusal(exc)
         return render(request, "approvals/export_new.html", context, status=exc.status_code)
-    messages.success(request, f"Export version {export.version} created; its approval ladder has started.")
-    return redirect("approvals:export-detail", export_id=export.pk)

@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from django import forms
 
 from approvals.choices import Decision
@@ -46,7 +48,7 @@ class DelegateForm(forms.Form):
         help_text="Optional new due date (UTC), for the active stage.",
     )
 
-    def __init__(self, *args, candidates: list[str] = (), **kwargs):
+    def __init__(self, *args, candidates: Sequence[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assignee"].widget.choices = [(name, name) for name in candidates]
 

@@ -1,4 +1,5 @@
-"""Packaging guardrails (SPEC §6): packaging waits until every stage of the current ladder iteration is approved.
+"""Packaging guardrails (docs/approvals.md, "Guardrails"): packaging waits until every stage of the current ladder
+iteration is approved.
 
 ``dispatch_export_for_packaging`` is the only way approvals enqueue packaging; the API, the packaging worker (via
 ``packaging_gate``), the SLA monitor and the CLI all go through it, so the rule is checked in one place.

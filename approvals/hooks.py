@@ -22,7 +22,7 @@ def export_created(export: NarrativeExport, actor) -> None:
 def export_representation(exports: Sequence[NarrativeExport]) -> dict[int, dict[str, Any]]:
     """DOSSIER_EXPORT_REPRESENTATION_HOOKS: ``{"ladder": {"status", "stages": [...]}}`` for a page of exports."""
     ladders = ladders_for_exports(export.pk for export in exports)
-    empty = {"status": None, "iteration": None, "stages": []}
+    empty: dict[str, Any] = {"status": None, "iteration": None, "stages": []}
     return {export.pk: {"ladder": ladders.get(export.pk, empty)} for export in exports}
 
 
@@ -78,7 +78,7 @@ def _stage_document(stage: ApprovalStage) -> dict[str, Any]:
         "required_role": stage.required_role,
         "status": stage.status,
         "iteration": stage.iteration,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "assignee": stage.assignee.username if stage.assignee else None,
         "started_at": utc_iso(stage.started_at),
         "due_at": utc_iso(stage.due_at),
         "completed_at": utc_iso(stage.completed_at),
@@ -110,10 +110,10 @@ def _history_document(row: ApprovalHistory) -> dict[str, Any]:
     return {
         "id": row.pk,
         "action": row.action,
-        "stage_number": row.stage.index + 1 if row.stage_id else None,
-        "actor": row.actor.username if row.actor_id else None,
-        "from_assignee": row.from_assignee.username if row.from_assignee_id else None,
-        "to_assignee": row.to_assignee.username if row.to_assignee_id else None,
+        "stage_number": row.stage.index + 1 if row.stage else None,
+        "actor": row.actor.username if row.actor else None,
+        "from_assignee": row.from_assignee.username if row.from_assignee else None,
+        "to_assignee": row.to_assignee.username if row.to_assignee else None,
         "from_status": row.from_status,
         "to_status": row.to_status,
         "reason": row.reason,

@@ -215,7 +215,7 @@ def stage_representation(stage: ApprovalStage) -> dict[str, Any]:
         "name": stage.name,
         "required_role": stage.required_role,
         "status": stage.status,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "assignee": stage.assignee.username if stage.assignee else None,
         "due_at": utc_iso(stage.due_at),
     }
 

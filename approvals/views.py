@@ -123,7 +123,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
 
 def _sign_section(user, export: NarrativeExport, page: ExportPage) -> tuple[DecisionForm | None, str, str]:
     """(the sign form, why the user may not sign, what the form says about their lockout standing)."""
-    if page.sign_refusal is None:
+    if page.sign_refusal is None or page.active is None:  # a refusal, even "", is about the active stage
         return None, "", ""
     if page.sign_refusal:
         return None, page.sign_refusal, ""

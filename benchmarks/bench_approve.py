@@ -1,5 +1,5 @@
-"""Latency of the approve endpoint (SPEC §6, issue 4): p50/p95 split into password verification (Django's real
-hasher) and everything else, with 4 concurrent clients signing different exports; plus the endpoint's query count
+"""Latency of the approve endpoint (docs/approvals.md, "Signing"): p50/p95 split into password verification (Django's
+real hasher) and everything else, with 4 concurrent clients signing different exports; plus the endpoint's query count
 for ladders of different lengths (it must not grow with the ladder).
 
 Run from the repository root: ``python benchmarks/bench_approve.py [--quick]`` (PostgreSQL database from

@@ -31,6 +31,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "bench"
@@ -136,7 +137,7 @@ def child_package(directory: Path, encrypted: bool) -> None:
     with open(output, "wb") as sink:
         if encrypted:
             with EncryptingWriter(sink, ring) as out:
-                result = build_bundle(spec, out)  # type: ignore[arg-type]
+                result = build_bundle(spec, cast(BinaryIO, out))
         else:
             result = build_bundle(spec, sink)
     seconds = time.perf_counter() - started

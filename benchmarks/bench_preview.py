@@ -1,6 +1,7 @@
-"""Ladder preview latency (SPEC §7, issue 5): ``GET /api/experiments/{id}/preview`` of an execution with 10,000
-events (target under 1 s), printed with its ratio to rendering the same narrative alone (the renderer on inputs
-already built in memory) and to building plus rendering them (what the preview shares with export creation).
+"""Ladder preview latency (docs/templates-and-baselines.md, "Ladder projection"): ``GET /api/experiments/{id}/preview``
+of an execution with 10,000 events (target under 1 s), printed with its ratio to rendering the same narrative alone (the
+renderer on inputs already built in memory) and to building plus rendering them (what the preview shares with export
+creation).
 
 Run from the repository root: ``python benchmarks/bench_preview.py [--quick]`` (PostgreSQL database from
 ``PREVIEW_BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/dossier_bench_preview``; its

@@ -1,4 +1,4 @@
-"""The SLA monitor over 50,000 open stages of which 5,000 are overdue (SPEC §6, issue 4).
+"""The SLA monitor over 50,000 open stages of which 5,000 are overdue (docs/approvals.md, "The SLA monitor").
 
 Run from the repository root: ``python benchmarks/bench_sla_monitor.py`` (PostgreSQL database from
 ``APPROVALS_BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/dossier_bench_approvals``, created and

@@ -1,4 +1,4 @@
-"""API conventions shared by every app: the error shape of SPEC §10, pagination and input parsing."""
+"""API conventions shared by every app: the error shape of docs/errors.md, pagination and input parsing."""
 
 import logging
 from collections.abc import Mapping
@@ -68,8 +68,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, exceptions.APIException):
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
-        headers = {"Retry-After": str(int(exc.wait))} if isinstance(exc, exceptions.Throttled) and exc.wait else {}
-        details = {"wait": exc.wait} if isinstance(exc, exceptions.Throttled) else {}
+        wait = getattr(exc, "wait", None)  # set by Throttled, which the stubs do not declare
+        headers = {"Retry-After": str(int(wait))} if isinstance(exc, exceptions.Throttled) and wait else {}
+        details = {"wait": wait} if isinstance(exc, exceptions.Throttled) else {}
         return Response(error_body(code, str(exc.detail), details), status=exc.status_code, headers=headers)
     return None
 
@@ -81,7 +82,7 @@ class SelectorListApi(generics.ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return self.schema_model.objects.none()
+            return self.schema_model._default_manager.none()
         return self.select()
 
     def select(self):
@@ -104,6 +105,8 @@ def _unknown_paths(field: serializers.Field, data: Any, path: str) -> list[str]:
         if not isinstance(data, list):
             return []
         child = field.child
+        if child is None:  # DRF always sets one; without it no key is unknown
+            return []
         return [found for index, item in enumerate(data) for found in _unknown_paths(child, item, f"{path}[{index}]")]
     if isinstance(field, serializers.Serializer):
         if not isinstance(data, Mapping):
@@ -151,16 +154,31 @@ def _type_errors(field: serializers.Field, data: Any) -> Any:
     if data is None:
         return None  # null is the field's own rule (allow_null)
     if isinstance(field, serializers.ListSerializer | serializers.ListField):
-        if not isinstance(data, list):
-            return ["Expected a list."]
-        errors = {str(index): _type_errors(field.child, item) for index, item in enumerate(data)}
-        return {index: error for index, error in errors.items() if error} or None
+        return _list_type_errors(field, data)
     if isinstance(field, serializers.Serializer):
-        if not isinstance(data, Mapping):
-            return ["Expected an object."]
-        known = _writable_fields(field)
-        errors = {key: _type_errors(known[key], value) for key, value in data.items() if key in known}
-        return {key: error for key, error in errors.items() if error} or None
+        return _object_type_errors(field, data)
+    return _scalar_type_errors(field, data)
+
+
+def _list_type_errors(field: serializers.ListSerializer | serializers.ListField, data: Any) -> Any:
+    if not isinstance(data, list):
+        return ["Expected a list."]
+    child = field.child
+    if child is None:  # DRF always sets one; without it no item has a type to check
+        return None
+    errors = {str(index): _type_errors(child, item) for index, item in enumerate(data)}
+    return {index: error for index, error in errors.items() if error} or None
+
+
+def _object_type_errors(field: serializers.Serializer, data: Any) -> Any:
+    if not isinstance(data, Mapping):
+        return ["Expected an object."]
+    known = _writable_fields(field)
+    errors = {key: _type_errors(known[key], value) for key, value in data.items() if key in known}
+    return {key: error for key, error in errors.items() if error} or None
+
+
+def _scalar_type_errors(field: serializers.Field, data: Any) -> list[str] | None:
     for field_class, types, name in _JSON_TYPES:
         if isinstance(field, field_class):
             if not isinstance(data, types) or (bool not in types and isinstance(data, bool)):

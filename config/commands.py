@@ -27,7 +27,7 @@ class InertOutputWrapper(OutputWrapper):
 
 
 def _inert_wrapper(wrapper: OutputWrapper) -> InertOutputWrapper:
-    inert_wrapper = InertOutputWrapper(wrapper._out)
+    inert_wrapper = InertOutputWrapper(wrapper._out)  # type: ignore[arg-type]  # the stubs type _out wrongly
     inert_wrapper.style_func = wrapper.style_func
     return inert_wrapper
 
@@ -48,7 +48,7 @@ class DossierCommand(BaseCommand):
             sys.stderr.write(f"error: {inert(message)}\n")
             sys.exit(EXIT_ERROR)
 
-        parser.error = error
+        parser.error = error  # type: ignore[method-assign]  # argparse's documented override point
         return parser
 
     def __init__(self, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""The one application error type. Services raise these; the API renders them in SPEC §10's shape."""
+"""The one application error type. Services raise these; the API renders them in docs/errors.md's shape."""
 
 from typing import Any
 

@@ -1,5 +1,5 @@
-"""Error pages: JSON in the API's error shape under /api/, the designed pages (templates/404.html, 403.html,
-500.html; docs/pages.md) elsewhere."""
+"""Error pages: JSON in the API's error shape (docs/errors.md) under /api/, the designed pages (templates/404.html,
+403.html, 500.html; docs/pages.md) elsewhere."""
 
 from django.http import JsonResponse
 from django.views import defaults

@@ -41,8 +41,9 @@ class ContextFilter(logging.Filter):
             if not hasattr(record, key):
                 setattr(record, key, value)
         request = getattr(record, "request", None)
-        if not hasattr(record, "request_id") and getattr(request, "request_id", None):
-            record.request_id = request.request_id
+        request_id = getattr(request, "request_id", None)
+        if not hasattr(record, "request_id") and request_id:
+            record.request_id = request_id
         return True
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django.http import Http404
-from django.utils import timezone
 
 # Ids are 64-bit signed integers in the database (BigAutoField); a larger one in a path names nothing.
 MAX_ID = 2**63 - 1
@@ -27,21 +24,3 @@ class PathIdRangeMiddleware:
             if isinstance(value, int) and not isinstance(value, bool) and not -MAX_ID - 1 <= value <= MAX_ID:
                 raise Http404("No object has this id.")
         return None
-
-
-class ViewerTimeZoneMiddleware:
-    """Pages show times in the viewer's zone (docs/pages.md); the API exchanges UTC and is left in UTC."""
-
-    def __init__(self, get_response):
-        # Imported here: config.filters imports this module while the apps' models may still be loading.
-        from governance.selectors.preferences import viewer_time_zone
-
-        self.get_response = get_response
-        self.viewer_time_zone = viewer_time_zone
-
-    def __call__(self, request):
-        if request.path.startswith("/api/") or not request.user.is_authenticated:
-            return self.get_response(request)
-        request.time_zone = self.viewer_time_zone(user=request.user)
-        with timezone.override(zoneinfo.ZoneInfo(request.time_zone)):
-            return self.get_response(request)

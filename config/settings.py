@@ -8,6 +8,7 @@ REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and the storage variables; see README.md.
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -55,7 +56,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "config.middleware.ViewerTimeZoneMiddleware",
+    "governance.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.PathIdRangeMiddleware",
@@ -284,7 +285,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Periodic tasks, created in the database by `manage.py setup_schedules` (name: task, interval seconds).
-DOSSIER_SCHEDULES = {
+DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
@@ -317,6 +318,8 @@ DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = ["approvals.hooks.export_repres
 # Dotted path of ``provider(export) -> exports.hooks.ApprovalRecord`` (signatures + approvals.json) used when
 # packaging; empty = the bundle carries an empty approval record.
 DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER", "approvals.hooks.approval_record")
+# Extension point of governance (see governance/hooks.py): the execution a baseline is proposed from.
+DOSSIER_EXECUTION_RESOLVER = "exports.selectors.executions.execution_reference_for_user"
 
 # --- Narrative exports and packaging --------------------------------------------------------------------------
 # Bundles are .tar.zst (zstd level 3); "gzip" gives .tar.gz for consumers without zstd.
@@ -337,11 +340,11 @@ DOSSIER_PACKAGING_MAX_RETRIES = env_int("DOSSIER_PACKAGING_MAX_RETRIES", 5)
 DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0)
 # Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
-# Redaction applied when a narrative is rendered (SPEC §9): strategy label|mask|partial, per-type overrides,
-# and an optional JSON file of custom rules. The policy in force is stored on each export.
-# Uploaded text files (CSV, JSON, logs…) up to this size are redacted too; larger ones ship as uploaded.
+# Redaction applied when a narrative is rendered (docs/exports.md, "Redaction"; docs/redaction.md): strategy
+# label|mask|partial, per-type overrides, and an optional JSON file of custom rules. The policy in force is stored on
+# each export. Uploaded text files (CSV, JSON, logs…) up to this size are redacted too; larger ones ship as uploaded.
 DOSSIER_REDACTION_MAX_FILE_BYTES = env_int("DOSSIER_REDACTION_MAX_FILE_BYTES", 16 * 1024 * 1024)
-DOSSIER_REDACTION = {
+DOSSIER_REDACTION: dict[str, Any] = {
     "strategy": env_str("DOSSIER_REDACTION_STRATEGY", "label"),
     "overrides": {},
     "rules_file": env_str("DOSSIER_REDACTION_RULES_FILE") or None,
@@ -355,7 +358,7 @@ CELERY_TASK_ROUTES = (
 # The template used when neither the protocol nor the team has an assignment.
 DOSSIER_DEFAULT_TEMPLATE_KEY = env_str("DOSSIER_DEFAULT_TEMPLATE_KEY", "standard-release")
 
-# --- Approvals (SPEC §6) ----------------------------------------------------------------------------------------
+# --- Approvals (docs/approvals.md) -------------------------------------------------------------------------------
 # Five failed signature passwords within fifteen minutes lock the signer out of signing.
 # Password checks (signature re-authentication) hash on worker threads this much nicer than the request's (0: in
 # the request's thread), under the SCHED_IDLE policy where Linux offers it; see config/passwords.py.
@@ -366,7 +369,7 @@ APPROVALS_SIGNATURE_WINDOW_MINUTES = env_int("APPROVALS_SIGNATURE_WINDOW_MINUTES
 # Used when a template snapshot gives no SLA, and for exports created without any snapshot.
 APPROVALS_DEFAULT_SLA_HOURS = env_int("APPROVALS_DEFAULT_SLA_HOURS", 48)
 APPROVALS_ESCALATE_AFTER_HOURS = env_int("APPROVALS_ESCALATE_AFTER_HOURS", 24)
-APPROVALS_DEFAULT_LADDER = {
+APPROVALS_DEFAULT_LADDER: dict[str, Any] = {
     "stages": [
         {"name": "Scientific review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"},
         {"name": "QA approval", "required_role": "qa_approver", "sla_hours": 48, "meaning": "Approved for release"},
@@ -377,7 +380,7 @@ APPROVALS_DEFAULT_LADDER = {
 # Stages the SLA monitor handles per transaction; the number of queries grows with stages / batch, not stages.
 APPROVALS_SLA_MONITOR_BATCH = env_int("APPROVALS_SLA_MONITOR_BATCH", 2000)
 
-# --- Analytics and dashboards (SPEC §8) ------------------------------------------------------------------------
+# --- Analytics and dashboards (docs/analytics.md) ---------------------------------------------------------------
 # Governance analytics are cached this long per viewer and team scope (invalidated early on every state change).
 ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 30)
 ANALYTICS_DEFAULT_WINDOW_DAYS = env_int("ANALYTICS_DEFAULT_WINDOW_DAYS", 14)
@@ -391,7 +394,7 @@ ANALYTICS_MEAN_OPEN_ALERT_MINUTES = env_int("ANALYTICS_MEAN_OPEN_ALERT_MINUTES",
 # The redaction tile is highlighted when at least this share of the window's exports had something redacted
 # (secrets or personal data keep reaching narratives; docs/redaction.md).
 ANALYTICS_REDACTION_ALERT_SHARE = float(env_str("ANALYTICS_REDACTION_ALERT_SHARE", "0.25"))
-# The dashboard re-fetches its panels this often (at most 30 s, SPEC §8).
+# The dashboard re-fetches its panels this often (at most 30 s, docs/analytics.md).
 ANALYTICS_DASHBOARD_REFRESH_SECONDS = min(env_int("ANALYTICS_DASHBOARD_REFRESH_SECONDS", 15), 30)
 ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)
 # /metrics: refused to anonymous clients unless allowed here; scrapers may send `Authorization: Bearer <token>`.

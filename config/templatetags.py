@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -94,7 +95,7 @@ def _key_value_items(data, depth: int) -> list[dict]:
         return [{"key": "Value", "value": _scalar(data)}]
     items = []
     for key, value in data.items():
-        item = {"key": labels.label(key)}
+        item: dict[str, Any] = {"key": labels.label(key)}
         if isinstance(value, dict) and value and depth < 3:
             item["children"] = _key_value_items(value, depth + 1)
         elif isinstance(value, list) and any(isinstance(entry, dict) for entry in value):

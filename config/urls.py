@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -15,7 +15,7 @@ admin.site.site_title = "Dossier admin"
 admin.site.index_title = "Teams, ladders, templates and the audit trail"
 admin.site.site_url = "/"
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("", include("governance.api.urls")),
     path("", include("exports.api.urls")),
     path("", include("approvals.api.urls")),

@@ -45,7 +45,7 @@ class EvidenceAdmin(ReadOnlyAdmin):
 class ExportAttachmentInline(admin.TabularInline):
     model = ExportAttachment
     fields = ["kind", "title", "size", "sha256", "bundle_path"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
     extra = 0
     can_delete = False
 
@@ -56,7 +56,7 @@ class ExportAttachmentInline(admin.TabularInline):
 class PackagingRunInline(admin.TabularInline):
     model = PackagingRun
     fields = ["attempt", "status", "started_at", "duration_ms", "bytes", "error_code"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
     extra = 0
     can_delete = False
     ordering = ["-started_at"]
@@ -116,4 +116,4 @@ class SigningKeyAdmin(ReadOnlyAdmin):
     list_display = ["key_id", "algorithm", "status", "created_at", "retired_at"]
     list_filter = ["status"]
     fields = ["key_id", "algorithm", "status", "public_key_pem", "encryption", "created_at", "retired_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only

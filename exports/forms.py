@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django import forms
 
 from exports.choices import EvidenceKind
@@ -41,9 +43,11 @@ class ExportCreateForm(forms.Form):
         help_text="An export is classified at least as high as its most sensitive evidence.",
     )
 
-    def __init__(self, *args, choices: list[tuple[str, str]] = (), **kwargs):
+    def __init__(self, *args, choices: Sequence[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["evidence"].choices = list(choices)
+        evidence = self.fields["evidence"]
+        assert isinstance(evidence, forms.MultipleChoiceField)
+        evidence.choices = list(choices)
 
     def evidence_refs(self) -> list[tuple[str, int]]:
         refs = []

@@ -1,4 +1,4 @@
-"""Markdown dossier for one execution's narrative export (SPEC §4).
+"""Markdown dossier for one execution's narrative export (docs/exports.md, "The narrative").
 
 Pure Python on purpose: the renderer takes plain frozen dataclasses, not ORM rows, so what a signature binds can
 be recomputed by an auditor from the stored inputs without a running Dossier. Nothing here imports Django.
@@ -298,7 +298,7 @@ def events_stream_digest(events: Iterable[TimelineEvent]) -> str:
 
 
 def narrative_digest(approval_text: str, manifest: Sequence[Mapping[str, JsonValue]]) -> str:
-    """The digest every signature binds (SPEC §4, §6).
+    """The digest every signature binds (docs/exports.md, "The narrative"; docs/approvals.md, "Signing").
 
     Byte construction, so an auditor can recompute it from ``narrative.md`` and the bundle's manifest::
 

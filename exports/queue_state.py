@@ -64,8 +64,9 @@ class QueueState:
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> QueueState:
         data = data or {}
-        known = {name: data.get(name) for name in cls.__dataclass_fields__ if name in data}
-        return cls(**{"status": "", **known})
+        fields: dict[str, Any] = {"status": ""}
+        fields.update((name, data.get(name)) for name in cls.__dataclass_fields__ if name in data)
+        return cls(**fields)
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {

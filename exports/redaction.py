@@ -1,4 +1,4 @@
-"""Redaction of narratives and event payloads before they are stored in a bundle (SPEC §9).
+"""Redaction of narratives and event payloads before they are stored in a bundle (docs/exports.md, "Redaction").
 
 Pure Python, no Django. Apply it to the inputs of the narrative renderer (event payloads with
 :meth:`Redactor.redact_json`, titles and bodies with :meth:`Redactor.redact`) before rendering, so the digest
@@ -414,7 +414,27 @@ def _parse_typed_rules(document: dict, source: str) -> tuple[CustomRule, ...]:
     default = document.get("default_strategy", "label")
     if default not in set(Strategy):
         raise _rule_error(source, f"default_strategy {default!r} must be one of {', '.join(Strategy)}")
-    strategies = document.get("strategies", {})
+    _check_typed_strategies(document.get("strategies", {}), source)
+    rules: list[CustomRule] = []
+    names: set[str] = set()
+    strategy_of_type: dict[str, Strategy] = {}
+    for index, raw in enumerate(document["rules"]):
+        where = f"{source}: rules[{index}]"
+        _, label = _typed_rule_names(raw, where, names)
+        strategy = raw.get("strategy", default)
+        if strategy_of_type.setdefault(label, strategy) != strategy:
+            raise _rule_error(where, f"type {label!r} is given two strategies")
+        rule = _parse_rule(
+            {"name": label, "pattern": raw["pattern"], "strategy": strategy},
+            where,
+            {rule.name for rule in rules if rule.name != label},
+        )
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _check_typed_strategies(strategies: object, source: str) -> None:
+    """The typed format's ``strategies`` object: known strategies, and only the label's own replacement."""
     if not isinstance(strategies, dict):
         raise _rule_error(source, "strategies must be an object")
     for name, options in strategies.items():
@@ -428,34 +448,23 @@ def _parse_typed_rules(document: dict, source: str) -> tuple[CustomRule, ...]:
             raise _rule_error(where, f"unknown options {sorted(set(options) - allowed)}")
         if "replacement" in options and options["replacement"] != LABEL_TEMPLATE:
             raise _rule_error(where, f"replacement must be {LABEL_TEMPLATE!r}, the label the engine recognises")
-    rules: list[CustomRule] = []
-    names: set[str] = set()
-    strategy_of_type: dict[str, Strategy] = {}
-    for index, raw in enumerate(document["rules"]):
-        where = f"{source}: rules[{index}]"
-        if not isinstance(raw, dict):
-            raise _rule_error(where, "expected an object with name, pattern and type")
-        missing = sorted(_TYPED_RULE_KEYS - set(raw))
-        unknown = sorted(set(raw) - _TYPED_RULE_KEYS - _TYPED_RULE_OPTIONAL)
-        if missing or unknown:
-            raise _rule_error(where, f"missing keys {missing}, unknown keys {unknown}")
-        name, kind = raw["name"], raw["type"]
-        if not isinstance(name, str) or _RULE_ID.fullmatch(name) is None or name in names:
-            raise _rule_error(where, f"name {name!r} must be a distinct identifier (letters, digits, _ and -)")
-        names.add(name)
-        if not isinstance(raw.get("description", ""), str):
-            raise _rule_error(where, "description must be a string")
-        label = kind.upper() if isinstance(kind, str) else kind
-        strategy = raw.get("strategy", default)
-        if strategy_of_type.setdefault(label, strategy) != strategy:
-            raise _rule_error(where, f"type {label!r} is given two strategies")
-        rule = _parse_rule(
-            {"name": label, "pattern": raw["pattern"], "strategy": strategy},
-            where,
-            {rule.name for rule in rules if rule.name != label},
-        )
-        rules.append(rule)
-    return tuple(rules)
+
+
+def _typed_rule_names(raw: object, where: str, names: set[str]) -> tuple[str, str]:
+    """A typed rule's keys checked; its distinct name (added to ``names``) and its type as a label."""
+    if not isinstance(raw, dict):
+        raise _rule_error(where, "expected an object with name, pattern and type")
+    missing = sorted(_TYPED_RULE_KEYS - set(raw))
+    unknown = sorted(set(raw) - _TYPED_RULE_KEYS - _TYPED_RULE_OPTIONAL)
+    if missing or unknown:
+        raise _rule_error(where, f"missing keys {missing}, unknown keys {unknown}")
+    name, kind = raw["name"], raw["type"]
+    if not isinstance(name, str) or _RULE_ID.fullmatch(name) is None or name in names:
+        raise _rule_error(where, f"name {name!r} must be a distinct identifier (letters, digits, _ and -)")
+    names.add(name)
+    if not isinstance(raw.get("description", ""), str):
+        raise _rule_error(where, "description must be a string")
+    return name, kind.upper() if isinstance(kind, str) else kind
 
 
 def _parse_rule(raw: Any, where: str, taken: set[str]) -> CustomRule:

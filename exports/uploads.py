@@ -69,7 +69,7 @@ class HashingUploadHandler(FileUploadHandler):
         super().new_file(*args, **kwargs)
         self._hasher = hashlib.sha256()
         self._size = 0
-        self.file = HashedUploadedFile(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
+        self.file = HashedUploadedFile(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)  # type: ignore[arg-type]
 
     def receive_data_chunk(self, raw_data, start):
         self._size += len(raw_data)

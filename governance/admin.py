@@ -1,4 +1,5 @@
-"""Django admin for governance; templates, snapshots, assignments and baselines are the curation UI (SPEC §7).
+"""Django admin for governance; templates, snapshots, assignments and baselines are the curation UI
+(docs/templates-and-baselines.md).
 
 Every change goes through the same services as the API, so versioning, validation, permissions and audit rows
 are identical whichever door a curator uses. Staff users who are not superusers see only platform templates and
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -91,7 +92,14 @@ class StaffReadOnlyAdmin(StaffReadableAdmin, ReadOnlyAdmin):
     pass
 
 
-class ServiceErrorsAsMessages:
+# The mixin is used on model admins only: the type checker reads it as one.
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin
+else:
+    _ModelAdmin = object
+
+
+class ServiceErrorsAsMessages(_ModelAdmin):
     """Show a refused service call (permission, conflict, validation) as an admin error message, not a 500."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -116,7 +124,7 @@ class TeamScopedAdmin(admin.ModelAdmin):
     """
 
     def scope(self, request, queryset: QuerySet) -> QuerySet:
-        return queryset.visible_to(request.user)
+        return queryset.visible_to(request.user)  # type: ignore[attr-defined]  # a team-scoped model's queryset
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -284,14 +292,14 @@ class StageBlueprintForm(forms.ModelForm):
 class StageBlueprintFormSet(BaseInlineFormSet):
     """Validates the ladder as a whole with the template rules and pins each message on its stage and field."""
 
-    def ordered_forms(self, *, include_invalid: bool = False) -> list[forms.Form]:
+    def ordered_forms(self, *, include_invalid: bool = False) -> list[forms.Form]:  # type: ignore[override]
         """Stage forms that will exist after saving, in signing order (position, then order on the page)."""
         kept = [
             (index, form)
             for index, form in enumerate(self.forms)
             if hasattr(form, "cleaned_data")
             and (include_invalid or form.is_valid())
-            and not (self.can_delete and self._should_delete_form(form))
+            and not (self.can_delete and self._should_delete_form(form))  # type: ignore[attr-defined]
             and (form.instance.pk or form.has_changed())
         ]
         kept.sort(key=lambda item: (item[1].cleaned_data.get("position") or 10_000 + item[0], item[0]))
@@ -315,7 +323,7 @@ class StageBlueprintFormSet(BaseInlineFormSet):
     def clean(self):
         """Check the ladder even when some fields already failed, without repeating a field's own error."""
         ordered = self.ordered_forms(include_invalid=True)
-        permitted = [role for role in self.data.getlist("permitted_roles") if role] or None
+        permitted = [role for role in self.data.getlist("permitted_roles") if role] or None  # type: ignore[attr-defined]
         stages = [self._stage(form, partial=True) for form in ordered]
         content = template_content_normalize(stages=stages, permitted_roles=permitted)
         content["sla_defaults"], content["retention_days"] = dict(DEFAULT_SLA), 1
@@ -382,7 +390,7 @@ class WorkflowTemplateForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["permitted_roles"].choices = list(Role.objects.values_list("key", "label"))
+        self.fields["permitted_roles"].choices = list(Role.objects.values_list("key", "label"))  # type: ignore[attr-defined]
         if self.instance.pk:
             self.initial["permitted_roles"] = self.instance.permitted_roles
             self.initial.update({key: self.instance.sla_defaults.get(key) for key in DEFAULT_SLA})
@@ -392,7 +400,7 @@ class WorkflowTemplateForm(forms.ModelForm):
         return {field.name for field in self._meta.model._meta.fields}
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or self.cleaned_data
         if not self.instance.pk and not cleaned.get("template_key") and not cleaned.get("forked_from"):
             self.add_error("template_key", "Give a template key, or choose a template to fork from.")
         return cleaned
@@ -621,7 +629,7 @@ class WorkflowTemplateSnapshotAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
         "document",
         "created_at",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
 
     class Media:
         css = {"all": ["css/admin.css"]}  # styles live in files: the CSP allows no inline style
@@ -729,7 +737,7 @@ class BaselineEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["created_at", "event_type", "from_status", "to_status", "actor_username", "payload"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, read-only
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
@@ -772,7 +780,7 @@ class GovernanceBaselineAdmin(TeamScopedAdmin, StaffReadOnlyAdmin):
         "rollback_reason",
         "created_at",
     ]
-    fields = readonly_fields
+    fields = readonly_fields  # type: ignore[assignment]  # the same names, read-only
 
     @admin.display(description="Reviewers")
     def reviewer_names(self, obj):

@@ -1,4 +1,6 @@
-"""Demo identities: the team `biolabs`, its users and their roles (SPEC §2)."""
+"""Demo identities: the team `biolabs`, its users and their roles (docs/teams-and-roles.md, "Demo data")."""
+
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -55,7 +57,7 @@ def seed(stdout) -> None:
     _seed_default_template(stdout)
 
 
-DEFAULT_STAGES = [
+DEFAULT_STAGES: list[dict[str, Any]] = [
     {"name": "Scientific review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"},
     {"name": "QA approval", "required_role": "qa_approver", "sla_hours": 48, "meaning": "Approved for release"},
     {"name": "Compliance sign-off", "required_role": "compliance", "sla_hours": 72, "meaning": "Compliant"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -13,8 +14,14 @@ from config.humanize import until_in_words
 from governance.models import TIME_ZONES
 from governance.services.login_guard import TooManyAttempts, password_authenticate
 
+# The mixin is used on authentication forms only: the type checker reads it as one.
+if TYPE_CHECKING:
+    _AuthenticationForm = AuthenticationForm
+else:
+    _AuthenticationForm = object
 
-class GuardedAuthenticationMixin:
+
+class GuardedAuthenticationMixin(_AuthenticationForm):
     """Authenticates through ``password_authenticate`` instead of ``authenticate``; a refusal by the limit is a
     form error in words, and ``throttled`` keeps it for the view (429 with Retry-After)."""
 
@@ -61,6 +68,5 @@ class PreferencesForm(forms.Form):
 
     def __init__(self, *args, team_zone: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = [("", f"My team's time zone ({team_zone})")] + [
-            (zone, zone) for zone in sorted(TIME_ZONES)
-        ]
+        time_zone = cast(forms.ChoiceField, self.fields["time_zone"])
+        time_zone.choices = [("", f"My team's time zone ({team_zone})")] + [(zone, zone) for zone in sorted(TIME_ZONES)]

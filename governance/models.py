@@ -442,7 +442,8 @@ class GovernanceBaseline(models.Model):
     """
 
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="baselines")
-    execution = models.ForeignKey("exports.Execution", on_delete=models.PROTECT, related_name="governance_baselines")
+    # The execution it was proposed from: an id of the exports app, never resolved here (docs/architecture.md).
+    execution_id = models.BigIntegerField(db_index=True)
     protocol_template_key = models.SlugField(max_length=100)
     version = models.PositiveIntegerField(null=True, blank=True)
     title = models.CharField(max_length=300)
@@ -498,7 +499,7 @@ class GovernanceBaseline(models.Model):
         return f"{self.protocol_template_key}{version}: {self.title}"
 
 
-class BaselineEventQuerySet(AppendOnlyQuerySet, TeamScopedQuerySet):
+class BaselineEventQuerySet(AppendOnlyQuerySet, TeamScopedQuerySet):  # type: ignore[override]
     pass
 
 
@@ -522,7 +523,7 @@ class GovernanceBaselineEvent(AppendOnlyModel):
     created_at = models.DateTimeField(default=timezone.now)
 
     TEAM_LOOKUP = "baseline__team"
-    objects = BaselineEventQuerySet.as_manager()
+    objects = BaselineEventQuerySet.as_manager()  # type: ignore[misc]
 
     class Meta:
         db_table = "governance_baseline_events"

@@ -1,4 +1,5 @@
-"""Who may do what in governance: template curation and the baseline lifecycle (SPEC §2, §7)."""
+"""Who may do what in governance: template curation and the baseline lifecycle (docs/teams-and-roles.md,
+docs/templates-and-baselines.md)."""
 
 from __future__ import annotations
 

@@ -27,4 +27,5 @@ class TeamScopedQuerySet(models.QuerySet):
 
 
 def _team_id_lookup(model: type[models.Model]) -> str:
-    return "id" if model.TEAM_LOOKUP == "id" else f"{model.TEAM_LOOKUP}_id"
+    lookup = model.TEAM_LOOKUP  # type: ignore[attr-defined]  # declared by each team-scoped model
+    return "id" if lookup == "id" else f"{lookup}_id"

@@ -111,6 +111,28 @@ def _text(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _normalized_stages(stages: Any) -> Any:
+    if not isinstance(stages, list):
+        return stages
+    return [
+        {"reject_meaning": DEFAULT_REJECT_MEANING, **_stage_normalize(stage)} if isinstance(stage, Mapping) else stage
+        for stage in stages
+    ]
+
+
+def _stage_roles(stages: Any) -> list[str]:
+    roles = [s.get("required_role") for s in stages if isinstance(s, Mapping)] if isinstance(stages, list) else []
+    return sorted({role for role in roles if isinstance(role, str)})
+
+
+def _normalized_sla(sla_defaults: Any) -> Any:
+    if sla_defaults is None or sla_defaults == {}:
+        return dict(DEFAULT_SLA)
+    if isinstance(sla_defaults, Mapping):
+        return {key: normalize_hours(value) for key, value in {**DEFAULT_SLA, **sla_defaults}.items()}
+    return sla_defaults
+
+
 def template_content_normalize(
     *,
     stages: Any,
@@ -121,24 +143,13 @@ def template_content_normalize(
     """Fill defaults and tidy values without hiding mistakes (wrong types are left for the schema to report).
 
     A stage without ``reject_meaning`` gets ``DEFAULT_REJECT_MEANING``."""
-    if isinstance(stages, list):
-        stages = [
-            {"reject_meaning": DEFAULT_REJECT_MEANING, **_stage_normalize(stage)}
-            if isinstance(stage, Mapping)
-            else stage
-            for stage in stages
-        ]
-    if permitted_roles is None or permitted_roles == []:
-        roles = [s.get("required_role") for s in stages if isinstance(s, Mapping)] if isinstance(stages, list) else []
-        permitted_roles = sorted({role for role in roles if isinstance(role, str)})
-    if sla_defaults is None or sla_defaults == {}:
-        sla_defaults = dict(DEFAULT_SLA)
-    elif isinstance(sla_defaults, Mapping):
-        sla_defaults = {key: normalize_hours(value) for key, value in {**DEFAULT_SLA, **sla_defaults}.items()}
+    stages = _normalized_stages(stages)
     return {
         "stages": stages,
-        "permitted_roles": permitted_roles,
-        "sla_defaults": sla_defaults,
+        "permitted_roles": _stage_roles(stages)
+        if permitted_roles is None or permitted_roles == []
+        else permitted_roles,
+        "sla_defaults": _normalized_sla(sla_defaults),
         "retention_days": DEFAULT_RETENTION_DAYS if retention_days is None else retention_days,
     }
 
@@ -147,40 +158,110 @@ def _label(part: str | int | None) -> str:
     return LABELS.get(str(part), str(part).replace("_", " ").capitalize()) if part is not None else "Value"
 
 
+# Messages of the schema validators that need only the field's label and the validator's limit.
+_LIMIT_MESSAGES = {
+    "type": lambda label, limit: f"{label} must be {TYPE_NAMES.get(str(limit), str(limit))}.",
+    "exclusiveMinimum": lambda label, limit: f"{label} must be greater than {limit}.",
+    "minimum": lambda label, limit: f"{label} must be at least {limit}.",
+    "maximum": lambda label, limit: f"{label} must be at most {limit}.",
+}
+_TEXT_FIELDS = {"name", "meaning", "reject_meaning"}
+
+
+def _required_problem(error, path: tuple) -> ContentProblem:
+    match = re.match(r"'([^']+)'", error.message)
+    missing = match.group(1) if match else "a value"
+    return ContentProblem((*path, missing), f"{_label(missing)} is required.")
+
+
+def _extras_problem(error, path: tuple) -> ContentProblem:
+    known = set(error.schema.get("properties", {}))
+    extras = sorted(str(key) for key in error.instance if key not in known)
+    return ContentProblem(path, f"Unknown field(s): {', '.join(extras)}.")
+
+
+def _text_message(error, path: tuple, label: str) -> str | None:
+    validator, limit = error.validator, error.validator_value
+    last = path[-1] if path else None
+    if validator in {"minLength", "pattern"} and last in _TEXT_FIELDS:
+        return f"{label} must not be blank."
+    if validator == "pattern":
+        return f"{label} '{error.instance}' is not a valid role key."
+    if validator == "maxLength":
+        return f"{label} must be at most {limit} characters."
+    return None
+
+
+def _list_message(error, path: tuple) -> str | None:
+    validator, limit = error.validator, error.validator_value
+    if validator == "minItems" and path == ("stages",):
+        return "A template needs at least one stage."
+    if validator == "maxItems" and path == ("stages",):
+        return f"A template has at most {limit} stages."
+    if validator == "uniqueItems":
+        return f"{_label(path[0] if path else None)} must not repeat a value."
+    return None
+
+
 def _schema_problem(error) -> ContentProblem:
     path = tuple(error.absolute_path)
-    last = path[-1] if path and isinstance(path[-1], str) else None
-    label = _label(last)
-    validator, limit = error.validator, error.validator_value
-    if validator == "required":
-        match = re.match(r"'([^']+)'", error.message)
-        missing = match.group(1) if match else "a value"
-        return ContentProblem((*path, missing), f"{_label(missing)} is required.")
-    if validator == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
-        extras = sorted(str(key) for key in error.instance if key not in known)
-        return ContentProblem(path, f"Unknown field(s): {', '.join(extras)}.")
-    if validator == "type":
-        return ContentProblem(path, f"{label} must be {TYPE_NAMES.get(str(limit), str(limit))}.")
-    if validator == "exclusiveMinimum":
-        return ContentProblem(path, f"{label} must be greater than {limit}.")
-    if validator == "minimum":
-        return ContentProblem(path, f"{label} must be at least {limit}.")
-    if validator == "maximum":
-        return ContentProblem(path, f"{label} must be at most {limit}.")
-    if validator in {"minLength", "pattern"} and last in {"name", "meaning", "reject_meaning"}:
-        return ContentProblem(path, f"{label} must not be blank.")
-    if validator == "pattern":
-        return ContentProblem(path, f"{label} '{error.instance}' is not a valid role key.")
-    if validator == "maxLength":
-        return ContentProblem(path, f"{label} must be at most {limit} characters.")
-    if validator == "minItems" and path == ("stages",):
-        return ContentProblem(path, "A template needs at least one stage.")
-    if validator == "maxItems" and path == ("stages",):
-        return ContentProblem(path, f"A template has at most {limit} stages.")
-    if validator == "uniqueItems":
-        return ContentProblem(path, f"{_label(path[0] if path else None)} must not repeat a value.")
-    return ContentProblem(path, error.message)
+    if error.validator == "required":
+        return _required_problem(error, path)
+    if error.validator == "additionalProperties":
+        return _extras_problem(error, path)
+    label = _label(path[-1] if path and isinstance(path[-1], str) else None)
+    if error.validator in _LIMIT_MESSAGES:
+        return ContentProblem(path, _LIMIT_MESSAGES[error.validator](label, error.validator_value))
+    message = _text_message(error, path, label) or _list_message(error, path) or error.message
+    return ContentProblem(path, message)
+
+
+def _permitted_problems(permitted: Any, known: set[str]) -> list[ContentProblem]:
+    if not isinstance(permitted, list):
+        return []
+    unknown = sorted({role for role in permitted if isinstance(role, str) and role not in known})
+    return [ContentProblem(("permitted_roles",), f"Unknown role(s): {', '.join(unknown)}.")] if unknown else []
+
+
+def _meaning_problems(index: int, stage: Mapping[str, Any]) -> list[ContentProblem]:
+    meaning, reject_meaning = stage.get("meaning"), stage.get("reject_meaning")
+    if not (isinstance(meaning, str) and meaning.strip() and isinstance(reject_meaning, str)):
+        return []
+    if not meanings_agree(meaning, reject_meaning):
+        return []
+    return [
+        ContentProblem(
+            ("stages", index, "reject_meaning"), "The rejection meaning must differ from the approval meaning."
+        )
+    ]
+
+
+def _name_problems(index: int, stage: Mapping[str, Any], seen: dict[str, int]) -> list[ContentProblem]:
+    name = stage.get("name")
+    if not (isinstance(name, str) and name.strip()):
+        return []
+    folded = name.strip().casefold()
+    if folded in seen:
+        return [
+            ContentProblem(("stages", index, "name"), f"The name '{name}' is already used by stage {seen[folded] + 1}.")
+        ]
+    seen[folded] = index
+    return []
+
+
+def _role_problems(index: int, stage: Mapping[str, Any], known: set[str], permitted: set[str]) -> list[ContentProblem]:
+    role = stage.get("required_role")
+    if not (isinstance(role, str) and role):
+        return []
+    if role not in known:
+        return [ContentProblem(("stages", index, "required_role"), f"Role '{role}' does not exist.")]
+    if permitted and role not in permitted:
+        return [
+            ContentProblem(
+                ("stages", index, "required_role"), f"Role '{role}' is not among the template's permitted roles."
+            )
+        ]
+    return []
 
 
 def template_content_problems(content: Mapping[str, Any], *, known_roles: Iterable[str]) -> list[ContentProblem]:
@@ -190,51 +271,13 @@ def template_content_problems(content: Mapping[str, Any], *, known_roles: Iterab
     stages = content.get("stages")
     permitted = content.get("permitted_roles")
     permitted_set = {role for role in permitted if isinstance(role, str)} if isinstance(permitted, list) else set()
-    if isinstance(permitted, list):
-        unknown = sorted(role for role in permitted_set if role not in known)
-        if unknown:
-            problems.append(ContentProblem(("permitted_roles",), f"Unknown role(s): {', '.join(unknown)}."))
-    if isinstance(stages, list):
-        seen: dict[str, int] = {}
-        for index, stage in enumerate(stages):
-            if not isinstance(stage, Mapping):
-                continue
-            name, role = stage.get("name"), stage.get("required_role")
-            meaning, reject_meaning = stage.get("meaning"), stage.get("reject_meaning")
-            if (
-                isinstance(meaning, str)
-                and meaning.strip()
-                and isinstance(reject_meaning, str)
-                and meanings_agree(meaning, reject_meaning)
-            ):
-                problems.append(
-                    ContentProblem(
-                        ("stages", index, "reject_meaning"),
-                        "The rejection meaning must differ from the approval meaning.",
-                    )
-                )
-            if isinstance(name, str) and name.strip():
-                folded = name.strip().casefold()
-                if folded in seen:
-                    problems.append(
-                        ContentProblem(
-                            ("stages", index, "name"), f"The name '{name}' is already used by stage {seen[folded] + 1}."
-                        )
-                    )
-                else:
-                    seen[folded] = index
-            if isinstance(role, str) and role:
-                if role not in known:
-                    problems.append(
-                        ContentProblem(("stages", index, "required_role"), f"Role '{role}' does not exist.")
-                    )
-                elif permitted_set and role not in permitted_set:
-                    problems.append(
-                        ContentProblem(
-                            ("stages", index, "required_role"),
-                            f"Role '{role}' is not among the template's permitted roles.",
-                        )
-                    )
+    problems += _permitted_problems(permitted, known)
+    seen: dict[str, int] = {}
+    for index, stage in enumerate(stages if isinstance(stages, list) else []):
+        if isinstance(stage, Mapping):
+            problems += _meaning_problems(index, stage)
+            problems += _name_problems(index, stage, seen)
+            problems += _role_problems(index, stage, known, permitted_set)
     return sorted(problems, key=_document_order)
 
 
@@ -244,7 +287,7 @@ def meanings_agree(first: str, second: str) -> bool:
 
 
 def _document_order(problem: ContentProblem) -> tuple:
-    order = ["stages", "permitted_roles", "sla_defaults", "retention_days"]
+    order: list[str | int] = ["stages", "permitted_roles", "sla_defaults", "retention_days"]
     head = problem.path[0] if problem.path else ""
     rank = order.index(head) if head in order else len(order)
     index = problem.stage_index if problem.stage_index is not None else -1

@@ -1,4 +1,4 @@
-"""Governance analytics API (SPEC §8). Parse, call the cached selector, return."""
+"""Governance analytics API (docs/analytics.md). Parse, call the cached selector, return."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response

@@ -307,7 +307,11 @@ class PreviewTemplateOutput(serializers.Serializer):
     template_key = serializers.CharField()
     version = serializers.IntegerField()
     content_sha256 = serializers.CharField()
-    source = serializers.CharField(help_text="How the snapshot was chosen: protocol, team or default.")
+    # The API names this field ``source``, the name of a Field attribute the stubs type: the serializer's metaclass
+    # takes declared fields off the class, so nothing is shadowed at run time.
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="How the snapshot was chosen: protocol, team or default."
+    )
 
 
 class PreviewWarningOutput(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Approval endpoints (SPEC §6). Parse, call one service or selector, serialize."""
+"""Approval endpoints (docs/approvals.md). Parse, call one service or selector, serialize."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status

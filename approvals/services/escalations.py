@@ -39,7 +39,7 @@ def escalation_record(
     require_team_role(user=actor, team_id=export.execution.team_id, roles=ESCALATION_ROLES, action="record escalations")
     ladder, stages = ladder_lock_with_stages(export=export)
     stage = next((stage for stage in stages if stage.pk == stage_id), None)
-    if stage is None:
+    if stage is None or ladder is None:  # no ladder: no stages either
         raise NotFound(f"Stage {stage_id} is not a stage of this export's ladder.", code="stage_not_found")
     if ladder.status != LadderStatus.IN_PROGRESS or stage.status != StageStatus.IN_PROGRESS:
         raise Conflict(
@@ -77,5 +77,5 @@ def escalation_record(
         outcome=outcome,
         next_check_at=next_check_at,
         recorded_at=now,
-        event_sequence=event.sequence,
+        event_sequence=event.sequence,  # type: ignore[union-attr]  # recorded at once: not inside a batch
     )

@@ -111,7 +111,7 @@ def _record_stage_started(export: NarrativeExport, stage: ApprovalStage, actor) 
         export=export,
         event_type=EventType.STAGE_STARTED,
         actor=actor,
-        payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},
+        payload={**_stage_payload(stage), "due_at": stage.due_at.isoformat()},  # type: ignore[union-attr]
     )
 
 
@@ -171,7 +171,7 @@ def _refresh_queue_state(
 def ladder_blueprint(export: NarrativeExport) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Stage blueprints and SLA defaults from the export's pinned snapshot, or the default ladder in settings
     for an export created without one."""
-    if export.template_snapshot_id is not None:
+    if export.template_snapshot is not None:
         document = json.loads(export.template_snapshot.canonical_json)
         return list(document.get("stages") or []), dict(document.get("sla_defaults") or {})
     return list(settings.APPROVALS_DEFAULT_LADDER["stages"]), dict(settings.APPROVALS_DEFAULT_LADDER["sla_defaults"])
@@ -339,6 +339,22 @@ class _Signing:
     history: list[ApprovalHistory] = field(default_factory=list)
     signature: ApprovalSignature | None = None
 
+    @property
+    def stored(self) -> ApprovalSignature:
+        """The signature ``_signature_store`` wrote: every step after it reads this one."""
+        assert self.signature is not None, "the signature is stored before the stage closes"
+        return self.signature
+
+    @property
+    def held_roles(self) -> set[str]:
+        """The stage's role if the signer holds it, read with the stages under the lock."""
+        return {self.stage.required_role} if _holder_has_role(self.stage) else set()
+
+
+def _holder_has_role(stage: ApprovalStage) -> bool:
+    """``holder_has_role`` is annotated on the stages ``ladder_lock_with_stages`` reads for a role holder."""
+    return stage.holder_has_role  # type: ignore[attr-defined]  # a query annotation, not a model field
+
 
 def _stage_decide_locked(
     *, export_id: int, actor, decision: str, meaning: str, comment: str, expected_stage_id: int
@@ -365,8 +381,8 @@ def _stage_decide_locked(
         export=signing.export,
         ladder=signing.ladder,
         stages=signing.stages,
-        signatures=[*signing.recorded, signing.signature],
-        signature=signing.signature,
+        signatures=[*signing.recorded, signing.stored],
+        signature=signing.stored,
         dispatched=dispatched,
     )
 
@@ -403,8 +419,7 @@ def _signer_check(signing: _Signing) -> None:
     """The signer holds the stage's role (read with the stages, under the lock) or is its assignee, and signs no
     two stages of one iteration and not their own export."""
     stage, actor = signing.stage, signing.actor
-    held = {stage.required_role} if stage.holder_has_role else set()
-    if signing_capacity(user=actor, stage=stage, roles=held) is None:
+    if signing_capacity(user=actor, stage=stage, roles=signing.held_roles) is None:
         raise PermissionDenied(
             f"Signing '{stage.name}' needs the role {stage.required_role} in this team, or being its assignee.",
             code="not_permitted_to_sign",
@@ -425,7 +440,8 @@ def _signed_content_ready(export: NarrativeExport) -> None:
 
 def _signature_store(signing: _Signing, *, decision: str, meaning: str, comment: str) -> None:
     stage, actor, ladder = signing.stage, signing.actor, signing.ladder
-    held = {stage.required_role} if stage.holder_has_role else set()
+    capacity = signing_capacity(user=actor, stage=stage, roles=signing.held_roles)
+    assert capacity is not None, "_signer_check refuses a signer without a capacity"
     try:
         with transaction.atomic(savepoint=False):  # a duplicate ends the whole transaction anyway
             signing.signature = ApprovalSignature.objects.create(
@@ -434,7 +450,7 @@ def _signature_store(signing: _Signing, *, decision: str, meaning: str, comment:
                 signer=actor,
                 signer_username=actor.get_username(),
                 printed_name=printed_name(actor),
-                signed_as=signing_capacity(user=actor, stage=stage, roles=held),
+                signed_as=capacity,
                 decision=decision,
                 meaning=meaning[:200],
                 comment=comment,
@@ -450,7 +466,7 @@ def _signature_store(signing: _Signing, *, decision: str, meaning: str, comment:
 
 
 def _signature_payload(signing: _Signing) -> dict[str, Any]:
-    signature = signing.signature
+    signature = signing.stored
     return {
         **_stage_payload(signing.stage),
         "signature_id": signature.pk,
@@ -464,7 +480,7 @@ def _signature_payload(signing: _Signing) -> dict[str, Any]:
 
 
 def _stage_close(signing: _Signing, *, decision: str, comment: str) -> None:
-    stage, signature = signing.stage, signing.signature
+    stage, signature = signing.stage, signing.stored
     from_status = stage.status
     approving = decision == Decision.APPROVE
     stage.status = StageStatus.APPROVED if approving else StageStatus.REJECTED
@@ -559,7 +575,7 @@ def _refresh_signed_queue_state(signing: _Signing) -> None:
         signing.ladder,
         signing.actor,
         stages=signing.stages,
-        signatures=[*signing.live, signing.signature],
+        signatures=[*signing.live, signing.stored],
         locked=True,
     )
 
@@ -780,7 +796,7 @@ def _stages_reopen(
         from_status = later.status
         if later.pk == stage.pk:
             _open_stage(ladder, later, now)
-            action = HistoryAction.RESET
+            action: HistoryAction | None = HistoryAction.RESET
         else:
             later.status, later.iteration = StageStatus.PENDING, ladder.iteration
             later.started_at = later.due_at = later.escalate_at = later.completed_at = None

@@ -1,5 +1,6 @@
-"""The SLA monitor (SPEC §6): overdue and escalation markers, escalation emails, guardrail re-checks and the
-detection of enforcement inconsistencies. Idempotent, batched, and safe with several monitors at once."""
+"""The SLA monitor (docs/approvals.md, "The SLA monitor"): overdue and escalation markers, escalation emails, guardrail
+re-checks and the detection of enforcement inconsistencies. Idempotent, batched, and safe with several monitors at
+once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -91,7 +92,7 @@ def sla_monitor_run(*, now: datetime | None = None, batch_size: int | None = Non
     phases = {
         "overdue": lambda: _mark_all("overdue", now=now, batch_size=batch_size, report=report),
         "escalated": lambda: _mark_all("escalated", now=now, batch_size=batch_size, report=report),
-        "guardrails": lambda: (_recheck_guardrails(report.exports, report=report), _dispatch_finalized(report=report)),
+        "guardrails": lambda: _guardrails_phase(report),
         "enforcement": lambda: _check_enforcement(now=now, report=report),
     }
     for phase, run in phases.items():
@@ -104,6 +105,11 @@ def sla_monitor_run(*, now: datetime | None = None, batch_size: int | None = Non
 def _mark_all(kind: str, *, now: datetime, batch_size: int, report: MonitorReport) -> None:
     while _mark_batch(kind, now=now, batch_size=batch_size, report=report):
         pass
+
+
+def _guardrails_phase(report: MonitorReport) -> None:
+    _recheck_guardrails(report.exports, report=report)
+    _dispatch_finalized(report=report)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,9 +190,9 @@ def _marker_payload(kind: str, stage: ApprovalStage, recipients: dict, *, now: d
         "stage_name": stage.name,
         "required_role": stage.required_role,
         "iteration": stage.iteration,
-        "assignee": stage.assignee.username if stage.assignee_id else None,
+        "assignee": stage.assignee.username if stage.assignee else None,
         "due_at": utc_iso(stage.due_at),
-        "minutes_overdue": int((now - stage.due_at).total_seconds() // 60),
+        "minutes_overdue": int((now - cast(datetime, stage.due_at)).total_seconds() // 60),  # a due stage has one
         "detected_at": utc_iso(now),
     }
     if kind == "escalated":
@@ -247,7 +253,7 @@ def _escalation_messages(
             lines.append(
                 f"- Export {export.pk} v{export.version} ({inert_line(export.execution.title)}): stage "
                 f"{stage.index + 1} '{inert_line(stage.name)}', due {utc_iso(stage.due_at)}, assignee "
-                f"{inert_line(stage.assignee.username) if stage.assignee_id else 'none'}"
+                f"{inert_line(stage.assignee.username) if stage.assignee else 'none'}"
             )
         subject = (
             f"[Dossier] Escalation: export {group[0].ladder.export_id} stage '{inert_line(group[0].name)}' overdue"

@@ -1,10 +1,10 @@
-"""The scientist's ladder preview (SPEC §7): which rules a new export of an execution would get, when each stage
-would start and fall due given the current load of its role, and the narrative it would carry.
+"""The scientist's ladder preview (docs/templates-and-baselines.md, "Ladder projection"): which rules a new export of
+an execution would get, when each stage would start and fall due given the current load of its role, and the
+narrative it would carry.
 
 It lives in ``approvals`` because the projection needs the open approval stages; it only reads exports and
 governance through their public functions. A preview writes its audit row and a ``governance.preview.summary``
-timeline event, which analytics fuses with stage completions to measure how good the projections were.
-"""
+timeline event, which analytics fuses with stage completions to measure how good the projections were."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Re-authentication at signing: the password check, failure counting and the lockout (SPEC §6).
+"""Re-authentication at signing: the password check, failure counting and the lockout (docs/authentication.md, "The
+signing lockout").
 
 The lockout counts only the signer's own signing attempts: APPROVALS_SIGNATURE_MAX_FAILURES failed password
 checks within APPROVALS_SIGNATURE_WINDOW_MINUTES lock signing until the oldest of them leaves the window. Sign-in
@@ -90,7 +91,7 @@ def _locked_out(status: SigningStatus, *, now: datetime) -> SignerLockedOut:
     _, window = lockout_policy()
     return SignerLockedOut(
         f"{status.limit} failed signature attempts within {duration_in_words(window.total_seconds())}: "
-        f"signing is locked until {until_in_words(status.locked_until, now=now)}.",
+        f"signing is locked until {until_in_words(status.locked_until or now, now=now)}.",
         details=status.details(),
     )
 

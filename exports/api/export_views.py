@@ -1,9 +1,10 @@
-"""Narrative export, artifact, packaging telemetry and signing key endpoints (SPEC §4, §5). Thin: parse, call,
+"""Narrative export, artifact, packaging telemetry and signing key endpoints (docs/exports.md). Thin: parse, call,
 serialize."""
 
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from django.http import FileResponse
 from django.urls import reverse
@@ -38,7 +39,7 @@ from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.storage import BUNDLE_CONTENT_TYPES, BUNDLE_SUFFIXES
 
 DOWNLOAD_CHUNK = 1 << 20
-ARTIFACT_RESPONSES = {
+ARTIFACT_RESPONSES: dict[int | tuple[int, str], Any] = {
     **{(200, content_type): OpenApiTypes.BINARY for content_type in BUNDLE_CONTENT_TYPES.values()},
     404: OpenApiResponse(ErrorOutput, description="No artifact (yet), or the link is unknown or expired."),
     409: OpenApiResponse(ErrorOutput, description="`artifact_integrity_failed`: the stored bytes fail their sha256."),

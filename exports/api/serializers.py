@@ -1,4 +1,5 @@
 import re
+from typing import cast
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -29,8 +30,8 @@ class ExecutionInput(serializers.Serializer):
 
 
 class ExecutionOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    owner: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key")
     event_count = serializers.IntegerField(source="last_sequence")
 
@@ -58,7 +59,9 @@ class EventInput(serializers.Serializer):
 
 
 class EventOutput(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    actor: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ExecutionEvent
@@ -87,7 +90,7 @@ class StructuredEvidenceInput(serializers.Serializer):
         [EvidenceKind.ANALYTICS_SNAPSHOT, EvidenceKind.QC_METRIC, EvidenceKind.REMEDIATION_REPORT]
     )
     title = serializers.CharField(max_length=300)
-    data = serializers.JSONField(required=False, allow_null=True, default=None)
+    data = serializers.JSONField(required=False, allow_null=True, default=None)  # type: ignore[assignment]
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     classification = serializers.ChoiceField(Classification.choices, required=False, default=Classification.INTERNAL)
 
@@ -281,17 +284,17 @@ class ExportDetailOutput(ExportOutput):
     def get_versions(self, export) -> list[dict]:
         from exports.selectors.narrative_exports import export_versions
 
-        return ExportVersionOutput(export_versions(export=export), many=True).data
+        return cast("list[dict]", ExportVersionOutput(export_versions(export=export), many=True).data)
 
     def get_lifecycle(self, export) -> list[dict]:
         from exports.selectors.narrative_exports import export_lifecycle
 
-        return LifecycleEventOutput(export_lifecycle(export=export), many=True).data
+        return cast("list[dict]", LifecycleEventOutput(export_lifecycle(export=export), many=True).data)
 
     def get_packaging_runs(self, export) -> list[dict]:
         from exports.selectors.narrative_exports import packaging_runs_for_export
 
-        return PackagingRunOutput(packaging_runs_for_export(export=export), many=True).data
+        return cast("list[dict]", PackagingRunOutput(packaging_runs_for_export(export=export), many=True).data)
 
 
 class ArtifactLinkOutput(serializers.Serializer):

@@ -1,4 +1,7 @@
-"""Experiment console, notebook and evidence endpoints (SPEC §3). Parse, call one service or selector, serialize."""
+"""Experiment console, notebook and evidence endpoints (docs/executions.md). Parse, call one service or selector,
+serialize."""
+
+from typing import Any, cast
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -78,7 +81,7 @@ class ExecutionEventsApi(SelectorListApi):
             )
         if not all(isinstance(item, dict) for item in items):
             raise ValidationFailed("Each event must be a JSON object.", details={"events": ["Expected objects."]})
-        data = validated(s.EventInput, items, many=True)
+        data = cast("list[dict[str, Any]]", validated(s.EventInput, items, many=True))
         rows = events_append(execution=execution, actor=request.user, events=[EventInput(**item) for item in data])
         return Response(s.EventOutput(rows, many=True).data, status=status.HTTP_201_CREATED)
 

@@ -1,4 +1,5 @@
-"""Signed, reproducible BagIt bundles for narrative exports (SPEC §5). Pure Python: no Django here.
+"""Signed, reproducible BagIt bundles for narrative exports (docs/exports.md, "The bundle"). Pure Python: no Django
+here.
 
 Building::
 

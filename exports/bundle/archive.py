@@ -78,10 +78,10 @@ def compressed_writer(
             write_content_size=False,
             write_dict_id=False,
         )
-        with compressor.stream_writer(sink, closefd=False, write_size=1 << 20) as writer:
+        with compressor.stream_writer(sink, closefd=False, write_size=1 << 20) as writer:  # type: ignore[arg-type]
             yield _MeteredFeed(writer)
     elif compression == "gzip":
-        with gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=sink, mtime=0) as writer:  # type: ignore[arg-type]
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=sink, mtime=0) as writer:
             yield writer
     else:
         raise BundleError("invalid_compression", f"compression must be 'zstd' or 'gzip', not {compression!r}")
@@ -202,11 +202,10 @@ def decompressed_reader(raw: Readable) -> BinaryIO:
     head = raw.read(4)
     source = _Prefixed(head, raw)
     if head.startswith(ZSTD_MAGIC):
-        return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
-            source, read_size=1 << 20, read_across_frames=True, closefd=False
-        )
+        reader = zstandard.ZstdDecompressor()
+        return reader.stream_reader(source, read_size=1 << 20, read_across_frames=True, closefd=False)  # type: ignore[arg-type]
     if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[call-overload]
     raise BundleError("archive_unreadable", "neither a zstd nor a gzip stream")
 
 

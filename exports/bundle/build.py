@@ -2,7 +2,7 @@
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
@@ -222,7 +222,7 @@ class _ChunkReader:
         self._buffers = (memoryview(bytearray(CHUNK_SIZE)), memoryview(bytearray(CHUNK_SIZE)))
         self._turn = 0
 
-    def chunks(self, item: PayloadFile, hashers: list[Any]) -> Iterator[memoryview]:
+    def chunks(self, item: PayloadFile, hashers: list[Any]) -> Generator[memoryview]:
         pending: Future[None] | None = None
         try:
             with item.open() as stream:

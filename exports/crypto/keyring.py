@@ -170,6 +170,8 @@ def keyring_from_document(document: Any, *, kms_client=None) -> LocalKeyring | A
     keys, active = document.get("keys"), document.get("active")
     if not isinstance(keys, Mapping):
         raise KeyringInvalid("the keyring's 'keys' must be an object of key id to key")
+    if not isinstance(active, str):
+        raise KeyringInvalid("the keyring's 'active' must name one of its keys")
     if provider == LOCAL:
         decoded = {}
         for key_id, value in keys.items():
@@ -228,7 +230,7 @@ def keyring_rotated(document: dict, *, kms_client=None) -> tuple[dict, str]:
     rotated = json.loads(json.dumps(document))
     if keyring.provider == LOCAL:
         rotated["keys"][key_id] = base64.b64encode(os.urandom(KEY_SIZE)).decode()
-    else:
+    elif isinstance(keyring, AwsKmsKeyring):
         answer = keyring._call("create_key", Description=f"Dossier key-encryption key {key_id}")
         rotated["keys"][key_id] = answer["KeyMetadata"]["Arn"]
     rotated["active"] = key_id

@@ -49,6 +49,16 @@ FIXED_HEADER_SIZE = _FIXED.size  # 36
 _HKDF_INFO = b"dossier at-rest chunk key v1"
 
 
+class ByteSource(Protocol):
+    """Anything with a binary ``read``: a file, a socket body, another reader."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class ClosableByteSource(ByteSource, Protocol):
+    def close(self) -> None: ...
+
+
 class KeyWrapper(Protocol):
     """What the stream needs from a keyring (see keyring.py)."""
 
@@ -94,7 +104,7 @@ def is_encrypted(prefix: bytes) -> bool:
     return prefix[: len(MAGIC)] == MAGIC
 
 
-def _read_exact(source: BinaryIO, size: int) -> bytes:
+def _read_exact(source: ByteSource, size: int) -> bytes:
     parts, remaining = [], size
     while remaining > 0:
         data = source.read(remaining)
@@ -105,7 +115,7 @@ def _read_exact(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def read_header(source: BinaryIO) -> Header:
+def read_header(source: ByteSource) -> Header:
     """Read and parse the header at the start of ``source``; raises ``DecryptionFailed`` if it is not one."""
     fixed = _read_exact(source, FIXED_HEADER_SIZE)
     if len(fixed) < FIXED_HEADER_SIZE or not is_encrypted(fixed):
@@ -247,7 +257,7 @@ class EncryptingWriter:
 class _RawReader:
     """Reads a stream in chunk-sized pieces, telling whether each piece is the last one (one byte of lookahead)."""
 
-    def __init__(self, source: BinaryIO, piece: int) -> None:
+    def __init__(self, source: ByteSource, piece: int) -> None:
         self._source, self._piece, self._carry = source, piece, b""
 
     def next(self) -> tuple[bytes, bool]:
@@ -260,7 +270,7 @@ class _RawReader:
 
 
 def encrypted_chunks(
-    source: BinaryIO, keyring: KeyWrapper, *, segment_size: int = DEFAULT_SEGMENT_SIZE
+    source: ByteSource, keyring: KeyWrapper, *, segment_size: int = DEFAULT_SEGMENT_SIZE
 ) -> Iterator[bytes]:
     """The encrypted object for the plaintext read from ``source``, as header then sealed chunks."""
     sealer = _Sealer(keyring, segment_size)
@@ -326,14 +336,14 @@ class EncryptingReader(_ChunkStream):
     """A read-only file object yielding the encrypted object for the plaintext in ``source`` (for APIs that pull,
     such as an object store upload)."""
 
-    def __init__(self, source: BinaryIO, keyring: KeyWrapper, *, segment_size: int = DEFAULT_SEGMENT_SIZE) -> None:
+    def __init__(self, source: ByteSource, keyring: KeyWrapper, *, segment_size: int = DEFAULT_SEGMENT_SIZE) -> None:
         super().__init__(encrypted_chunks(source, keyring, segment_size=segment_size))
 
 
 class _Opener:
     """Authenticates and decrypts consecutive chunks of one object into a reused buffer."""
 
-    def __init__(self, source: BinaryIO, keyring: KeyWrapper, header: Header) -> None:
+    def __init__(self, source: ByteSource, keyring: KeyWrapper, header: Header) -> None:
         self._source = source
         self._readinto = getattr(source, "readinto", None)
         self._cipher = _chunk_cipher(unwrap_data_key(header, keyring), header.object_id)
@@ -401,7 +411,7 @@ class _Opener:
         return plain
 
 
-def decrypted_chunks(source: BinaryIO, keyring: KeyWrapper, *, header: Header | None = None) -> Iterator[bytes]:
+def decrypted_chunks(source: ByteSource, keyring: KeyWrapper, *, header: Header | None = None) -> Iterator[bytes]:
     """The plaintext of the encrypted object in ``source``, one authenticated chunk at a time.
 
     A chunk is released only after its tag verified; a changed, dropped, reordered or foreign chunk, a missing
@@ -417,7 +427,7 @@ class DecryptingReader(_ChunkStream):
     :func:`decrypted_chunks`). The header is read and the data key unwrapped on construction, so a wrong key fails
     before the first read. ``close()`` closes ``source``."""
 
-    def __init__(self, source: BinaryIO, keyring: KeyWrapper) -> None:
+    def __init__(self, source: ClosableByteSource, keyring: KeyWrapper) -> None:
         self._source = source
         try:
             self.header = read_header(source)

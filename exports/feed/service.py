@@ -131,7 +131,7 @@ def webhook_sink(url: str) -> WebhookSink:
 
 
 def cursor_store(kind: str, path: str | None = None) -> CursorStore:
-    return FileCursorStore(path) if kind == "file" else DbCursorStore()
+    return FileCursorStore(path or "") if kind == "file" else DbCursorStore()
 
 
 def governance_feed_run_recorded(*, sink: Sink, limit: int, batch_size: int | None = None) -> FeedRunResult:

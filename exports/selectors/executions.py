@@ -14,6 +14,7 @@ from exports.choices import EvidenceKind
 from exports.filtersets import EvidenceFilterSet, ExecutionEventFilterSet, ExecutionFilterSet
 from exports.models import Evidence, Execution, ExecutionEvent
 from governance.choices import Classification
+from governance.hooks import ExecutionReference
 
 
 def _filtered(filterset_class, data: dict[str, Any] | None, queryset: QuerySet) -> QuerySet:
@@ -33,6 +34,15 @@ def execution_get_for_user(*, user, execution_id: int) -> Execution:
     if execution is None:
         raise NotFound(f"Execution {execution_id} was not found.", code="execution_not_found")
     return execution
+
+
+def execution_reference_for_user(*, user, execution_id: int) -> ExecutionReference | None:
+    """The governance view of an execution the user may see (``DOSSIER_EXECUTION_RESOLVER``), else None."""
+    found = Execution.objects.visible_to(user).filter(pk=execution_id).values("team_id", "protocol_template_key")
+    row = found.first()
+    if row is None:
+        return None
+    return ExecutionReference(id=execution_id, **row)
 
 
 def events_for_execution(*, execution: Execution, filters: dict[str, Any] | None = None) -> QuerySet[ExecutionEvent]:
@@ -63,7 +73,7 @@ def evidence_for_user(*, user, filters: dict[str, Any]) -> QuerySet:
 
 
 def _execution_id(filters: dict[str, Any]) -> int:
-    raw = filters.get("execution")
+    raw: Any = filters.get("execution")
     try:
         return int(raw)
     except (TypeError, ValueError):

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from exports.events import EventType
 from exports.models import Execution, ExecutionEvent, NarrativeExport
 from exports.services.executions import execution_event_record
 from governance.services.audit import AuditEntry, audit_record_many, normalize_payload
@@ -20,7 +21,7 @@ from governance.signals import team_state_changed
 
 
 def export_lifecycle_record(
-    *, export: NarrativeExport, event_type: str, actor=None, payload: dict[str, Any] | None = None
+    *, export: NarrativeExport, event_type: EventType, actor=None, payload: dict[str, Any] | None = None
 ) -> ExecutionEvent | None:
     """``event_type`` is one of the lifecycle's event types (``exports.events.EventType``, docs/architecture.md).
 
@@ -33,7 +34,9 @@ def export_lifecycle_record(
     return _record_one(export=export, event_type=event_type, actor=actor, payload=payload)
 
 
-def _record_one(*, export: NarrativeExport, event_type: str, actor, payload: dict[str, Any] | None) -> ExecutionEvent:
+def _record_one(
+    *, export: NarrativeExport, event_type: EventType, actor, payload: dict[str, Any] | None
+) -> ExecutionEvent:
     body = {"export_id": export.pk, "version": export.version, **(payload or {})}
     return execution_event_record(
         execution=export.execution, actor=actor, event_type=event_type, payload=body, audit_obj=export
@@ -43,7 +46,7 @@ def _record_one(*, export: NarrativeExport, event_type: str, actor, payload: dic
 @dataclass(frozen=True)
 class LifecycleRecord:
     export: NarrativeExport
-    event_type: str
+    event_type: EventType
     actor: Any = None
     payload: dict[str, Any] | None = None
 
@@ -92,7 +95,7 @@ def _append_events_postgresql(
         "SELECT base, team_id FROM reserved"
     )
     count = len(placed)
-    columns = [
+    columns: list[list[Any]] = [
         [record.event_type for _, _, record, _ in placed],
         [getattr(record.actor, "pk", None) for _, _, record, _ in placed],
         [Jsonb(normalize_payload(body)) for _, _, _, body in placed],
@@ -121,10 +124,27 @@ def lifecycle_batch() -> Iterator[None]:
     token = _pending.set([])
     try:
         yield
-        records = _pending.get()
+        records = _pending.get() or []
     finally:
         _pending.reset(token)
     export_lifecycle_record_many(records)
+
+
+def _append_events_bulk(placed: list, reserved: dict[int, tuple[int, int]], *, now, batch_size: int) -> None:
+    """The timeline rows of ``placed`` records, numbered after the sequences ``reserved`` for their executions."""
+    events = [
+        ExecutionEvent(
+            execution_id=execution_id,
+            sequence=reserved[execution_id][0] + offset,
+            event_type=record.event_type,
+            actor_id=getattr(record.actor, "pk", None),
+            payload=normalize_payload(body),
+            occurred_at=now,
+            recorded_at=now,
+        )
+        for execution_id, offset, record, body in placed
+    ]
+    ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
 
 
 @transaction.atomic(savepoint=False)
@@ -152,19 +172,7 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
         reserved = {execution_id: _append_events_postgresql(execution_id, placed, now=now)}
     else:
         reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
-        events = [
-            ExecutionEvent(
-                execution_id=execution_id,
-                sequence=reserved[execution_id][0] + offset,
-                event_type=record.event_type,
-                actor_id=getattr(record.actor, "pk", None),
-                payload=normalize_payload(body),
-                occurred_at=now,
-                recorded_at=now,
-            )
-            for execution_id, offset, record, body in placed
-        ]
-        ExecutionEvent.objects.bulk_create(events, batch_size=batch_size)
+        _append_events_bulk(placed, reserved, now=now, batch_size=batch_size)
     audits = [
         AuditEntry(
             action=record.event_type,

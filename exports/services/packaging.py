@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from config.errors import Conflict
 from exports import narratives as n
-from exports.bundle import BundleError, BundleResult, BundleSpec, PayloadFile, build_bundle
+from exports.bundle import BundleError, BundleResult, BundleSpec, Compression, PayloadFile, build_bundle
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
 from exports.crypto import CryptoError
 from exports.events import EventType
@@ -582,7 +582,10 @@ class _EvidenceReader:
 def _payload_for(plan: AttachmentPlan, limit_bps: int) -> PayloadFile:
     if plan.content is not None:
         return PayloadFile.from_bytes(plan.bundle_path, plan.content)
-    return PayloadFile(path=plan.bundle_path, size=plan.size, open=lambda: _EvidenceReader(plan, limit_bps))
+    # The bundle engine only enters the stream and calls ``readinto`` on it, all the reader provides.
+    return PayloadFile(
+        path=plan.bundle_path, size=plan.size, open=lambda: cast(BinaryIO, _EvidenceReader(plan, limit_bps))
+    )
 
 
 @contextmanager
@@ -674,7 +677,7 @@ def bundle_build(
             payload=payload,
             export_metadata=export_document_for(export),
             signer=signer_for(signing_key),
-            compression=compression,
+            compression=cast(Compression, compression),  # an unknown one is refused by the bundle engine
         )
         try:
             return build_bundle(spec, out)

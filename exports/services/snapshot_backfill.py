@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -155,18 +155,40 @@ class _RulesHistory:
         return [snapshot for snapshot in live if snapshot.version == top]
 
 
-def _resolve(export: NarrativeExport, rules: _RulesHistory, recorded: dict[int, int]) -> BackfillOutcome:
-    execution = export.execution
-    at = export.created_at
-    outcome = BackfillOutcome(export.pk, execution.pk, export.version, at)
+def _assignment_levels(execution, rules: _RulesHistory, at) -> list[tuple[str, Family | None, bool]]:
+    """The assignments in force at ``at``, most specific first: (source, template family or None, tie)."""
     levels: list[tuple[str, Family | None, bool]] = []
     if execution.protocol_template_key:
         target = ("protocol", execution.team_id, execution.protocol_template_key)
         levels.append(("protocol", *rules.assigned(target, at)))
     levels.append(("team", *rules.assigned(("team", execution.team_id), at)))
     levels.append(("default", (None, settings.DOSSIER_DEFAULT_TEMPLATE_KEY), False))
-    skipped = []
-    for source, family, tie in levels:
+    return levels
+
+
+def _judged(outcome: BackfillOutcome, *, recorded_id: int | None, skipped: list[str], protocol: str) -> BackfillOutcome:
+    """The resolved snapshot checked against the creation event's record and its own sha256."""
+    resolved_id = outcome.snapshot.pk if outcome.snapshot else None
+    if recorded_id is not None and recorded_id != resolved_id:
+        outcome.anomaly = AMBIGUOUS
+        outcome.reason = "the creation event recorded a different snapshot than the rules in force then give"
+        outcome.details = {"recorded_snapshot_id": recorded_id, "resolved_snapshot_id": resolved_id}
+        outcome.snapshot = None
+    elif outcome.snapshot is None:
+        outcome.anomaly, outcome.reason = NO_SNAPSHOT, "no published template applied when the export was created"
+        outcome.details = {"skipped": skipped, "protocol_template_key": protocol}
+    elif snapshot_has_drifted(outcome.snapshot):
+        outcome.anomaly, outcome.reason = DRIFTED, "the snapshot that applied no longer matches its sha256"
+        outcome.details = {"snapshot_id": outcome.snapshot.pk, "recorded_sha256": outcome.snapshot.content_sha256}
+    return outcome
+
+
+def _resolve(export: NarrativeExport, rules: _RulesHistory, recorded: dict[int, int]) -> BackfillOutcome:
+    execution = export.execution
+    at = export.created_at
+    outcome = BackfillOutcome(export.pk, execution.pk, export.version, at)
+    skipped: list[str] = []
+    for source, family, tie in _assignment_levels(execution, rules, at):
         if tie:
             outcome.anomaly, outcome.reason = AMBIGUOUS, f"the {source} assignment changed at the export's creation"
             outcome.details = {"source": source}
@@ -184,20 +206,9 @@ def _resolve(export: NarrativeExport, rules: _RulesHistory, recorded: dict[int, 
             return outcome
         outcome.snapshot, outcome.source = candidates[0], source
         break
-    recorded_id = recorded.get(export.pk)
-    resolved_id = outcome.snapshot.pk if outcome.snapshot else None
-    if recorded_id is not None and recorded_id != resolved_id:
-        outcome.anomaly = AMBIGUOUS
-        outcome.reason = "the creation event recorded a different snapshot than the rules in force then give"
-        outcome.details = {"recorded_snapshot_id": recorded_id, "resolved_snapshot_id": resolved_id}
-        outcome.snapshot = None
-    elif outcome.snapshot is None:
-        outcome.anomaly, outcome.reason = NO_SNAPSHOT, "no published template applied when the export was created"
-        outcome.details = {"skipped": skipped, "protocol_template_key": execution.protocol_template_key}
-    elif snapshot_has_drifted(outcome.snapshot):
-        outcome.anomaly, outcome.reason = DRIFTED, "the snapshot that applied no longer matches its sha256"
-        outcome.details = {"snapshot_id": outcome.snapshot.pk, "recorded_sha256": outcome.snapshot.content_sha256}
-    return outcome
+    return _judged(
+        outcome, recorded_id=recorded.get(export.pk), skipped=skipped, protocol=execution.protocol_template_key
+    )
 
 
 def _recorded_snapshots(export_ids: list[int]) -> dict[int, int]:
@@ -243,17 +254,18 @@ def exports_snapshot_backfill(*, dry_run: bool, actor=None) -> BackfillReport:
         locked = NarrativeExport.objects.select_for_update().filter(pk__in=fixable, template_snapshot__isnull=True)
         for export in locked.select_related("execution").order_by("id"):
             outcome = fixable[export.pk]
-            NarrativeExport.objects.filter(pk=export.pk).update(template_snapshot=outcome.snapshot)
+            snapshot = cast(WorkflowTemplateSnapshot, outcome.snapshot)  # a fixable outcome has one
+            NarrativeExport.objects.filter(pk=export.pk).update(template_snapshot=snapshot)
             audit_record(
                 action=EventType.EXPORT_SNAPSHOT_BACKFILLED,
                 actor=actor,
                 obj=export,
                 team_id=export.execution.team_id,
                 payload={
-                    "template_snapshot_id": outcome.snapshot.pk,
-                    "template_key": outcome.snapshot.template_key,
-                    "template_version": outcome.snapshot.version,
-                    "content_sha256": outcome.snapshot.content_sha256,
+                    "template_snapshot_id": snapshot.pk,
+                    "template_key": snapshot.template_key,
+                    "template_version": snapshot.version,
+                    "content_sha256": snapshot.content_sha256,
                     "source": outcome.source,
                     "export_created_at": export.created_at.isoformat(),
                 },

@@ -24,7 +24,7 @@ from exports.services.lifecycle import export_lifecycle_record
 from textpolicy.utc import utc_iso
 
 # Entering these statuses stamps the moment on the export.
-_STAMPS = {ExportStatus.QUEUED: "queued_at", ExportStatus.PACKAGED: "packaged_at"}
+_STAMPS: dict[str, str] = {ExportStatus.QUEUED: "queued_at", ExportStatus.PACKAGED: "packaged_at"}
 
 
 class IllegalExportTransition(Conflict):

@@ -43,7 +43,7 @@ class AuditTrailQuery(serializers.Serializer):
 
 class AuditEventOutput(serializers.ModelSerializer):
     created_at = serializers.SerializerMethodField()
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
         model = AuditEvent

@@ -148,13 +148,15 @@ class SnapshotOutput(serializers.ModelSerializer):
 
 
 class TemplateOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True, help_text="Owning team; null for a platform template."
     )
     forked_from_id = serializers.IntegerField(allow_null=True, read_only=True)
     stages = serializers.JSONField(source="stage_blueprints", read_only=True)
     snapshot_id = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = WorkflowTemplate
@@ -222,9 +224,11 @@ class AssignmentInput(serializers.Serializer):
 class AssignmentOutput(serializers.ModelSerializer):
     template_id = serializers.IntegerField(read_only=True)
     template_key = serializers.CharField(source="template.template_key", read_only=True)
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = WorkflowTemplateAssignment
@@ -257,14 +261,22 @@ class BaselineEventOutput(serializers.ModelSerializer):
 
 
 class BaselineOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     execution_id = serializers.IntegerField(read_only=True)
     protocol_template = serializers.CharField(source="protocol_template_key", read_only=True)
-    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
-    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    submitted_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewers: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", many=True, read_only=True
+    )
+    reviewed_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    published_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    rolled_back_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = GovernanceBaseline

@@ -1,4 +1,5 @@
-"""Governance endpoints (SPEC §2, §7). Parse, call one service or selector, serialize."""
+"""Governance endpoints (docs/teams-and-roles.md, docs/templates-and-baselines.md). Parse, call one service or selector,
+serialize."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from knox.models import AuthToken

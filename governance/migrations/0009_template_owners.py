@@ -12,12 +12,23 @@ Ownership is decided per template key (all versions of a key move together):
 A protocol assignment used to apply in every team. To keep each team's next ladder unchanged, it becomes one
 protocol assignment per team that may use its template: every team for a platform template, the owning team for a
 team template. Snapshots, exports and audit rows are not touched.
+
+Governance's migrations never depend on the exports app's (docs/architecture.md): the exports models are read when
+they exist at this point of the migration plan; when they do not, no export or execution exists yet either.
 """
 
 from django.conf import settings
+from django.db.models import Model
 from django.db import migrations
 
 CURATOR_ROLES = ("admin", "compliance")
+
+
+def _exports_model(apps, name: str) -> type[Model] | None:
+    try:
+        return apps.get_model("exports", name)
+    except LookupError:
+        return None
 
 
 def _owner(apps, key: str) -> int | None:
@@ -26,17 +37,19 @@ def _owner(apps, key: str) -> int | None:
     WorkflowTemplate = apps.get_model("governance", "WorkflowTemplate")
     Assignment = apps.get_model("governance", "WorkflowTemplateAssignment")
     Membership = apps.get_model("governance", "Membership")
-    NarrativeExport = apps.get_model("exports", "NarrativeExport")
-    Execution = apps.get_model("exports", "Execution")
-    teams = set(
-        NarrativeExport.objects.filter(template_snapshot__template__template_key=key).values_list(
-            "execution__team_id", flat=True
+    NarrativeExport = _exports_model(apps, "NarrativeExport")
+    Execution = _exports_model(apps, "Execution")
+    teams = set()
+    if NarrativeExport is not None:
+        teams |= set(
+            NarrativeExport.objects.filter(template_snapshot__template__template_key=key).values_list(
+                "execution__team_id", flat=True
+            )
         )
-    )
     assignments = Assignment.objects.filter(template__template_key=key)
     teams |= set(assignments.filter(team__isnull=False).values_list("team_id", flat=True))
     protocols = set(assignments.filter(team__isnull=True).values_list("protocol_template_key", flat=True))
-    if protocols:
+    if protocols and Execution is not None:
         teams |= set(Execution.objects.filter(protocol_template_key__in=protocols).values_list("team_id", flat=True))
     if not teams:
         creators = WorkflowTemplate.objects.filter(template_key=key, created_by__isnull=False).values("created_by_id")
@@ -73,7 +86,6 @@ def assign_owners(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("governance", "0008_template_teams"),
-        ("exports", "0002_narrativeexport"),
     ]
 
     operations = [migrations.RunPython(assign_owners, migrations.RunPython.noop)]

@@ -1,4 +1,5 @@
-"""The baseline lifecycle (SPEC §7): submit → approve | reject → publish (current, versioned) → roll back.
+"""The baseline lifecycle (docs/templates-and-baselines.md, "Baselines"): submit → approve | reject → publish (current,
+versioned) → roll back.
 
 Who may do what (roles held in the baseline's team):
 - submit: ``scientist`` or ``pi``, naming one or more reviewers who hold ``reviewer`` (never themselves);
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from governance.choices import BaselineEventType, BaselineStatus
+from governance.hooks import ExecutionReference, execution_resolver
 from governance.models import GovernanceBaseline, GovernanceBaselineEvent
 from governance.permissions import (
     BASELINE_PUBLISHERS,
@@ -74,10 +75,9 @@ def record_baseline_event(
     return event
 
 
-def _execution_for(*, user, execution_id: int):
-    # The exports app sits above governance: reach its model through the registry, never an import.
-    Execution = apps.get_model("exports", "Execution")
-    execution = Execution.objects.visible_to(user).filter(pk=execution_id).first()
+def _execution_for(*, user, execution_id: int) -> ExecutionReference:
+    # Executions belong to the exports app, above governance: its resolver answers (docs/architecture.md).
+    execution = execution_resolver()(user=user, execution_id=execution_id)
     if execution is None:
         raise NotFound(f"Execution {execution_id} was not found.", code="execution_not_found")
     return execution
@@ -132,7 +132,7 @@ def baseline_submit(
     chosen = _reviewers(usernames=reviewers, team_id=execution.team_id, submitter=actor)
     baseline = GovernanceBaseline.objects.create(
         team_id=execution.team_id,
-        execution=execution,
+        execution_id=execution.id,
         protocol_template_key=execution.protocol_template_key,
         title=title.strip(),
         summary=summary,
@@ -145,7 +145,7 @@ def baseline_submit(
         baseline=baseline,
         event_type=BaselineEventType.SUBMITTED,
         actor=actor,
-        payload={"execution_id": execution.pk, "reviewers": [user.username for user in chosen]},
+        payload={"execution_id": execution.id, "reviewers": [user.username for user in chosen]},
     )
     return baseline
 
@@ -153,9 +153,11 @@ def baseline_submit(
 def _locked_group(*, baseline_id: int, user) -> tuple[GovernanceBaseline, dict[int, GovernanceBaseline]]:
     """The baseline (404 outside the user's teams) and every baseline of its (team, protocol), locked in id order."""
     found = (
-        GovernanceBaseline.objects.visible_to(user).filter(pk=baseline_id).values("team_id", "protocol_template_key")
+        GovernanceBaseline.objects.visible_to(user)
+        .filter(pk=baseline_id)
+        .values("team_id", "protocol_template_key")
+        .first()
     )
-    found = found.first()
     if found is None:
         raise NotFound(f"Baseline {baseline_id} was not found.", code="baseline_not_found")
     group = {row.pk: row for row in GovernanceBaseline.objects.select_for_update().filter(**found).order_by("id")}

@@ -24,7 +24,7 @@ def clearance_level(*, user, team_id: int) -> str:
 
 def clearance_covers(level: str, label: str) -> bool:
     """Whether a clearance of ``level`` reads something labelled ``label`` (an unknown label needs the highest)."""
-    rank = {value: index for index, value in enumerate(CLASSIFICATION_ORDER)}
+    rank: dict[str, int] = {str(value): index for index, value in enumerate(CLASSIFICATION_ORDER)}
     return rank.get(level, -1) >= rank.get(label, len(CLASSIFICATION_ORDER) - 1)
 
 

@@ -45,7 +45,7 @@ def template_snapshot_document(template: WorkflowTemplate) -> dict:
     content and hashes). A stage stored before rejection meanings existed rejects with the default."""
     return {
         "format_version": SNAPSHOT_FORMAT_VERSION,
-        "team": template.team.slug if template.team_id else None,
+        "team": template.team.slug if template.team else None,
         "template_key": template.template_key,
         "version": template.version,
         "name": template.name,
@@ -131,7 +131,7 @@ def _content(template: WorkflowTemplate | None, overrides: Mapping[str, Any]) ->
     try:
         template_content_validate(content, known_roles=known_role_keys())
     except ValidationFailed as exc:
-        if not mixed:
+        if not mixed or template is None:  # fields are only inherited from a template
             raise
         # Fields given in the request that do not fit those the template already holds: the request is well
         # formed, the conflict is with stored content (docs/api-schema.md).
@@ -231,6 +231,52 @@ def _require_same_owner(*, source: WorkflowTemplate, team: Team | None) -> None:
         )
 
 
+def _require_new_status(status: str) -> None:
+    if status not in (TemplateStatus.DRAFT, TemplateStatus.PUBLISHED):
+        raise ValidationFailed(
+            "A new template is a draft or published.",
+            details={"fields": {"status": ["Choose draft or published."]}},
+        )
+
+
+def _new_key(*, template_key: str, source: WorkflowTemplate | None, team: Team | None) -> str:
+    key = template_key or (source.template_key if source else "")
+    if not key:
+        raise ValidationFailed(
+            "Give a template_key, or forked_from_id to make a new version of an existing template.",
+            details={"fields": {"template_key": ["This field is required."]}},
+        )
+    if source is not None and key == source.template_key:
+        _require_same_owner(source=source, team=team)
+    return key
+
+
+def _new_name(*, name: str, source: WorkflowTemplate | None) -> str:
+    name = name.strip() or (source.name if source else "")
+    if not name:
+        raise ValidationFailed("Give the template a name.", details={"fields": {"name": ["This field is required."]}})
+    return name
+
+
+def _save_new_version(template: WorkflowTemplate) -> None:
+    try:
+        with transaction.atomic():
+            template.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"Another version of '{template.template_key}' was created at the same time; try again.",
+            code="template_version_conflict",
+        ) from exc
+
+
+def _retire_latest(*, team: Team | None, key: str) -> tuple[int, list[WorkflowTemplate]]:
+    """The next version number of the owner's ``key``, and its latest versions, now retired (locked first)."""
+    family = WorkflowTemplate.objects.family(team_id=team.pk if team else None, template_key=key)
+    previous = list(family.select_for_update().filter(is_latest=True))
+    family.filter(is_latest=True).update(is_latest=False, updated_at=timezone.now())
+    return (family.aggregate(v=Max("version"))["v"] or 0) + 1, previous
+
+
 @transaction.atomic
 def template_create(
     *,
@@ -252,45 +298,24 @@ def template_create(
     of that key and retires its previous latest (``is_latest=False``); lineage is kept in ``forked_from``
     (the explicit source, else the version it succeeds). Fields not given are copied from ``forked_from``.
     ``status="published"`` publishes it at once, with the same checks and snapshot as ``template_publish``."""
-    if status not in (TemplateStatus.DRAFT, TemplateStatus.PUBLISHED):
-        raise ValidationFailed(
-            "A new template is a draft or published.",
-            details={"fields": {"status": ["Choose draft or published."]}},
-        )
+    _require_new_status(status)
     require_template_curator(actor=actor, team_id=team.pk if team else None, action="create workflow templates")
     source = WorkflowTemplate.objects.select_for_update().get(pk=forked_from.pk) if forked_from else None
     if source is not None:
         _require_may_fork(source=source, actor=actor)
-    key = template_key or (source.template_key if source else "")
-    if not key:
-        raise ValidationFailed(
-            "Give a template_key, or forked_from_id to make a new version of an existing template.",
-            details={"fields": {"template_key": ["This field is required."]}},
-        )
-    if source is not None and key == source.template_key:
-        _require_same_owner(source=source, team=team)
-    name = name.strip() or (source.name if source else "")
-    if not name:
-        raise ValidationFailed("Give the template a name.", details={"fields": {"name": ["This field is required."]}})
-    content = _content(
-        source,
-        {
-            "stages": stages,
-            "permitted_roles": permitted_roles,
-            "sla_defaults": sla_defaults,
-            "retention_days": retention_days,
-        },
-    )
-    family = WorkflowTemplate.objects.family(team_id=team.pk if team else None, template_key=key)
-    previous = list(family.select_for_update().filter(is_latest=True))
-    family.filter(is_latest=True).update(is_latest=False, updated_at=timezone.now())
-    version = (family.aggregate(v=Max("version"))["v"] or 0) + 1
+    key = _new_key(template_key=template_key, source=source, team=team)
+    name = _new_name(name=name, source=source)
+    given = {"stages": stages, "permitted_roles": permitted_roles, "sla_defaults": sla_defaults}
+    content = _content(source, {**given, "retention_days": retention_days})
+    version, previous = _retire_latest(team=team, key=key)
+    if description is None:
+        description = source.description if source else ""
     template = WorkflowTemplate(
         team=team,
         template_key=key,
         version=version,
         name=name,
-        description=description if description is not None else (source.description if source else ""),
+        description=description,
         status=TemplateStatus.DRAFT,
         is_latest=True,
         forked_from=source or (previous[0] if previous else None),
@@ -298,28 +323,26 @@ def template_create(
         created_by=actor,
     )
     _apply_content(template, content)
-    try:
-        with transaction.atomic():
-            template.save()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"Another version of '{key}' was created at the same time; try again.", code="template_version_conflict"
-        ) from exc
+    _save_new_version(template)
     _stage_rows_sync(template)
-    template_log(
-        action=TemplateAuditAction.FORKED if source else TemplateAuditAction.CREATED,
-        actor=actor,
-        template=template,
-        details={
-            "version": version,
-            "forked_from_id": template.forked_from_id,
-            "retired_ids": [row.pk for row in previous],
-        },
-    )
+    _log_new_version(template=template, actor=actor, forked=source is not None, retired=previous)
     if status == TemplateStatus.PUBLISHED:
         template_publish(template=template, actor=actor)
         template.refresh_from_db()
     return template
+
+
+def _log_new_version(*, template: WorkflowTemplate, actor, forked: bool, retired: list[WorkflowTemplate]) -> None:
+    template_log(
+        action=TemplateAuditAction.FORKED if forked else TemplateAuditAction.CREATED,
+        actor=actor,
+        template=template,
+        details={
+            "version": template.version,
+            "forked_from_id": template.forked_from_id,
+            "retired_ids": [r.pk for r in retired],
+        },
+    )
 
 
 @transaction.atomic
@@ -472,7 +495,7 @@ def template_assign(
     if assignment and assignment.template_id == template.pk:
         return assignment, False
     created = assignment is None
-    if created:
+    if assignment is None:
         try:
             with transaction.atomic():
                 assignment = WorkflowTemplateAssignment.objects.create(template=template, created_by=actor, **target)

@@ -1,4 +1,5 @@
-"""/metrics: Prometheus text derived from the database, every SPEC §8 metric, refused to anonymous clients."""
+"""/metrics: Prometheus text derived from the database, every metric docs/analytics.md names, refused to anonymous
+clients."""
 
 from datetime import timedelta
 

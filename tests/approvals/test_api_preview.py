@@ -185,3 +185,15 @@ def test_preview_page_shows_the_ladder_warnings_and_sanitized_narrative(client, 
 
     client.force_login(member_of(other_team, "scientist", username="outsider"))
     assert client.get(f"/exports/executions/{execution.pk}/preview").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_is_one_transaction_of_its_own(client_for, crew, snapshot, ladder_execution):
+    """Outside any test transaction (autocommit, as a live server runs it) the preview locks and writes in its own
+    transaction: its timeline event and audit row are both there."""
+    response = client_for(crew.author).get(url(ladder_execution.pk))
+
+    assert response.status_code == 200, response.json()
+    assert (
+        ExecutionEvent.objects.filter(execution=ladder_execution, event_type="governance.preview.summary").count() == 1
+    )

@@ -98,7 +98,7 @@ def test_pages_run_in_the_viewers_zone_and_the_api_in_utc(team, rf, django_captu
     from django.http import HttpResponse
     from django.utils import timezone
 
-    from config.middleware import ViewerTimeZoneMiddleware
+    from governance.middleware import ViewerTimeZoneMiddleware
 
     user = member_of(team, "scientist", username="viewer")
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,5 +1,5 @@
-"""Acceptance of SPEC §5 against real processes: a Celery worker on Redis and PostgreSQL packages an export
-created through the API; the download is checked with bagit-python, sha512sum and openssl; a worker killed
+"""Acceptance of docs/exports.md's packaging against real processes: a Celery worker on Redis and PostgreSQL packages an
+export created through the API; the download is checked with bagit-python, sha512sum and openssl; a worker killed
 mid-packaging leaves no partial artifact and a new one finishes the job."""
 
 from __future__ import annotations

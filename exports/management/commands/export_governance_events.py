@@ -56,7 +56,7 @@ class Command(DossierCommand):
             if not url or not url.startswith(("http://", "https://")):
                 raise CommandError("--sink webhook needs an http(s) --webhook-url or DOSSIER_FEED_WEBHOOK_URL")
             return webhook_sink(url)
-        return StreamSink(getattr(self.stdout, "_out", self.stdout))
+        return StreamSink(getattr(self.stdout, "_out", self.stdout))  # type: ignore[arg-type]
 
     def _report(self, result: FeedRunResult) -> None:
         # stdout may be the feed itself: the summary goes to stderr.

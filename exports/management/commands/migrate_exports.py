@@ -36,8 +36,8 @@ class Command(DossierCommand):
             f"export {outcome.export_id} (execution {outcome.execution_id} v{outcome.version}, "
             f"created {outcome.created_at.isoformat()})"
         )
-        if outcome.anomaly:
-            return f"{head}: {outcome.anomaly}: {outcome.reason}"
         snapshot = outcome.snapshot
+        if outcome.anomaly or snapshot is None:  # an outcome without anomaly has its snapshot
+            return f"{head}: {outcome.anomaly}: {outcome.reason}"
         verb = "would pin" if dry_run else "pinned"
         return f"{head}: {verb} snapshot {snapshot.pk} ({snapshot.template_key} v{snapshot.version}, {outcome.source})"

@@ -21,8 +21,8 @@ class Command(DossierCommand):
         parser.add_argument("--dry-run", action="store_true", help="compare only; write nothing to the audit trail")
 
     def handle(self, *args, export_id: int, dry_run: bool, **options):
-        export = NarrativeExport.objects.select_related("execution__team", "template_snapshot").filter(pk=export_id)
-        export = export.first()
+        found = NarrativeExport.objects.select_related("execution__team", "template_snapshot").filter(pk=export_id)
+        export = found.first()
         if export is None:
             raise CommandError(f"export {export_id} does not exist")
         result = export_replay(export=export, record=not dry_run)

@@ -33,28 +33,14 @@ class Command(DossierCommand):
 
     def handle(self, *args, target: str, **options):
         keys = {key.key_id: key.public_key_pem for key in signing_keys_list()}
-        artifact = None
         self.archive_sha256 = ""
+        artifact = None
         if os.path.isfile(target):
             problems, summary, title = self._verify(target, keys, expected_sha256=None)
         elif target.isascii() and target.isdigit() and int(target) <= MAX_ID:
-            artifact = ExportArtifact.objects.select_related("export__execution").filter(export_id=int(target)).first()
-            if artifact is None:
-                raise CommandError(f"export {target} has no packaged artifact (and no file is named '{target}')")
-            try:
-                with artifact_local_path(artifact.storage_path) as path:
-                    problems, summary, title = self._verify(path, keys, expected_sha256=artifact.sha256)
-            except ArtifactMissing:
-                problems = [Problem("missing_file", None, "the artifact is missing from storage")]
-                summary, title = "", None
-            except DecryptionFailed as exc:
-                problems = [Problem("decryption_failed", None, f"the stored artifact does not open: {exc.message}")]
-                summary, title = "", None
-            except StorageUnavailable as exc:
-                raise CommandError(f"storage unavailable: {exc}") from exc
+            artifact, (problems, summary, title) = self._verify_export(target, keys)
         else:
             raise CommandError(f"'{inert_line(target)}' is neither an existing bundle file nor an export id")
-        shown = inert_line(target)
         verification_record(
             source=SOURCE_VERIFY_EXPORT,
             ok=not problems,
@@ -62,6 +48,25 @@ class Command(DossierCommand):
             export=artifact.export if artifact is not None else None,
             archive_sha256=self.archive_sha256,
         )
+        self._report(inert_line(target), problems, summary, title)
+
+    def _verify_export(self, target: str, keys: dict[str, str]):
+        """The export's packaged artifact and the verdict on it, read through storage."""
+        artifact = ExportArtifact.objects.select_related("export__execution").filter(export_id=int(target)).first()
+        if artifact is None:
+            raise CommandError(f"export {target} has no packaged artifact (and no file is named '{target}')")
+        try:
+            with artifact_local_path(artifact.storage_path) as path:
+                return artifact, self._verify(path, keys, expected_sha256=artifact.sha256)
+        except ArtifactMissing:
+            return artifact, ([Problem("missing_file", None, "the artifact is missing from storage")], "", None)
+        except DecryptionFailed as exc:
+            problem = Problem("decryption_failed", None, f"the stored artifact does not open: {exc.message}")
+            return artifact, ([problem], "", None)
+        except StorageUnavailable as exc:
+            raise CommandError(f"storage unavailable: {exc}") from exc
+
+    def _report(self, shown: str, problems: list[Problem], summary: str, title: str | None) -> None:
         if problems:
             self.stdout.write(f"invalid: {shown}")
             for problem in problems:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0013_team_time_zone_and_user_preferences'),
+        ('governance', '0014_baseline_execution_id'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0014_template_redaction_switch'),
+        ('governance', '0015_template_redaction_switch'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
