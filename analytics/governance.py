@@ -12,7 +12,7 @@ scientist before an export) with what the ladders then did. A summary's payload 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -572,6 +572,37 @@ def guardrail_forecasts(scope: AnalyticsScope, *, now: datetime, limit: int | No
     }
 
 
+def redaction_kpis(scope: AnalyticsScope, *, now: datetime) -> dict[str, Any]:
+    """Exports created in the window: how many had something redacted, and what, by type (docs/redaction.md).
+    ``over_alert`` when the share reaches ``ANALYTICS_REDACTION_ALERT_SHARE``: sensitive data keeps reaching
+    narratives. One query."""
+    rows = (
+        NarrativeExport.objects.filter(execution__team_id__in=scope.team_ids, created_at__gte=window_start(scope, now))
+        .values_list("redaction_counts", "redaction_policy__enabled")
+        .iterator()
+    )
+    exports = with_redactions = unredacted = 0
+    by_type: Counter[str] = Counter()
+    for counts, enabled in rows:
+        exports += 1
+        unredacted += enabled is False
+        counts = {kind: count for kind, count in (counts or {}).items() if isinstance(count, int) and count > 0}
+        with_redactions += bool(counts)
+        by_type.update(counts)
+    share = _share(with_redactions, exports)
+    alert = settings.ANALYTICS_REDACTION_ALERT_SHARE
+    return {
+        "exports": exports,
+        "exports_with_redactions": with_redactions,
+        "share_of_exports_with_redactions": share,
+        "counts_by_type": dict(sorted(by_type.items())),
+        "redactions": sum(by_type.values()),
+        "exports_without_redaction": unredacted,
+        "alert_share": alert,
+        "over_alert": share is not None and share >= alert,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Everything
 
@@ -593,4 +624,5 @@ def governance_analytics(scope: AnalyticsScope, *, now: datetime | None = None) 
         "blocker_trends": blocker_trends(scope, now=now, rows=rows),
         "ladder_load": ladder_load(scope, now=now, rows=rows),
         "guardrail_forecasts": guardrail_forecasts(scope, now=now),
+        "redaction": redaction_kpis(scope, now=now),
     }

@@ -29,6 +29,7 @@ from config.humanize import until_in_words
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.selectors.executions import executions_for_user
+from exports.services.clearance import export_clearance_allows, export_clearance_record_denial
 from governance.selectors.teams import teams_for_user
 
 
@@ -97,6 +98,9 @@ def signing_notice(*, user) -> tuple[str, bool]:
 
 
 def _page_context(request, export: NarrativeExport) -> dict:
+    cleared = export_clearance_allows(export=export, user=request.user)
+    if not cleared:  # metadata only (docs/clearance.md); the refusal is recorded like any other
+        export_clearance_record_denial(export=export, user=request.user, action="detail")
     page = export_page_for_user(user=request.user, export=export)
     sign_form, sign_refusal, sign_notice = _sign_section(request.user, export, page)
     return {
@@ -110,7 +114,8 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "sign_refusal": sign_refusal,
         "sign_notice": sign_notice,
         "guardrail": verify_export_packaging_guardrails(export),
-        "narrative_html": markdown_to_safe_html(export.narrative_markdown),
+        "narrative_html": markdown_to_safe_html(export.narrative_markdown) if cleared else None,
+        "cleared": cleared,
         "packaged": export.status == ExportStatus.PACKAGED,
         "may_start_version": page.may_start_version,
     }

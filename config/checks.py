@@ -56,3 +56,18 @@ def strict_content_security_policy(app_configs, **kwargs):
             id="dossier.W003",
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def keyring_from_environment(app_configs, **kwargs):
+    if not getattr(settings, "DOSSIER_ENCRYPTION_AT_REST", False) or os.environ.get("DOSSIER_KEYRING"):
+        return []
+    return [
+        checks.Warning(
+            "DOSSIER_KEYRING is not set, so stored artifacts and evidence are encrypted under a keyring generated "
+            "in var/keyring.json on this host only.",
+            hint="Set DOSSIER_KEYRING to the keyring JSON or its path (or an aws-kms keyring) on every web and "
+            "worker host, and back it up apart from the storage (docs/encryption.md).",
+            id="dossier.W004",
+        )
+    ]

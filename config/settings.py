@@ -192,9 +192,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Artifact storage -----------------------------------------------------------------------------------------
 ARTIFACT_STORAGE_BACKEND = env_str("ARTIFACT_STORAGE_BACKEND", "filesystem")
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
+# Encryption at rest (docs/encryption.md): a storage property of both backends. DOSSIER_KEYRING is the keyring
+# JSON or a path to it; empty, a development keyring is generated in var/keyring.json (check --deploy warns).
+DOSSIER_ENCRYPTION_AT_REST = env_bool("DOSSIER_ENCRYPTION_AT_REST", True)
+DOSSIER_KEYRING = env_str("DOSSIER_KEYRING")
+DOSSIER_KEYRING_DEFAULT_PATH = VAR_DIR / "keyring.json"
+_encrypted = "exports.storage_backends.Encrypted" if DOSSIER_ENCRYPTION_AT_REST else None
 if ARTIFACT_STORAGE_BACKEND == "s3":
     _artifacts = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": f"{_encrypted}S3Storage" if _encrypted else "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", "dossier-artifacts"),
             "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
@@ -208,7 +214,7 @@ if ARTIFACT_STORAGE_BACKEND == "s3":
     }
 else:
     _artifacts = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": f"{_encrypted}FileSystemStorage" if _encrypted else "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(ARTIFACT_ROOT), "file_permissions_mode": 0o640},
     }
 STORAGES = {
@@ -253,6 +259,7 @@ SPECTACULAR_SETTINGS = {
         "EvidenceKindEnum": "exports.choices.EvidenceKind",
         "TemplateStatusEnum": "governance.choices.TemplateStatus",
         "BaselineStatusEnum": "governance.choices.BaselineStatus",
+        "ClassificationEnum": "governance.choices.Classification",
     },
 }
 
@@ -333,8 +340,10 @@ DOSSIER_PACKAGING_MAX_RETRIES = env_int("DOSSIER_PACKAGING_MAX_RETRIES", 5)
 DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0)
 # Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
-# Redaction applied when a narrative is rendered (docs/exports.md, "Redaction"): strategy label|mask|partial,
-# per-type overrides, and an optional JSON file of custom rules. The policy in force is stored on each export.
+# Redaction applied when a narrative is rendered (docs/exports.md, "Redaction"; docs/redaction.md): strategy
+# label|mask|partial, per-type overrides, and an optional JSON file of custom rules. The policy in force is stored on
+# each export. Uploaded text files (CSV, JSON, logs…) up to this size are redacted too; larger ones ship as uploaded.
+DOSSIER_REDACTION_MAX_FILE_BYTES = env_int("DOSSIER_REDACTION_MAX_FILE_BYTES", 16 * 1024 * 1024)
 DOSSIER_REDACTION: dict[str, Any] = {
     "strategy": env_str("DOSSIER_REDACTION_STRATEGY", "label"),
     "overrides": {},
@@ -382,6 +391,9 @@ ANALYTICS_PREVIEW_SAMPLE = env_int("ANALYTICS_PREVIEW_SAMPLE", 2000)
 ANALYTICS_GUARDRAIL_LIMIT = env_int("ANALYTICS_GUARDRAIL_LIMIT", 12)
 # Stages open longer than this on average are highlighted on the dashboard.
 ANALYTICS_MEAN_OPEN_ALERT_MINUTES = env_int("ANALYTICS_MEAN_OPEN_ALERT_MINUTES", 60)
+# The redaction tile is highlighted when at least this share of the window's exports had something redacted
+# (secrets or personal data keep reaching narratives; docs/redaction.md).
+ANALYTICS_REDACTION_ALERT_SHARE = float(env_str("ANALYTICS_REDACTION_ALERT_SHARE", "0.25"))
 # The dashboard re-fetches its panels this often (at most 30 s, docs/analytics.md).
 ANALYTICS_DASHBOARD_REFRESH_SECONDS = min(env_int("ANALYTICS_DASHBOARD_REFRESH_SECONDS", 15), 30)
 ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)

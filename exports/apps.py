@@ -18,5 +18,12 @@ class ExportsConfig(AppConfig):
             E.PACKAGING_FAILED,
         )
         feed_event_types_register(
-            "artifact", E.ARTIFACT_DOWNLOADED, E.ARTIFACT_EXPIRED, E.ARTIFACT_INTEGRITY_FAILED, E.ARTIFACT_VERIFIED
+            "artifact",
+            E.ARTIFACT_DOWNLOADED,
+            E.ARTIFACT_EXPIRED,
+            E.ARTIFACT_INTEGRITY_FAILED,
+            E.ARTIFACT_DECRYPTION_FAILED,
+            E.EXPORT_DENIED,
+            E.EXPORT_RELABELLED,
+            E.ARTIFACT_VERIFIED,
         )

@@ -43,6 +43,9 @@ class EventType(models.TextChoices):
     ARTIFACT_EXPIRED = "narrative_export.artifact.expired", "Bundle expired"
     ARTIFACT_INTEGRITY_FAILED = "narrative_export.artifact.integrity_failed", "Bundle failed its integrity check"
     ARTIFACT_VERIFIED = "narrative_export.artifact.verified", "Bundle verified"
+    ARTIFACT_DECRYPTION_FAILED = "narrative_export.artifact.decryption_failed", "Stored bundle did not decrypt"
+    EXPORT_DENIED = "narrative_export.export_denied", "Access denied above clearance"
+    EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
 
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
     ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"

@@ -16,8 +16,19 @@ Detectors (type name → what it finds)
     ``JWT``             three base64url segments starting ``eyJ``
     ``PRIVATE_KEY``     PEM ``-----BEGIN ... PRIVATE KEY-----`` blocks through their END line
     ``AWS_ACCESS_KEY``  AWS access key ids (``AKIA``/``ASIA``/``ABIA``/``ACCA`` + 16)
-    ``API_KEY``         ``sk_live_``/``pk_test_``-style keys, GitHub ``ghp_``/``gho_``/``ghs_``/``ghu_``/``ghr_`` and
-                        ``github_pat_`` tokens, Slack ``xox?-`` tokens, GitLab ``glpat-``, Google ``AIza`` keys
+    ``API_KEY``         ``sk_live_``/``pk_test_``/``rk_live_``-style (Stripe) keys, GitHub ``ghp_``/``gho_``/``ghs_``/
+                        ``ghu_``/``ghr_`` and ``github_pat_`` tokens, Slack ``xox?-`` tokens and ``hooks.slack.com``
+                        webhook paths, GitLab ``glpat-``, Google ``AIza`` keys and ``ya29.`` OAuth tokens
+    ``ANTHROPIC_KEY``   Anthropic ``sk-ant-…`` keys
+    ``OPENAI_KEY``      OpenAI ``sk-…``, ``sk-proj-…``, ``sk-svcacct-…`` and ``sk-admin-…`` keys
+    ``AWS_SECRET_KEY``  the 40-character value of ``aws_secret_access_key = …`` style assignments (env files, INI,
+                        YAML, JSON ``"aws_secret_access_key": "…"``); the key name is kept
+    ``AZURE_CONNECTION_STRING``  Azure storage connection strings (``DefaultEndpointsProtocol=…;AccountKey=…``) and
+                        bare ``AccountKey=``/``SharedAccessSignature=`` values
+    ``SECRET``          the value of any ``…key|secret|token|password = value`` assignment (also JSON and
+                        YAML) when the value looks generated: at least 16 characters, letters and digits, Shannon
+                        entropy >= 3.5 bits per character (passwords: at least 8 characters of two classes); the
+                        name is kept
 
 Strategies
     ``label``    ``[REDACTED:EMAIL]``
@@ -46,6 +57,7 @@ text settles in two passes; only chains of more than ``MAX_PASSES`` glued detect
 from __future__ import annotations
 
 import json
+import math
 import re
 from bisect import bisect_left
 from collections import Counter
@@ -163,9 +175,28 @@ _PRIVATE_KEY = re.compile(
 )
 _AWS_ACCESS_KEY = re.compile(r"(?P<prefix>AKIA|ASIA|ABIA|ACCA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])")
 _API_KEY = re.compile(
-    r"(?P<prefix>(?:sk|pk|rk)_(?:live|test)_|gh[pousr]_|github_pat_|glpat-|xox[abprs]-|AIza)"
+    r"(?P<prefix>(?:sk|pk|rk)_(?:live|test)_|gh[pousr]_|github_pat_|glpat-|xox[abprse]-|AIza|ya29\.)"
     r"[A-Za-z0-9_\-]{16,}"
+    r"|(?P<webhook>hooks\.slack\.com/(?:services|workflows)/)[A-Za-z0-9_/\-]{20,}"
 )
+_ANTHROPIC_KEY = re.compile(r"(?P<prefix>sk-ant-)[A-Za-z0-9_\-]{20,}")
+_OPENAI_KEY = re.compile(r"(?P<prefix>sk-(?:proj-|svcacct-|admin-)?)(?!ant-)[A-Za-z0-9_\-]{20,}")
+_ASSIGNMENT = r"""\\?["']?[ \t]*(?::|=|:=|=>)[ \t]*\\?["']?"""  # quotes may be escaped (JSON inside a string)
+_AWS_SECRET_KEY = re.compile(
+    r"(?i:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)" + _ASSIGNMENT
+    + r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+)  # fmt: skip
+_AZURE = re.compile(
+    r"DefaultEndpointsProtocol=[A-Za-z]+(?:;[A-Za-z]+=[^\s;\"'<>]*)+"
+    r"|(?P<prefix>AccountKey=|SharedAccessSignature=)[A-Za-z0-9+/%&=.\-]{20,}"
+)
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i:(?P<name>key|secret|token|passw(?:or)?d|pwd|passphrase|credentials?))(?![A-Za-z0-9])"
+    + _ASSIGNMENT
+    + r"(?P<value>[^\s\"',;}\])\\]{8,200})"
+)
+
+
 _API_KEY_PREFIX_BOUNDARY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -200,9 +231,64 @@ def _with_substring(needles: tuple[str, ...], finder: Finder) -> Finder:
 
 
 def _find_api_keys(text: str) -> Iterator[tuple[int, int, int]]:
-    for start, end, prefix_end in _regex_finder(_API_KEY)(text):
-        if start == 0 or text[start - 1] not in _API_KEY_PREFIX_BOUNDARY:
-            yield start, end, prefix_end
+    for found in _API_KEY.finditer(text):
+        start = found.start()
+        if found.group("webhook"):
+            yield start, found.end(), found.end("webhook")
+        elif start == 0 or text[start - 1] not in _API_KEY_PREFIX_BOUNDARY:
+            yield start, found.end(), found.end("prefix")
+
+
+def _find_azure(text: str) -> Iterator[tuple[int, int, int]]:
+    for found in _AZURE.finditer(text):
+        whole = found.group()
+        if found.group("prefix") or "AccountKey=" in whole or "SharedAccessSignature=" in whole:
+            yield found.start(), found.end(), found.end("prefix") if found.group("prefix") else found.start()
+
+
+def _find_aws_secret_keys(text: str) -> Iterator[tuple[int, int, int]]:
+    for found in _AWS_SECRET_KEY.finditer(text):
+        yield found.start("value"), found.end("value"), found.start("value")
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(count / len(value) * math.log2(count / len(value)) for count in counts.values())
+
+
+def _classes(value: str) -> int:
+    return (
+        any(char.islower() for char in value)
+        + any(char.isupper() for char in value)
+        + any(char.isdigit() for char in value)
+        + any(not char.isalnum() for char in value)
+    )
+
+
+def looks_generated(value: str, *, password: bool = False) -> bool:
+    """Whether an assigned value looks like a credential rather than a word, a number or a placeholder."""
+    if password:
+        return len(value) >= 8 and _classes(value) >= 2 and _entropy(value) >= 2.5
+    has_letter = any(char.isalpha() for char in value)
+    return len(value) >= 16 and has_letter and any(c.isdigit() for c in value) and _entropy(value) >= 3.5
+
+
+def _find_secret_assignments(text: str) -> Iterator[tuple[int, int, int]]:
+    for found in _SECRET_ASSIGNMENT.finditer(text):
+        password = found.group("name").lower().startswith(("pass", "pwd"))
+        if looks_generated(found.group("value"), password=password):
+            yield found.start("value"), found.end("value"), found.start("value")
+
+
+def _bounded(pattern: re.Pattern[str]) -> Finder:
+    """A prefixed-token finder that ignores matches glued to a preceding word (``task-…`` is not ``sk-…``)."""
+
+    def find(text: str) -> Iterator[tuple[int, int, int]]:
+        for start, end, prefix_end in _regex_finder(pattern)(text):
+            if start == 0 or text[start - 1] not in _API_KEY_PREFIX_BOUNDARY:
+                yield start, end, prefix_end
+
+    return find
 
 
 _URL_TRAILING = ".,;:!?'\\"
@@ -228,7 +314,15 @@ BUILTIN_DETECTORS: tuple[tuple[str, Finder], ...] = (
     ("PRIVATE_KEY", _with_substring(("PRIVATE KEY-----",), _regex_finder(_PRIVATE_KEY))),
     ("JWT", _with_substring(("eyJ",), _regex_finder(_JWT))),
     ("AWS_ACCESS_KEY", _with_substring(("AKIA", "ASIA", "ABIA", "ACCA"), _regex_finder(_AWS_ACCESS_KEY))),
-    ("API_KEY", _with_substring(("_live_", "_test_", "gh", "glpat-", "xox", "AIza"), _find_api_keys)),
+    ("ANTHROPIC_KEY", _with_substring(("sk-ant-",), _bounded(_ANTHROPIC_KEY))),
+    ("OPENAI_KEY", _with_substring(("sk-",), _bounded(_OPENAI_KEY))),
+    ("AZURE_CONNECTION_STRING", _with_substring(("AccountKey=", "SharedAccessSignature="), _find_azure)),
+    ("AWS_SECRET_KEY", _find_aws_secret_keys),
+    (
+        "API_KEY",
+        _with_substring(("_live_", "_test_", "gh", "glpat-", "xox", "AIza", "ya29.", "hooks.slack"), _find_api_keys),
+    ),
+    ("SECRET", _find_secret_assignments),
     ("CARD", _regex_finder(_CARD, _card_accept)),
     ("SSN", _with_substring(("-",), _regex_finder(_SSN, _ssn_accept))),
     ("EMAIL", _find_emails),
@@ -282,19 +376,95 @@ def _rule_error(where: str, message: str) -> RedactionRuleError:
     return RedactionRuleError(f"{where}: {message}")
 
 
-def parse_custom_rules(document: Any, *, source: str = "rules") -> tuple[CustomRule, ...]:
-    """Validate ``{"rules": [{"name", "pattern", "strategy"}, ...]}`` and compile it.
+_TYPED_RULE_KEYS = frozenset({"name", "pattern", "type"})
+_TYPED_RULE_OPTIONAL = frozenset({"description", "strategy"})
+_TYPED_DOCUMENT_KEYS = frozenset({"rules", "strategies", "default_strategy"})
+_RULE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")
+LABEL_TEMPLATE = "[REDACTED:{type}]"
 
-    Names are upper-case identifiers (they become labels) distinct from built-in types and each other; patterns
-    must compile and must match neither the empty string nor a run of ``*`` (mask output), else redaction
-    could never settle.
+
+def parse_custom_rules(document: Any, *, source: str = "rules") -> tuple[CustomRule, ...]:
+    """Validate a custom rule document and compile it. Two forms are accepted:
+
+    - ``{"rules": [{"name", "pattern", "strategy"}, ...]}``: ``name`` is the upper-case type (the label);
+    - ``{"rules": [{"name", "pattern", "type", "description"?, "strategy"?}, ...], "strategies": {...}?,
+      "default_strategy": "label"?}``: ``type`` becomes the label (upper-cased: ``custom_id`` → ``CUSTOM_ID``),
+      ``name`` identifies the rule, ``strategy`` defaults to ``default_strategy`` (``label``); ``strategies`` may
+      configure ``label`` with ``{"replacement": "[REDACTED:{type}]"}`` — the only replacement the engine can
+      recognise again, which keeps redaction idempotent — and name ``mask`` or ``partial`` without options.
+
+    Types are upper-case identifiers distinct from the built-in types; patterns must compile and must match
+    neither the empty string nor a run of ``*`` (mask output), else redaction could never settle.
     """
-    if not isinstance(document, dict) or set(document) != {"rules"} or not isinstance(document["rules"], list):
+    if not isinstance(document, dict) or "rules" not in document or not isinstance(document["rules"], list):
         raise _rule_error(source, 'expected an object {"rules": [...]}')
+    typed = set(document) != {"rules"} or any(isinstance(raw, dict) and "type" in raw for raw in document["rules"])
+    if not typed:
+        rules: list[CustomRule] = []
+        for index, raw in enumerate(document["rules"]):
+            rules.append(_parse_rule(raw, f"{source}: rules[{index}]", {rule.name for rule in rules}))
+        return tuple(rules)
+    return _parse_typed_rules(document, source)
+
+
+def _parse_typed_rules(document: dict, source: str) -> tuple[CustomRule, ...]:
+    unknown = sorted(set(document) - _TYPED_DOCUMENT_KEYS)
+    if unknown:
+        raise _rule_error(source, f"unknown keys {unknown}")
+    default = document.get("default_strategy", "label")
+    if default not in set(Strategy):
+        raise _rule_error(source, f"default_strategy {default!r} must be one of {', '.join(Strategy)}")
+    _check_typed_strategies(document.get("strategies", {}), source)
     rules: list[CustomRule] = []
+    names: set[str] = set()
+    strategy_of_type: dict[str, Strategy] = {}
     for index, raw in enumerate(document["rules"]):
-        rules.append(_parse_rule(raw, f"{source}: rules[{index}]", {rule.name for rule in rules}))
+        where = f"{source}: rules[{index}]"
+        _, label = _typed_rule_names(raw, where, names)
+        strategy = raw.get("strategy", default)
+        if strategy_of_type.setdefault(label, strategy) != strategy:
+            raise _rule_error(where, f"type {label!r} is given two strategies")
+        rule = _parse_rule(
+            {"name": label, "pattern": raw["pattern"], "strategy": strategy},
+            where,
+            {rule.name for rule in rules if rule.name != label},
+        )
+        rules.append(rule)
     return tuple(rules)
+
+
+def _check_typed_strategies(strategies: object, source: str) -> None:
+    """The typed format's ``strategies`` object: known strategies, and only the label's own replacement."""
+    if not isinstance(strategies, dict):
+        raise _rule_error(source, "strategies must be an object")
+    for name, options in strategies.items():
+        where = f"{source}: strategies.{name}"
+        if name not in set(Strategy):
+            raise _rule_error(where, f"unknown strategy (use {', '.join(Strategy)})")
+        if not isinstance(options, dict):
+            raise _rule_error(where, "expected an object")
+        allowed = {"replacement"} if name == Strategy.LABEL else set()
+        if set(options) - allowed:
+            raise _rule_error(where, f"unknown options {sorted(set(options) - allowed)}")
+        if "replacement" in options and options["replacement"] != LABEL_TEMPLATE:
+            raise _rule_error(where, f"replacement must be {LABEL_TEMPLATE!r}, the label the engine recognises")
+
+
+def _typed_rule_names(raw: object, where: str, names: set[str]) -> tuple[str, str]:
+    """A typed rule's keys checked; its distinct name (added to ``names``) and its type as a label."""
+    if not isinstance(raw, dict):
+        raise _rule_error(where, "expected an object with name, pattern and type")
+    missing = sorted(_TYPED_RULE_KEYS - set(raw))
+    unknown = sorted(set(raw) - _TYPED_RULE_KEYS - _TYPED_RULE_OPTIONAL)
+    if missing or unknown:
+        raise _rule_error(where, f"missing keys {missing}, unknown keys {unknown}")
+    name, kind = raw["name"], raw["type"]
+    if not isinstance(name, str) or _RULE_ID.fullmatch(name) is None or name in names:
+        raise _rule_error(where, f"name {name!r} must be a distinct identifier (letters, digits, _ and -)")
+    names.add(name)
+    if not isinstance(raw.get("description", ""), str):
+        raise _rule_error(where, "description must be a string")
+    return name, kind.upper() if isinstance(kind, str) else kind
 
 
 def _parse_rule(raw: Any, where: str, taken: set[str]) -> CustomRule:
@@ -364,7 +534,7 @@ def _partial(kind: str, text: str, match: Match) -> str:
     if kind == "URL":
         host = _URL_HOST.match(text)
         return f"[REDACTED:URL:{host.group(1)}]" if host else "[REDACTED:URL]"
-    if kind in ("AWS_ACCESS_KEY", "API_KEY"):
+    if kind in ("AWS_ACCESS_KEY", "API_KEY", "ANTHROPIC_KEY", "OPENAI_KEY"):
         keep = match.prefix_end - match.start
         return text[:keep] + "*" * (len(text) - keep)
     if kind in BUILTIN_TYPES:
@@ -389,13 +559,15 @@ class Redactor:
     """A configured redaction engine; immutable, so one instance can serve every export.
 
     ``strategy`` applies to every built-in type unless ``overrides`` names another for that type; custom rules
-    carry their own strategy. ``allow_patterns`` adds regexes to the allow-list.
+    carry their own strategy. ``allow_patterns`` adds regexes to the allow-list. ``enabled=False`` (a template
+    whose redaction a compliance officer switched off) returns every text unchanged and counts nothing.
     """
 
     strategy: Strategy = Strategy.LABEL
     overrides: Mapping[str, Strategy] = field(default_factory=dict)
     custom_rules: Sequence[CustomRule] = ()
     allow_patterns: Sequence[str] = ()
+    enabled: bool = True
     _detectors: tuple[tuple[str, Finder, Strategy], ...] = field(init=False, repr=False, compare=False)
     _allowed: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
@@ -411,6 +583,8 @@ class Redactor:
 
     def redact(self, text: str) -> RedactionResult:
         counts: Counter[str] = Counter()
+        if not self.enabled:
+            return RedactionResult(text, {})
         for _ in range(MAX_PASSES):
             matches = self._select(text)
             if not matches:
@@ -422,6 +596,8 @@ class Redactor:
     def redact_json(self, data: Any) -> JsonRedactionResult:
         """Redact every string value of a JSON document, recursively; keys, numbers and structure are kept."""
         counts: Counter[str] = Counter()
+        if not self.enabled:
+            return JsonRedactionResult(data, {})
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):

@@ -11,8 +11,14 @@ Publishing is atomic on every backend: a reader sees either no artifact or the w
   deleted.
 - Any other backend: saved under a staging name, copied to the final name, staging name deleted.
 
-Backend failures that may heal by themselves (I/O errors, an unreachable object store) are raised as
-``StorageUnavailable`` so the packaging task can retry them.
+Backend failures that may heal by themselves (I/O errors, an unreachable object store or key service) are raised
+as ``StorageUnavailable`` so the packaging task can retry them.
+
+Encryption at rest (docs/encryption.md) is a property of the storage (``encrypts_at_rest``, set by the backends in
+``exports/storage_backends.py``): staged archives are encrypted as they are written, and every read here
+decrypts, so sizes, digests, downloads and signatures are those of the plaintext. Objects stored before
+encryption was turned on (no header) are read as they are until ``manage.py encrypt_existing`` converts them.
+An object that does not open raises ``DecryptionFailed`` and no plaintext is served.
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
+
+from exports.crypto import DecryptingReader, DecryptionFailed, EncryptingWriter, KeyringUnavailable, is_encrypted
+from exports.crypto.stream import MAGIC
 
 STAGING_PREFIX = ".staging/"
 READ_CHUNK = 8 << 20
@@ -76,8 +85,10 @@ TRANSIENT_STORAGE_ERRORS = _transient_errors()
 def storage_errors_as_unavailable(what: str) -> Iterator[None]:
     try:
         yield
-    except (ArtifactMissing, ArtifactIntegrityError):
+    except (ArtifactMissing, ArtifactIntegrityError, DecryptionFailed):
         raise
+    except KeyringUnavailable as exc:
+        raise StorageUnavailable(f"{what}: {exc}") from exc
     except FileNotFoundError as exc:
         raise ArtifactMissing(str(exc)) from exc
     except TRANSIENT_STORAGE_ERRORS as exc:
@@ -96,20 +107,100 @@ def _is_object_store(storage: Storage) -> bool:
     return getattr(storage, "bucket_name", None) is not None and hasattr(storage, "connection")
 
 
+def storage_encrypts(storage: Storage) -> bool:
+    return bool(getattr(storage, "encrypts_at_rest", False))
+
+
+def storage_keyring():
+    from exports.encryption import storage_keyring as keyring
+
+    return keyring()
+
+
+class PrefixedStream:
+    """A read-only stream whose first bytes were already read (to look for the encryption header)."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self._prefix, self._stream = prefix, stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._prefix:
+            return self._stream.read(size)
+        if size is None or size < 0:
+            data, self._prefix = self._prefix + self._stream.read(), b""
+            return data
+        data, self._prefix = self._prefix[:size], self._prefix[size:]
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def readable(self) -> bool:
+        return True
+
+    def __enter__(self) -> PrefixedStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _read_prefix(stream: BinaryIO) -> bytes:
+    parts, remaining = [], len(MAGIC)
+    while remaining:
+        data = stream.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+def plaintext_stream(raw: BinaryIO) -> BinaryIO:
+    """The plaintext of stored bytes: decrypted when they carry the encryption header, as they are otherwise
+    (objects stored before encryption). Takes ownership of ``raw``. Raises ``DecryptionFailed``."""
+    try:
+        prefix = _read_prefix(raw)
+    except BaseException:
+        raw.close()
+        raise
+    stream = PrefixedStream(prefix, raw)
+    if is_encrypted(prefix):
+        return cast(BinaryIO, DecryptingReader(stream, storage_keyring()))
+    return cast(BinaryIO, stream)
+
+
+def _raw_open(name: str, storage: Storage) -> BinaryIO:
+    if isinstance(storage, FileSystemStorage):
+        return open(storage.path(name), "rb", buffering=0)  # noqa: SIM115 - returned to the caller
+    if _is_object_store(storage):
+        s3: Any = storage  # django-storages' S3Storage, which ships no type information
+        return s3.bucket.Object(s3._normalize_name(name)).get()["Body"]
+    return storage.open(name, "rb")  # type: ignore[return-value]  # a File proxies a binary stream
+
+
+def storage_open_raw(name: str, storage: Storage | None = None) -> BinaryIO:
+    """The stored bytes as they are (ciphertext on an encrypting storage), for one sequential read."""
+    storage = storage or artifact_storage()
+    with storage_errors_as_unavailable(f"opening {name}"):
+        return _raw_open(name, storage)
+
+
 def storage_open_stream(name: str, storage: Storage | None = None) -> BinaryIO:
-    """Open stored bytes for one sequential read without staging them locally first.
+    """Open stored bytes for one sequential read of their plaintext without staging them locally first.
 
     (django-storages' S3 file object downloads the whole object before the first read; the raw response body
-    streams instead.) Raises ``ArtifactMissing`` or ``StorageUnavailable``.
+    streams instead.) Raises ``ArtifactMissing``, ``StorageUnavailable`` or ``DecryptionFailed``.
     """
     storage = storage or artifact_storage()
     with storage_errors_as_unavailable(f"opening {name}"):
-        if isinstance(storage, FileSystemStorage):
-            return open(storage.path(name), "rb", buffering=0)  # noqa: SIM115 - returned to the caller
-        if _is_object_store(storage):
-            s3: Any = storage  # django-storages' S3Storage, which ships no type information
-            return s3.bucket.Object(s3._normalize_name(name)).get()["Body"]
-        return storage.open(name, "rb")  # type: ignore[return-value]  # a File proxies a binary stream
+        raw = _raw_open(name, storage)
+        return plaintext_stream(raw) if storage_encrypts(storage) else raw
 
 
 # --- Names ----------------------------------------------------------------------------------------------------
@@ -154,8 +245,9 @@ class StagedArtifact:
 def artifact_staged(
     *, export_id: int, version: int, storage: Storage | None = None
 ) -> Iterator[tuple[StagedArtifact, BinaryIO]]:
-    """Open a staging file for a new archive. The caller writes, then calls :func:`artifact_publish` or
-    ``discard()``; an exception inside the block discards the staged bytes."""
+    """Open a staging file for a new archive. The caller writes plaintext (encrypted on its way to the file when
+    the storage encrypts at rest), then calls :func:`artifact_publish` or ``discard()``; an exception inside the
+    block discards the staged bytes."""
     storage = storage or artifact_storage()
     staging_name = f"{staging_prefix_for(export_id=export_id, version=version)}{uuid.uuid4().hex}.partial"
     with storage_errors_as_unavailable("staging an artifact"):
@@ -170,7 +262,13 @@ def artifact_staged(
         out = open(staged.local_path, "wb")  # noqa: SIM115 - closed below, before publish
     try:
         with out:
-            yield staged, out
+            if storage_encrypts(storage):
+                with storage_errors_as_unavailable("encrypting an artifact"):
+                    sealed = EncryptingWriter(out, storage_keyring())
+                yield staged, cast(BinaryIO, sealed)
+                sealed.close()
+            else:
+                yield staged, out
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
@@ -190,7 +288,9 @@ def artifact_publish(staged: StagedArtifact, final_name: str) -> None:
             return
         try:
             with open(staged.local_path, "rb") as source:
-                staged_name = storage.save(staged.staging_name, File(source))
+                # staged bytes are already encrypted when the storage encrypts: stored as they are
+                save = getattr(storage, "save_sealed", storage.save)
+                staged_name = save(staged.staging_name, File(source))
             _copy_within(storage, staged_name, final_name)
             storage.delete(staged_name)
         finally:
@@ -274,34 +374,62 @@ def artifact_open_verified(name: str, *, sha256: str, storage: Storage | None = 
     """Return a handle positioned at the start of bytes whose sha256 has just been checked.
 
     The bytes checked are the bytes served: on the filesystem the same open file is hashed then rewound (an
-    atomic replacement of the name cannot swap it); elsewhere the object is spooled to a temporary file while
-    it is hashed. Raises ``ArtifactMissing`` or ``ArtifactIntegrityError``; the caller closes the handle.
+    atomic replacement of the name cannot swap it); elsewhere the stored object is spooled to a temporary file
+    while it is read. On an encrypting storage the check decrypts the whole object first, so a ciphertext that
+    does not open (``DecryptionFailed``) is refused before a byte is served. Raises ``ArtifactMissing`` or
+    ``ArtifactIntegrityError``; the caller closes the handle.
     """
     storage = storage or artifact_storage()
+    encrypted = storage_encrypts(storage)
     with storage_errors_as_unavailable("reading an artifact"):
         if isinstance(storage, FileSystemStorage):
-            handle = storage_open_stream(name, storage)
-            actual, size = _hash_into(handle)
+            handle = _raw_open(name, storage)
         else:
             handle = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115 - returned
-            source = storage_open_stream(name, storage)
+            source = _raw_open(name, storage)
             try:
-                actual, size = _hash_into(source, handle)
+                _hash_into(source, handle)
+            except BaseException:
+                handle.close()
+                raise
             finally:
                 source.close()
+            handle.seek(0)
+        try:
+            actual, size = _hash_into(_plaintext_view(handle) if encrypted else handle)
+            handle.seek(0)
+        except BaseException:
+            handle.close()
+            raise
     if actual != sha256:
         handle.close()
         raise ArtifactIntegrityError(sha256, actual, size)
-    handle.seek(0)
-    return handle
+    return plaintext_stream(handle) if encrypted else handle
+
+
+class _Unclosing:
+    """A view of a stream that leaves it open when the view is closed (the verifying pass rewinds it)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def close(self) -> None:
+        pass
+
+
+def _plaintext_view(handle: BinaryIO) -> BinaryIO:
+    return plaintext_stream(cast(BinaryIO, _Unclosing(handle)))
 
 
 @contextmanager
 def artifact_local_path(name: str, storage: Storage | None = None) -> Iterator[str]:
-    """A local path holding the artifact's bytes, for tools that read files: the file itself on the filesystem
-    backend, a temporary copy otherwise."""
+    """A local path holding the artifact's (plaintext) bytes, for tools that read files: the file itself on an
+    unencrypted filesystem backend, a temporary copy otherwise."""
     storage = storage or artifact_storage()
-    if isinstance(storage, FileSystemStorage):
+    if isinstance(storage, FileSystemStorage) and not storage_encrypts(storage):
         path = storage.path(name)
         if not os.path.exists(path):
             raise ArtifactMissing(name)

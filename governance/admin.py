@@ -28,6 +28,7 @@ from config.errors import DossierError
 from governance.models import (
     AuditChainVerification,
     AuditEvent,
+    Clearance,
     GovernanceBaseline,
     GovernanceBaselineEvent,
     GovernanceTemplateAuditLog,
@@ -41,6 +42,8 @@ from governance.models import (
 )
 from governance.permissions import can_curate_templates_of, curated_team_ids, is_template_curator
 from governance.selectors.templates import snapshot_has_drifted
+from governance.services.audit import audit_record
+from governance.services.clearance import clearance_set
 from governance.services.templates import (
     assignment_delete,
     known_role_keys,
@@ -49,6 +52,7 @@ from governance.services.templates import (
     template_create,
     template_fork,
     template_publish,
+    template_redaction_set,
     template_stage_rows_ensure,
     template_update,
 )
@@ -206,9 +210,33 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "time_zone", "created_at"]
+    list_display = ["slug", "name", "time_zone", "clearance_policy", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "clearance_policy" in form.changed_data:
+            audit_record(
+                action="governance.clearance_policy_changed",
+                actor=request.user,
+                obj=obj,
+                team_id=obj.pk,
+                payload={"clearance_policy": obj.clearance_policy},
+            )
+
+
+@admin.register(Clearance)
+class ClearanceAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+    """Clearances are written through ``clearance_set`` (audited); a member without a row is Internal."""
+
+    list_display = ["user", "team", "level", "updated_at"]
+    list_filter = ["team", "level"]
+    search_fields = ["user__username", "team__slug"]
+    autocomplete_fields = ["user", "team"]
+
+    def save_model(self, request, obj, form, change):
+        clearance_set(team=obj.team, username=obj.user.username, level=obj.level, actor=request.user)
 
 
 @admin.register(Role)
@@ -399,6 +427,7 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
         "name",
         "status",
         "is_latest",
+        "redaction_enabled",
         "stage_count",
         "forked_from",
         "updated_at",
@@ -409,9 +438,18 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
     list_select_related = ["forked_from", "team"]
     autocomplete_fields = ["forked_from"]
     ordering = ["template_key", "-version"]
-    actions = ["publish_selected", "archive_selected", "fork_selected"]
+    actions = ["publish_selected", "archive_selected", "fork_selected", "redaction_off", "redaction_on"]
     readonly_after_creation = ["team", "template_key", "forked_from"]
-    info_fields = ["version", "status", "is_latest", "published_at", "archived_at", "created_by", "snapshot_link"]
+    info_fields = [
+        "version",
+        "status",
+        "is_latest",
+        "redaction_enabled",
+        "published_at",
+        "archived_at",
+        "created_by",
+        "snapshot_link",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(stage_total=Count("stage_rows"))
@@ -553,6 +591,25 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
     def fork_selected(self, request, queryset):
         self._each(
             request, queryset, lambda t: template_fork(template=t, actor=request.user), "forked into draft {result}."
+        )
+
+    # Only compliance may switch redaction (template_redaction_set refuses others with a message).
+    @admin.action(description="Switch redaction off for the selected templates (compliance)", permissions=["curate"])
+    def redaction_off(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda t: template_redaction_set(template=t, enabled=False, actor=request.user),
+            "redaction is off for every version ({result} changed); new bundles say 'Redaction: off'.",
+        )
+
+    @admin.action(description="Switch redaction back on for the selected templates", permissions=["curate"])
+    def redaction_on(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda t: template_redaction_set(template=t, enabled=True, actor=request.user),
+            "redaction is on for every version ({result} changed).",
         )
 
 

@@ -19,6 +19,19 @@ class Classification(models.TextChoices):
     RESTRICTED = "Restricted", "Restricted"
 
 
+# Lowest to highest: a user sees what is at or below their clearance (docs/clearance.md).
+CLASSIFICATION_ORDER = (Classification.PUBLIC, Classification.INTERNAL, Classification.CONFIDENTIAL,
+                        Classification.RESTRICTED)  # fmt: skip
+DEFAULT_CLEARANCE = Classification.INTERNAL
+
+
+class ClearancePolicy(models.TextChoices):
+    """What a team does with exports above a member's clearance."""
+
+    DENY = "deny", "Deny: metadata only"
+    REDACT = "redact", "Redact: evidence above the clearance replaced by a marker"
+
+
 class TemplateStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"
@@ -34,6 +47,7 @@ class TemplateAuditAction(models.TextChoices):
     ASSIGNED = "assigned", "Assigned"
     UNASSIGNED = "unassigned", "Unassigned"
     PREVIEWED = "previewed", "Previewed"
+    REDACTION_CHANGED = "redaction_changed", "Redaction switched on or off"
 
 
 class BaselineStatus(models.TextChoices):

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 
 from governance.choices import TemplateStatus
 from governance.models import Team, WorkflowTemplate
+from governance.services.clearance import clearance_set
 from governance.services.teams import membership_grant, team_create
 from governance.services.templates import template_publish
 
@@ -17,6 +18,17 @@ DEMO_USERS = {
     "demo-operator": ("Oni", "Marsh", ["operator"]),
     "demo-compliance": ("Casey", "Nakamura", ["compliance"]),
     "demo-admin": ("Alex", "Moreau", ["admin"]),
+}
+
+
+# Clearances that let the demo's ladders complete whatever the demo exports are classified (docs/clearance.md):
+# signers and compliance read everything; the operator keeps the default (Internal).
+DEMO_CLEARANCES = {
+    "demo-scientist": "Confidential",
+    "demo-reviewer": "Restricted",
+    "demo-approver": "Restricted",
+    "demo-compliance": "Restricted",
+    "demo-admin": "Restricted",
 }
 
 
@@ -39,6 +51,8 @@ def seed(stdout) -> None:
             user.save()
         for role in roles:
             membership_grant(user=user, team=team, role_key=role)
+        if username in DEMO_CLEARANCES:
+            clearance_set(team=team, username=username, level=DEMO_CLEARANCES[username], actor=None)
     stdout.write(f"team {team.slug}: {len(DEMO_USERS)} demo users (password from DEMO_PASSWORD)")
     _seed_default_template(stdout)
 

@@ -9,7 +9,15 @@ from django.db import models
 from django.utils import timezone
 
 from config.errors import Conflict
-from governance.choices import BaselineEventType, BaselineStatus, TemplateAuditAction, TemplateStatus
+from governance.choices import (
+    DEFAULT_CLEARANCE,
+    BaselineEventType,
+    BaselineStatus,
+    Classification,
+    ClearancePolicy,
+    TemplateAuditAction,
+    TemplateStatus,
+)
 from governance.querysets import TeamScopedQuerySet
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes.")
@@ -29,6 +37,7 @@ class Team(models.Model):
     name = models.CharField(max_length=200)
     # The zone the team's pages and PDFs show times in when a member has chosen none (docs/pages.md).
     time_zone = models.CharField(max_length=64, default="UTC", validators=[time_zone_validator])
+    clearance_policy = models.CharField(max_length=10, choices=ClearancePolicy.choices, default=ClearancePolicy.DENY)
     created_at = models.DateTimeField(auto_now_add=True)
 
     TEAM_LOOKUP = "id"
@@ -77,6 +86,22 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.time_zone or 'team time zone'}"
+
+
+class Clearance(models.Model):
+    """One clearance per (user, team): the highest classification the user may read in that team. No row means
+    ``DEFAULT_CLEARANCE`` (Internal). Written by ``clearance_set`` only (docs/clearance.md)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clearances")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="clearances")
+    level = models.CharField(max_length=20, choices=Classification.choices, default=DEFAULT_CLEARANCE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "team"], name="clearance_one_per_user_team")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.team.slug}: {self.level}"
 
 
 class AuditChainHead(models.Model):
@@ -181,6 +206,9 @@ class WorkflowTemplate(models.Model):
     permitted_roles = models.JSONField(default=list, blank=True)
     sla_defaults = models.JSONField(default=dict, blank=True)
     retention_days = models.PositiveIntegerField(default=3650)
+    # Whether exports under this template are redacted (docs/redaction.md). Kept equal on every version of the
+    # template by template_redaction_set, outside the versioned content: only compliance may switch it off.
+    redaction_enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

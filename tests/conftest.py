@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -85,15 +91,18 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(settings, tmp_path):
-    """Each test gets its own artifact storage, a clean cache and tasks run eagerly."""
+    """Each test gets its own artifact storage, encrypted at rest under its own keyring (docs/encryption.md), a
+    clean cache and tasks run eagerly."""
     from django.core.cache import cache
 
     from config.celery import app
 
     artifacts = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "exports.storage_backends.EncryptedFileSystemStorage",
         "OPTIONS": {"location": str(tmp_path / "artifacts")},
     }
+    settings.DOSSIER_KEYRING = ""
+    settings.DOSSIER_KEYRING_DEFAULT_PATH = tmp_path / "keyring.json"
     settings.STORAGES = {**settings.STORAGES, "artifacts": artifacts, "default": artifacts}
     settings.PROBLEMS_DIR = tmp_path / "problems"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -196,3 +205,35 @@ def which(tool: str) -> str:
     if path is None:
         unavailable(f"the '{tool}' command is not installed")
     return path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto in server mode (S3 and KMS) on a free local port, for the whole run."""
+    executable = Path(sys.executable).with_name("moto_server")
+    if not executable.exists():
+        pytest.skip("moto_server is not installed (uv sync --group dev)")
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)  # noqa: S310 - local test server
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)

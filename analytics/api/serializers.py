@@ -31,8 +31,21 @@ class AnalyticsCacheOutput(serializers.Serializer):
     ttl_seconds = serializers.IntegerField()
 
 
+class RedactionOutput(serializers.Serializer):
+    """Exports created in the window and what redaction removed from them (docs/redaction.md)."""
+
+    exports = serializers.IntegerField()
+    exports_with_redactions = serializers.IntegerField()
+    share_of_exports_with_redactions = serializers.FloatField(allow_null=True)
+    counts_by_type = serializers.DictField(child=serializers.IntegerField())
+    redactions = serializers.IntegerField()
+    exports_without_redaction = serializers.IntegerField()
+    alert_share = serializers.FloatField()
+    over_alert = serializers.BooleanField()
+
+
 class AnalyticsOutput(serializers.Serializer):
-    """The four figure families (docs: README "Governance analytics"); each is an object of named figures."""
+    """The figure families (docs: README "Governance analytics"); each is an object of named figures."""
 
     scope = AnalyticsScopeOutput()
     computed_at = serializers.DateTimeField()
@@ -40,4 +53,5 @@ class AnalyticsOutput(serializers.Serializer):
     blocker_trends = serializers.DictField()
     ladder_load = serializers.DictField()
     guardrail_forecasts = serializers.DictField()
+    redaction = RedactionOutput()
     cache = AnalyticsCacheOutput()

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from approvals.choices import Decision, EscalationOutcome
 from approvals.models import ApprovalHistory, ApprovalSignature
 from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
+from governance.choices import Classification
 
 
 class DecisionInput(serializers.Serializer):
@@ -254,6 +255,15 @@ class DispatchOutput(serializers.Serializer):
     queued = serializers.BooleanField()
     export = ExportSummaryOutput()
     guardrail = GuardrailOutput()
+
+
+class ClassificationInput(serializers.Serializer):
+    classification = serializers.ChoiceField(choices=Classification.choices)
+
+
+class ClassificationOutput(serializers.Serializer):
+    export_id = serializers.IntegerField()
+    classification = serializers.ChoiceField(choices=Classification.choices)
 
 
 class EscalationInput(serializers.Serializer):

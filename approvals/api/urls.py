@@ -7,6 +7,7 @@ EXPORT = "experiment-console/sessions/<int:execution_id>/exports/narrative/<int:
 urlpatterns = [
     path(f"{EXPORT}/approvals", views.ExportApprovalsApi.as_view(), name="export-approvals"),
     path(f"{EXPORT}/approve", views.ExportApproveApi.as_view(), name="export-approve"),
+    path(f"{EXPORT}/classification", views.ExportClassificationApi.as_view(), name="export-classification"),
     path(f"{EXPORT}/stages/<int:stage_id>/delegate", views.StageDelegateApi.as_view(), name="stage-delegate"),
     path(f"{EXPORT}/stages/<int:stage_id>/reset", views.StageResetApi.as_view(), name="stage-reset"),
     path("experiments/<int:execution_id>/preview", views.ExecutionPreviewApi.as_view(), name="execution-preview"),

@@ -16,6 +16,7 @@ from approvals.selectors import (
     ladder_history_rows,
     ladders_for_exports,
 )
+from approvals.services.classification import export_relabel
 from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.preview import execution_preview_record_for_user
@@ -215,3 +216,27 @@ class GovernanceExportEscalationsApi(APIView):
         data = validated(s.EscalationInput, request.data)
         escalation = escalation_record(export_id=export.pk, actor=request.user, **data)
         return Response(s.EscalationOutput(escalation).data, status=status.HTTP_201_CREATED)
+
+
+class ExportClassificationApi(APIView):
+    """Relabel an export (roles ``compliance``, ``admin``; docs/clearance.md): never below its evidence, only
+    upwards once signed (409 ``relabel_downwards_after_signing``); recorded as ``narrative_export.relabelled``."""
+
+    @extend_schema(
+        request=s.ClassificationInput,
+        responses={
+            200: s.ClassificationOutput,
+            409: OpenApiResponse(
+                ErrorOutput,
+                description="`relabel_downwards_after_signing`: a signed export's label only goes up; "
+                "`below_evidence_classification`: never below its evidence's highest label.",
+            ),
+        },
+    )
+    def put(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(
+            user=request.user, export_id=export_id, execution_id=execution_id, related=(), defer=HEAVY_EXPORT_FIELDS
+        )
+        data = validated(s.ClassificationInput, request.data)
+        export = export_relabel(export_id=export.pk, actor=request.user, classification=data["classification"])
+        return Response(s.ClassificationOutput({"export_id": export.pk, "classification": export.classification}).data)

@@ -46,6 +46,7 @@ from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
 from exports.events import EventType
 from exports.models import NarrativeExport
+from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
 from exports.services.transitions import export_transition
@@ -255,6 +256,7 @@ def stage_decide(
         raise ValidationFailed("decision must be 'approve' or 'reject'.", details={"decision": ["Invalid choice."]})
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationFailed("A rejection needs a comment saying why.", details={"comment": ["Required to reject."]})
+    export_clearance_require(export=export, user=actor, action="sign")
     signed_stage = ApprovalStage.objects.filter(pk=expected_stage_id, ladder__export_id=export.pk).first()
     if signed_stage is not None:
         # Refused before the password check (which would count); checked again under the lock.

@@ -110,6 +110,7 @@ def _artifact_response(download: VerifiedDownload) -> FileResponse:
         content_type=BUNDLE_CONTENT_TYPES[artifact.compression],
     )
     response.block_size = DOWNLOAD_CHUNK
+    response["Content-Length"] = str(artifact.size)  # the verified plaintext's size (the stored object is larger)
     digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
     response["ETag"] = f'"{artifact.sha256}"'
     response["Digest"] = f"sha-256={digest}"

@@ -48,8 +48,9 @@ def payload_path_problem(path: object) -> str | None:
         return "must be relative"
     if "\\" in path:
         return "must use '/' as separator, not backslash"
-    if any(unicodedata.category(char) == "Cc" for char in path):
-        return "must not contain control characters (NUL, CR, LF ...)"
+    if inert_line(path) != path:
+        # What the verifier refuses in a member name (docs/text-policy.md) is never written in the first place.
+        return "must not contain control or format characters (NUL, CR, LF, ESC, bidi or zero-width ...)"
     if "%" in path:
         return "must not contain '%' (bagit-python would not find the percent-encoded name)"
     if path != path.strip():

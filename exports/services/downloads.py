@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from config.errors import Conflict, DossierError, Gone, NotFound
 from exports.choices import ExportStatus
+from exports.crypto import DecryptionFailed
 from exports.events import EventType
 from exports.models import ExportArtifact, NarrativeExport
+from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record
 from exports.services.transitions import export_transition
 from exports.storage import (
@@ -85,13 +87,29 @@ def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegri
     )
 
 
-def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "api") -> VerifiedDownload:
-    """Open an export's artifact for download after checking it is there, within retention and intact.
+@transaction.atomic
+def _decryption_failed(*, artifact: ExportArtifact, actor, error: DecryptionFailed) -> None:
+    export = NarrativeExport.objects.select_related("execution").get(pk=artifact.export_id)
+    export_lifecycle_record(
+        export=export,
+        event_type=EventType.ARTIFACT_DECRYPTION_FAILED,
+        actor=actor,
+        payload={"artifact_id": artifact.pk, "sha256": artifact.sha256, "reason": error.message},
+    )
 
-    404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
-    ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
-    sha256; recorded every time). Success records ``narrative_export.artifact.downloaded``.
+
+def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "api") -> VerifiedDownload:
+    """Open an export's artifact for download after checking the reader's clearance (403
+    ``clearance_insufficient``, recorded as ``narrative_export.export_denied``) and that it is there, within
+    retention and intact.
+
+        404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
+        ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
+        sha256; recorded every time), 409 ``decryption_failed`` (the stored ciphertext does not open with the keyring:
+    wrong or missing key, or changed bytes; recorded every time, nothing sent). Success records
+    ``narrative_export.artifact.downloaded``.
     """
+    export_clearance_require(export=export, user=actor, action="download" if via == "api" else via)
     artifact = _artifact_of(export)
     if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
         artifact_expire(artifact=artifact, actor=actor)
@@ -113,6 +131,13 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
             code="artifact_integrity_failed",
             details={"export_id": export.pk, "expected_sha256": artifact.sha256},
         ) from None
+    except DecryptionFailed as error:
+        _decryption_failed(artifact=artifact, actor=actor, error=error)
+        raise Conflict(
+            "The stored artifact could not be decrypted with the keyring; it was not sent.",
+            code="decryption_failed",
+            details={"export_id": export.pk},
+        ) from None
     except StorageUnavailable:
         raise StorageUnavailableError() from None
     try:
@@ -129,6 +154,7 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
 
 
 def artifact_link_issue(*, export: NarrativeExport, actor) -> tuple[ExportArtifact, DownloadLink]:
+    export_clearance_require(export=export, user=actor, action="link")
     artifact = _artifact_of(export)
     if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
         raise Gone(f"The artifact of export {export.pk} has expired.", code="artifact_expired")

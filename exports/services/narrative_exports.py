@@ -234,7 +234,7 @@ def export_create(
         notes=notes,
         classification=export_classification(classification, evidence_rows),
         events_through_sequence=locked.last_sequence,
-        redaction_policy=redaction_policy_current(),
+        redaction_policy=redaction_policy_current(enabled=snapshot.template.redaction_enabled),
         bundle_format_version=BUNDLE_FORMAT_VERSION,
     )
     export.retain_until = export.created_at + timedelta(days=_retention_days(snapshot))

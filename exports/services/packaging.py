@@ -39,6 +39,7 @@ from config.errors import Conflict
 from exports import narratives as n
 from exports.bundle import BundleError, BundleResult, BundleSpec, Compression, PayloadFile, build_bundle
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
+from exports.crypto import CryptoError
 from exports.events import EventType
 from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
@@ -282,6 +283,10 @@ def export_package(*, export_id: int, task_id: str | None = None, final_attempt:
             _fail(started, code="time_limit_exceeded", message="packaging exceeded its time limit", retrying=False)
             raise
         except PackagingFailure as exc:
+            _discard(staged)
+            _fail(started, code=exc.code, message=exc.message, retrying=False)
+            return PackagingOutcome.FAILED
+        except CryptoError as exc:  # evidence that does not open, or an unusable keyring (docs/encryption.md)
             _discard(staged)
             _fail(started, code=exc.code, message=exc.message, retrying=False)
             return PackagingOutcome.FAILED
@@ -610,7 +615,13 @@ def bag_info_for(export: NarrativeExport, *, format_version: int = BUNDLE_FORMAT
         ("Narrative-Digest", export.narrative_digest),
         ("Classification", export.classification),
         ("Retain-Until", retain),
+        *([("Redaction", "off")] if redaction_off(export) else []),
     ]
+
+
+def redaction_off(export: NarrativeExport) -> bool:
+    """The export's template had redaction switched off by compliance when it was created (docs/redaction.md)."""
+    return (export.redaction_policy or {}).get("enabled", True) is False
 
 
 def export_document_for(export: NarrativeExport) -> Callable[[Any], dict[str, Any]]:

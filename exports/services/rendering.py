@@ -19,9 +19,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from config.errors import ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from exports import narratives as n
 from exports.choices import EvidenceKind
+from exports.crypto import DecryptionFailed
 from exports.formats import (
     BUNDLE_FORMAT_VERSION,
     FAITHFUL_RECORDS_FORMAT,
@@ -31,17 +32,29 @@ from exports.formats import (
 )
 from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
 from exports.redaction import RedactionRuleError, Redactor, Strategy, parse_custom_rules
+from exports.storage import ArtifactMissing, storage_open_stream
 from governance.models import WorkflowTemplateSnapshot
 from textpolicy.utc import utc_iso_compact
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# Uploaded files redacted like the narrative when they are text (docs/redaction.md).
+TEXT_CONTENT_TYPES = frozenset(
+    {"application/json", "application/x-ndjson", "application/xml", "application/yaml", "application/x-yaml"}
+)
+TEXT_SUFFIXES = frozenset(
+    {".csv", ".tsv", ".txt", ".json", ".ndjson", ".md", ".log", ".yaml", ".yml", ".ini", ".env", ".cfg", ".conf",
+     ".xml", ".toml", ".properties"}
+)  # fmt: skip
 
 
 # --- Redaction policy -----------------------------------------------------------------------------------------
 
 
-def redaction_policy_current() -> dict[str, Any]:
-    """The configured policy as a self-contained document (custom rules inlined)."""
+def redaction_policy_current(*, enabled: bool = True) -> dict[str, Any]:
+    """The configured policy as a self-contained document (custom rules inlined). ``enabled=False`` (the export's
+    template has redaction switched off, docs/redaction.md) is recorded as ``{"enabled": false}``."""
+    if not enabled:
+        return {"enabled": False}
     config = settings.DOSSIER_REDACTION
     rules: dict[str, Any] = {"rules": []}
     if config.get("rules_file"):
@@ -64,6 +77,7 @@ def redaction_policy_current() -> dict[str, Any]:
 def redactor_for(policy: dict[str, Any]) -> Redactor:
     try:
         return Redactor(
+            enabled=policy.get("enabled", True) is not False,
             strategy=Strategy(policy.get("strategy", "label")),
             overrides={key: Strategy(value) for key, value in (policy.get("overrides") or {}).items()},
             custom_rules=parse_custom_rules(policy.get("rules") or {"rules": []}, source="redaction policy"),
@@ -169,11 +183,56 @@ class AttachmentPlan:
     storage_path: str = ""
 
 
+def _is_text_file(row: Evidence) -> bool:
+    content_type = (row.content_type or "").split(";")[0].strip().lower()
+    suffix = "." + (row.original_filename or "").rpartition(".")[2].lower() if "." in row.original_filename else ""
+    return content_type.startswith("text/") or content_type in TEXT_CONTENT_TYPES or suffix in TEXT_SUFFIXES
+
+
+def _redacted_file(row: Evidence, redaction: _Redaction) -> bytes | None:
+    """The redacted bytes of a text upload when redaction changed something, else None (the file ships as it is).
+
+    Only UTF-8 text files up to ``DOSSIER_REDACTION_MAX_FILE_BYTES`` are read; the bytes must still hash to the
+    recorded sha256 (``EvidenceChanged`` otherwise). A file missing from storage is left to packaging, which
+    names it (``evidence_missing``)."""
+    if not redaction.redactor.enabled or not _is_text_file(row) or row.size > settings.DOSSIER_REDACTION_MAX_FILE_BYTES:
+        return None
+    try:
+        with storage_open_stream(row.storage_path) as handle:
+            data = b"".join(iter(lambda: handle.read(1 << 20), b""))
+    except ArtifactMissing:
+        return None
+    if hashlib.sha256(data).hexdigest() != row.sha256:
+        raise EvidenceChanged(f"evidence file {row.pk} no longer hashes to its recorded sha256")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    result = redaction.redactor.redact(text)
+    if not result.total:
+        return None
+    redaction.counts.update(result.counts)
+    return result.text.encode()
+
+
 def _evidence_item(row: Evidence, redaction: _Redaction, format_version: int) -> tuple[n.EvidenceItem, AttachmentPlan]:
     title = redaction.text(row.title)
     base = f"attachments/{row.kind}/{row.pk}"
     if row.kind == EvidenceKind.FILE:
         name = _safe_file_name(row.original_filename or row.title, format_version)
+        redacted = _redacted_file(row, redaction)
+        if redacted is not None:
+            digest = hashlib.sha256(redacted).hexdigest()
+            item = n.EvidenceItem(
+                kind=n.EvidenceKind.FILE,
+                id=row.pk,
+                title=title,
+                size=len(redacted),
+                sha256=digest,
+                created_at=row.created_at,
+            )
+            plan = AttachmentPlan(row.kind, row.pk, None, title, f"{base}-{name}", len(redacted), digest, redacted)
+            return item, plan
         item = n.EvidenceItem(
             kind=n.EvidenceKind.FILE,
             id=row.pk,
@@ -373,7 +432,12 @@ def _narrative_context(
     """The renderer's inputs for ``execution``: its timeline up to ``through_sequence`` and the selected evidence
     (``events`` are timeline rows cited as evidence), all redacted with the rules of ``format_version``. Export
     creation and previews share it."""
-    pairs = [_evidence_item(row, redaction, format_version) for row in evidence]
+    try:
+        pairs = [_evidence_item(row, redaction, format_version) for row in evidence]
+    except EvidenceChanged as exc:
+        raise Conflict(str(exc), code="evidence_integrity_failed") from exc
+    except DecryptionFailed as exc:
+        raise Conflict(f"Stored evidence does not decrypt: {exc.message}", code="decryption_failed") from exc
     pairs += [_event_item(row, redaction) for row in events]
     timeline = _narrated_timeline(
         execution_id=execution.pk, through_sequence=through_sequence, redaction=redaction, format_version=format_version

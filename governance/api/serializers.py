@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.schema import NON_BLANK
-from governance.choices import RoleKey
+from governance.choices import Classification, ClearancePolicy, RoleKey
 from governance.models import (
     GovernanceBaseline,
     GovernanceBaselineEvent,
@@ -311,3 +311,14 @@ class BaselineDetailOutput(BaselineOutput):
 
     class Meta(BaselineOutput.Meta):
         fields = [*BaselineOutput.Meta.fields, "events"]
+
+
+class ClearanceInput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=Classification.choices)
+
+
+class ClearanceOutput(serializers.Serializer):
+    team = serializers.CharField()
+    username = serializers.CharField()
+    level = serializers.ChoiceField(choices=Classification.choices)
+    policy = serializers.ChoiceField(choices=ClearancePolicy.choices, help_text="The team's policy above a clearance.")

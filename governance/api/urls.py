@@ -5,6 +5,11 @@ from governance.api import audit_views, views
 urlpatterns = [
     path("auth/token", views.TokenApi.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutApi.as_view(), name="auth-logout"),
+    path(
+        "governance/teams/<slug:slug>/members/<str:username>/clearance",
+        views.MemberClearanceApi.as_view(),
+        name="member-clearance",
+    ),
     path("governance/audit-events", audit_views.AuditEventsApi.as_view(), name="audit-events"),
     path("governance/templates", views.TemplateListCreateApi.as_view(), name="template-list"),
     path("governance/templates/<int:template_id>", views.TemplateDetailApi.as_view(), name="template-detail"),

@@ -29,6 +29,7 @@ from governance.services.baselines import (
     baseline_rollback,
     baseline_submit,
 )
+from governance.services.clearance import clearance_get, clearance_set
 from governance.services.templates import (
     assignment_delete,
     template_archive,
@@ -240,3 +241,20 @@ class BaselineRollbackApi(APIView):
         data = validated(s.BaselineRollbackInput, request.data)
         baseline_rollback(baseline_id=baseline_id, actor=request.user, **data)
         return Response(_baseline(request, baseline_id))
+
+
+class MemberClearanceApi(APIView):
+    """A member's clearance in a team: the highest classification they may read there (docs/clearance.md). Roles
+    ``admin`` and ``compliance`` of the team; changes are audited as ``governance.clearance_changed``."""
+
+    @extend_schema(responses=s.ClearanceOutput)
+    def get(self, request, slug: str, username: str):
+        team = team_get_for_user(user=request.user, slug=slug)
+        return Response(s.ClearanceOutput(clearance_get(team=team, username=username, actor=request.user)).data)
+
+    @extend_schema(request=s.ClearanceInput, responses=s.ClearanceOutput)
+    def put(self, request, slug: str, username: str):
+        team = team_get_for_user(user=request.user, slug=slug)
+        data = validated(s.ClearanceInput, request.data)
+        result = clearance_set(team=team, username=username, level=data["level"], actor=request.user)
+        return Response(s.ClearanceOutput(result).data)

@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from config.errors import Conflict, NotFound, ValidationFailed
-from governance.choices import TemplateAuditAction, TemplateStatus
+from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from governance.choices import RoleKey, TemplateAuditAction, TemplateStatus
 from governance.models import (
     SNAPSHOT_FORMAT_VERSION,
     GovernanceTemplateAuditLog,
@@ -31,6 +31,7 @@ from governance.models import (
     WorkflowTemplateSnapshot,
 )
 from governance.permissions import require_template_curator
+from governance.selectors.teams import user_has_role
 from governance.services.audit import audit_record, canonical_json, normalize_payload
 from governance.validation import DEFAULT_REJECT_MEANING, template_content_normalize, template_content_validate
 
@@ -318,25 +319,63 @@ def template_create(
         status=TemplateStatus.DRAFT,
         is_latest=True,
         forked_from=source or (previous[0] if previous else None),
+        redaction_enabled=previous[0].redaction_enabled if previous else True,
         created_by=actor,
     )
     _apply_content(template, content)
     _save_new_version(template)
     _stage_rows_sync(template)
-    template_log(
-        action=TemplateAuditAction.FORKED if source else TemplateAuditAction.CREATED,
-        actor=actor,
-        template=template,
-        details={
-            "version": version,
-            "forked_from_id": template.forked_from_id,
-            "retired_ids": [r.pk for r in previous],
-        },
-    )
+    _log_new_version(template=template, actor=actor, forked=source is not None, retired=previous)
     if status == TemplateStatus.PUBLISHED:
         template_publish(template=template, actor=actor)
         template.refresh_from_db()
     return template
+
+
+def _log_new_version(*, template: WorkflowTemplate, actor, forked: bool, retired: list[WorkflowTemplate]) -> None:
+    template_log(
+        action=TemplateAuditAction.FORKED if forked else TemplateAuditAction.CREATED,
+        actor=actor,
+        template=template,
+        details={
+            "version": template.version,
+            "forked_from_id": template.forked_from_id,
+            "retired_ids": [r.pk for r in retired],
+        },
+    )
+
+
+@transaction.atomic
+def template_redaction_set(*, template: WorkflowTemplate, enabled: bool, actor) -> int:
+    """Switch redaction on or off for every version of ``template``'s key (docs/redaction.md); returns how many
+    versions changed. Only ``compliance`` in the owning team may do it (a superuser for platform templates);
+    exports created afterwards follow the switch, and a bundle built without redaction says ``Redaction: off``."""
+    if not _may_switch_redaction(actor, team_id=template.team_id):
+        raise PermissionDenied(
+            "Only a compliance officer of the template's team may switch its redaction.",
+            details={"required_roles": [RoleKey.COMPLIANCE]},
+        )
+    family = WorkflowTemplate.objects.family(team_id=template.team_id, template_key=template.template_key)
+    rows = list(family.select_for_update().order_by("version"))
+    changed = [row.pk for row in rows if row.redaction_enabled != enabled]
+    if changed:
+        family.filter(pk__in=changed).update(redaction_enabled=enabled, updated_at=timezone.now())
+        template_log(
+            action=TemplateAuditAction.REDACTION_CHANGED,
+            actor=actor,
+            template=template,
+            details={"redaction_enabled": enabled, "template_ids": changed},
+        )
+    template.redaction_enabled = enabled
+    return len(changed)
+
+
+def _may_switch_redaction(actor, *, team_id: int | None) -> bool:
+    if actor is None or not actor.is_active:
+        return False
+    if team_id is None:
+        return actor.is_superuser
+    return user_has_role(user=actor, team_id=team_id, roles=frozenset({RoleKey.COMPLIANCE}))
 
 
 def template_fork(

@@ -144,3 +144,27 @@ def test_query_count_is_fixed_whatever_the_row_count(
         assert client.get(URL).status_code == 200
     with django_assert_max_num_queries(3):
         assert client.get(URL)["X-Cache"] == "HIT"
+
+
+def test_redaction_kpis_over_the_window(client_for, crew, known, foreign, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from exports.models import NarrativeExport
+
+    mine = list(NarrativeExport.objects.filter(execution__team__slug="alpha").order_by("pk"))
+    NarrativeExport.objects.filter(pk=mine[0].pk).update(redaction_counts={"EMAIL": 2, "OPENAI_KEY": 1})
+    NarrativeExport.objects.filter(pk=mine[1].pk).update(redaction_counts={"EMAIL": 1}, redaction_policy={})
+    NarrativeExport.objects.filter(pk=mine[2].pk).update(redaction_counts={}, redaction_policy={"enabled": False})
+    old = timezone.now() - timedelta(days=40)
+    NarrativeExport.objects.filter(pk__in=[e.pk for e in mine[3:]]).update(created_at=old, redaction_counts={"SSN": 9})
+    NarrativeExport.objects.filter(pk=foreign.pk).update(redaction_counts={"CARD": 5})
+    settings.ANALYTICS_REDACTION_ALERT_SHARE = 0.9
+
+    redaction = client_for(crew.operator).get(URL).json()["redaction"]
+    assert redaction["exports"] == 3 and redaction["exports_with_redactions"] == 2
+    assert redaction["share_of_exports_with_redactions"] == round(2 / 3, 4)
+    assert redaction["counts_by_type"] == {"EMAIL": 3, "OPENAI_KEY": 1} and redaction["redactions"] == 4
+    assert redaction["exports_without_redaction"] == 1
+    assert redaction["alert_share"] == 0.9 and redaction["over_alert"] is False

@@ -148,3 +148,13 @@ def test_reports_page_shows_queue_health_and_failures(browser_for, crew, known, 
 def test_navigation_links_to_dashboard_and_reports(browser_for, crew):
     html = browser_for(crew.operator).get("/").content.decode()
     assert 'href="/governance/dashboard"' in html and 'href="/governance/reports"' in html
+
+
+def test_the_redaction_tile_is_highlighted_at_the_alert_share(browser_for, crew, known, settings):
+    from exports.models import NarrativeExport
+
+    NarrativeExport.objects.filter(execution__team__slug="alpha").update(redaction_counts={"EMAIL": 1})
+    settings.ANALYTICS_REDACTION_ALERT_SHARE = 0.5
+    page = browser_for(crew.operator).get("/governance/dashboard").content.decode()
+    tile = page[page.index('id="kpi-redaction"') - 40 : page.index('id="kpi-redaction"') + 700]
+    assert "kpi-warn" in tile and "100 %" in tile and "EMAIL" in tile

@@ -7,7 +7,6 @@ import tarfile
 from io import StringIO
 
 import pytest
-from django.core.files.storage import storages
 from django.core.management import call_command
 from django.test import Client
 
@@ -21,6 +20,7 @@ from exports.services.executions import EventInput, events_append, execution_cre
 from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.services.packaging import PackagingOutcome, export_package
 from tests.approvals.factories import PASSWORD
+from tests.stored import plaintext_path
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,7 @@ def test_packaged_narrative_and_verify_export_output_are_inert(hostile_export, c
     assert export_package(export_id=hostile_export.pk) == PackagingOutcome.PACKAGED
     artifact = ExportArtifact.objects.get(export=hostile_export)
     assert artifact.format_version == BUNDLE_FORMAT_VERSION
-    bag = extract_bundle(storages["artifacts"].path(artifact.storage_path), tmp_path / "bag")
+    bag = extract_bundle(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path / "bag")
     narrative = (bag / "data" / "narrative.md").read_text()
     assert_inert(narrative)
     record = narrative[narrative.index("## Approval record") :]

@@ -10,6 +10,8 @@ from django.utils import timezone
 from exports.models import ExecutionEvent, ExportArtifact, NarrativeExport, PackagingRun, SigningKey
 from exports.services.executions import execution_create
 from exports.services.packaging import export_package, packaging_enqueue
+from governance.models import AuditEvent
+from tests.stored import alter_plaintext, flip_stored_byte, stored_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +41,7 @@ def test_download_streams_the_verified_archive_with_digest_headers(client_for, s
     body = b"".join(response.streaming_content)
     assert hashlib.sha256(body).hexdigest() == artifact.sha256 and len(body) == artifact.size
     assert response["ETag"] == f'"{artifact.sha256}"'
+    assert response["Content-Length"] == str(artifact.size)  # the plaintext's, though storage holds ciphertext
     assert response["Digest"] == "sha-256=" + base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
     assert response["Content-Type"] == "application/zstd"
     assert f"dossier-{packaged.pk}-v1.tar.zst" in response["Content-Disposition"]
@@ -47,12 +50,7 @@ def test_download_streams_the_verified_archive_with_digest_headers(client_for, s
 
 def test_an_altered_artifact_is_a_409_before_any_byte(client_for, scientist, packaged):
     artifact = ExportArtifact.objects.get(export=packaged)
-    path = storages["artifacts"].path(artifact.storage_path)
-    with open(path, "r+b") as handle:
-        handle.seek(artifact.size // 2)
-        byte = handle.read(1)
-        handle.seek(artifact.size // 2)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    alter_plaintext(artifact.storage_path, artifact.size // 2)  # re-encrypted by someone holding the keyring
     response = client_for(scientist).get(url(packaged))
     assert response.status_code == 409
     assert not getattr(response, "streaming", False)
@@ -60,6 +58,21 @@ def test_an_altered_artifact_is_a_409_before_any_byte(client_for, scientist, pac
     assert events_of(packaged, "narrative_export.artifact.integrity_failed").count() == 1
     assert events_of(packaged, "narrative_export.artifact.downloaded").count() == 0
     assert ExportArtifact.objects.get(pk=artifact.pk).integrity_failed_at is not None
+
+
+@pytest.mark.parametrize("where", ["header", "middle", "last"])
+def test_a_ciphertext_that_does_not_open_is_a_409_before_any_byte_and_audited(client_for, scientist, packaged, where):
+    artifact = ExportArtifact.objects.get(export=packaged)
+    stored = stored_bytes(artifact.storage_path)
+    assert hashlib.sha256(stored).hexdigest() != artifact.sha256  # the stored bytes are not the archive
+    flip_stored_byte(artifact.storage_path, {"header": 40, "middle": len(stored) // 2, "last": len(stored) - 1}[where])
+    response = client_for(scientist).get(url(packaged))
+    assert response.status_code == 409
+    assert not getattr(response, "streaming", False)
+    assert response.json()["error"]["code"] == "decryption_failed"
+    assert events_of(packaged, "narrative_export.artifact.decryption_failed").count() == 1
+    assert AuditEvent.objects.filter(action="narrative_export.artifact.decryption_failed").count() == 1
+    assert events_of(packaged, "narrative_export.artifact.downloaded").count() == 0
 
 
 def test_an_artifact_past_retention_is_gone(client_for, scientist, packaged):

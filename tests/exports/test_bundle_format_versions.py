@@ -20,6 +20,7 @@ from exports.services.packaging import (
     export_replay,
     packaging_enqueue,
 )
+from tests.stored import plaintext_path
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def narrative_of(archive_path: str, tmp_path) -> tuple[str, str]:
 def test_new_bundles_are_the_current_format_and_say_so(packaged, tmp_path):
     artifact = ExportArtifact.objects.get(export=packaged)
     assert artifact.format_version == BUNDLE_FORMAT_VERSION == 3
-    narrative, bag_info = narrative_of(storages["artifacts"].path(artifact.storage_path), tmp_path)
+    narrative, bag_info = narrative_of(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path)
     assert bag_info.startswith("Bundle-Format-Version: 3\n") or "\nBundle-Format-Version: 3\n" in bag_info
     assert "QA <U+202E>approval" in narrative and "Avery<U+200B> Lindqvist" in narrative
     assert "ok <U+001B>\\[31m" in narrative and "\x1b" not in narrative
@@ -77,7 +78,7 @@ def test_an_artifact_of_format_1_replays_identically_with_its_own_text_rules(pac
     storage.save(artifact.storage_path, io.BytesIO(old.getvalue()))
     ExportArtifact.objects.filter(pk=artifact.pk).update(sha256=built.sha256, size=built.size, format_version=1)
 
-    narrative, bag_info = narrative_of(storage.path(artifact.storage_path), tmp_path)
+    narrative, bag_info = narrative_of(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path)
     assert "Bundle-Format-Version" not in bag_info
     assert "QA \u202eapproval" in narrative and "ok \u241b\\[31m" in narrative
     assert built.sha256 != artifact.sha256  # the formats really differ for this record

@@ -1,11 +1,11 @@
 import pytest
-from django.core.files.storage import storages
 from django.core.management import call_command
 
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.packaging import packaging_enqueue
 from governance.models import AuditEvent
 from tests.exports.bagtools import flip_byte, repack, unpack
+from tests.stored import alter_plaintext, flip_stored_byte, plaintext_path
 
 pytestmark = pytest.mark.django_db
 
@@ -31,19 +31,24 @@ def run(*args):
     return code, out.getvalue(), err.getvalue()
 
 
-def archive_path(export) -> str:
-    return storages["artifacts"].path(ExportArtifact.objects.get(export=export).storage_path)
+def archive_path(export, directory) -> str:
+    """The archive's plaintext (the stored object is encrypted at rest), as a file tools can read."""
+    return str(plaintext_path(ExportArtifact.objects.get(export=export).storage_path, directory))
 
 
-def test_verify_export_accepts_a_packaged_export_by_id_and_by_path(packaged):
+def stored_name(export) -> str:
+    return ExportArtifact.objects.get(export=export).storage_path
+
+
+def test_verify_export_accepts_a_packaged_export_by_id_and_by_path(packaged, tmp_path):
     code, out, _ = run("verify_export", str(packaged.pk))
     assert code == 0 and out.startswith(f"valid: {packaged.pk}")
-    code, out, _ = run("verify_export", archive_path(packaged))
+    code, out, _ = run("verify_export", archive_path(packaged, tmp_path))
     assert code == 0 and "signed by key" in out
 
 
 def test_a_repacked_but_untouched_bag_still_verifies(packaged, tmp_path):
-    bag = unpack(archive_path(packaged), tmp_path / "bag")
+    bag = unpack(archive_path(packaged, tmp_path / "archive"), tmp_path / "bag")
     code, out, _ = run("verify_export", str(repack(bag, tmp_path / "same.tar.gz")))
     assert code == 0, out
 
@@ -58,7 +63,7 @@ def test_a_repacked_but_untouched_bag_still_verifies(packaged, tmp_path):
     ],
 )
 def test_one_flipped_byte_makes_verify_export_exit_3_and_say_what(packaged, tmp_path, relative, expected):
-    bag = unpack(archive_path(packaged), tmp_path / "bag")
+    bag = unpack(archive_path(packaged, tmp_path / "archive"), tmp_path / "bag")
     flip_byte(bag / relative, offset=5)
     code, out, _ = run("verify_export", str(repack(bag, tmp_path / "tampered.tar.gz")))
     assert code == 3
@@ -66,10 +71,15 @@ def test_one_flipped_byte_makes_verify_export_exit_3_and_say_what(packaged, tmp_
 
 
 def test_a_flipped_byte_in_the_stored_archive_makes_verify_export_exit_3(packaged):
-    path = archive_path(packaged)
-    flip_byte(__import__("pathlib").Path(path), offset=200)
+    alter_plaintext(stored_name(packaged), 200)  # re-encrypted by someone holding the keyring
     code, out, _ = run("verify_export", str(packaged.pk))
     assert code == 3 and out.startswith("invalid:")
+
+
+def test_a_flipped_byte_in_the_stored_ciphertext_makes_verify_export_exit_3(packaged):
+    flip_stored_byte(stored_name(packaged), 200)
+    code, out, _ = run("verify_export", str(packaged.pk))
+    assert code == 3 and out.startswith("invalid:") and "decryption_failed" in out
 
 
 def test_verify_export_errors_exit_1(db, tmp_path):
@@ -106,7 +116,7 @@ def test_every_verify_export_result_is_recorded_in_the_audit_trail(packaged):
     from governance.models import AuditEvent
 
     assert run("verify_export", str(packaged.pk))[0] == 0
-    flip_byte(__import__("pathlib").Path(archive_path(packaged)), offset=200)
+    alter_plaintext(stored_name(packaged), 200)
     assert run("verify_export", str(packaged.pk))[0] == 3
     rows = list(AuditEvent.objects.filter(action="narrative_export.artifact.verified").order_by("sequence"))
     assert [(row.payload["ok"], row.payload["source"], row.object_id) for row in rows] == [

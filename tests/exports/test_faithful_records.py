@@ -8,7 +8,6 @@ import sys
 import unicodedata
 
 import pytest
-from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from exports import formats
@@ -20,6 +19,7 @@ from exports.services.executions import EventInput, timeline_append
 from exports.services.lifecycle import export_lifecycle_record
 from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.services.packaging import PackagingOutcome, export_package, export_replay, packaging_enqueue
+from tests.stored import plaintext_path
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +96,7 @@ def _package(export: NarrativeExport) -> ExportArtifact:
 
 
 def _extract(artifact: ExportArtifact, tmp_path):
-    return extract_bundle(storages["artifacts"].path(artifact.storage_path), tmp_path / "bag")
+    return extract_bundle(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path / "bag")
 
 
 def test_a_bundle_keeps_unicode_file_names_and_bagit_validates_it(

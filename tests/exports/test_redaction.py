@@ -258,5 +258,10 @@ def test_builtin_types_are_the_documented_set():
         "JWT",
         "PRIVATE_KEY",
         "AWS_ACCESS_KEY",
+        "AWS_SECRET_KEY",
+        "ANTHROPIC_KEY",
+        "OPENAI_KEY",
+        "AZURE_CONNECTION_STRING",
+        "SECRET",
         "API_KEY",
     }

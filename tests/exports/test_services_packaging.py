@@ -20,6 +20,7 @@ from exports.services.packaging import (
     packaging_enqueue,
 )
 from exports.storage import STAGING_PREFIX, StorageUnavailable
+from tests.stored import alter_plaintext, flip_stored_byte, plaintext_path, stored_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +72,7 @@ def test_enqueue_sets_queued_records_the_event_and_sends_on_commit(
     assert lifecycle(export).count("narrative_export.packaging.queued") == 1
 
 
-def test_with_an_allowing_gate_the_worker_packages_and_publishes(queued, allow_packaging):
+def test_with_an_allowing_gate_the_worker_packages_and_publishes(queued, allow_packaging, tmp_path):
     export = queued()
     assert export_package(export_id=export.pk, task_id="t-1") == PackagingOutcome.PACKAGED
     export.refresh_from_db()
@@ -85,8 +86,9 @@ def test_with_an_allowing_gate_the_worker_packages_and_publishes(queued, allow_p
     storage = storages["artifacts"]
     with storage.open(artifact.storage_path, "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == artifact.sha256
+    assert hashlib.sha256(stored_bytes(artifact.storage_path)).hexdigest() != artifact.sha256  # encrypted at rest
     keys = {key.key_id: key.public_key_pem for key in SigningKey.objects.all()}
-    report = verify_bundle(storage.path(artifact.storage_path), keys)
+    report = verify_bundle(plaintext_path(artifact.storage_path, tmp_path), keys)
     assert report.ok, report.problems
     assert report.bag_name == f"dossier-{export.pk}-v1"
     assert lifecycle(export)[-3:] == [
@@ -209,14 +211,17 @@ def test_the_task_retries_transient_errors_with_backoff(queued, allow_packaging,
     assert statuses == [PackagingRunStatus.RETRYING, PackagingRunStatus.SUCCEEDED]
 
 
-def test_evidence_altered_in_storage_fails_packaging(queued, allow_packaging, evidence_set):
+@pytest.mark.parametrize(
+    "alter, offset, code",
+    [(alter_plaintext, 5, "evidence_integrity_failed"), (flip_stored_byte, -1, "decryption_failed")],
+    ids=["re-encrypted", "ciphertext"],
+)
+def test_evidence_altered_in_storage_fails_packaging(queued, allow_packaging, evidence_set, alter, offset, code):
     export = queued()
-    path = storages["artifacts"].path(evidence_set["file"].storage_path)
-    with open(path, "r+b") as handle:
-        handle.write(b"W")
+    alter(evidence_set["file"].storage_path, offset)
     assert export_package(export_id=export.pk) == PackagingOutcome.FAILED
     run = PackagingRun.objects.get(export=export)
-    assert run.error_code == "evidence_integrity_failed"
+    assert run.error_code == code
     assert NarrativeExport.objects.get(pk=export.pk).status == ExportStatus.FAILED
     assert not ExportArtifact.objects.exists()
 
@@ -295,7 +300,7 @@ def test_the_approval_record_provider_supplies_signatures(queued, allow_packagin
     export = queued()
     export_package(export_id=export.pk)
     artifact = ExportArtifact.objects.get()
-    bag = extract_bundle(storages["artifacts"].path(artifact.storage_path), tmp_path / "x")
+    bag = extract_bundle(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path / "x")
     narrative = (bag / "data" / "narrative.md").read_text()
     approval_text, record = n.split_packaged(narrative)
     assert approval_text == export.narrative_markdown

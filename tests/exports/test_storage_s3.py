@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from django.core.files.storage import storages
 from django.core.management import call_command
 
+from exports.crypto import MAGIC
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.packaging import export_replay, packaging_enqueue
 from exports.storage import STAGING_PREFIX, artifact_open_verified
@@ -22,37 +17,6 @@ from exports.storage import STAGING_PREFIX, artifact_open_verified
 pytestmark = pytest.mark.django_db
 
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    executable = Path(sys.executable).with_name("moto_server")
-    if not executable.exists():
-        pytest.skip("moto_server is not installed (uv sync --group dev)")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)  # noqa: S310 - local test server
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.2)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -69,7 +33,7 @@ def s3_artifacts(moto_endpoint, settings):
     )
     client.create_bucket(Bucket=bucket)
     backend = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "exports.storage_backends.EncryptedS3Storage",
         "OPTIONS": {
             "bucket_name": bucket,
             "endpoint_url": moto_endpoint,
@@ -91,7 +55,7 @@ def test_packaging_publishes_to_s3_without_leaving_staged_keys(
     s3_artifacts, make_export, allow_packaging, django_capture_on_commit_callbacks
 ):
     client, bucket = s3_artifacts
-    assert storages["artifacts"].__class__.__name__ == "S3Storage"
+    assert storages["artifacts"].__class__.__name__ == "EncryptedS3Storage"
     export = make_export()  # the evidence file itself was stored in S3 by the fixture
     with django_capture_on_commit_callbacks(execute=True):
         packaging_enqueue(export=export)
@@ -101,10 +65,11 @@ def test_packaging_publishes_to_s3_without_leaving_staged_keys(
     keys = _keys(client, bucket)
     assert artifact.storage_path in keys
     assert not [key for key in keys if key.startswith(STAGING_PREFIX)]
-    body = client.get_object(Bucket=bucket, Key=artifact.storage_path)["Body"].read()
-    assert hashlib.sha256(body).hexdigest() == artifact.sha256
+    stored = client.get_object(Bucket=bucket, Key=artifact.storage_path)["Body"].read()
+    assert stored.startswith(MAGIC) and hashlib.sha256(stored).hexdigest() != artifact.sha256  # encrypted at rest
     with artifact_open_verified(artifact.storage_path, sha256=artifact.sha256) as handle:
-        assert handle.read() == body
+        body = handle.read()
+    assert hashlib.sha256(body).hexdigest() == artifact.sha256 and len(body) == artifact.size
     call_command("verify_export", str(export.pk))
     assert export_replay(export=NarrativeExport.objects.get(pk=export.pk), record=False).identical
 
@@ -122,6 +87,12 @@ def test_s3_downloads_are_verified_before_streaming(
     response = api.get(url)
     assert response.status_code == 200
     assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == artifact.sha256
+
+    sealed = bytearray(client.get_object(Bucket=bucket, Key=artifact.storage_path)["Body"].read())
+    sealed[len(sealed) // 2] ^= 0x01
+    client.put_object(Bucket=bucket, Key=artifact.storage_path, Body=bytes(sealed))
+    response = api.get(url)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "decryption_failed"
 
     client.put_object(Bucket=bucket, Key=artifact.storage_path, Body=b"replaced by someone")
     response = api.get(url)

@@ -17,6 +17,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgres://dossier@db.example.org:5432/dossier",
     "CELERY_BROKER_URL": "redis://redis.example.org:6379/0",
     "REDIS_URL": "redis://redis.example.org:6379/1",
+    "DOSSIER_KEYRING": '{"active":"k1","keys":{"k1":"' + "A" * 43 + '="}}',
 }
 SETTINGS = [
     "SECURE_SSL_REDIRECT",
@@ -107,3 +108,14 @@ def test_deploy_checks_name_what_production_is_missing(settings, monkeypatch):
     settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": directives}
     settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "csp.middleware.CSPMiddleware"]
     assert [w.id for w in strict_content_security_policy(None)] == ["dossier.W003"]
+
+
+def test_deploy_checks_want_a_keyring_from_the_environment(settings, monkeypatch):
+    from config.checks import keyring_from_environment
+
+    monkeypatch.delenv("DOSSIER_KEYRING", raising=False)
+    settings.DOSSIER_ENCRYPTION_AT_REST = True
+    (warning,) = keyring_from_environment(None)
+    assert warning.id == "dossier.W004" and "var/keyring.json" in warning.msg
+    monkeypatch.setenv("DOSSIER_KEYRING", PRODUCTION["DOSSIER_KEYRING"])
+    assert keyring_from_environment(None) == []

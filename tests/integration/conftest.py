@@ -97,8 +97,11 @@ def celery_worker_process(celery_queue, tmp_path) -> Iterator[Callable[..., Work
     """Start one or more real workers on the test's queue: ``worker = celery_worker_process()``."""
     started: list[WorkerProcess] = []
 
+    from exports.encryption import keyring_file
+
     def start(extra_env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = start_worker(celery_queue, tmp_path / f"worker-{len(started)}.log", extra_env)
+        env = {"DOSSIER_KEYRING": keyring_file(), **(extra_env or {})}  # the test's own keyring (docs/encryption.md)
+        worker = start_worker(celery_queue, tmp_path / f"worker-{len(started)}.log", env)
         started.append(worker)
         return worker
 

@@ -18,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from knox.models import AuthToken
 
+from exports.crypto import MAGIC
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun
 from exports.services.packaging import exports_sweep_stuck, packaging_enqueue
 from exports.storage import STAGING_PREFIX
@@ -25,10 +26,12 @@ from tests.conftest import which
 from tests.exports.bagtools import flip_byte, repack
 from tests.exports.factories import published_template_create
 from tests.integration.conftest import wait_for
+from tests.stored import plaintext_bytes
 
 pytestmark = [pytest.mark.worker]
 
 FILE_SIZE = 50 * 1024 * 1024
+MARKER = b"PLAINTEXT-MARKER-q7Zx"  # planted in evidence and events; must never be found in storage
 EVENT_COUNT = 10_000
 
 
@@ -49,7 +52,7 @@ def worker_env(tmp_path, settings, transactional_db):
 def _big_file(path: Path, size: int) -> Path:
     """Deterministic, half compressible: CSV-like text followed by pseudo-random bytes."""
     with open(path, "wb") as out:
-        line = b"well,od600,viability_pct,operator\n" + b"A1,0.412,93.1,bench-2\n" * 4096
+        line = b"well,od600,viability_pct,operator\n" + (b"A1,0.412,93.1,bench-2\n" + MARKER + b"\n") * 2048
         written = 0
         while written < size // 2:
             out.write(line[: size // 2 - written])
@@ -73,7 +76,12 @@ def _create_through_api(client, team, tmp_path, *, events: int, file_size: int) 
         payload = [
             {
                 "event_type": "measurement.recorded",
-                "payload": {"index": i, "od600": round(0.3 + (i % 97) / 1000, 3), "by": f"tech{i % 7}@lab.example"},
+                "payload": {
+                    "index": i,
+                    "od600": round(0.3 + (i % 97) / 1000, 3),
+                    "by": f"tech{i % 7}@lab.example",
+                    "note": MARKER.decode(),
+                },
             }
             for i in range(start, min(events, start + batch))
         ]
@@ -157,6 +165,12 @@ def test_worker_packages_an_api_export_that_independent_tools_accept(
     )  # fmt: skip
     assert signature.returncode == 0 and "Signature Verified Successfully" in signature.stdout
 
+    # Encrypted at rest: the marker is in the downloaded bag, yet no stored object holds it (docs/encryption.md).
+    assert MARKER in (bag / "data" / "events.ndjson").read_bytes()
+    assert any(MARKER in path.read_bytes() for path in (bag / "data" / "attachments" / "file").iterdir())
+    stored = [path for path in (tmp_path / "artifacts").rglob("*") if path.is_file()]
+    assert len(stored) >= 2 and not [path for path in stored if MARKER in path.read_bytes()]
+
     call_command("verify_export", str(export.pk))
     flip_byte(bag / "data" / "events.ndjson", offset=100)
     with pytest.raises(SystemExit) as exited:
@@ -205,8 +219,7 @@ def test_a_worker_killed_mid_packaging_leaves_no_partial_artifact(
     published = list(final_dir.rglob("*"))
     assert [p.name for p in published if p.is_file()] == [f"dossier-{export.pk}-v1.tar.zst"]
     artifact = ExportArtifact.objects.get(export=export)
-    assert (
-        hashlib.sha256((final_dir / "v1" / f"dossier-{export.pk}-v1.tar.zst").read_bytes()).hexdigest()
-        == artifact.sha256
-    )
+    stored = (final_dir / "v1" / f"dossier-{export.pk}-v1.tar.zst").read_bytes()
+    assert stored.startswith(MAGIC)  # encrypted at rest; its plaintext is the recorded archive
+    assert hashlib.sha256(plaintext_bytes(artifact.storage_path)).hexdigest() == artifact.sha256
     assert os.environ.get("CELERY_BROKER_URL", "").startswith("redis://")

@@ -1,6 +1,7 @@
 """verify_export <export-id | path>: check a bundle the way an auditor would.
 
-Exit codes: 0 valid, 3 invalid (each problem printed), 1 error (bad argument, unreadable file, unknown export).
+Exit codes: 0 valid, 3 invalid (each problem printed; a stored artifact that does not decrypt is invalid), 1 error
+(bad argument, unreadable file, unknown export).
 Everything read from the archive is printed inert (docs/text-policy.md): a member name or title cannot move the
 cursor, colour the terminal or reorder the line an auditor reads.
 Every outcome (valid or invalid) is recorded in the audit trail (``exports.services.verification``).
@@ -13,6 +14,7 @@ from django.core.management.base import CommandError
 
 from config.commands import EXIT_INVALID, DossierCommand
 from exports.bundle import BundleError, Problem, verify_bundle
+from exports.crypto import DecryptionFailed
 from exports.models import ExportArtifact
 from exports.selectors.narrative_exports import signing_keys_list
 from exports.services.verification import SOURCE_VERIFY_EXPORT, verification_record
@@ -58,6 +60,9 @@ class Command(DossierCommand):
                 return artifact, self._verify(path, keys, expected_sha256=artifact.sha256)
         except ArtifactMissing:
             return artifact, ([Problem("missing_file", None, "the artifact is missing from storage")], "", None)
+        except DecryptionFailed as exc:
+            problem = Problem("decryption_failed", None, f"the stored artifact does not open: {exc.message}")
+            return artifact, ([problem], "", None)
         except StorageUnavailable as exc:
             raise CommandError(f"storage unavailable: {exc}") from exc
 
