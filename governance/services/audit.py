@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import re
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +29,67 @@ def canonical_json(value: Any) -> str:
 def normalize_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
     """The payload as the database will return it, so the hash written is the hash re-computed later."""
     return json.loads(canonical_json(payload or {}))
+
+
+# The payload rule (docs/audit-trail.md, "What a payload holds"): an audit row carries ids, codes, numbers, booleans,
+# timestamps and digests, never text a person or a lab client wrote. That text lives in its own record (the
+# execution's timeline, the signature, the escalation, the baseline or template log); the row carries its digest,
+# so the row can stay intact for the whole retention period when the text is erased, and the chain keeps verifying.
+#
+# Values under these keys, at any depth, are text a person wrote: a string becomes ``{"sha256", "length"}``.
+FREE_TEXT_KEYS = frozenset({
+    "body", "comment", "comments", "contacted", "description", "detail", "filename", "label", "meaning", "message",
+    "name", "note", "notes", "original_filename", "printed_name", "reason", "stage", "stage_name", "summary", "text",
+    "title",
+})  # fmt: skip
+# Values under these keys have whatever structure a client or a person gave them: the row keeps only their digest
+# (of the canonical JSON) and, for an object, its top-level keys.
+OPAQUE_KEYS = frozenset({"content", "data", "payload", "value", "values"})
+# Any other string that is not code-shaped (has white space or control characters, or is longer than a code or an
+# ISO timestamp would be) is treated as free text too, whatever its key.
+MAX_CODE_LENGTH = 200
+_NOT_A_CODE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def text_digest(text: str) -> dict[str, Any]:
+    """What an audit payload holds in place of ``text``: the sha256 hex of its UTF-8 bytes and its length."""
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "length": len(text)}
+
+
+def _opaque_digest(value: Any) -> dict[str, Any]:
+    digest: dict[str, Any] = {"sha256": hashlib.sha256(canonical_json(value).encode()).hexdigest()}
+    if isinstance(value, dict):
+        digest["keys"] = sorted(value)
+    return digest
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) in ({"sha256", "length"}, {"sha256"}, {"sha256", "keys"})
+
+
+def _audit_value(key: str | None, value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float) or _is_digest(value):
+        return value
+    if key in OPAQUE_KEYS:
+        return _opaque_digest(value)
+    if isinstance(value, str):
+        free = key in FREE_TEXT_KEYS or len(value) > MAX_CODE_LENGTH or _NOT_A_CODE.search(value) is not None
+        return text_digest(value) if free else value
+    if isinstance(value, dict):
+        return {k: _audit_value(k, v) for k, v in value.items()}
+    if isinstance(value, list):
+        if key in FREE_TEXT_KEYS:
+            return _opaque_digest(value)
+        return [_audit_value(None, item) for item in value]
+    return value
+
+
+def audit_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """``payload`` as an audit row stores it: JSON-normalized, with every free text replaced by its digest.
+
+    Applied by ``audit_record`` and ``audit_record_many`` to every row, so no caller can store text; callers keep the
+    full text in their own records. Rows written before the rule are left as they are (their hashes cover them)."""
+    return _audit_value(None, normalize_payload(payload))
 
 
 @dataclass(frozen=True)
@@ -144,7 +206,7 @@ class _Draft:
             object_type=object_type if object_type is not None else ref_type,
             object_id=object_id if object_id is not None else ref_id,
             team_id=team_id,
-            payload=normalize_payload(payload),
+            payload=audit_payload(payload),
         )
 
 

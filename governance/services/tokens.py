@@ -41,7 +41,7 @@ def tokens_revoke_for_user(*, user, reason: str) -> int:
             action=TOKENS_REVOKED_AUDIT_ACTION,
             actor=None,
             obj=user,
-            payload={"reason": reason, "tokens": count},
+            payload={"cause": reason, "tokens": count},
             object_type="user",
             object_id=str(user.pk),
         )

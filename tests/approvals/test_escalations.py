@@ -10,6 +10,7 @@ from approvals.models import ApprovalStage, StageEscalation
 from exports.events import EventType
 from exports.models import ExecutionEvent
 from governance.models import AuditEvent
+from governance.services.audit import text_digest
 from tests.approvals.factories import export_with_ladder
 from tests.factories import member_of
 
@@ -51,7 +52,7 @@ def test_an_operator_records_an_outcome_on_the_timeline_and_the_audit_trail(clie
     assert event.payload["outcome"] == "acknowledged" and event.payload["stage_id"] == overdue.pk
     assert event.payload["next_check_at"] == next_check.isoformat().replace("+00:00", "Z")
     audit = AuditEvent.objects.get(action=EventType.ESCALATION_RECORDED)
-    assert audit.payload["sequence"] == event.sequence and audit.payload["contacted"] == "rev by phone"
+    assert audit.payload["sequence"] == event.sequence and audit.payload["contacted"] == text_digest("rev by phone")
     assert StageEscalation.objects.get().next_check_at == next_check
 
 

@@ -96,7 +96,7 @@ def test_a_password_change_revokes_every_token(api_client, scientist):
     scientist.save()
     assert not any(works(token) for token in tokens)
     event = AuditEvent.objects.get(action=TOKENS_REVOKED_AUDIT_ACTION)
-    assert event.payload == {"reason": "password_changed", "tokens": 2}
+    assert event.payload == {"cause": "password_changed", "tokens": 2}
 
 
 def test_other_saves_and_hash_upgrades_keep_tokens(api_client, scientist, settings):
@@ -149,7 +149,7 @@ def test_losing_the_last_membership_revokes_tokens(api_client, team):
     Membership.objects.get(user=user, team=other).delete()
     assert not works(token)
     event = AuditEvent.objects.get(action=TOKENS_REVOKED_AUDIT_ACTION)
-    assert event.payload == {"reason": "last_membership_removed", "tokens": 1}
+    assert event.payload == {"cause": "last_membership_removed", "tokens": 1}
 
 
 def test_deleting_a_team_revokes_the_tokens_of_its_only_members(api_client, team):
