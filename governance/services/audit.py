@@ -39,9 +39,12 @@ def normalize_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
 # Values under these keys, at any depth, are text a person wrote: a string becomes ``{"sha256", "length"}``.
 FREE_TEXT_KEYS = frozenset({
     "body", "comment", "comments", "contacted", "description", "detail", "filename", "label", "meaning", "message",
-    "name", "note", "notes", "original_filename", "printed_name", "reason", "stage", "stage_name", "summary", "text",
-    "title",
+    "name", "note", "notes", "original_filename", "printed_name", "reason", "summary", "text", "title",
 })  # fmt: skip
+# Names a curator gave to a ladder's steps are the SOP's configuration, not a team's content: the row keeps them
+# readable (the feed and auditors name the stage) as long as they are a single line of a name's length.
+CONFIGURATION_NAME_KEYS = frozenset({"stage", "stage_name"})
+_NOT_A_NAME = re.compile(r"[\x00-\x1f\x7f]")
 # Values under these keys have whatever structure a client or a person gave them: the row keeps only their digest
 # (of the canonical JSON) and, for an object, its top-level keys.
 OPAQUE_KEYS = frozenset({"content", "data", "payload", "value", "values"})
@@ -72,6 +75,9 @@ def _audit_value(key: str | None, value: Any) -> Any:
         return value
     if key in OPAQUE_KEYS:
         return _opaque_digest(value)
+    if isinstance(value, str) and key in CONFIGURATION_NAME_KEYS:
+        name = len(value) <= MAX_CODE_LENGTH and _NOT_A_NAME.search(value) is None
+        return value if name else text_digest(value)
     if isinstance(value, str):
         free = key in FREE_TEXT_KEYS or len(value) > MAX_CODE_LENGTH or _NOT_A_CODE.search(value) is not None
         return text_digest(value) if free else value

@@ -18,6 +18,9 @@ KNOWN_CALL_SITES = {
     ("approvals/services/ladders.py", "stage_decide", "audit_record"): 1,  # integrity refusal: codes, ids
     ("approvals/services/monitor.py", "_check_enforcement", "audit_record"): 1,  # detail -> observation
     ("approvals/services/signing.py", "signer_attempt_record", "audit_record"): 1,  # counts
+    ("exports/services/encryption.py", "keyring_rotate", "audit_record"): 1,  # key ids, provider
+    ("exports/services/encryption.py", "data_keys_rewrap", "audit_record"): 1,  # key id, counts
+    ("exports/services/encryption.py", "existing_objects_encrypt", "audit_record"): 1,  # key id, counts
     ("exports/services/evidence.py", "_audit_evidence", "audit_record"): 1,  # title -> Evidence
     ("exports/services/executions.py", "events_append", "audit_record"): 1,  # counts and sequences only
     ("exports/services/executions.py", "execution_create", "audit_record"): 1,  # title -> Execution
@@ -30,7 +33,9 @@ KNOWN_CALL_SITES = {
     ("exports/services/signing_keys.py", "signing_key_rotate", "audit_record"): 1,  # key ids
     ("exports/services/snapshot_backfill.py", "exports_snapshot_backfill", "audit_record"): 1,  # ids, digest
     ("exports/services/verification.py", "verification_record", "audit_record"): 1,  # codes, digest
+    ("governance/admin.py", "save_model", "audit_record"): 1,  # a team's clearance policy code
     ("governance/services/baselines.py", "record_baseline_event", "audit_record"): 1,  # comment -> BaselineEvent
+    ("governance/services/clearance.py", "clearance_set", "audit_record"): 1,  # user id, levels
     ("governance/services/teams.py", "team_create", "audit_record"): 1,  # slug
     ("governance/services/teams.py", "membership_grant", "audit_record"): 1,  # username, role key
     ("governance/services/templates.py", "template_log", "audit_record"): 1,  # details -> TemplateAuditLog

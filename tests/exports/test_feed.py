@@ -263,10 +263,10 @@ def test_text_is_escaped_into_valid_json(team):
     audit_record(
         action="narrative_export.approval.stage_started",
         team_id=team.pk,
-        payload={"stage_name": 'Stage "A"\n', "required_role": awkward, "note": "tab\there"},
+        payload={"stage_name": 'Stage "A" \\ ü', "required_role": awkward, "note": "tab\there"},
     )
     (record,) = feed_records_after(cursor=0, limit=10)
     row = json.loads(record.data)
     assert row["role"] == awkward and row["export_id"] is None
-    # Free text reaches the feed only as its digest (docs/feed.md).
-    assert row["stage"] == text_digest('Stage "A"\n') and row["payload"]["note"] == text_digest("tab\there")
+    # A stage's name is configuration and stays readable; free text reaches the feed only as its digest.
+    assert row["stage"] == 'Stage "A" \\ ü' and row["payload"]["note"] == text_digest("tab\there")
