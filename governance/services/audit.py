@@ -66,6 +66,15 @@ def _opaque_digest(value: Any) -> dict[str, Any]:
     return digest
 
 
+def _audit_string(key: str | None, value: str) -> Any:
+    """A string as the row keeps it: a stage's name or a code as it is, anything else as its digest."""
+    if key in CONFIGURATION_NAME_KEYS:
+        name = len(value) <= MAX_CODE_LENGTH and _NOT_A_NAME.search(value) is None
+        return value if name else text_digest(value)
+    free = key in FREE_TEXT_KEYS or len(value) > MAX_CODE_LENGTH or _NOT_A_CODE.search(value) is not None
+    return text_digest(value) if free else value
+
+
 def _is_digest(value: Any) -> bool:
     return isinstance(value, dict) and set(value) in ({"sha256", "length"}, {"sha256"}, {"sha256", "keys"})
 
@@ -75,12 +84,8 @@ def _audit_value(key: str | None, value: Any) -> Any:
         return value
     if key in OPAQUE_KEYS:
         return _opaque_digest(value)
-    if isinstance(value, str) and key in CONFIGURATION_NAME_KEYS:
-        name = len(value) <= MAX_CODE_LENGTH and _NOT_A_NAME.search(value) is None
-        return value if name else text_digest(value)
     if isinstance(value, str):
-        free = key in FREE_TEXT_KEYS or len(value) > MAX_CODE_LENGTH or _NOT_A_CODE.search(value) is not None
-        return text_digest(value) if free else value
+        return _audit_string(key, value)
     if isinstance(value, dict):
         return {k: _audit_value(k, v) for k, v in value.items()}
     if isinstance(value, list):
