@@ -220,6 +220,9 @@ class ExportOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     queued_at = serializers.DateTimeField(allow_null=True)
     packaged_at = serializers.DateTimeField(allow_null=True)
+    withheld = serializers.SerializerMethodField(
+        help_text="The export is above your clearance: notes and attachments are left out (docs/clearance.md)."
+    )
 
     def _extras(self, export) -> dict:
         return self.context.get("extras", {}).get(export.pk, {"ladder": None})
@@ -233,6 +236,9 @@ class ExportOutput(serializers.Serializer):
     def get_ladder(self, export) -> dict | None:
         return self._extras(export).get("ladder")
 
+    def get_withheld(self, export) -> bool:
+        return export.pk in self.context.get("withheld", ())
+
     def get_artifact(self, export) -> dict | None:
         from exports.selectors.narrative_exports import export_artifact
 
@@ -243,6 +249,8 @@ class ExportOutput(serializers.Serializer):
         data = super().to_representation(export)
         for key, value in self._extras(export).items():
             data.setdefault(key, value)
+        if data["withheld"]:  # above the reader's clearance: metadata only (docs/clearance.md)
+            data.update(notes="", attachments=[])
         return data
 
 

@@ -50,3 +50,18 @@ def export_clearance_require(*, export: NarrativeExport, user, action: str) -> N
         f"Export {export.pk} is classified {export.classification}; your clearance in this team is {level}.",
         details={"classification": export.classification, "clearance": level},
     )
+
+
+def export_clearance_withheld(*, exports, user, action: str) -> set[int]:
+    """The ids among ``exports`` whose content ``user`` may not read (metadata only, docs/clearance.md); each is
+    recorded as a refusal with ``action`` (``detail`` or ``list``)."""
+    levels: dict[int, str] = {}
+    withheld: set[int] = set()
+    for export in exports:
+        team_id = export.execution.team_id
+        if team_id not in levels:
+            levels[team_id] = clearance_level(user=user, team_id=team_id)
+        if not clearance_covers(levels[team_id], export.classification):
+            _denied(export=export, user=user, action=action, level=levels[team_id])
+            withheld.add(export.pk)
+    return withheld
