@@ -29,7 +29,7 @@ from exports.selectors.narrative_exports import (
     packaging_jobs_summary,
     signing_keys_list,
 )
-from exports.services.clearance import export_clearance_withheld
+from exports.services.clearance import export_reader_views
 from exports.services.downloads import (
     VerifiedDownload,
     artifact_download_open,
@@ -48,8 +48,8 @@ ARTIFACT_RESPONSES: dict[int | tuple[int, str], Any] = {
 }
 
 
-def _export_output(export: NarrativeExport, serializer=s.ExportOutput, *, withheld: set[int] | None = None) -> dict:
-    context = {"extras": export_representations([export]), "withheld": withheld or set()}
+def _export_output(export: NarrativeExport, serializer=s.ExportOutput, *, readers: dict | None = None) -> dict:
+    context = {"extras": export_representations([export]), "readers": readers or {}}
     return serializer(export, context=context).data
 
 
@@ -66,7 +66,7 @@ class ExportListCreateApi(SelectorListApi):
         if args and isinstance(args[0], list):
             context = kwargs.setdefault("context", {})
             context["extras"] = export_representations(args[0])
-            context["withheld"] = export_clearance_withheld(exports=args[0], user=self.request.user, action="list")
+            context["readers"] = export_reader_views(exports=args[0], user=self.request.user, action="list")
         return super().get_serializer(*args, **kwargs)
 
     @extend_schema(
@@ -104,8 +104,8 @@ class ExportDetailApi(APIView):
     @extend_schema(responses=s.ExportDetailOutput)
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
-        withheld = export_clearance_withheld(exports=[export], user=request.user, action="detail")
-        return Response(_export_output(export, s.ExportDetailOutput, withheld=withheld))
+        readers = export_reader_views(exports=[export], user=request.user, action="detail")
+        return Response(_export_output(export, s.ExportDetailOutput, readers=readers))
 
 
 def _artifact_response(download: VerifiedDownload) -> FileResponse:

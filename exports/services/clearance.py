@@ -4,12 +4,17 @@ or above the export's classification in its team. Every refusal is recorded as `
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.db import transaction
 
 from config.errors import PermissionDenied
 from exports.events import EventType
-from exports.models import NarrativeExport
+from exports.models import ExportAttachment, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
+from exports.withholding import manifest_withholding, narrative_withholding
+from governance.choices import ClearancePolicy
+from governance.models import Team
 from governance.services.clearance import clearance_covers, clearance_level
 
 DENIED_EVENT = EventType.EXPORT_DENIED
@@ -52,16 +57,43 @@ def export_clearance_require(*, export: NarrativeExport, user, action: str) -> N
     )
 
 
-def export_clearance_withheld(*, exports, user, action: str) -> set[int]:
-    """The ids among ``exports`` whose content ``user`` may not read (metadata only, docs/clearance.md); each is
-    recorded as a refusal with ``action`` (``detail`` or ``list``)."""
-    levels: dict[int, str] = {}
-    withheld: set[int] = set()
+@dataclass(frozen=True)
+class ReaderView:
+    """How much of an export above their clearance a reader sees: nothing but metadata (``deny``, or ``redact``
+    when the export's own label is what exceeds the clearance), or everything but the evidence in ``withheld``
+    (``redact``: ``(kind, id)`` -> label)."""
+
+    metadata_only: bool
+    withheld: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def narrative(self, export: NarrativeExport) -> str | None:
+        return None if self.metadata_only else narrative_withholding(export.narrative_markdown, self.withheld)
+
+    def manifest(self, manifest) -> list[dict] | None:
+        return None if self.metadata_only else manifest_withholding(manifest, self.withheld)
+
+
+def _evidence_above(*, export: NarrativeExport, level: str) -> dict[tuple[str, str], str]:
+    labels = ExportAttachment.objects.filter(export=export, evidence__isnull=False).values_list(
+        "kind", "evidence_id", "evidence__classification"
+    )
+    return {(kind, str(pk)): label for kind, pk, label in labels if not clearance_covers(level, label)}
+
+
+def export_reader_views(*, exports, user, action: str) -> dict[int, ReaderView]:
+    """What ``user`` may see of those ``exports`` above their clearance, by export id (exports they may read in
+    full are absent). Each one is recorded as a refusal with ``action`` (``detail``, ``list``, ...)."""
+    teams: dict[int, tuple[str, str]] = {}
+    views: dict[int, ReaderView] = {}
     for export in exports:
         team_id = export.execution.team_id
-        if team_id not in levels:
-            levels[team_id] = clearance_level(user=user, team_id=team_id)
-        if not clearance_covers(levels[team_id], export.classification):
-            _denied(export=export, user=user, action=action, level=levels[team_id])
-            withheld.add(export.pk)
-    return withheld
+        if team_id not in teams:
+            policy = Team.objects.filter(pk=team_id).values_list("clearance_policy", flat=True).first()
+            teams[team_id] = (clearance_level(user=user, team_id=team_id), policy or ClearancePolicy.DENY)
+        level, policy = teams[team_id]
+        if clearance_covers(level, export.classification):
+            continue
+        _denied(export=export, user=user, action=action, level=level)
+        withheld = _evidence_above(export=export, level=level) if policy == ClearancePolicy.REDACT else {}
+        views[export.pk] = ReaderView(metadata_only=not withheld, withheld=withheld)
+    return views
