@@ -97,3 +97,32 @@ def export_reader_views(*, exports, user, action: str) -> dict[int, ReaderView]:
         withheld = _evidence_above(export=export, level=level) if policy == ClearancePolicy.REDACT else {}
         views[export.pk] = ReaderView(metadata_only=not withheld, withheld=withheld)
     return views
+
+
+@dataclass(frozen=True)
+class PreviewWithholding:
+    """What a reader may see of a narrative previewed from ``evidence`` rows (docs/clearance.md)."""
+
+    markdown: str
+    manifest: list[dict]
+    withheld: int
+    policy: str
+    clearance: str
+
+
+def preview_withholding(*, markdown: str, manifest: list[dict], evidence, user, team_id: int) -> PreviewWithholding:
+    """A preview above the reader's clearance: under ``deny`` no narrative and no manifest; under ``redact`` the
+    evidence above it replaced by a marker. Nothing is stored, so nothing is recorded as a refusal."""
+    level = clearance_level(user=user, team_id=team_id)
+    withheld = {
+        (str(row.kind), str(row.pk)): row.classification
+        for row in evidence
+        if not clearance_covers(level, row.classification)
+    }
+    policy = Team.objects.filter(pk=team_id).values_list("clearance_policy", flat=True).first() or ClearancePolicy.DENY
+    if not withheld:
+        return PreviewWithholding(markdown, manifest, 0, policy, level)
+    if policy != ClearancePolicy.REDACT:
+        return PreviewWithholding("", [], len(withheld), policy, level)
+    shown = narrative_withholding(markdown, withheld)
+    return PreviewWithholding(shown, manifest_withholding(manifest, withheld), len(withheld), policy, level)

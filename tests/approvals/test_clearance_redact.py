@@ -117,3 +117,28 @@ def test_withholding_replaces_whole_sections_and_ignores_headings_inside_fences(
         "[WITHHELD: Restricted evidence]",
         "a.csv",
     ]
+
+
+def test_the_preview_withholds_evidence_above_the_readers_clearance(client_for, crew, team, ladder_execution, snapshot):
+    from exports.services.evidence import notebook_entry_create
+
+    notebook_entry_create(execution=ladder_execution, actor=crew.author, title="Open recipe", body="flour")
+    notebook_entry_create(
+        execution=ladder_execution, actor=crew.author, title="Hidden recipe", body=SECRET, classification="Restricted"
+    )
+    preview = f"/api/experiments/{ladder_execution.pk}/preview"
+    client = client_for(crew.author)
+    body = client.get(preview).json()
+    assert body["narrative_markdown"] == "" and body["evidence"] == []
+    (warning,) = [item for item in body["warnings"] if item["code"] == "clearance_withheld"]
+    assert warning["details"] == {"withheld": 1, "clearance": "Internal", "policy": "deny"}
+    Team.objects.filter(pk=team.pk).update(clearance_policy="redact")
+    body = client.get(preview).json()
+    assert "Open recipe" in body["narrative_markdown"] and "WITHHELD: Restricted evidence" in body["narrative_markdown"]
+    assert SECRET not in str(body) and "Hidden recipe" not in str(body)
+    assert sorted(item["title"] for item in body["evidence"]) == ["Open recipe", "[WITHHELD: Restricted evidence]"]
+    clearance_set(team=team, username="author", level="Restricted", actor=crew.compliance)
+    body = client.get(preview).json()
+    assert SECRET in body["narrative_markdown"] and not [
+        w for w in body["warnings"] if w["code"] == "clearance_withheld"
+    ]
