@@ -92,3 +92,30 @@ def test_evidence_cited_by_a_signed_export_only_goes_up(client_for, crew, team, 
     raised = officer.put(_url(export.execution_id, note.pk), {"classification": "Restricted"}, format="json")
     assert raised.status_code == 200 and raised.json()["raised_exports"] == [export.pk]
     assert NarrativeExport.objects.get(pk=export.pk).classification == "Restricted"
+
+
+def _admin_relabel(user, export, label):
+    from django.test import Client
+    from django.urls import reverse
+
+    user.is_staff, user.is_superuser = True, True
+    user.save()
+    browser = Client()
+    browser.force_login(user)
+    body = {"action": f"relabel_{label.lower()}", "_selected_action": [export.pk]}
+    return browser.post(reverse("admin:exports_narrativeexport_changelist"), body, follow=True)
+
+
+def test_the_admin_relabels_exports_through_the_same_rules(crew, cited):
+    note, export = cited
+    Evidence.objects.filter(pk=note.pk).update(classification="Confidential")
+    page = _admin_relabel(crew.compliance, export, "Public")
+    assert page.status_code == 200 and "cannot be labelled lower" in page.content.decode()
+    assert NarrativeExport.objects.get(pk=export.pk).classification == "Internal"
+    _admin_relabel(crew.compliance, export, "Restricted")
+    assert NarrativeExport.objects.get(pk=export.pk).classification == "Restricted"
+    (moved,) = _events(export, "narrative_export.relabelled")
+    assert (moved["from"], moved["to"]) == ("Internal", "Restricted")
+    outsider_page = _admin_relabel(crew.author, export, "Confidential")  # a superuser without the team role
+    assert "You need one of the roles" in outsider_page.content.decode()
+    assert NarrativeExport.objects.get(pk=export.pk).classification == "Restricted"
