@@ -10,6 +10,7 @@ only ever appears escaped or inside fenced blocks, so a heading inside a fence i
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,30 +28,36 @@ def withheld_marker(label: str) -> str:
     return f"[WITHHELD: {label} evidence]"
 
 
-def _sections(lines: list[str]) -> list[tuple[str | None, int, int]]:
-    """``(kind, start, end)`` of every evidence section (outside fences), in order."""
-    sections: list[tuple[str | None, int, int]] = []
-    kind: str | None = None
+def _unfenced(lines: list[str]):
+    """``(index, line)`` of the lines outside fenced blocks."""
     fence = ""
     for index, line in enumerate(lines):
         if fence:
-            if line.strip() and set(line.strip()) == {fence[0]} and len(line.strip()) >= len(fence):
+            closing = line.strip()
+            if closing and set(closing) == {fence[0]} and len(closing) >= len(fence):
                 fence = ""
             continue
         opened = _FENCE_OPEN.match(line)
         if opened:
             fence = opened.group(1)
-        elif line.startswith("## "):
+        else:
+            yield index, line
+
+
+def _sections(lines: list[str]) -> list[tuple[str, int, int]]:
+    """``(kind, start, end)`` of every evidence section (headings outside fences), in order."""
+    starts: list[tuple[str, int]] = []
+    boundaries: list[int] = []
+    kind: str | None = None
+    for index, line in _unfenced(lines):
+        if line.startswith("## "):
             kind = _KIND_BY_HEADING.get(line)
-            if sections and sections[-1][2] == -1:
-                sections[-1] = (sections[-1][0], sections[-1][1], index)
+            boundaries.append(index)
         elif line.startswith("### ") and kind is not None:
-            if sections and sections[-1][2] == -1:
-                sections[-1] = (sections[-1][0], sections[-1][1], index)
-            sections.append((kind, index, -1))
-    if sections and sections[-1][2] == -1:
-        sections[-1] = (sections[-1][0], sections[-1][1], len(lines))
-    return sections
+            starts.append((kind, index))
+            boundaries.append(index)
+    boundaries.append(len(lines))
+    return [(kind, begin, boundaries[bisect_right(boundaries, begin)]) for kind, begin in starts]
 
 
 def narrative_withholding(markdown: str, withheld: Withheld) -> str:

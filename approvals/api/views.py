@@ -245,7 +245,8 @@ class ExportClassificationApi(APIView):
 
 class EvidenceClassificationApi(APIView):
     """Relabel evidence (roles ``compliance``, ``admin``; docs/clearance.md): only upwards once a signed export
-    cites it; raising it raises the exports citing it that are labelled lower. Recorded as ``evidence.relabelled``."""
+    cites it; raising it raises the exports citing it that are labelled lower. Recorded as
+    ``execution.evidence_relabelled``."""
 
     @extend_schema(
         request=s.ClassificationInput,

@@ -73,7 +73,7 @@ def export_relabel(*, export_id: int, actor, classification: str) -> NarrativeEx
 @transaction.atomic
 def evidence_relabel(*, execution_id: int, evidence_id: int, actor, classification: str) -> tuple[Evidence, list[int]]:
     """Relabel evidence of an execution; returns it and the ids of the exports raised with it. Recorded as
-    ``evidence.relabelled`` (``evidence_id``, ``kind``, ``from``, ``to``), each raised export as
+    ``execution.evidence_relabelled`` (``evidence_id``, ``kind``, ``from``, ``to``), each raised export as
     ``narrative_export.relabelled`` (with ``evidence_id``)."""
     evidence = (
         Evidence.objects.select_for_update(of=("self",))

@@ -50,11 +50,11 @@ def test_raising_evidence_raises_the_exports_citing_it(client_for, crew, cited):
     }
     assert Evidence.objects.get(pk=note.pk).classification == "Confidential"
     assert NarrativeExport.objects.get(pk=export.pk).classification == "Confidential"
-    (relabelled,) = _events(export, "evidence.relabelled")
+    (relabelled,) = _events(export, "execution.evidence_relabelled")
     assert relabelled == {"evidence_id": note.pk, "kind": "notebook_entry", "from": "Internal", "to": "Confidential"}
     (raised,) = _events(export, "narrative_export.relabelled")
     assert raised["from"] == "Internal" and raised["to"] == "Confidential" and raised["evidence_id"] == note.pk
-    assert AuditEvent.objects.filter(action="evidence.relabelled").count() == 1
+    assert AuditEvent.objects.filter(action="execution.evidence_relabelled").count() == 1
     lower = officer.put(_url(export.execution_id, note.pk), {"classification": "Public"}, format="json")
     assert lower.status_code == 200 and lower.json()["raised_exports"] == []  # unsigned: down is allowed
     assert NarrativeExport.objects.get(pk=export.pk).classification == "Confidential"  # exports are never lowered
@@ -76,7 +76,7 @@ def test_evidence_relabelling_refuses_bad_input_other_roles_and_unknown_evidence
     hidden = officer.put(_url(elsewhere.pk, note.pk), {"classification": "Restricted"}, format="json")
     assert hidden.status_code == 404
     assert Evidence.objects.get(pk=note.pk).classification == "Internal"
-    assert not AuditEvent.objects.filter(action="evidence.relabelled").exists()
+    assert not AuditEvent.objects.filter(action="execution.evidence_relabelled").exists()
 
 
 def test_evidence_cited_by_a_signed_export_only_goes_up(client_for, crew, team, cited):
