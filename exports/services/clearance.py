@@ -10,7 +10,7 @@ from django.db import transaction
 
 from config.errors import PermissionDenied
 from exports.events import EventType
-from exports.models import ExportAttachment, NarrativeExport
+from exports.models import Execution, ExportAttachment, NarrativeExport
 from exports.services.lifecycle import export_lifecycle_record
 from exports.withholding import manifest_withholding, narrative_withholding
 from governance.choices import ClearancePolicy
@@ -83,14 +83,18 @@ def _evidence_above(*, export: NarrativeExport, level: str) -> dict[tuple[str, s
 def export_reader_views(*, exports, user, action: str) -> dict[int, ReaderView]:
     """What ``user`` may see of those ``exports`` above their clearance, by export id (exports they may read in
     full are absent). Each one is recorded as a refusal with ``action`` (``detail``, ``list``, ...)."""
-    teams: dict[int, tuple[str, str]] = {}
+    exports = list(exports)
+    placed = Execution.objects.filter(pk__in={export.execution_id for export in exports})
+    teams: dict[int, tuple[int, str]] = {
+        pk: (team_id, policy) for pk, team_id, policy in placed.values_list("pk", "team_id", "team__clearance_policy")
+    }
+    levels: dict[int, str] = {}
     views: dict[int, ReaderView] = {}
-    for export in exports:
-        team_id = export.execution.team_id
-        if team_id not in teams:
-            policy = Team.objects.filter(pk=team_id).values_list("clearance_policy", flat=True).first()
-            teams[team_id] = (clearance_level(user=user, team_id=team_id), policy or ClearancePolicy.DENY)
-        level, policy = teams[team_id]
+    for export in exports:  # one query for the executions and one clearance per team, whatever the count
+        team_id, policy = teams[export.execution_id]
+        if team_id not in levels:
+            levels[team_id] = clearance_level(user=user, team_id=team_id)
+        level = levels[team_id]
         if clearance_covers(level, export.classification):
             continue
         _denied(export=export, user=user, action=action, level=level)
