@@ -86,3 +86,21 @@ def test_clearance_policy_refuses_bad_input_other_roles_and_other_teams(client_f
     assert client_for(crew.operator).get(_policy_url(team)).status_code == 403
     assert Team.objects.get(pk=team.pk).clearance_policy == "deny"
     assert not AuditEvent.objects.filter(action="governance.clearance_policy_changed").exists()
+
+
+def test_the_team_admin_changes_the_policy_through_the_service(crew, team, rf):
+    from django.contrib.admin.sites import site
+    from django.forms.models import model_to_dict
+
+    team_admin = site._registry[Team]
+    request = rf.post("/admin/")
+    crew.admin.is_staff = crew.admin.is_superuser = True
+    request.user = crew.admin
+    Form = team_admin.get_form(request, team, change=True)
+    form = Form(data={**model_to_dict(team), "clearance_policy": "redact"}, instance=team)
+    assert form.is_valid(), form.errors
+    assert form.changed_data == ["clearance_policy"]
+    team_admin.save_model(request, form.save(commit=False), form, change=True)
+    assert Team.objects.get(pk=team.pk).clearance_policy == "redact"
+    (row,) = AuditEvent.objects.filter(action="governance.clearance_policy_changed")
+    assert (row.payload["from"], row.payload["to"]) == ("deny", "redact")
