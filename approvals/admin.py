@@ -1,5 +1,6 @@
 """Ladders are changed only through the services (signatures need a password); the admin shows them read-only
-and offers the guardrail's dispatch as an action."""
+and offers the guardrail's dispatch as an action. Exports get relabelling actions that go through
+``export_relabel``, the service the API uses (docs/clearance.md)."""
 
 from django.contrib import admin, messages
 
@@ -12,8 +13,12 @@ from approvals.models import (
     EnforcementObservation,
     SignatureAttempt,
 )
+from approvals.services.classification import export_relabel
 from config.errors import DossierError
+from exports.admin import NarrativeExportAdmin
+from exports.models import NarrativeExport
 from governance.admin import ReadOnlyAdmin
+from governance.choices import CLASSIFICATION_ORDER
 
 
 class StageInline(admin.TabularInline):
@@ -100,3 +105,29 @@ class SignatureAttemptAdmin(ReadOnlyAdmin):
 class EnforcementObservationAdmin(ReadOnlyAdmin):
     list_display = ["id", "export", "kind", "first_cycle", "last_cycle", "first_seen_at", "reported_at"]
     list_filter = ["kind"]
+
+
+def _relabel_action(label: str):
+    def relabel(modeladmin, request, queryset):
+        changed = 0
+        for export in queryset:
+            try:
+                export_relabel(export_id=export.pk, actor=request.user, classification=label)
+                changed += 1
+            except DossierError as exc:
+                modeladmin.message_user(request, f"export {export.pk}: {exc.message}", level=messages.WARNING)
+        modeladmin.message_user(request, f"{changed} export(s) labelled {label}.")
+
+    relabel.__name__ = f"relabel_{label.lower()}"
+    return admin.action(description=f"Label as {label} (roles compliance or admin; audited)")(relabel)
+
+
+class ClassifiedNarrativeExportAdmin(NarrativeExportAdmin):
+    """The exports' admin, with relabelling actions: the same rules as the API (never below the evidence, only
+    upwards once signed, the team's compliance or admin only), recorded as ``narrative_export.relabelled``."""
+
+    actions = [*NarrativeExportAdmin.actions, *(_relabel_action(str(label)) for label in CLASSIFICATION_ORDER)]
+
+
+admin.site.unregister(NarrativeExport)
+admin.site.register(NarrativeExport, ClassifiedNarrativeExportAdmin)

@@ -29,7 +29,7 @@ from config.humanize import until_in_words
 from exports.choices import ExportStatus
 from exports.models import NarrativeExport
 from exports.selectors.executions import executions_for_user
-from exports.services.clearance import export_clearance_allows, export_clearance_record_denial
+from exports.services.clearance import export_reader_views
 from governance.selectors.teams import teams_for_user
 
 
@@ -98,9 +98,10 @@ def signing_notice(*, user) -> tuple[str, bool]:
 
 
 def _page_context(request, export: NarrativeExport) -> dict:
-    cleared = export_clearance_allows(export=export, user=request.user)
-    if not cleared:  # metadata only (docs/clearance.md); the refusal is recorded like any other
-        export_clearance_record_denial(export=export, user=request.user, action="detail")
+    # Above the clearance: metadata only, or the narrative with the evidence above it withheld under the
+    # ``redact`` policy (docs/clearance.md); the refusal is recorded like any other.
+    reader = export_reader_views(exports=[export], user=request.user, action="detail").get(export.pk)
+    narrative = export.narrative_markdown if reader is None else reader.narrative(export)
     page = export_page_for_user(user=request.user, export=export)
     sign_form, sign_refusal, sign_notice = _sign_section(request.user, export, page)
     return {
@@ -114,8 +115,8 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "sign_refusal": sign_refusal,
         "sign_notice": sign_notice,
         "guardrail": verify_export_packaging_guardrails(export),
-        "narrative_html": markdown_to_safe_html(export.narrative_markdown) if cleared else None,
-        "cleared": cleared,
+        "narrative_html": markdown_to_safe_html(narrative) if narrative is not None else None,
+        "cleared": reader is None,
         "packaged": export.status == ExportStatus.PACKAGED,
         "may_start_version": page.may_start_version,
     }

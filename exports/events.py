@@ -46,6 +46,7 @@ class EventType(models.TextChoices):
     ARTIFACT_DECRYPTION_FAILED = "narrative_export.artifact.decryption_failed", "Stored bundle did not decrypt"
     EXPORT_DENIED = "narrative_export.export_denied", "Access denied above clearance"
     EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
+    EVIDENCE_RELABELLED = "execution.evidence_relabelled", "Evidence classification changed"
 
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
     ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"

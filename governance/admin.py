@@ -42,8 +42,7 @@ from governance.models import (
 )
 from governance.permissions import can_curate_templates_of, curated_team_ids, is_template_curator
 from governance.selectors.templates import snapshot_has_drifted
-from governance.services.audit import audit_record
-from governance.services.clearance import clearance_set
+from governance.services.clearance import clearance_policy_set, clearance_set
 from governance.services.templates import (
     assignment_delete,
     known_role_keys,
@@ -215,15 +214,13 @@ class TeamAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        """A changed ``clearance_policy`` goes through ``clearance_policy_set`` (audited); the rest saves as usual."""
+        policy = obj.clearance_policy
         if change and "clearance_policy" in form.changed_data:
-            audit_record(
-                action="governance.clearance_policy_changed",
-                actor=request.user,
-                obj=obj,
-                team_id=obj.pk,
-                payload={"clearance_policy": obj.clearance_policy},
-            )
+            obj.clearance_policy = form.initial["clearance_policy"]
+        super().save_model(request, obj, form, change)
+        if change and policy != obj.clearance_policy:
+            clearance_policy_set(team=obj, policy=policy, actor=request.user, check_role=False)
 
 
 @admin.register(Clearance)

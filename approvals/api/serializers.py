@@ -266,6 +266,15 @@ class ClassificationOutput(serializers.Serializer):
     classification = serializers.ChoiceField(choices=Classification.choices)
 
 
+class EvidenceClassificationOutput(serializers.Serializer):
+    evidence_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    classification = serializers.ChoiceField(choices=Classification.choices)
+    raised_exports = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Exports citing the evidence that were raised to its new label."
+    )
+
+
 class EscalationInput(serializers.Serializer):
     stage_id = serializers.IntegerField(min_value=1, help_text="A stage of this export's ladder, waiting to be signed.")
     contacted = serializers.CharField(max_length=300, help_text="Who was contacted, and how (e.g. 'qa-lead by phone').")

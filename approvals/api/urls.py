@@ -8,6 +8,11 @@ urlpatterns = [
     path(f"{EXPORT}/approvals", views.ExportApprovalsApi.as_view(), name="export-approvals"),
     path(f"{EXPORT}/approve", views.ExportApproveApi.as_view(), name="export-approve"),
     path(f"{EXPORT}/classification", views.ExportClassificationApi.as_view(), name="export-classification"),
+    path(
+        "experiment-console/sessions/<int:execution_id>/evidence/<int:evidence_id>/classification",
+        views.EvidenceClassificationApi.as_view(),
+        name="evidence-classification",
+    ),
     path(f"{EXPORT}/stages/<int:stage_id>/delegate", views.StageDelegateApi.as_view(), name="stage-delegate"),
     path(f"{EXPORT}/stages/<int:stage_id>/reset", views.StageResetApi.as_view(), name="stage-reset"),
     path("experiments/<int:execution_id>/preview", views.ExecutionPreviewApi.as_view(), name="execution-preview"),

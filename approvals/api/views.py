@@ -16,7 +16,7 @@ from approvals.selectors import (
     ladder_history_rows,
     ladders_for_exports,
 )
-from approvals.services.classification import export_relabel
+from approvals.services.classification import evidence_relabel, export_relabel
 from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.preview import execution_preview_record_for_user
@@ -25,6 +25,7 @@ from config.errors import Conflict
 from config.schema import ErrorOutput
 from exports.models import NarrativeExport
 from exports.permissions import require_team_role
+from exports.selectors.executions import execution_get_for_user
 from governance.choices import RoleKey
 
 QUEUE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN})
@@ -240,3 +241,33 @@ class ExportClassificationApi(APIView):
         data = validated(s.ClassificationInput, request.data)
         export = export_relabel(export_id=export.pk, actor=request.user, classification=data["classification"])
         return Response(s.ClassificationOutput({"export_id": export.pk, "classification": export.classification}).data)
+
+
+class EvidenceClassificationApi(APIView):
+    """Relabel evidence (roles ``compliance``, ``admin``; docs/clearance.md): only upwards once a signed export
+    cites it; raising it raises the exports citing it that are labelled lower. Recorded as
+    ``execution.evidence_relabelled``."""
+
+    @extend_schema(
+        request=s.ClassificationInput,
+        responses={
+            200: s.EvidenceClassificationOutput,
+            404: OpenApiResponse(ErrorOutput, description="`evidence_not_found`: no such evidence in this execution."),
+            409: OpenApiResponse(
+                ErrorOutput,
+                description="`relabel_downwards_after_signing`: evidence cited by a signed export only goes up.",
+            ),
+        },
+    )
+    def put(self, request, execution_id: int, evidence_id: int):
+        execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+        data = validated(s.ClassificationInput, request.data)
+        evidence, raised = evidence_relabel(
+            execution_id=execution.pk,
+            evidence_id=evidence_id,
+            actor=request.user,
+            classification=data["classification"],
+        )
+        body = {"evidence_id": evidence.pk, "kind": evidence.kind, "classification": evidence.classification,
+                "raised_exports": raised}  # fmt: skip
+        return Response(s.EvidenceClassificationOutput(body).data)

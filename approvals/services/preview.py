@@ -19,6 +19,7 @@ from approvals.selectors import role_open_load
 from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from exports.selectors.executions import execution_get_for_user
+from exports.services.clearance import PreviewWithholding, preview_withholding
 from exports.services.executions import execution_event_record
 from exports.services.narrative_exports import (
     EvidenceRef,
@@ -173,6 +174,14 @@ def execution_preview_record(
         classification=export_classification(None, selection.evidence),
         at=now,
     )
+    shown = preview_withholding(
+        markdown=narrative.markdown,
+        manifest=narrative.manifest,
+        evidence=selection.evidence,
+        user=actor,
+        team_id=execution.team_id,
+    )
+    warnings += _clearance_warnings(shown)
     audit_log, event = _preview_write(
         execution=execution,
         actor=actor,
@@ -187,13 +196,26 @@ def execution_preview_record(
         snapshot=snapshot,
         source=resolution.source,
         stages=stages,
-        narrative_markdown=narrative.markdown,
-        evidence_manifest=narrative.manifest,
+        narrative_markdown=shown.markdown,
+        evidence_manifest=shown.manifest,
         warnings=warnings,
         previewed_at=now,
         audit_log=audit_log,
         event=event,
     )
+
+
+def _clearance_warnings(shown: PreviewWithholding) -> list[PreviewWarning]:
+    if not shown.withheld:
+        return []
+    what = "replaced by a marker" if shown.markdown else "left out with the whole narrative"
+    return [
+        PreviewWarning(
+            "clearance_withheld",
+            f"{shown.withheld} selected evidence item(s) are above your clearance ({shown.clearance}) and are {what}.",
+            {"withheld": shown.withheld, "clearance": shown.clearance, "policy": shown.policy},
+        )
+    ]
 
 
 def _selection_warnings(

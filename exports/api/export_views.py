@@ -29,6 +29,7 @@ from exports.selectors.narrative_exports import (
     packaging_jobs_summary,
     signing_keys_list,
 )
+from exports.services.clearance import export_reader_views
 from exports.services.downloads import (
     VerifiedDownload,
     artifact_download_open,
@@ -47,8 +48,9 @@ ARTIFACT_RESPONSES: dict[int | tuple[int, str], Any] = {
 }
 
 
-def _export_output(export: NarrativeExport, serializer=s.ExportOutput) -> dict:
-    return serializer(export, context={"extras": export_representations([export])}).data
+def _export_output(export: NarrativeExport, serializer=s.ExportOutput, *, readers: dict | None = None) -> dict:
+    context = {"extras": export_representations([export]), "readers": readers or {}}
+    return serializer(export, context=context).data
 
 
 class ExportListCreateApi(SelectorListApi):
@@ -62,7 +64,9 @@ class ExportListCreateApi(SelectorListApi):
 
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):
-            kwargs.setdefault("context", {})["extras"] = export_representations(args[0])
+            context = kwargs.setdefault("context", {})
+            context["extras"] = export_representations(args[0])
+            context["readers"] = export_reader_views(exports=args[0], user=self.request.user, action="list")
         return super().get_serializer(*args, **kwargs)
 
     @extend_schema(
@@ -95,10 +99,13 @@ class ExportListCreateApi(SelectorListApi):
 
 
 class ExportDetailApi(APIView):
+    """One export; above the reader's clearance, metadata only (``withheld``; docs/clearance.md)."""
+
     @extend_schema(responses=s.ExportDetailOutput)
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
-        return Response(_export_output(export, s.ExportDetailOutput))
+        readers = export_reader_views(exports=[export], user=request.user, action="detail")
+        return Response(_export_output(export, s.ExportDetailOutput, readers=readers))
 
 
 def _artifact_response(download: VerifiedDownload) -> FileResponse:

@@ -220,6 +220,10 @@ class ExportOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     queued_at = serializers.DateTimeField(allow_null=True)
     packaged_at = serializers.DateTimeField(allow_null=True)
+    withheld = serializers.SerializerMethodField(
+        help_text="The export is above your clearance and answered with metadata only: notes and attachments are "
+        "left out (docs/clearance.md). Under the `redact` policy, only the evidence above it is withheld."
+    )
 
     def _extras(self, export) -> dict:
         return self.context.get("extras", {}).get(export.pk, {"ladder": None})
@@ -233,6 +237,14 @@ class ExportOutput(serializers.Serializer):
     def get_ladder(self, export) -> dict | None:
         return self._extras(export).get("ladder")
 
+    def _reader(self, export):
+        """The reader's view of an export above their clearance (``None``: they read it in full)."""
+        return self.context.get("readers", {}).get(export.pk)
+
+    def get_withheld(self, export) -> bool:
+        reader = self._reader(export)
+        return reader is not None and reader.metadata_only
+
     def get_artifact(self, export) -> dict | None:
         from exports.selectors.narrative_exports import export_artifact
 
@@ -243,6 +255,13 @@ class ExportOutput(serializers.Serializer):
         data = super().to_representation(export)
         for key, value in self._extras(export).items():
             data.setdefault(key, value)
+        reader = self._reader(export)
+        if reader is None:
+            return data
+        if reader.metadata_only:  # above the reader's clearance: metadata only (docs/clearance.md)
+            data.update(notes="", attachments=[])
+        else:
+            data["attachments"] = reader.manifest(data["attachments"])
         return data
 
 
@@ -280,6 +299,14 @@ class ExportDetailOutput(ExportOutput):
     versions = serializers.SerializerMethodField()
     lifecycle = serializers.SerializerMethodField()
     packaging_runs = serializers.SerializerMethodField()
+    narrative = serializers.SerializerMethodField(
+        help_text="The narrative as signed; with the evidence above your clearance replaced by a marker under the "
+        "`redact` policy, null when the export is withheld (docs/clearance.md)."
+    )
+
+    def get_narrative(self, export) -> str | None:
+        reader = self._reader(export)
+        return export.narrative_markdown if reader is None else reader.narrative(export)
 
     def get_versions(self, export) -> list[dict]:
         from exports.selectors.narrative_exports import export_versions

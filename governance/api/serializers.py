@@ -317,6 +317,15 @@ class ClearanceInput(serializers.Serializer):
     level = serializers.ChoiceField(choices=Classification.choices)
 
 
+class ClearancePolicyInput(serializers.Serializer):
+    policy = serializers.ChoiceField(choices=ClearancePolicy.choices)
+
+
+class ClearancePolicyOutput(serializers.Serializer):
+    team = serializers.CharField()
+    policy = serializers.ChoiceField(choices=ClearancePolicy.choices, help_text="The team's policy above a clearance.")
+
+
 class ClearanceOutput(serializers.Serializer):
     team = serializers.CharField()
     username = serializers.CharField()

@@ -10,6 +10,11 @@ urlpatterns = [
         views.MemberClearanceApi.as_view(),
         name="member-clearance",
     ),
+    path(
+        "governance/teams/<slug:slug>/clearance-policy",
+        views.TeamClearancePolicyApi.as_view(),
+        name="team-clearance-policy",
+    ),
     path("governance/audit-events", audit_views.AuditEventsApi.as_view(), name="audit-events"),
     path("governance/templates", views.TemplateListCreateApi.as_view(), name="template-list"),
     path("governance/templates/<int:template_id>", views.TemplateDetailApi.as_view(), name="template-detail"),

@@ -29,7 +29,7 @@ from governance.services.baselines import (
     baseline_rollback,
     baseline_submit,
 )
-from governance.services.clearance import clearance_get, clearance_set
+from governance.services.clearance import clearance_get, clearance_policy_get, clearance_policy_set, clearance_set
 from governance.services.templates import (
     assignment_delete,
     template_archive,
@@ -258,3 +258,21 @@ class MemberClearanceApi(APIView):
         data = validated(s.ClearanceInput, request.data)
         result = clearance_set(team=team, username=username, level=data["level"], actor=request.user)
         return Response(s.ClearanceOutput(result).data)
+
+
+class TeamClearancePolicyApi(APIView):
+    """What a team does above a member's clearance: ``deny`` (metadata only) or ``redact`` (evidence above the
+    clearance withheld from the narrative); docs/clearance.md. Roles ``admin`` and ``compliance`` of the team;
+    changes are audited as ``governance.clearance_policy_changed``."""
+
+    @extend_schema(responses=s.ClearancePolicyOutput)
+    def get(self, request, slug: str):
+        team = team_get_for_user(user=request.user, slug=slug)
+        return Response(s.ClearancePolicyOutput(clearance_policy_get(team=team, actor=request.user)).data)
+
+    @extend_schema(request=s.ClearancePolicyInput, responses=s.ClearancePolicyOutput)
+    def put(self, request, slug: str):
+        team = team_get_for_user(user=request.user, slug=slug)
+        data = validated(s.ClearancePolicyInput, request.data)
+        result = clearance_policy_set(team=team, policy=data["policy"], actor=request.user)
+        return Response(s.ClearancePolicyOutput(result).data)

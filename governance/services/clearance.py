@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from config.errors import NotFound, ValidationFailed
-from governance.choices import CLASSIFICATION_ORDER, DEFAULT_CLEARANCE, Classification, RoleKey
+from governance.choices import CLASSIFICATION_ORDER, DEFAULT_CLEARANCE, Classification, ClearancePolicy, RoleKey
 from governance.models import Clearance, Team
 from governance.permissions import require_team_role
 from governance.services.audit import audit_record
@@ -70,3 +70,35 @@ def clearance_set(*, team: Team, username: str, level: str, actor) -> dict:
             payload={"user_id": user.pk, "from": before, "to": level},
         )
     return {"team": team.slug, "username": user.username, "level": level, "policy": team.clearance_policy}
+
+
+def clearance_policy_get(*, team: Team, actor) -> dict:
+    require_team_role(user=actor, team_id=team.pk, roles=CLEARANCE_MANAGERS, action="read the clearance policy")
+    return {"team": team.slug, "policy": team.clearance_policy}
+
+
+@transaction.atomic
+def clearance_policy_set(*, team: Team, policy: str, actor, check_role: bool = True) -> dict:
+    """Set what ``team`` does above a member's clearance (``deny`` or ``redact``; roles ``admin``, ``compliance``);
+    a change is audited as ``governance.clearance_policy_changed`` with the old and new policy."""
+    if check_role:
+        require_team_role(user=actor, team_id=team.pk, roles=CLEARANCE_MANAGERS, action="change the clearance policy")
+    if policy not in ClearancePolicy.values:
+        raise ValidationFailed(
+            f"Unknown clearance policy '{policy}'.",
+            details={"policy": [f"Choose one of {', '.join(ClearancePolicy.values)}."]},
+        )
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = locked.clearance_policy
+    if before != policy:
+        locked.clearance_policy = policy
+        locked.save(update_fields=["clearance_policy"])
+        audit_record(
+            action="governance.clearance_policy_changed",
+            actor=actor,
+            obj=locked,
+            team_id=team.pk,
+            payload={"from": before, "to": policy, "clearance_policy": policy},
+        )
+    team.clearance_policy = policy
+    return {"team": team.slug, "policy": policy}
