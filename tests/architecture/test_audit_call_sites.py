@@ -33,9 +33,9 @@ KNOWN_CALL_SITES = {
     ("exports/services/signing_keys.py", "signing_key_rotate", "audit_record"): 1,  # key ids
     ("exports/services/snapshot_backfill.py", "exports_snapshot_backfill", "audit_record"): 1,  # ids, digest
     ("exports/services/verification.py", "verification_record", "audit_record"): 1,  # codes, digest
-    ("governance/admin.py", "save_model", "audit_record"): 1,  # a team's clearance policy code
     ("governance/services/baselines.py", "record_baseline_event", "audit_record"): 1,  # comment -> BaselineEvent
     ("governance/services/clearance.py", "clearance_set", "audit_record"): 1,  # user id, levels
+    ("governance/services/clearance.py", "clearance_policy_set", "audit_record"): 1,  # policy codes
     ("governance/services/teams.py", "team_create", "audit_record"): 1,  # slug
     ("governance/services/teams.py", "membership_grant", "audit_record"): 1,  # username, role key
     ("governance/services/templates.py", "template_log", "audit_record"): 1,  # details -> TemplateAuditLog
