@@ -95,7 +95,9 @@ class ExportListCreateApi(SelectorListApi):
             classification=data["classification"],
         )
         export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export.pk)
-        return Response(_export_output(export), status=status.HTTP_201_CREATED)
+        # The author sees what they may read of it, as on every read (docs/clearance.md).
+        readers = export_reader_views(exports=[export], user=request.user, action="create")
+        return Response(_export_output(export, readers=readers), status=status.HTTP_201_CREATED)
 
 
 class ExportDetailApi(APIView):

@@ -104,3 +104,20 @@ def test_the_team_admin_changes_the_policy_through_the_service(crew, team, rf):
     assert Team.objects.get(pk=team.pk).clearance_policy == "redact"
     (row,) = AuditEvent.objects.filter(action="governance.clearance_policy_changed")
     assert (row.payload["from"], row.payload["to"]) == ("deny", "redact")
+
+
+def test_the_author_of_an_export_above_their_clearance_gets_its_metadata_only(client_for, crew, export):
+    response = client_for(crew.author).post(
+        _exports_url(export),
+        {"evidence": [], "notes": "secret plan", "classification": "Confidential"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["withheld"] is True and body["notes"] == "" and body["classification"] == "Confidential"
+    assert "secret plan" not in str(body)
+    created = NarrativeExport.objects.get(pk=body["id"])
+    assert created.notes == "secret plan"  # stored in full; only the answer is withheld
+    assert [event.payload["action"] for event in _denials(created) if event.payload["export_id"] == created.pk] == [
+        "create"
+    ]
