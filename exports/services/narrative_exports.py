@@ -173,39 +173,6 @@ def _retention_days(snapshot: WorkflowTemplateSnapshot) -> int:
     return days if isinstance(days, int) and days > 0 else settings.DOSSIER_ARTIFACT_RETENTION_DAYS
 
 
-def _narrate(*, export: NarrativeExport, evidence_rows, event_rows):
-    """Render and redact the new export's narrative, store it with its digest and record its attachments."""
-    rendered = narrative_render(export=export, evidence=evidence_rows, events=event_rows)
-    export.narrative_markdown = rendered.approval_text
-    export.evidence_manifest = rendered.manifest
-    export.narrative_digest = rendered.digest
-    export.redaction_counts = rendered.redaction_counts
-    export.save(
-        update_fields=[
-            "retain_until",
-            "narrative_markdown",
-            "evidence_manifest",
-            "narrative_digest",
-            "redaction_counts",
-            "updated_at",
-        ]
-    )
-    ExportAttachment.objects.bulk_create(
-        ExportAttachment(
-            export=export,
-            kind=plan.kind,
-            evidence_id=plan.evidence_id,
-            event_id=plan.event_id,
-            title=plan.title[:300],
-            size=plan.size,
-            sha256=plan.sha256,
-            bundle_path=plan.bundle_path,
-        )
-        for plan in rendered.attachments
-    )
-    return rendered
-
-
 @transaction.atomic
 def export_create(
     *,
