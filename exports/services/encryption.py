@@ -188,15 +188,23 @@ def data_keys_rewrap(
     *, dry_run: bool = False, progress: Progress | None = None, keyring: Keyring | None = None
 ) -> Tally:
     """Re-wrap every object's data key under the active key-encryption key; the chunks are not touched."""
-    keyring = keyring or storage_keyring()
-    storage = artifact_storage()
-    tally = _each(
-        stored_objects(), lambda obj: object_rewrap(obj, keyring=keyring, storage=storage, dry_run=dry_run), progress
+    return _each_stored_object(
+        object_rewrap,
+        action="encryption.data_keys_rewrapped",
+        keyring=keyring or storage_keyring(),
+        dry_run=dry_run,
+        progress=progress,
     )
+
+
+def _each_stored_object(step, *, action: str, keyring: Keyring, dry_run: bool, progress: Progress | None) -> Tally:
+    """Run ``step`` over every stored object with the active keyring; a real run is audited with its counts."""
+    storage = artifact_storage()
+    tally = _each(stored_objects(), lambda obj: step(obj, keyring=keyring, storage=storage, dry_run=dry_run), progress)
     if not dry_run:
         with transaction.atomic():
             audit_record(
-                action="encryption.data_keys_rewrapped",
+                action=action,
                 payload={"active_key": keyring.active, **tally.counts},
                 object_type="keyring",
                 object_id=keyring.active,
@@ -235,20 +243,13 @@ def object_encrypt(obj: StoredObject, *, keyring: Keyring, storage: Storage, dry
 
 
 def existing_objects_encrypt(*, dry_run: bool = False, progress: Progress | None = None) -> Tally:
-    keyring = storage_keyring()
-    storage = artifact_storage()
-    tally = _each(
-        stored_objects(), lambda obj: object_encrypt(obj, keyring=keyring, storage=storage, dry_run=dry_run), progress
+    return _each_stored_object(
+        object_encrypt,
+        action="encryption.existing_objects_encrypted",
+        keyring=storage_keyring(),
+        dry_run=dry_run,
+        progress=progress,
     )
-    if not dry_run:
-        with transaction.atomic():
-            audit_record(
-                action="encryption.existing_objects_encrypted",
-                payload={"active_key": keyring.active, **tally.counts},
-                object_type="keyring",
-                object_id=keyring.active,
-            )
-    return tally
 
 
 # --- Verification -----------------------------------------------------------------------------------------------

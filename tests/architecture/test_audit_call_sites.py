@@ -19,8 +19,7 @@ KNOWN_CALL_SITES = {
     ("approvals/services/monitor.py", "_check_enforcement", "audit_record"): 1,  # detail -> observation
     ("approvals/services/signing.py", "signer_attempt_record", "audit_record"): 1,  # counts
     ("exports/services/encryption.py", "keyring_rotate", "audit_record"): 1,  # key ids, provider
-    ("exports/services/encryption.py", "data_keys_rewrap", "audit_record"): 1,  # key id, counts
-    ("exports/services/encryption.py", "existing_objects_encrypt", "audit_record"): 1,  # key id, counts
+    ("exports/services/encryption.py", "_each_stored_object", "audit_record"): 1,  # key id, counts
     ("exports/services/evidence.py", "_audit_evidence", "audit_record"): 1,  # title -> Evidence
     ("exports/services/executions.py", "events_append", "audit_record"): 1,  # counts and sequences only
     ("exports/services/executions.py", "execution_create", "audit_record"): 1,  # title -> Execution
