@@ -14,7 +14,6 @@ Target: download throughput >= 0.4 x openssl's sha256 throughput. A report: alwa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import socket
@@ -24,31 +23,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "var" / "bench"
+from _data import CACHE, ROOT, artifact_file
+
 STORAGE = CACHE / "download-storage"
 TARGET = 0.4
-MIB = 1024 * 1024
 
 os.environ["ARTIFACT_STORAGE_BACKEND"] = "filesystem"
 os.environ["ARTIFACT_ROOT"] = str(STORAGE)
 
 from _django import setup, verdict  # noqa: E402
-
-
-def artifact_file(size_mib: int) -> Path:
-    """Deterministic incompressible bytes, generated once per size."""
-    path = CACHE / f"artifact-{size_mib}MiB.bin"
-    if path.exists() and path.stat().st_size == size_mib * MIB:
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    print(f"generating a {size_mib} MiB artifact in {path} ...", flush=True)
-    seed = hashlib.sha512(b"dossier download benchmark").digest()
-    with open(path, "wb") as out:
-        for block in range(size_mib):
-            seed = hashlib.sha512(seed + block.to_bytes(4, "big")).digest()
-            out.write(hashlib.shake_256(seed).digest(MIB))
-    return path
 
 
 def fixture(source: Path):

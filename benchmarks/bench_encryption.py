@@ -33,12 +33,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, cast
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "var" / "bench"
+from _data import CACHE, MIB, ROOT, artifact_file, evidence
+
 STORAGE = CACHE / "encryption-storage"
 KEYRING = CACHE / "encryption-keyring.json"
-MAKE_EVIDENCE = Path("/work/shared/bench/make_evidence.py")
-MIB = 1024 * 1024
 MB = 1e6
 
 os.environ["ARTIFACT_STORAGE_BACKEND"] = "filesystem"
@@ -57,19 +55,6 @@ def keyring():
 
 
 # --- (a) packaging ----------------------------------------------------------------------------------------------
-
-
-def evidence(scale: float) -> Path:
-    target = CACHE / f"evidence-{scale:g}"
-    marker = CACHE / f"evidence-{scale:g}.done"
-    if not marker.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        print(f"generating evidence at scale {scale:g} in {target} ...", flush=True)
-        result = subprocess.run(
-            [sys.executable, MAKE_EVIDENCE, target, "--scale", str(scale)], check=True, capture_output=True, text=True
-        )
-        marker.write_text(result.stdout)
-    return target
 
 
 def encrypted_evidence(directory: Path) -> Path:
@@ -177,20 +162,6 @@ def child_rss(size_mib: int) -> None:
 # --- (b) download -----------------------------------------------------------------------------------------------
 
 
-def artifact_plaintext(size_mib: int) -> Path:
-    path = CACHE / f"artifact-{size_mib}MiB.bin"
-    if path.exists() and path.stat().st_size == size_mib * MIB:
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    print(f"generating a {size_mib} MiB artifact in {path} ...", flush=True)
-    seed = hashlib.sha512(b"dossier download benchmark").digest()
-    with open(path, "wb") as out:
-        for block in range(size_mib):
-            seed = hashlib.sha512(seed + block.to_bytes(4, "big")).digest()
-            out.write(hashlib.shake_256(seed).digest(MIB))
-    return path
-
-
 def download_fixture(source: Path):
     from django.utils import timezone
 
@@ -295,7 +266,7 @@ def main() -> None:
     from _django import setup
 
     setup()
-    source = artifact_plaintext(size_mib)
+    source = artifact_file(size_mib)
     user, url, stored = download_fixture(source)
     try:
         time_openssl(source)  # warm the page cache

@@ -26,25 +26,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "var" / "bench"
-MAKE_EVIDENCE = Path("/work/shared/bench/make_evidence.py")
+from _data import CACHE, ROOT, evidence
+
 PIPELINE = "tar -cf - -C {parent} {name} | zstd -3 -T0 -q | openssl dgst -sha256 > /dev/null"
 MB = 1e6
-
-
-def evidence(scale: float) -> Path:
-    """Generate once per scale; the marker file is written last, so an interrupted run is redone."""
-    target = CACHE / f"evidence-{scale:g}"
-    marker = CACHE / f"evidence-{scale:g}.done"
-    if not marker.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        print(f"generating evidence at scale {scale:g} in {target} ...", flush=True)
-        result = subprocess.run(
-            [sys.executable, MAKE_EVIDENCE, target, "--scale", str(scale)], check=True, capture_output=True, text=True
-        )
-        marker.write_text(result.stdout)
-    return target
 
 
 def payload_bytes(directory: Path) -> int:
