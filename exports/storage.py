@@ -39,7 +39,14 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
 
-from exports.crypto import DecryptingReader, DecryptionFailed, EncryptingWriter, KeyringUnavailable, is_encrypted
+from exports.crypto import (
+    DecryptingReader,
+    DecryptionFailed,
+    EncryptingWriter,
+    KeyringUnavailable,
+    is_encrypted,
+    read_exact,
+)
 from exports.crypto.stream import MAGIC
 
 STAGING_PREFIX = ".staging/"
@@ -150,22 +157,11 @@ class PrefixedStream:
         self.close()
 
 
-def _read_prefix(stream: BinaryIO) -> bytes:
-    parts, remaining = [], len(MAGIC)
-    while remaining:
-        data = stream.read(remaining)
-        if not data:
-            break
-        parts.append(data)
-        remaining -= len(data)
-    return b"".join(parts)
-
-
 def plaintext_stream(raw: BinaryIO) -> BinaryIO:
     """The plaintext of stored bytes: decrypted when they carry the encryption header, as they are otherwise
     (objects stored before encryption). Takes ownership of ``raw``. Raises ``DecryptionFailed``."""
     try:
-        prefix = _read_prefix(raw)
+        prefix = read_exact(raw, len(MAGIC))
     except BaseException:
         raw.close()
         raise

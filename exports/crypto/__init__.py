@@ -42,6 +42,7 @@ from .stream import (
     encrypt_bytes,
     encrypted_chunks,
     is_encrypted,
+    read_exact,
     read_header,
     unwrap_data_key,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "keyring_from_document",
     "keyring_load",
     "keyring_rotated",
+    "read_exact",
     "read_header",
     "unwrap_data_key",
 ]

@@ -104,7 +104,8 @@ def is_encrypted(prefix: bytes) -> bool:
     return prefix[: len(MAGIC)] == MAGIC
 
 
-def _read_exact(source: ByteSource, size: int) -> bytes:
+def read_exact(source: ByteSource, size: int) -> bytes:
+    """``size`` bytes from ``source``, fewer only at its end (a stream may answer a read with less)."""
     parts, remaining = [], size
     while remaining > 0:
         data = source.read(remaining)
@@ -117,7 +118,7 @@ def _read_exact(source: ByteSource, size: int) -> bytes:
 
 def read_header(source: ByteSource) -> Header:
     """Read and parse the header at the start of ``source``; raises ``DecryptionFailed`` if it is not one."""
-    fixed = _read_exact(source, FIXED_HEADER_SIZE)
+    fixed = read_exact(source, FIXED_HEADER_SIZE)
     if len(fixed) < FIXED_HEADER_SIZE or not is_encrypted(fixed):
         raise DecryptionFailed("the object is not encrypted in the Dossier format (no header)")
     _, version, segment_size, object_id, nonce_prefix = _FIXED.unpack(fixed)
@@ -125,13 +126,13 @@ def read_header(source: ByteSource) -> Header:
         raise DecryptionFailed(f"unknown encryption format version {version}")
     if not 0 < segment_size <= MAX_SEGMENT_SIZE:
         raise DecryptionFailed(f"segment size {segment_size} is out of range")
-    length = _read_exact(source, 1)
-    key_id = _read_exact(source, length[0]) if length else b""
-    wrapped_length = _read_exact(source, 2)
+    length = read_exact(source, 1)
+    key_id = read_exact(source, length[0]) if length else b""
+    wrapped_length = read_exact(source, 2)
     if not length or len(key_id) != length[0] or len(wrapped_length) != 2:
         raise DecryptionFailed("the encryption header is truncated")
     (size,) = struct.unpack(">H", wrapped_length)
-    wrapped = _read_exact(source, size)
+    wrapped = read_exact(source, size)
     if len(wrapped) != size:
         raise DecryptionFailed("the encryption header is truncated")
     try:
@@ -261,7 +262,7 @@ class _RawReader:
         self._source, self._piece, self._carry = source, piece, b""
 
     def next(self) -> tuple[bytes, bool]:
-        data = self._carry + _read_exact(self._source, self._piece + 1 - len(self._carry))
+        data = self._carry + read_exact(self._source, self._piece + 1 - len(self._carry))
         if len(data) > self._piece:
             self._carry = data[self._piece :]
             return data[: self._piece], False
@@ -376,7 +377,7 @@ class _Opener:
 
     def _first(self) -> int:
         """Read the first chunk (and one byte more) at its own size; allocate full buffers only if more follows."""
-        data = _read_exact(self._source, self._piece + 1)
+        data = read_exact(self._source, self._piece + 1)
         if len(data) > self._piece:
             self._raw = bytearray(self._piece + 1)
             self._plain = memoryview(bytearray(self._segment))
