@@ -256,8 +256,9 @@ def feed_run(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def feed_latest_chunk(request: HttpRequest) -> StreamingHttpResponse:
-    """The NDJSON rows the latest feed run delivered; staff only, since they span every team."""
-    if not request.user.is_staff:
+    """The NDJSON rows the latest feed run delivered; superusers only, since they span every team (a staff curator
+    is still scoped to their own teams)."""
+    if not request.user.is_superuser:
         raise PermissionDenied
     chunk = governance_feed_status().chunk
     if chunk is None:

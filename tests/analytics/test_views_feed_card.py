@@ -52,9 +52,18 @@ def test_the_button_is_for_operators_and_the_download_for_staff(known, crew, mem
     admin = crew.admin
     admin.is_staff = True
     admin.save()
+    curator = logged_in(admin)  # staff, but scoped to their teams: the chunk spans every team
+    admin.is_superuser = True
+    admin.save()
     staff = logged_in(admin)
     assert staff.get(CHUNK).status_code == 404  # nothing delivered yet
     staff.post(RUN)
+    admin.is_superuser = False
+    admin.save()
+    assert curator.get(CHUNK).status_code == 403
+    assert "Download the latest chunk" not in curator.get(REPORTS).content.decode()
+    admin.is_superuser = True
+    admin.save()
     assert scientist.get(CHUNK).status_code == 403
     response = staff.get(CHUNK)
     assert response["Content-Type"] == "application/x-ndjson"
