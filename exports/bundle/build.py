@@ -90,6 +90,7 @@ class BundleResult:
     manifest: Mapping[str, str]  # "data/<path>" -> sha512 hex
     tag_manifest: Mapping[str, str]  # tag file name -> sha512 hex
     narrative_sha256: str
+    tag_manifest_bytes: bytes = b""  # tagmanifest-sha512.txt as written: what a trusted timestamp covers
 
 
 def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None) -> BundleResult:
@@ -125,6 +126,7 @@ def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None)
         manifest={path: sha512 for path, (sha512, _) in digests.items()},
         tag_manifest=sealed.tag_manifest,
         narrative_sha256=digests[NARRATIVE_PATH][1],
+        tag_manifest_bytes=sealed.files[TAGMANIFEST_TXT],
     )
 
 
