@@ -129,5 +129,5 @@ class DegradingRedisCache(RedisCache):
     def delete_many(self, keys, version=None) -> None:
         self._degrade("delete_many", lambda: super(DegradingRedisCache, self).delete_many(keys, version), None)
 
-    def clear(self) -> bool:
-        return self._degrade("clear", lambda: super(DegradingRedisCache, self).clear(), False)
+    def clear(self) -> None:
+        self._degrade("clear", lambda: super(DegradingRedisCache, self).clear(), None)

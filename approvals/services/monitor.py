@@ -213,7 +213,10 @@ def _count_marked(kind: str, stages: list[ApprovalStage], recipients: dict, *, n
     report.emails += len(messages)
     for message in messages:  # sent after commit through the outbox, retried while the mail server is down
         email_enqueue(
-            subject=message.subject, body=message.body, to=message.to, dedupe_key=message.extra_headers[DEDUPE_HEADER]
+            subject=str(message.subject),
+            body=str(message.body),
+            to=message.to,
+            dedupe_key=message.extra_headers[DEDUPE_HEADER],
         )
 
 
