@@ -50,11 +50,10 @@ def _due(message: OutboxMessage) -> None:
 
 def test_a_message_commits_with_the_change_and_is_relayed_after_commit(django_capture_on_commit_callbacks):
     key = _cached_zone(41)
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            viewer_time_zones_forget(user_ids=[41])
-            message = OutboxMessage.objects.get()
-            assert message.delivered_at is None and cache.get(key) == "Europe/Berlin"
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        viewer_time_zones_forget(user_ids=[41])
+        message = OutboxMessage.objects.get()
+        assert message.delivered_at is None and cache.get(key) == "Europe/Berlin"
     message.refresh_from_db()
     assert message.delivered_at is not None and message.attempts == 1 and message.last_error == ""
     assert cache.get(key) is None
