@@ -31,6 +31,7 @@ from exports.events import EventType
 from exports.models import NarrativeExport, PackagingRun
 from governance.authentication import TokenAuthentication
 from governance.models import AuditEvent
+from governance.selectors.outbox import outbox_backlog
 from governance.services.timestamps import timestamps_pending_counts
 
 # Upper bounds (seconds) of the packaging duration histogram's buckets.
@@ -170,6 +171,26 @@ def timestamp_families() -> tuple[GaugeMetricFamily]:
     return (pending,)
 
 
+def outbox_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    backlog = outbox_backlog()
+    pending = GaugeMetricFamily(
+        "dossier_outbox_pending",
+        "Side effects (tasks, cache invalidations, e-mails) committed but not yet delivered, by handler.",
+        labels=["handler"],
+    )
+    for handler, count in sorted(backlog.pending_by_handler.items()):
+        pending.add_metric([handler], count)
+    failing = GaugeMetricFamily(
+        "dossier_outbox_failing", "Pending outbox messages whose delivery failed at least once (being retried)."
+    )
+    failing.add_metric([], backlog.failing)
+    oldest = GaugeMetricFamily(
+        "dossier_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered outbox message (0 when none)."
+    )
+    oldest.add_metric([], backlog.oldest_age_seconds)
+    return pending, failing, oldest
+
+
 class DatabaseCollector:
     """A prometheus_client collector whose every figure is read from the database when scraped."""
 
@@ -181,6 +202,7 @@ class DatabaseCollector:
         yield from stage_families()
         yield from operations_families()
         yield from timestamp_families()
+        yield from outbox_families()
 
 
 def metrics_text() -> bytes:

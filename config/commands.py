@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from config.errors import DossierError
+from config.locks import advisory_lock
 from textpolicy import inert
 
 EXIT_OK = 0
@@ -72,12 +72,10 @@ class DossierCommand(BaseCommand):
 
 
 @contextmanager
-def exclusive(name: str, timeout: int = 3600):
-    """Refuse to run a cron-like command while another run of it holds the lock."""
-    key = f"command-lock:{name}"
-    if not cache.add(key, "1", timeout):
-        raise CommandError(f"another '{name}' run is in progress", returncode=EXIT_ERROR)
-    try:
+def exclusive(name: str):
+    """Refuse to run a cron-like command while another run of it holds the lock (a database advisory lock, so a
+    cache outage cannot let two runs overlap: config/locks.py)."""
+    with advisory_lock(f"dossier-command:{name}") as held:
+        if not held:
+            raise CommandError(f"another '{name}' run is in progress", returncode=EXIT_ERROR)
         yield
-    finally:
-        cache.delete(key)

@@ -13,7 +13,7 @@ from typing import Any
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 
-from config.env import env_bool, env_int, env_list, env_str, persistent_secret
+from config.env import env_bool, env_float, env_int, env_list, env_str, persistent_secret
 from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -102,9 +102,15 @@ CACHE_URL = env_str("CACHE_URL", REDIS_URL)
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Reads miss and writes are dropped while Redis is down (config/cache.py); short socket timeouts
+            # bound what an unreachable host costs a request.
+            "BACKEND": "config.cache.DegradingRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "dossier"),
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("CACHE_CONNECT_TIMEOUT", 0.5),
+                "socket_timeout": env_float("CACHE_SOCKET_TIMEOUT", 2.0),
+            },
         }
     }
 else:
@@ -293,6 +299,7 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
     "trusted-timestamps-fetch": {"task": "governance.fetch_timestamps", "every": timedelta(minutes=1)},
     "audit-chain-checkpoint": {"task": "exports.checkpoint_audit_chain", "every": timedelta(days=1)},
+    "outbox-relay": {"task": "exports.relay_outbox", "every": timedelta(seconds=15)},
 }
 
 # --- Trusted time (docs/trusted-time.md) ----------------------------------------------------------------------
@@ -302,6 +309,20 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
 DOSSIER_TSA_URLS = env_list("DOSSIER_TSA_URLS", [])
 DOSSIER_TSA_CA_FILE = env_str("DOSSIER_TSA_CA_FILE", "")
 DOSSIER_TSA_TIMEOUT_SECONDS = env_int("DOSSIER_TSA_TIMEOUT_SECONDS", 10)
+
+# --- Transactional outbox (docs/architecture.md, "The outbox") ------------------------------------------------
+# A claimed message is another relay's again after this long (a relay that died mid-delivery).
+DOSSIER_OUTBOX_CLAIM_SECONDS = env_int("DOSSIER_OUTBOX_CLAIM_SECONDS", 300)
+# A failed delivery waits BACKOFF * 2^(attempts-1) seconds, at most BACKOFF_MAX; it is retried until delivered.
+DOSSIER_OUTBOX_BACKOFF_SECONDS = env_int("DOSSIER_OUTBOX_BACKOFF_SECONDS", 5)
+DOSSIER_OUTBOX_BACKOFF_MAX_SECONDS = env_int("DOSSIER_OUTBOX_BACKOFF_MAX_SECONDS", 300)
+DOSSIER_OUTBOX_BATCH_SIZE = env_int("DOSSIER_OUTBOX_BATCH_SIZE", 100)
+DOSSIER_OUTBOX_RELAY_LIMIT = env_int("DOSSIER_OUTBOX_RELAY_LIMIT", 5000)
+# Delivered messages are kept this long (the window in which an e-mail's dedupe key is remembered), then pruned.
+DOSSIER_OUTBOX_RETAIN_DAYS = env_int("DOSSIER_OUTBOX_RETAIN_DAYS", 7)
+# Housekeeping callables (dotted paths, no arguments) that the `exports.relay_outbox` task runs after each relay,
+# e.g. taking over packaging leases whose heartbeat stopped. Errors are logged; one failing does not stop the rest.
+DOSSIER_OUTBOX_AFTER_RELAY: list[str] = []
 
 # --- Email ----------------------------------------------------------------------------------------------------
 # Without a mail server, messages are written as files under var/mail/ (one file per message), not to the console.

@@ -7,7 +7,11 @@ class ExportsConfig(AppConfig):
 
     def ready(self) -> None:
         from exports.events import EventType as E
+        from exports.services.packaging import HANDLER_PACKAGE, packaging_dispatch
         from governance.feed_registry import feed_event_types_register
+        from governance.outbox import outbox_handler_register
+
+        outbox_handler_register(HANDLER_PACKAGE, packaging_dispatch)  # docs/architecture.md, "The outbox"
 
         # Lifecycle events of exports that the governance event feed carries (docs/feed.md).
         feed_event_types_register(

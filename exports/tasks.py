@@ -9,6 +9,7 @@ from config.logs import log_context
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
 from exports.services.checkpoints import audit_checkpoint_sign
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
+from governance.services.outbox import outbox_run
 
 
 @shared_task(
@@ -47,3 +48,17 @@ def export_governance_events() -> dict:
 def checkpoint_audit_chain() -> dict:
     checkpoint = audit_checkpoint_sign()
     return {"checkpoint": checkpoint.pk, "sequence": checkpoint.sequence}
+
+
+@shared_task(name="exports.relay_outbox", soft_time_limit=120, time_limit=180, ignore_result=True)
+def relay_outbox() -> dict:
+    """Deliver the outbox's pending side effects (every 15 s; docs/architecture.md, "The outbox"), prune old
+    deliveries and run the ``DOSSIER_OUTBOX_AFTER_RELAY`` housekeeping. Concurrent runs are safe (rows are claimed
+    with ``SKIP LOCKED``)."""
+    report = outbox_run()
+    return {
+        "delivered": report.relay.delivered,
+        "failed": report.relay.failed,
+        "pruned": report.pruned,
+        "housekeeping_failed": report.housekeeping_failed,
+    }

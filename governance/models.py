@@ -658,3 +658,37 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"audit checkpoint at sequence {self.sequence}"
+
+
+class OutboxMessage(models.Model):
+    """A side effect of a committed change (a task to send, a cache to invalidate, an e-mail), written in the same
+    transaction as the change and delivered after commit by the relay (docs/architecture.md, "The outbox").
+
+    ``handler`` names a function in the outbox registry (``governance.outbox``); ``payload`` is its JSON input. A
+    pending row has no ``delivered_at``; the relay claims it by moving ``available_at`` past the claim period, and a
+    failed attempt moves it by the backoff, with ``attempts`` and ``last_error``. ``dedupe_key`` names the effect for
+    consumers that cannot undo one (e-mails): an effect whose key was already delivered is not repeated."""
+
+    handler = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    dedupe_key = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["available_at", "id"],
+                condition=models.Q(delivered_at__isnull=True),
+                name="gov_outbox_pending_idx",
+            ),
+            models.Index(fields=["delivered_at"], name="gov_outbox_delivered_idx"),
+            models.Index(fields=["dedupe_key"], condition=~models.Q(dedupe_key=""), name="gov_outbox_dedupe_idx"),
+        ]
+
+    def __str__(self) -> str:
+        state = "delivered" if self.delivered_at else f"pending ({self.attempts} attempts)"
+        return f"{self.handler} #{self.pk}: {state}"

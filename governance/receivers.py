@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
-from django.core.cache import cache
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from governance.models import Membership, Team
-from governance.selectors.preferences import viewer_time_zone_cache_key, viewer_time_zone_refresh
+from governance.selectors.preferences import viewer_time_zone_refresh
+from governance.services.outbox import viewer_time_zones_forget
 from governance.services.tokens import tokens_revoke_for_user
 
 
@@ -44,15 +43,13 @@ def _team_time_zone_changed(sender, instance: Team, created: bool, **kwargs) -> 
     """A team's zone is the default of its members' pages (docs/pages.md): they read it again."""
     if created:
         return
-    user_ids = list(Membership.objects.filter(team_id=instance.pk).values_list("user_id", flat=True))
-    transaction.on_commit(lambda: cache.delete_many([viewer_time_zone_cache_key(pk) for pk in user_ids]))
+    viewer_time_zones_forget(user_ids=Membership.objects.filter(team_id=instance.pk).values_list("user_id", flat=True))
 
 
 @receiver(post_save, sender=Membership, dispatch_uid="governance.time_zone.membership")
 @receiver(post_delete, sender=Membership, dispatch_uid="governance.time_zone.membership_deleted")
 def _membership_time_zone_changed(sender, instance: Membership, **kwargs) -> None:
-    user_id = instance.user_id
-    transaction.on_commit(lambda: cache.delete(viewer_time_zone_cache_key(user_id)))
+    viewer_time_zones_forget(user_ids=[instance.user_id])
 
 
 @receiver(user_logged_in, dispatch_uid="governance.time_zone.login")

@@ -56,8 +56,8 @@ from governance.ladder import stage_due_at, stage_escalate_at
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 from governance.services.audit import audit_record
+from governance.services.outbox import team_state_announce
 from governance.services.timestamps import timestamp_request
-from governance.signals import team_state_changed
 from governance.validation import DEFAULT_REJECT_MEANING, meanings_agree
 
 NARRATIVE_INTEGRITY_AUDIT_ACTION = "approvals.narrative_integrity_failed"
@@ -141,12 +141,7 @@ _OPENED_STAGE_FIELDS = [
 
 
 def _notify_after_commit(export: NarrativeExport, reason: str) -> None:
-    team_id, execution_id = export.execution.team_id, export.execution_id
-    transaction.on_commit(
-        lambda: team_state_changed.send(
-            sender=ApprovalLadder, team_id=team_id, execution_id=execution_id, reason=reason
-        )
-    )
+    team_state_announce(team_id=export.execution.team_id, execution_id=export.execution_id, reason=reason)
 
 
 def _refresh_queue_state(

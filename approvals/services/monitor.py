@@ -4,6 +4,7 @@ once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
@@ -49,6 +50,7 @@ from exports.queue_state import (
 from exports.services.lifecycle import LifecycleRecord, export_lifecycle_record_many
 from governance.models import Membership
 from governance.services.audit import audit_record
+from governance.services.outbox import DEDUPE_HEADER, email_enqueue
 from textpolicy import inert_line
 from textpolicy.utc import utc_iso
 
@@ -209,7 +211,13 @@ def _count_marked(kind: str, stages: list[ApprovalStage], recipients: dict, *, n
     report.escalated += len(stages)
     messages = _escalation_messages(stages, recipients, now)
     report.emails += len(messages)
-    transaction.on_commit(lambda: _send(messages))
+    for message in messages:  # sent after commit through the outbox, retried while the mail server is down
+        email_enqueue(
+            subject=str(message.subject),
+            body=str(message.body),
+            to=message.to,
+            dedupe_key=message.extra_headers[DEDUPE_HEADER],
+        )
 
 
 def _expected_key(stage: ApprovalStage, ladder: ApprovalLadder) -> tuple:
@@ -261,15 +269,13 @@ def _escalation_messages(
             else f"[Dossier] Escalation: {len(group)} approval stages for {inert_line(role)} overdue"
         )
         to = sorted({*recipients.get((team_id, role), []), settings.GOVERNANCE_ESCALATION_EMAIL})
-        messages.append(EmailMessage(subject=subject, body="\n".join(lines) + "\n", to=to))
+        # One escalation of these stage iterations is one e-mail, however often it is relayed.
+        escalated = ",".join(f"{stage.pk}.{stage.iteration}" for stage in sorted(group, key=lambda s: s.pk))
+        key = f"escalation:{team_id}:{hashlib.sha256(f'{role}|{escalated}'.encode()).hexdigest()[:40]}"
+        messages.append(
+            EmailMessage(subject=subject, body="\n".join(lines) + "\n", to=to, headers={DEDUPE_HEADER: key})
+        )
     return messages
-
-
-def _send(messages: list[EmailMessage]) -> None:
-    try:
-        get_connection().send_messages(messages)
-    except Exception:  # an unreachable mail server must not undo committed escalations; they stay in history
-        logger.exception("escalation emails could not be sent")
 
 
 # ---------------------------------------------------------------------------------------------------------------

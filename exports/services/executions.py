@@ -17,7 +17,7 @@ from exports.events import EventType
 from exports.models import Execution, ExecutionEvent
 from governance.models import Team
 from governance.services.audit import audit_record, canonical_json
-from governance.signals import team_state_changed
+from governance.services.outbox import team_state_announce
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,7 @@ def timeline_append(*, execution: Execution, actor, events: Sequence[EventInput]
     last = start + len(rows)
     Execution.objects.filter(pk=locked.pk).update(last_sequence=last, updated_at=now)
     execution.last_sequence = last
-    team_id = locked.team_id
-    transaction.on_commit(
-        lambda: team_state_changed.send(
-            sender=Execution, team_id=team_id, execution_id=locked.pk, reason="timeline_appended"
-        )
-    )
+    team_state_announce(team_id=locked.team_id, execution_id=locked.pk, reason="timeline_appended")
     return rows
 
 

@@ -17,7 +17,7 @@ from exports.events import EventType
 from exports.models import Execution, ExecutionEvent, NarrativeExport
 from exports.services.executions import execution_event_record
 from governance.services.audit import AuditEntry, audit_record_many, normalize_payload
-from governance.signals import team_state_changed
+from governance.services.outbox import team_state_announce
 
 
 def export_lifecycle_record(
@@ -188,12 +188,9 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
         if NarrativeExport.execution.is_cached(record.export):
             first, _ = reserved[record.export.execution_id]
             record.export.execution.last_sequence = first + len(by_execution[record.export.execution_id])
-    changed = [(pk, team_id) for pk, (_, team_id) in reserved.items()]
-
-    def notify() -> None:
-        for execution_id, team_id in changed:
-            team_state_changed.send(
-                sender=Execution, team_id=team_id, execution_id=execution_id, reason="lifecycle_recorded"
-            )
-
-    transaction.on_commit(notify)
+    executions_by_team: dict[int, list[int]] = defaultdict(list)
+    for execution_id, (_, team_id) in reserved.items():
+        executions_by_team[team_id].append(execution_id)
+    for team_id, execution_ids in sorted(executions_by_team.items()):  # one message per team, however many steps
+        only = execution_ids[0] if len(execution_ids) == 1 else None
+        team_state_announce(team_id=team_id, execution_id=only, reason="lifecycle_recorded")

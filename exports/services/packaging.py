@@ -68,7 +68,9 @@ from exports.storage import (
     storage_open_stream,
 )
 from governance.choices import TimestampSubject
+from governance.models import OutboxMessage
 from governance.services.audit import audit_record
+from governance.services.outbox import outbox_enqueue
 from governance.services.timestamps import timestamp_request
 
 logger = logging.getLogger(__name__)
@@ -110,18 +112,30 @@ def _queue_state(export: NarrativeExport, status: str, **changes: Any) -> QueueS
 # --- Enqueue --------------------------------------------------------------------------------------------------
 
 
+HANDLER_PACKAGE = "exports.package"
+
+
 def _dispatch_on_commit(export_id: int) -> None:
+    """Send the packaging task through the outbox (docs/architecture.md, "The outbox"): the message commits with
+    the export's ``queued`` state, so a broker outage delays packaging but never loses it or fails the request."""
+    outbox_enqueue(handler=HANDLER_PACKAGE, payload={"export_id": export_id})
+
+
+def packaging_dispatch(message: OutboxMessage) -> None:
+    """The outbox handler of ``exports.package``: send the task. A redelivery is harmless: the worker returns early
+    for an export already packaged, and the packaging lease keeps a second worker off one being packaged."""
     from exports.tasks import package_execution_narrative_export
 
-    transaction.on_commit(lambda: package_execution_narrative_export.delay(export_id))
+    package_execution_narrative_export.delay(message.payload["export_id"])
 
 
 @transaction.atomic
 def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport:
     """Queue an export for packaging: the only place that sets ``queued``.
 
-    Records ``narrative_export.packaging.queued`` and sends the task once the transaction commits. Queueing an
-    export that is already queued sends the task again without a second event (the worker is idempotent).
+    Records ``narrative_export.packaging.queued`` and sends the task through the outbox once the transaction
+    commits. Queueing an export that is already queued sends the task again without a second event (the worker
+    is idempotent).
     Whether packaging may proceed is decided by the packaging gates, in the worker.
     """
     locked = NarrativeExport.objects.select_for_update(of=("self",)).select_related("execution").get(pk=export.pk)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 
+from config.locks import advisory_key, advisory_lock
 from governance.models import ScheduledJobRun
 
 JOB_SUCCEEDED = "succeeded"
@@ -36,32 +34,15 @@ def job_run_record(
 
 
 def _advisory_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"dossier-job:{name}".encode()).digest()[:8], "big", signed=True)
+    return advisory_key(f"dossier-job:{name}")
 
 
 @contextmanager
-def job_lock(name: str, *, timeout: int = 3600) -> Iterator[bool]:
+def job_lock(name: str) -> Iterator[bool]:
     """Yield True when this process holds the job's lock, False when another run holds it.
 
-    On PostgreSQL a session advisory lock on the default connection: it dies with the connection, so a crashed
-    run never leaves it behind. Elsewhere the cache (one process in practice) stands in.
+    A database advisory lock (config/locks.py): on PostgreSQL a session lock that dies with the connection, so a
+    crashed run never leaves it behind; never the cache, whose outage must not let two runs overlap.
     """
-    if connection.vendor == "postgresql":
-        key = _advisory_key(name)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            held = cursor.fetchone()[0]
-        try:
-            yield held
-        finally:
-            if held:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    cache_key = f"job-lock:{name}"
-    held = cache.add(cache_key, "1", timeout)
-    try:
+    with advisory_lock(f"dossier-job:{name}") as held:
         yield held
-    finally:
-        if held:
-            cache.delete(cache_key)

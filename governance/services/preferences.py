@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
 from django.db import transaction
 
 from config.errors import ValidationFailed
 from governance.models import TIME_ZONES, UserPreference
-from governance.selectors.preferences import viewer_time_zone_cache_key
+from governance.services.outbox import viewer_time_zones_forget
 
 
 @transaction.atomic
@@ -23,5 +22,5 @@ def user_preference_update(*, user, time_zone: str) -> UserPreference:
     if preference.time_zone != time_zone:
         preference.time_zone = time_zone
         preference.save(update_fields=["time_zone", "updated_at"])
-    transaction.on_commit(lambda: cache.delete(viewer_time_zone_cache_key(user.pk)))
+    viewer_time_zones_forget(user_ids=[user.pk])
     return preference

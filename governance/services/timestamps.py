@@ -2,8 +2,9 @@
 (docs/trusted-time.md).
 
 A request is a ``pending`` row written in the caller's transaction, so it commits or rolls back with its subject.
-After commit the fetch task is dispatched; it asks the configured TSAs in order (``DOSSIER_TSA_URLS``), stores
-the reply when one is granted, and otherwise backs off and tries again on its schedule. A TSA that is down
+After commit the fetch task is dispatched through the outbox; it asks the configured TSAs in order
+(``DOSSIER_TSA_URLS``), stores the reply when one is granted, and otherwise backs off and tries again on its
+schedule. A TSA that is down
 therefore never blocks signing or packaging: the token arrives when the TSA returns, and until then its absence
 shows on the export page and in ``/metrics`` (``dossier_trusted_timestamps_pending``).
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,12 +25,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from governance.choices import TimestampStatus, TimestampSubject
-from governance.models import TrustedTimestamp, TsaCertificate
+from governance.models import OutboxMessage, TrustedTimestamp, TsaCertificate
+from governance.outbox import outbox_handler_register
+from governance.services.outbox import outbox_enqueue
 from governance.tsa import TsaError, TsaReply, certificates_from_pem, timestamp_fetch
 
-logger = logging.getLogger(__name__)
-
-FETCH_TASK = "governance.fetch_timestamps"
+HANDLER_FETCH = "governance.fetch_timestamps"
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -48,13 +48,15 @@ def tsa_roots() -> tuple[x509.Certificate, ...]:
     return _roots_from(settings.DOSSIER_TSA_CA_FILE)
 
 
-def _dispatch_fetch() -> None:
+def _fetch_dispatch(message: OutboxMessage) -> None:
+    """The outbox handler: send the fetch task (idempotent: a second run finds nothing due)."""
     from governance.tasks import fetch_timestamps  # the task module imports this one
 
-    try:
-        fetch_timestamps.delay()
-    except Exception:  # the broker being down only delays the token: the schedule fetches it
-        logger.warning("could not dispatch %s; the periodic run will fetch pending timestamps", FETCH_TASK)
+    fetch_timestamps.delay()
+
+
+def timestamp_handlers_register() -> None:
+    outbox_handler_register(HANDLER_FETCH, _fetch_dispatch)
 
 
 def timestamp_request(
@@ -68,7 +70,8 @@ def timestamp_request(
         subject_id=subject_id,
         defaults={"subject_bytes": data, "subject_sha256": hashlib.sha256(data).hexdigest(), "team_id": team_id},
     )
-    transaction.on_commit(_dispatch_fetch)
+    # Through the outbox: a broker outage delays the fetch task, never the caller (docs/architecture.md).
+    outbox_enqueue(handler=HANDLER_FETCH, payload={"subject_type": subject_type, "subject_id": subject_id})
     return row
 
 
