@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.PathIdRangeMiddleware",
+    "config.middleware.DatabaseReconnectMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -226,7 +227,11 @@ if ARTIFACT_STORAGE_BACKEND == "s3":
 else:
     _artifacts = {
         "BACKEND": f"{_encrypted}FileSystemStorage" if _encrypted else "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT), "file_permissions_mode": 0o640},
+        "OPTIONS": {
+            "location": str(ARTIFACT_ROOT),
+            "file_permissions_mode": 0o640,
+            "directory_permissions_mode": 0o750,
+        },
     }
 STORAGES = {
     "default": _artifacts,
