@@ -61,9 +61,7 @@ def _events(export) -> list[str]:
     return list(rows.order_by("sequence").values_list("event_type", flat=True))
 
 
-def test_a_run_whose_lease_is_free_is_taken_over_at_once(
-    packaging_export, sent, django_capture_on_commit_callbacks
-):
+def test_a_run_whose_lease_is_free_is_taken_over_at_once(packaging_export, sent, django_capture_on_commit_callbacks):
     export, run = packaging_export()  # heartbeat fresh, but no session holds the lease: the worker is gone
     own = _stage(f"{export.pk}-v1-r{run.pk}-0a1b.partial")
     other = _stage(f"{export.pk + 1000}-v1-r{run.pk + 1000}-0a1b.partial")

@@ -13,12 +13,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files import File
 
+from exports.crypto import MAGIC
+from exports.events import EventType
 from exports.models import ExecutionEvent, ExportArtifact, NarrativeExport, PackagingRun
 from exports.services.evidence import evidence_file_store
 from exports.services.executions import execution_create
 from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.services.packaging import packaging_enqueue
-from exports.events import EventType
 from exports.storage import STAGING_PREFIX
 from tests.exports.factories import published_template_create
 from tests.integration.conftest import wait_for
@@ -55,9 +56,7 @@ def big_export(transactional_db, settings, tmp_path, member, team):
     return export_create(execution=execution, actor=scientist, evidence=[EvidenceRef(kind="file", id=evidence.pk)])
 
 
-def test_a_worker_killed_mid_packaging_is_taken_over_by_a_new_worker(
-    celery_worker_process, big_export, tmp_path, team
-):
+def test_a_worker_killed_mid_packaging_is_taken_over_by_a_new_worker(celery_worker_process, big_export, tmp_path, team):
     export = big_export
     env = {
         "DJANGO_SETTINGS_MODULE": "tests.integration.worker_settings",
@@ -98,6 +97,7 @@ def test_a_worker_killed_mid_packaging_is_taken_over_by_a_new_worker(
     assert not any(staging.iterdir())
     stored = [p for p in (tmp_path / "artifacts" / team.slug).rglob("*.tar.*") if p.is_file()]
     assert [p.name for p in stored] == [f"dossier-{export.pk}-v1.tar.zst"]
+    assert stored[0].read_bytes()[: len(MAGIC)] == MAGIC  # encrypted at rest like any other
     taken = ExecutionEvent.objects.filter(event_type=EventType.PACKAGING_TAKEN_OVER, payload__export_id=export.pk)
     assert taken.count() == 1 and taken.get().payload["run_ids"] == [lost.pk]
     assert "took over" in rescuer.log()

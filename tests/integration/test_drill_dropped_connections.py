@@ -115,7 +115,9 @@ def test_reads_survive_and_writes_never_hide_a_commit_when_connections_drop(tran
         server.wait(timeout=30)
     log = (tmp_path / "gunicorn.log").read_text(errors="replace")
     committed = set(
-        ExecutionEvent.objects.filter(execution=execution, event_type="drill.write").values_list("payload__n", flat=True)
+        ExecutionEvent.objects.filter(execution=execution, event_type="drill.write").values_list(
+            "payload__n", flat=True
+        )
     )
     answered = {n for n, status in writes if status == 201}
     print(
