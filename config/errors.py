@@ -64,6 +64,18 @@ class UnsupportedMedia(DossierError):
     default_message = "The media type of the request is not supported."
 
 
+class StorageFullError(DossierError):
+    status_code = 507
+    code = "storage_full"
+    default_message = "Storage is full; nothing was stored. Try again once space has been freed."
+
+
+class StorageUnavailableError(DossierError):
+    status_code = 503
+    code = "storage_unavailable"
+    default_message = "Storage is unavailable; nothing was stored. Try again shortly."
+
+
 class RateLimited(DossierError):
     status_code = 429
     code = "rate_limited"

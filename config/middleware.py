@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from django.http import Http404
+from contextlib import suppress
+
+from django.db import InterfaceError, OperationalError, connections
+from django.http import Http404, HttpResponse, JsonResponse
+
+from config.api import error_body
 
 # Ids are 64-bit signed integers in the database (BigAutoField); a larger one in a path names nothing.
 MAX_ID = 2**63 - 1
@@ -24,3 +29,62 @@ class PathIdRangeMiddleware:
             if isinstance(value, int) and not isinstance(value, bool) and not -MAX_ID - 1 <= value <= MAX_ID:
                 raise Http404("No object has this id.")
         return None
+
+
+class DatabaseReconnectMiddleware:
+    """A dropped database connection (a restart, a failover, a killed backend) in the middle of a request.
+
+    ``CONN_HEALTH_CHECKS`` replaces a connection that died between requests; this handles one that dies during a
+    request. The broken connections are closed; a GET or HEAD, which changes nothing, is run once more on a fresh
+    connection; anything else answers 503 ``database_unavailable`` (with ``Retry-After``), since its transaction
+    was rolled back with the connection: nothing it asked for was committed. Inside an outer atomic block (a
+    caller's transaction) nothing is retried. docs/operations.md, "Dropped database connections".
+    """
+
+    RETRIED = "_dossier_db_retried"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, DATABASE_GONE) or _in_atomic_block():
+            return None
+        _close_connections()
+        if request.method not in ("GET", "HEAD") or getattr(request, self.RETRIED, False):
+            return _database_unavailable(request)
+        setattr(request, self.RETRIED, True)
+        match = request.resolver_match
+        try:
+            response = match.func(request, *match.args, **match.kwargs)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response = response.render()
+        except DATABASE_GONE:
+            _close_connections()
+            return _database_unavailable(request)
+        return response
+
+
+DATABASE_GONE = (OperationalError, InterfaceError)
+
+
+def _in_atomic_block() -> bool:
+    return any(conn.in_atomic_block for conn in connections.all(initialized_only=True))
+
+
+def _close_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        with suppress(Exception):  # closing a broken connection may itself fail; it is discarded either way
+            conn.close()
+
+
+def _database_unavailable(request) -> HttpResponse:
+    message = "The database connection was lost; nothing was changed. Try again."
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse(error_body("database_unavailable", message), status=503)
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = "1"
+    return response

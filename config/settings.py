@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.PathIdRangeMiddleware",
+    "config.middleware.DatabaseReconnectMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,7 +90,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-elif env_bool("DB_PREPARED_STATEMENTS", True):
+else:
+    # A connection kept between requests is checked before its first query, so one PostgreSQL dropped (restart,
+    # failover, idle timeout) is replaced instead of answering an error (docs/operations.md).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# DB_PGBOUNCER=1: behind PgBouncer in transaction-pooling mode (docs/operations.md, "PgBouncer"): no server-side
+# cursors or prepared statements, no persistent connections, and the packaging lease held by heartbeat rows rather
+# than session advisory locks, which a transaction pool cannot carry.
+DB_PGBOUNCER = env_bool("DB_PGBOUNCER", False)
+if DB_PGBOUNCER and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+elif env_bool("DB_PREPARED_STATEMENTS", True) and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     # PostgreSQL plans a statement once per connection instead of on every execution (psycopg prepares a query
     # after 5 runs). Needs server-side parameter binding; set 0 behind a pooler that cannot carry prepared
     # statements (PgBouncer in transaction-pooling mode before 1.21).
@@ -221,7 +233,11 @@ if ARTIFACT_STORAGE_BACKEND == "s3":
 else:
     _artifacts = {
         "BACKEND": f"{_encrypted}FileSystemStorage" if _encrypted else "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT), "file_permissions_mode": 0o640},
+        "OPTIONS": {
+            "location": str(ARTIFACT_ROOT),
+            "file_permissions_mode": 0o640,
+            "directory_permissions_mode": 0o750,
+        },
     }
 STORAGES = {
     "default": _artifacts,
@@ -278,6 +294,8 @@ if not CELERY_BROKER_URL:
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# Where tasks go unless routed (workers consume it by default); the takeover timer in every worker sends here too.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -286,6 +304,10 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 20 * 60)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Packaging acks late and a lost worker's message is rejected back to the queue; Redis redelivers an unacked
+# message after the visibility timeout, which stays above the packaging hard time limit so a live worker's message
+# is never handed to a second one. Lost workers are taken over within seconds by the heartbeat lease instead
+# (docs/operations.md, "Dead worker"); the redelivery is only a backstop.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -294,6 +316,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "audit-chain-verification": {"task": "governance.verify_audit_chain", "every": timedelta(days=1)},
     "exports-sweep-stuck": {"task": "exports.sweep_stuck_exports", "every": timedelta(minutes=5)},
+    "exports-packaging-takeover": {"task": "exports.take_over_stale_packaging", "every": timedelta(seconds=15)},
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
     "login-counters-purge": {"task": "governance.purge_login_counters", "every": timedelta(hours=1)},
     "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
@@ -322,7 +345,7 @@ DOSSIER_OUTBOX_RELAY_LIMIT = env_int("DOSSIER_OUTBOX_RELAY_LIMIT", 5000)
 DOSSIER_OUTBOX_RETAIN_DAYS = env_int("DOSSIER_OUTBOX_RETAIN_DAYS", 7)
 # Housekeeping callables (dotted paths, no arguments) that the `exports.relay_outbox` task runs after each relay,
 # e.g. taking over packaging leases whose heartbeat stopped. Errors are logged; one failing does not stop the rest.
-DOSSIER_OUTBOX_AFTER_RELAY: list[str] = []
+DOSSIER_OUTBOX_AFTER_RELAY: list[str] = ["exports.services.packaging.packaging_takeover_stale"]
 
 # --- Email ----------------------------------------------------------------------------------------------------
 # Without a mail server, messages are written as files under var/mail/ (one file per message), not to the console.
@@ -366,6 +389,14 @@ DOSSIER_PACKAGING_QUEUE = env_str("DOSSIER_PACKAGING_QUEUE")
 DOSSIER_PACKAGING_SOFT_TIME_LIMIT = env_int("DOSSIER_PACKAGING_SOFT_TIME_LIMIT", 50 * 60)
 DOSSIER_PACKAGING_TIME_LIMIT = env_int("DOSSIER_PACKAGING_TIME_LIMIT", 55 * 60)
 DOSSIER_PACKAGING_MAX_RETRIES = env_int("DOSSIER_PACKAGING_MAX_RETRIES", 5)
+# The packaging lease (docs/architecture.md, "Packaging leases"): a running attempt touches its heartbeat this
+# often; one whose heartbeat is older than the stale age is taken over, which every worker checks this often.
+DOSSIER_PACKAGING_HEARTBEAT_SECONDS = env_int("DOSSIER_PACKAGING_HEARTBEAT_SECONDS", 5)
+DOSSIER_PACKAGING_STALE_AFTER_SECONDS = env_int("DOSSIER_PACKAGING_STALE_AFTER_SECONDS", 30)
+DOSSIER_PACKAGING_TAKEOVER_EVERY_SECONDS = env_int("DOSSIER_PACKAGING_TAKEOVER_EVERY_SECONDS", 15)
+# The lease is a PostgreSQL session advisory lock (exact: it dies with the holder's connection) unless the
+# connections go through a transaction pool; then the heartbeat row alone is the lease.
+DOSSIER_PACKAGING_SESSION_LEASE = env_bool("DOSSIER_PACKAGING_SESSION_LEASE", not DB_PGBOUNCER)
 # Upper bound on evidence read speed while packaging, in bytes per second (0 = unlimited): keeps a large
 # packaging run from saturating shared storage.
 DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0)

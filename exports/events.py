@@ -38,6 +38,7 @@ class EventType(models.TextChoices):
     PACKAGING_FAILED = "narrative_export.packaging.failed", "Packaging failed"
     PACKAGING_COMPLETED = "narrative_export.packaging.completed", "Bundle packaged"
     PACKAGING_REDISPATCHED = "narrative_export.packaging.redispatched", "Packaging dispatched again"
+    PACKAGING_TAKEN_OVER = "narrative_export.packaging.taken_over", "Packaging taken over from a lost worker"
 
     ARTIFACT_DOWNLOADED = "narrative_export.artifact.downloaded", "Bundle downloaded"
     ARTIFACT_EXPIRED = "narrative_export.artifact.expired", "Bundle expired"

@@ -247,6 +247,8 @@ class PackagingRun(models.Model):
     gates = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched every few seconds while the attempt runs: a stale one means the worker is gone (docs/architecture.md).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
     bytes = models.BigIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=60, blank=True)

@@ -12,7 +12,11 @@ Publishing is atomic on every backend: a reader sees either no artifact or the w
 - Any other backend: saved under a staging name, copied to the final name, staging name deleted.
 
 Backend failures that may heal by themselves (I/O errors, an unreachable object store or key service) are raised
-as ``StorageUnavailable`` so the packaging task can retry them.
+as ``StorageUnavailable`` so the packaging task can retry them; a full disk or an exhausted quota (``ENOSPC``,
+``EDQUOT``) as its subclass ``StorageFull``, so the failure is named (docs/errors.md).
+
+Staged bytes are named after the packaging run that writes them (``.staging/<export>-v<version>-r<run>-….partial``,
+mode 0600), so whoever takes over from a lost worker removes exactly that run's leftovers.
 
 Encryption at rest (docs/encryption.md) is a property of the storage (``encrypts_at_rest``, set by the backends in
 ``exports/storage_backends.py``): staged archives are encrypted as they are written, and every read here
@@ -23,12 +27,13 @@ An object that does not open raises ``DecryptionFailed`` and no plaintext is ser
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, cast
@@ -58,6 +63,23 @@ BUNDLE_CONTENT_TYPES = {"zstd": "application/zstd", "gzip": "application/gzip"}
 
 class StorageUnavailable(Exception):
     """The storage backend failed in a way that may heal by itself; the operation can be retried."""
+
+
+class StorageFull(StorageUnavailable):
+    """The storage has no room left (``ENOSPC``/``EDQUOT``): transient for packaging, 507 for an upload."""
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_error_is_full(exc: BaseException) -> bool:
+    """True for a full disk or an exhausted quota, however deep the ``OSError`` sits in the exception chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StorageFull) or (isinstance(seen, OSError) and seen.errno in FULL_ERRNOS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class ArtifactMissing(Exception):
@@ -101,6 +123,8 @@ def storage_errors_as_unavailable(what: str) -> Iterator[None]:
     except TRANSIENT_STORAGE_ERRORS as exc:
         if _is_missing_object(exc):
             raise ArtifactMissing(str(exc)) from exc
+        if storage_error_is_full(exc):
+            raise StorageFull(f"{what}: {exc}") from exc
         raise StorageUnavailable(f"{what}: {exc}") from exc
 
 
@@ -215,8 +239,10 @@ def artifact_name(*, team_slug: str, execution_id: int, export_id: int, version:
     return directory + bundle_name(export_id=export_id, version=version) + BUNDLE_SUFFIXES[compression]
 
 
-def staging_prefix_for(*, export_id: int, version: int) -> str:
-    return f"{STAGING_PREFIX}{export_id}-v{version}-"
+def staging_prefix_for(*, export_id: int, version: int, run_id: int | None = None) -> str:
+    """The names staged for an export version start with this; with ``run_id``, those of one packaging run."""
+    run = f"r{run_id}-" if run_id is not None else ""
+    return f"{STAGING_PREFIX}{export_id}-v{version}-{run}"
 
 
 # --- Staged writes and atomic publish -------------------------------------------------------------------------
@@ -237,30 +263,42 @@ class StagedArtifact:
                 self.storage.delete(self.staging_name)
 
 
+def _staged_open(*, storage: Storage, staging_name: str, run_id: int | None) -> tuple[StagedArtifact, BinaryIO]:
+    if isinstance(storage, FileSystemStorage):
+        local_path = storage.path(staging_name)
+        os.makedirs(os.path.dirname(local_path), mode=0o750, exist_ok=True)
+        fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        staged = StagedArtifact(storage, staging_name, local_path, on_storage=True)
+    else:  # mkstemp creates the file 0600
+        run = f"r{run_id}-" if run_id is not None else ""
+        fd, local_path = tempfile.mkstemp(prefix=f"dossier-bundle-{run}", dir=settings.FILE_UPLOAD_TEMP_DIR)
+        staged = StagedArtifact(storage, staging_name, local_path, on_storage=False)
+    return staged, os.fdopen(fd, "wb")
+
+
+def _discard_quietly(staged: StagedArtifact) -> None:
+    """Best effort after a failure: the original error matters more; the next attempt purges what is left."""
+    with suppress(StorageUnavailable):
+        staged.discard()
+
+
 @contextmanager
 def artifact_staged(
-    *, export_id: int, version: int, storage: Storage | None = None
+    *, export_id: int, version: int, run_id: int | None = None, storage: Storage | None = None
 ) -> Iterator[tuple[StagedArtifact, BinaryIO]]:
-    """Open a staging file for a new archive. The caller writes plaintext (encrypted on its way to the file when
-    the storage encrypts at rest), then calls :func:`artifact_publish` or ``discard()``; an exception inside the
-    block discards the staged bytes."""
+    """Open a staging file (0600) for a new archive, named after the packaging run. The caller writes plaintext
+    (encrypted on its way to the file when the storage encrypts at rest), then calls :func:`artifact_publish` or
+    ``discard()``; an exception inside the block discards the staged bytes. Write errors of the storage (a full
+    disk included) leave the block as ``StorageFull`` or ``StorageUnavailable``."""
     storage = storage or artifact_storage()
-    staging_name = f"{staging_prefix_for(export_id=export_id, version=version)}{uuid.uuid4().hex}.partial"
+    prefix = staging_prefix_for(export_id=export_id, version=version, run_id=run_id)
+    staging_name = f"{prefix}{uuid.uuid4().hex}.partial"
     with storage_errors_as_unavailable("staging an artifact"):
-        if isinstance(storage, FileSystemStorage):
-            local_path = storage.path(staging_name)
-            os.makedirs(os.path.dirname(local_path), exist_ok=True)
-            staged = StagedArtifact(storage, staging_name, local_path, on_storage=True)
-        else:
-            handle, local_path = tempfile.mkstemp(prefix="dossier-bundle-", dir=settings.FILE_UPLOAD_TEMP_DIR)
-            os.close(handle)
-            staged = StagedArtifact(storage, staging_name, local_path, on_storage=False)
-        out = open(staged.local_path, "wb")  # noqa: SIM115 - closed below, before publish
+        staged, out = _staged_open(storage=storage, staging_name=staging_name, run_id=run_id)
     try:
-        with out:
+        with storage_errors_as_unavailable("writing a staged artifact"), out:
             if storage_encrypts(storage):
-                with storage_errors_as_unavailable("encrypting an artifact"):
-                    sealed = EncryptingWriter(out, storage_keyring())
+                sealed = EncryptingWriter(out, storage_keyring())
                 yield staged, cast(BinaryIO, sealed)
                 sealed.close()
             else:
@@ -268,7 +306,7 @@ def artifact_staged(
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
-        staged.discard()
+        _discard_quietly(staged)
         raise
 
 
@@ -316,13 +354,16 @@ def _fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def staged_leftovers_purge(*, export_id: int, version: int, storage: Storage | None = None) -> int:
-    """Delete staged bytes a dead worker left for this export version; returns how many were removed.
+def staged_leftovers_purge(
+    *, export_id: int, version: int, run_id: int | None = None, storage: Storage | None = None
+) -> int:
+    """Delete staged bytes a dead worker left for this export version (with ``run_id``: that run's only);
+    returns how many were removed.
 
     Only call this while holding the export's packaging lease, so no live writer owns them.
     """
     storage = storage or artifact_storage()
-    prefix = staging_prefix_for(export_id=export_id, version=version)
+    prefix = staging_prefix_for(export_id=export_id, version=version, run_id=run_id)
     removed = 0
     with storage_errors_as_unavailable("purging staged artifacts"):
         try:

@@ -6,9 +6,15 @@ from celery import shared_task
 from django.conf import settings
 
 from config.logs import log_context
+from exports import worker  # noqa: F401 - connects the worker's takeover timer to Celery's signals
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
 from exports.services.checkpoints import audit_checkpoint_sign
-from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
+from exports.services.packaging import (
+    TRANSIENT_ERRORS,
+    export_package,
+    exports_sweep_stuck,
+    packaging_takeover_stale,
+)
 from governance.services.outbox import outbox_run
 
 
@@ -35,6 +41,12 @@ def package_execution_narrative_export(self, export_id: int) -> str:
 def sweep_stuck_exports() -> list[int]:
     """Re-dispatch exports stuck in ``queued`` or with a lost packaging worker (scheduled every 5 minutes)."""
     return exports_sweep_stuck()
+
+
+@shared_task(name="exports.take_over_stale_packaging", soft_time_limit=60, time_limit=90)
+def take_over_stale_packaging() -> list[int]:
+    """Re-queue exports whose packaging worker is gone (scheduled every 15 seconds; workers also check)."""
+    return packaging_takeover_stale()
 
 
 @shared_task(name="exports.export_governance_events", soft_time_limit=50 * 60, time_limit=55 * 60)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from contextlib import suppress
 
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
@@ -15,8 +16,9 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from rest_framework.parsers import MultiPartParser
 
-from config.errors import PayloadTooLarge, ValidationFailed
+from config.errors import PayloadTooLarge, StorageFullError, StorageUnavailableError, ValidationFailed
 from config.parsers import storable_text_check
+from exports.storage import FULL_ERRNOS
 
 # Room for the multipart envelope around the file itself.
 _ENVELOPE_ALLOWANCE = 64 * 1024
@@ -78,7 +80,13 @@ class HashingUploadHandler(FileUploadHandler):
             self.file.close()
             raise too_large(limit)
         self._hasher.update(raw_data)
-        self.file.write(raw_data)
+        try:
+            self.file.write(raw_data)
+        except OSError as exc:  # the temporary directory is full or failing: nothing is kept (docs/errors.md)
+            with suppress(OSError):
+                self.file.close()  # a temporary upload file is deleted when closed
+            full = exc.errno in FULL_ERRNOS
+            raise (StorageFullError() if full else StorageUnavailableError()) from exc
 
     def file_complete(self, file_size):
         self.file.seek(0)

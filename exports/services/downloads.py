@@ -8,7 +8,7 @@ from typing import BinaryIO
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, DossierError, Gone, NotFound
+from config.errors import Conflict, Gone, NotFound, StorageUnavailableError
 from exports.choices import ExportStatus
 from exports.crypto import DecryptionFailed
 from exports.events import EventType
@@ -27,12 +27,6 @@ from exports.storage import (
     download_link_sign,
     download_link_unsign,
 )
-
-
-class StorageUnavailableError(DossierError):
-    status_code = 503
-    code = "storage_unavailable"
-    default_message = "Artifact storage is unavailable; try again shortly."
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from typing import Any
 
@@ -10,17 +11,46 @@ from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
 
-from config.errors import ValidationFailed
+from config.errors import StorageFullError, StorageUnavailableError, ValidationFailed
 from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind
 from exports.models import Evidence, Execution
 from exports.services.rendering import evidence_content
+from exports.storage import ArtifactMissing, StorageFull, StorageUnavailable, storage_errors_as_unavailable
 from exports.uploads import validate_client_filename
 from governance.choices import Classification
 from governance.services.audit import audit_record, normalize_payload
 
+logger = logging.getLogger(__name__)
+
 
 def artifact_storage():
     return storages["artifacts"]
+
+
+def evidence_blob_save(*, name: str, upload: File) -> str:
+    """Store an upload's bytes under ``name``; on a storage fault remove whatever part was written and raise
+    507 ``storage_full`` (no space, quota exhausted) or 503 ``storage_unavailable`` (docs/errors.md)."""
+    storage = artifact_storage()
+    try:
+        with storage_errors_as_unavailable(f"storing {name}"):
+            return storage.save(name, upload)
+    except (StorageUnavailable, ArtifactMissing) as exc:
+        _partial_remove(storage, name)
+        logger.warning("upload not stored: %s", exc, extra={"error_code": _fault_code(exc)})
+        if isinstance(exc, StorageFull):
+            raise StorageFullError() from exc
+        raise StorageUnavailableError() from exc
+
+
+def _fault_code(exc: BaseException) -> str:
+    return "storage_full" if isinstance(exc, StorageFull) else "storage_unavailable"
+
+
+def _partial_remove(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except Exception:  # the storage is failing: report the original fault, log this one
+        logger.exception("could not remove the partial upload %s", name)
 
 
 def evidence_storage_path(*, execution: Execution) -> str:
@@ -53,7 +83,7 @@ def evidence_file_store(
     whereas a row pointing at a missing blob would not be.
     """
     filename = validate_client_filename(upload.name or "")
-    path = artifact_storage().save(evidence_storage_path(execution=execution), upload)
+    path = evidence_blob_save(name=evidence_storage_path(execution=execution), upload=upload)
     with transaction.atomic():
         evidence = Evidence.objects.create(
             execution=execution,

@@ -5,6 +5,7 @@ runs :func:`export_package`, which is idempotent and safe under redelivery:
 
 1. It takes the export's packaging lease (a PostgreSQL session advisory lock, released by the server if the
    worker dies), so two workers never build the same version at once and a lost worker is detected exactly.
+   Behind a transaction pool (``DOSSIER_PACKAGING_SESSION_LEASE`` off) the run's heartbeat row is the lease.
 2. Under the export's row lock it checks the status, marks runs of dead workers abandoned, removes their staged
    bytes, and asks every packaging gate. No gate configured, or any gate refusing, leaves the export waiting
    (``awaiting_approval``) with a blocked ``PackagingRun``: nothing ships because nobody was asked.
@@ -12,6 +13,12 @@ runs :func:`export_package`, which is idempotent and safe under redelivery:
 4. Under the row lock again it asks the gates a second time (an approval reset during the build wins),
    publishes atomically and only then commits the artifact row. A version is packaged at most once; bundles
    are reproducible, so republishing after a crash between publish and commit writes identical bytes.
+
+While an attempt runs, a thread touches its run's ``heartbeat_at`` every few seconds. Every worker (at start and
+then every ``DOSSIER_PACKAGING_TAKEOVER_EVERY_SECONDS``) and a frequent periodic task call
+:func:`packaging_takeover_stale`, which finds runs whose worker is gone, marks them abandoned, removes their staged
+bytes and queues the export again, without waiting for the broker's visibility timeout (docs/architecture.md).
+An attempt that was taken over publishes nothing: the publish step checks that its run is still running.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +40,8 @@ from typing import Any, BinaryIO, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import Conflict
@@ -58,12 +67,14 @@ from exports.services.signing_keys import signer_for, signing_key_active
 from exports.services.transitions import export_transition
 from exports.storage import (
     ArtifactMissing,
+    StorageFull,
     StorageUnavailable,
     artifact_name,
     artifact_publish,
     artifact_staged,
     bundle_name,
     staged_leftovers_purge,
+    storage_error_is_full,
     storage_errors_as_unavailable,
     storage_open_stream,
 )
@@ -88,6 +99,7 @@ class PackagingOutcome(StrEnum):
     BUSY = "busy"
     FAILED = "failed"
     MISSING = "missing"
+    TAKEN_OVER = "taken_over"
 
 
 class PackagingFailure(Exception):
@@ -190,15 +202,21 @@ def exports_sweep_stuck(*, older_than: timedelta | None = None) -> list[int]:
 # --- The lease ------------------------------------------------------------------------------------------------
 
 
+def _session_lease_active() -> bool:
+    """True when the lease is a session advisory lock; otherwise a run's fresh heartbeat holds it."""
+    return connection.vendor == "postgresql" and settings.DOSSIER_PACKAGING_SESSION_LEASE
+
+
 @contextmanager
 def packaging_lease(export_id: int) -> Iterator[bool]:
     """Yield True when this process may package the export now, False when a live worker already does.
 
     On PostgreSQL this is a session-level advisory lock: held across transactions and released by the server
     when the holder's connection dies, which is what tells a lost worker from a slow one. Elsewhere (SQLite,
-    one process) it always succeeds.
+    one process, or a transaction pool that cannot carry session locks) it always succeeds, and ``_start``
+    leaves an export alone while one of its runs has a fresh heartbeat.
     """
-    if connection.vendor != "postgresql":
+    if not _session_lease_active():
         yield True
         return
     key = (_LEASE_NAMESPACE << 32) | (export_id & 0xFFFFFFFF)
@@ -214,6 +232,147 @@ def packaging_lease(export_id: int) -> Iterator[bool]:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
             except (OperationalError, InterfaceError):  # the session is gone, and the lock with it
                 logger.warning("could not release the packaging lease of export %s", export_id)
+
+
+def _stale_cutoff(stale_after: timedelta | None = None):
+    age = stale_after if stale_after is not None else timedelta(seconds=settings.DOSSIER_PACKAGING_STALE_AFTER_SECONDS)
+    return timezone.now() - age
+
+
+def _is_stale(run: PackagingRun, cutoff) -> bool:
+    return (run.heartbeat_at or run.started_at) < cutoff
+
+
+class _Heartbeat:
+    """Touches a running attempt's ``heartbeat_at`` every ``every`` seconds from its own thread, on its own
+    database connection, until stopped. A beat that fails (the database away for a moment) is retried next time."""
+
+    def __init__(self, run_id: int, every: float) -> None:
+        self._run_id, self._every = run_id, every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat_until_stopped, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=self._every + 10)
+
+    def _beat_until_stopped(self) -> None:
+        try:
+            while not self._stopped.wait(self._every):
+                self._beat()
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def _beat(self) -> None:
+        try:
+            PackagingRun.objects.filter(pk=self._run_id, status=PackagingRunStatus.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("heartbeat of packaging run %s missed: %s", self._run_id, exc)
+            connections.close_all()
+
+
+@contextmanager
+def _heartbeat(run_id: int) -> Iterator[None]:
+    every = settings.DOSSIER_PACKAGING_HEARTBEAT_SECONDS
+    if every <= 0:
+        yield
+        return
+    beat = _Heartbeat(run_id, every)
+    beat.start()
+    try:
+        yield
+    finally:
+        beat.stop()
+
+
+def _abandon(run: PackagingRun, now) -> None:
+    run.status, run.finished_at, run.duration_ms = PackagingRunStatus.ABANDONED, now, _elapsed_ms(run, now)
+    run.error_code, run.error_message = "worker_lost", "the worker stopped before finishing this attempt"
+    run.save(update_fields=["status", "finished_at", "duration_ms", "error_code", "error_message"])
+
+
+def _abandon_lost_runs(export: NarrativeExport, now) -> bool:
+    """Mark the export's running attempts abandoned, since the caller holds the lease; False (nothing changed)
+    when the lease is the heartbeat and one of them is still alive."""
+    lost = list(PackagingRun.objects.filter(export=export, status=PackagingRunStatus.RUNNING))
+    if not _session_lease_active() and any(not _is_stale(run, _stale_cutoff()) for run in lost):
+        return False
+    for run in lost:
+        _abandon(run, now)
+    return True
+
+
+# --- Taking over from lost workers ----------------------------------------------------------------------------
+
+
+def packaging_takeover_stale(*, stale_after: timedelta | None = None) -> list[int]:
+    """Take over the packaging of exports whose worker is gone; returns their ids.
+
+    A running attempt is lost when its lease is free (the session lock died with the worker's connection) or,
+    where the heartbeat is the lease, when its heartbeat is older than ``stale_after``
+    (``DOSSIER_PACKAGING_STALE_AFTER_SECONDS``). Each lost attempt is marked ``abandoned`` (``worker_lost``), its
+    staged bytes are removed, and the export goes back to ``queued`` and is dispatched again (after the lease is
+    released, so the new task can take it). Safe to run from many processes at once. Called by every worker
+    (``exports/worker.py``) and by the periodic task ``exports.take_over_stale_packaging``.
+    """
+    cutoff = _stale_cutoff(stale_after)
+    running = PackagingRun.objects.filter(status=PackagingRunStatus.RUNNING)
+    if not _session_lease_active():
+        running = running.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+    taken = []
+    for export_id in sorted(set(running.values_list("export_id", flat=True))):
+        with packaging_lease(export_id) as held:
+            queued = held and _take_over(export_id=export_id, cutoff=cutoff)
+        if queued:
+            _dispatch_on_commit(export_id)
+            taken.append(export_id)
+    return taken
+
+
+def _take_over(*, export_id: int, cutoff) -> bool:
+    """Abandon the export's lost attempts and queue it again; True when it was queued. Storage errors while
+    removing staged bytes leave everything as it was for the next round."""
+    try:
+        with transaction.atomic():
+            export = NarrativeExport.objects.select_for_update(of=("self",)).filter(pk=export_id).first()
+            running = PackagingRun.objects.select_for_update().filter(status=PackagingRunStatus.RUNNING)
+            runs = list(running.filter(export_id=export_id))
+            if export is None or not runs:
+                return False
+            if not _session_lease_active() and any(not _is_stale(run, cutoff) for run in runs):
+                return False
+            return _requeue_lost(export, runs)
+    except StorageUnavailable as exc:
+        logger.warning("could not take over export %s yet: %s", export_id, exc, extra={"export_id": export_id})
+        return False
+
+
+def _requeue_lost(export: NarrativeExport, runs: list[PackagingRun]) -> bool:
+    now = timezone.now()
+    for run in runs:
+        _abandon(run, now)
+        staged_leftovers_purge(export_id=export.pk, version=export.version, run_id=run.pk)
+    if export.status != ExportStatus.PACKAGING:
+        return False
+    export_transition(
+        export=export,
+        to=ExportStatus.QUEUED,
+        event_type=EventType.PACKAGING_TAKEN_OVER,
+        payload={"run_ids": [r.pk for r in runs], "attempt": export.packaging_attempts, "error_code": "worker_lost"},
+        queue_state=_queue_state(export, QUEUED, error_code="worker_lost"),
+    )
+    logger.warning(
+        "took over the packaging of export %s from a lost worker (runs %s)",
+        export.pk,
+        [run.pk for run in runs],
+        extra={"export_id": export.pk, "error_code": "worker_lost"},
+    )
+    return True
 
 
 # --- Gates ----------------------------------------------------------------------------------------------------
@@ -286,33 +445,46 @@ def export_package(*, export_id: int, task_id: str | None = None, final_attempt:
         started = _start(export_id=export_id, task_id=task_id or "")
         if isinstance(started, PackagingOutcome):
             return started
-        staged = None
-        try:
-            staged, result = _build_staged(started.export)
-            return _publish(started, staged, result)
-        except TRANSIENT_ERRORS as exc:
-            _discard(staged)
-            _fail(started, code=_transient_code(exc), message=str(exc), retrying=not final_attempt)
-            raise
-        except SoftTimeLimitExceeded:
-            _discard(staged)
-            _fail(started, code="time_limit_exceeded", message="packaging exceeded its time limit", retrying=False)
-            raise
-        except PackagingFailure as exc:
-            _discard(staged)
-            _fail(started, code=exc.code, message=exc.message, retrying=False)
-            return PackagingOutcome.FAILED
-        except CryptoError as exc:  # evidence that does not open, or an unusable keyring (docs/encryption.md)
-            _discard(staged)
-            _fail(started, code=exc.code, message=exc.message, retrying=False)
-            return PackagingOutcome.FAILED
-        except Exception as exc:
-            _discard(staged)
-            _fail(started, code="internal_error", message=f"{type(exc).__name__}: {exc}", retrying=False)
-            raise
+        with _heartbeat(started.run.pk):
+            return _package_started(started, final_attempt=final_attempt)
+
+
+def _package_started(started: _Started, *, final_attempt: bool) -> PackagingOutcome:
+    """Build and publish one started attempt, recording how it ended."""
+    staged = None
+    try:
+        staged, result = _build_staged(started.export, run_id=started.run.pk)
+        return _publish(started, staged, result)
+    except TRANSIENT_ERRORS as exc:
+        _discard(staged)
+        _fail(started, code=_transient_code(exc), message=str(exc), retrying=not final_attempt)
+        raise
+    except OSError as exc:  # met outside the storage helpers (a temporary file, say): a storage fault all the same
+        _discard(staged)
+        named = StorageFull(str(exc)) if storage_error_is_full(exc) else StorageUnavailable(str(exc))
+        _fail(started, code=_transient_code(named), message=str(named), retrying=not final_attempt)
+        raise named from exc
+    except SoftTimeLimitExceeded:
+        _discard(staged)
+        _fail(started, code="time_limit_exceeded", message="packaging exceeded its time limit", retrying=False)
+        raise
+    except PackagingFailure as exc:
+        _discard(staged)
+        _fail(started, code=exc.code, message=exc.message, retrying=False)
+        return PackagingOutcome.FAILED
+    except CryptoError as exc:  # evidence that does not open, or an unusable keyring (docs/encryption.md)
+        _discard(staged)
+        _fail(started, code=exc.code, message=exc.message, retrying=False)
+        return PackagingOutcome.FAILED
+    except Exception as exc:
+        _discard(staged)
+        _fail(started, code="internal_error", message=f"{type(exc).__name__}: {exc}", retrying=False)
+        raise
 
 
 def _transient_code(exc: BaseException) -> str:
+    if isinstance(exc, StorageFull):
+        return "storage_full"
     return "storage_unavailable" if isinstance(exc, StorageUnavailable) else "database_unavailable"
 
 
@@ -332,11 +504,9 @@ def _start(*, export_id: int, task_id: str) -> _Started | PackagingOutcome:
         logger.info("export %s is %s, not queued: nothing to package", export_id, export.status)
         return PackagingOutcome.NOT_QUEUED
     now = timezone.now()
-    lost = PackagingRun.objects.filter(export=export, status=PackagingRunStatus.RUNNING)
-    for run in lost:  # we hold the lease, so whoever started these is gone
-        run.status, run.finished_at, run.duration_ms = PackagingRunStatus.ABANDONED, now, _elapsed_ms(run, now)
-        run.error_code, run.error_message = "worker_lost", "the worker stopped before finishing this attempt"
-        run.save(update_fields=["status", "finished_at", "duration_ms", "error_code", "error_message"])
+    if not _abandon_lost_runs(export, now):  # we hold the lease, so whoever started these is gone
+        logger.info("export %s is being packaged by another live worker", export_id)
+        return PackagingOutcome.BUSY
     staged_leftovers_purge(export_id=export.pk, version=export.version)
     export.packaging_attempts += 1
     run = PackagingRun(
@@ -345,6 +515,7 @@ def _start(*, export_id: int, task_id: str) -> _Started | PackagingOutcome:
         task_id=task_id,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         started_at=now,
+        heartbeat_at=now,
     )
     results = _ask_gates(export)
     refusal = _refusal(results)
@@ -385,6 +556,9 @@ def _fail(started: _Started, *, code: str, message: str, retrying: bool) -> None
                 .get(pk=started.export.pk)
             )
             run = PackagingRun.objects.select_for_update().get(pk=started.run.pk)
+            if run.status != PackagingRunStatus.RUNNING:  # taken over meanwhile: the export is someone else's now
+                logger.warning("packaging run %s was taken over; its failure (%s) is not recorded", run.pk, code)
+                return
             now = timezone.now()
             run.status = PackagingRunStatus.RETRYING if retrying else PackagingRunStatus.FAILED
             run.finished_at, run.duration_ms = now, _elapsed_ms(run, now)
@@ -423,6 +597,9 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
             .get(pk=started.export.pk)
         )
         run = PackagingRun.objects.select_for_update().get(pk=started.run.pk)
+        if run.status != PackagingRunStatus.RUNNING:  # taken over as lost: publish nothing (the lease was lost)
+            staged.discard()
+            return PackagingOutcome.TAKEN_OVER
         if ExportArtifact.objects.filter(export=export).exists():
             staged.discard()
             run.status, run.finished_at = PackagingRunStatus.SKIPPED, timezone.now()
@@ -489,10 +666,10 @@ def _artifact_create(export: NarrativeExport, result: BundleResult, *, storage_p
     )
 
 
-def _build_staged(export: NarrativeExport):
+def _build_staged(export: NarrativeExport, *, run_id: int | None = None):
     key = signing_key_active()
     compression = settings.DOSSIER_ARTIFACT_COMPRESSION
-    with artifact_staged(export_id=export.pk, version=export.version) as (staged, out):
+    with artifact_staged(export_id=export.pk, version=export.version, run_id=run_id) as (staged, out):
         # The format the export was rendered with: its stored attachments and signed narrative follow its rules.
         result = bundle_build(
             export=export,

@@ -136,8 +136,8 @@ def test_a_gate_that_closes_during_the_build_stops_the_publish(queued, settings,
     export = queued()
     real_build = packaging._build_staged
 
-    def build_then_close_gate(export):
-        result = real_build(export)
+    def build_then_close_gate(export, **kwargs):
+        result = real_build(export, **kwargs)
         settings.DOSSIER_PACKAGING_GATES = ["tests.exports.gates.refuse"]
         return result
 

@@ -49,6 +49,7 @@ def start_worker(queue: str, log_path: Path, extra_env: dict[str, str] | None = 
         **os.environ,
         "DATABASE_URL": database_url_for_current_test_db(),
         "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,  # what the worker itself sends (a takeover's dispatch) stays in the test
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
