@@ -29,7 +29,9 @@ import contextlib
 import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,6 +51,9 @@ class PasswordCheckBusy(DossierError):
         self.retry_after_seconds = retry_after_seconds
         self.headers = {"Retry-After": str(retry_after_seconds)}
 
+
+# Seconds the current request spent in password checks, waiting for a slot included (PasswordTimingMiddleware).
+_request_seconds: ContextVar[list[float] | None] = ContextVar("dossier_password_seconds", default=None)
 
 # ((pid, niceness, idle policy, slots) it was built for, pool): a forked child, or a changed setting, gets a new one.
 _pool: tuple[tuple[int, int, bool, int], ThreadPoolExecutor] | None = None
@@ -99,17 +104,45 @@ class PasswordCheckBackend(ModelBackend):
 
 def _hash_in_pool(function, *args):
     """Run one hash under a slot (waiting at most DOSSIER_PASSWORD_CHECK_WAIT_SECONDS for one)."""
+    began = time.perf_counter()
     slots = _slots()
     wait = settings.DOSSIER_PASSWORD_CHECK_WAIT_SECONDS
-    if not slots.acquire(timeout=wait):
-        raise PasswordCheckBusy(retry_after_seconds=max(1, math.ceil(wait)))
     try:
-        niceness = settings.DOSSIER_PASSWORD_CHECK_NICENESS
-        if niceness <= 0 or not hasattr(os, "setpriority"):
-            return function(*args)
-        return _executor(niceness).submit(function, *args).result()
+        if not slots.acquire(timeout=wait):
+            raise PasswordCheckBusy(retry_after_seconds=max(1, math.ceil(wait)))
+        try:
+            niceness = settings.DOSSIER_PASSWORD_CHECK_NICENESS
+            if niceness <= 0 or not hasattr(os, "setpriority"):
+                return function(*args)
+            return _executor(niceness).submit(function, *args).result()
+        finally:
+            slots.release()
     finally:
-        slots.release()
+        spent = _request_seconds.get()
+        if spent is not None:
+            spent.append(time.perf_counter() - began)
+
+
+class PasswordTimingMiddleware:
+    """With ``DOSSIER_SERVER_TIMING`` on, a response that checked a password says how long that took in a
+    ``Server-Timing: password;dur=<ms>`` header (waiting for a slot included), so a load test can tell the hash
+    from the rest of the request (benchmarks/bench_load.py). Off by default."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.DOSSIER_SERVER_TIMING:
+            return self.get_response(request)
+        spent: list[float] = []
+        token = _request_seconds.set(spent)
+        try:
+            response = self.get_response(request)
+        finally:
+            _request_seconds.reset(token)
+        if spent:
+            response["Server-Timing"] = f"password;dur={sum(spent) * 1000:.2f}"
+        return response
 
 
 def _slots() -> threading.BoundedSemaphore:

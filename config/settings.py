@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logs.RequestIdMiddleware",
+    "config.passwords.PasswordTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -130,6 +131,8 @@ PASSWORD_HASHERS = [
 AUTHENTICATION_BACKENDS = ["config.passwords.PasswordCheckBackend"]
 DOSSIER_PASSWORD_CHECK_SLOTS = env_int("DOSSIER_PASSWORD_CHECK_SLOTS", 0)  # 0: cores // WEB_CONCURRENCY, at least 1
 DOSSIER_PASSWORD_CHECK_WAIT_SECONDS = float(env_str("DOSSIER_PASSWORD_CHECK_WAIT_SECONDS", "10"))
+# `Server-Timing: password;dur=<ms>` on responses that checked a password (load tests; off in production).
+DOSSIER_SERVER_TIMING = env_bool("DOSSIER_SERVER_TIMING", False)
 # API tokens (django-rest-knox): stored as SHA-512 digests, expire after DOSSIER_TOKEN_TTL_HOURS, revoked by
 # POST /api/auth/logout, a password change or the loss of the last membership (docs/authentication.md).
 DOSSIER_TOKEN_TTL_HOURS = env_int("DOSSIER_TOKEN_TTL_HOURS", 24)

@@ -204,3 +204,17 @@ def test_checks_beyond_the_slots_wait_for_one(user, settings):
         passwords.verify_password = saved
     assert results == [True] * 6
     assert peak[0] == 2
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_server_timing_tells_the_password_check_apart_when_enabled(user, api_client, settings, enabled):
+    settings.DOSSIER_SERVER_TIMING = enabled
+    body = {"username": "signer", "password": "right-password"}
+    response = api_client.post("/api/auth/token", body, format="json")
+    assert response.status_code == 200
+    if enabled:
+        name, duration = response["Server-Timing"].split(";dur=")
+        assert name == "password" and float(duration) > 0
+    else:
+        assert "Server-Timing" not in response
+    assert "Server-Timing" not in api_client.get("/api/experiment-console/sessions")  # no password checked
