@@ -1,7 +1,8 @@
 """Serving under load (docs/deployment.md): gunicorn (deploy/gunicorn.conf.py, threaded workers) + PostgreSQL +
 Redis + a Celery worker, driven over loopback by 1, 8 and 32 clients for 60 s each (``--quick``: 8 s) with a mixed
 workload: lists, details, timeline appends, uploads, export creation, approvals with password re-authentication,
-analytics and downloads.
+analytics and downloads. Each client pauses ``--think`` seconds on average (0.5) between its requests, as a person
+or a paced integration does; ``--think 0`` drives the server at saturation, where every figure is queueing.
 
 Printed per level: requests, errors (target: zero at every level), throughput and p50/p95 per operation. The
 approve path is split with the ``Server-Timing: password`` header (``DOSSIER_SERVER_TIMING=1``): the password check
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import signal
 import socket
 import subprocess
@@ -59,7 +59,7 @@ SHARED_ENV = {
     "CELERY_BROKER_URL": f"{REDIS}/1",
     "REDIS_URL": f"{REDIS}/0",
     "CACHE_KEY_PREFIX": RUN,
-    "SECRET_KEY": secrets.token_urlsafe(50),
+    "SECRET_KEY": "dossier-bench-load-secret-key-for-loopback-runs-only-7c1f3a9e2b",  # noqa: S105
     "DOSSIER_VAR_DIR": str(WORK / "var"),
     "DOSSIER_KEYRING": str(WORK / "var" / "keyring.json"),
     "ARTIFACT_STORAGE_BACKEND": "filesystem",
@@ -149,9 +149,15 @@ def seed(clients: int) -> tuple[str, list[Account]]:
     from django.contrib.auth import get_user_model
     from knox.models import AuthToken
 
+    from config.errors import Conflict
+    from exports.services.signing_keys import signer_for, signing_key_active, signing_key_rotate
     from governance.models import Membership, Role, Team
     from tests.approvals.factories import published_snapshot
 
+    try:  # a database kept from a run with another secret: bundles need a key this secret opens
+        signer_for(signing_key_active())
+    except Conflict:
+        signing_key_rotate()
     team = Team.objects.create(slug=RUN, name=f"Load {RUN}")
     stage = {"name": "Review", "required_role": "reviewer", "sla_hours": 24, "meaning": "Reviewed"}
     published_snapshot(key=RUN, stages=[stage])
@@ -246,7 +252,7 @@ class Client:
         return response, password_ms / 1000
 
 
-def run_level(clients: list[Client], seconds: float) -> Outcome:
+def run_level(clients: list[Client], seconds: float, think: float) -> Outcome:
     outcome, lock = Outcome(), threading.Lock()
     start = threading.Barrier(len(clients))
 
@@ -267,6 +273,8 @@ def run_level(clients: list[Client], seconds: float) -> Outcome:
             elapsed = time.perf_counter() - began
             if response is None:
                 continue
+            if think:
+                time.sleep(client.rng.uniform(0.5, 1.5) * think)  # a person (or a paced script) between calls
             with lock:
                 if response.status_code >= 300:
                     outcome.errors[f"{op}: {response.status_code} {response.text[:120]}"] += 1
@@ -344,6 +352,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--think", type=float, default=0.5, help="mean pause between a client's requests (0: none)")
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     seconds = args.seconds or (8.0 if args.quick else 60.0)
@@ -365,10 +374,11 @@ def main() -> int:
             client.downloads = downloads
         workers, threads = os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("WEB_THREADS", "8")
         print(f"gunicorn gthread {workers} workers x {threads} threads, 1 Celery worker, PostgreSQL, Redis; "
-              f"hasher {settings.PASSWORD_HASHERS[0].rsplit('.', 1)[1]}; {seconds:.0f} s per level")  # fmt: skip
+              f"hasher {settings.PASSWORD_HASHERS[0].rsplit('.', 1)[1]}; {seconds:.0f} s per level; "
+              f"think time {args.think:g} s (x0.5-1.5) between a client's requests")  # fmt: skip
         outcomes = {}
         for level in levels:
-            outcomes[level] = run_level(clients[:level], seconds)
+            outcomes[level] = run_level(clients[:level], seconds, args.think)
             report(level, seconds, outcomes[level])
     finally:
         services.stop()
