@@ -72,7 +72,7 @@ class TokenApi(APIView):
             503: OpenApiResponse(
                 s.TooManyAttemptsOutput,
                 description="`busy`: every password-hash slot stayed taken; nothing was counted. Retry after "
-                "`Retry-After` seconds (docs/authentication.md, \"Password hashing\").",
+                '`Retry-After` seconds (docs/authentication.md, "Password hashing").',
             ),
         },
         auth=[],
