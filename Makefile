@@ -4,13 +4,17 @@ MANAGE := $(PY) manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run dev serve setup setup-dev demo test lint check pytest schema schema-long bench bench-quick ci worker beat clean
+.PHONY: run run-prod dev serve setup setup-dev demo test lint check pytest schema schema-long bench bench-quick ci worker beat clean
 
 # `make run` is the product as users meet it (DEBUG=0: Dossier's own error pages, static files through WhiteNoise)
 # over plain local HTTP; `make dev` keeps Django's debug pages and auto-reload for working on the code.
 # Both run beside the local RFC 3161 time-stamping authority unless DOSSIER_TSA_URLS names one (docs/trusted-time.md).
 run: setup
 	@scripts/with_local_tsa.sh $(MAKE) --no-print-directory demo serve DEBUG=0
+
+# Production on one host: gunicorn + a Celery worker + beat on PostgreSQL/Redis (docs/deployment.md). Ctrl-C stops all.
+run-prod: setup
+	@scripts/with_local_tsa.sh scripts/run_prod.sh
 
 dev: setup
 	@scripts/with_local_tsa.sh $(MAKE) --no-print-directory demo serve DEBUG=1

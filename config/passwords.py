@@ -13,46 +13,155 @@ thread, as Django does). Platforms without per-thread priorities check in the ca
 a request thread that wakes up (a query has answered) then takes the CPU from a hasher at once instead of
 waiting for the end of the hasher's time slice, which a raised niceness alone does not guarantee. Idle-policy
 threads still get a small share of a busy CPU, so a password check is slowed down, never starved.
+
+A bounded hash pool: at most ``DOSSIER_PASSWORD_CHECK_SLOTS`` checks hash at once in a process (0, the default:
+the host's cores divided by ``WEB_CONCURRENCY``, the web workers per host, at least one), so a burst of sign-ins
+and signatures cannot take every core from the requests that hold locks. A check that finds no free slot waits up
+to ``DOSSIER_PASSWORD_CHECK_WAIT_SECONDS`` for one, then is refused with 503 ``busy`` and ``Retry-After``
+(nothing is counted: the password was not checked). Web workers are threaded (deploy/gunicorn.conf.py), so a
+request waiting for its hash holds a thread, never the whole worker. Every password check goes through here: the
+sign-in form, the admin, ``POST /api/auth/token`` (``PasswordCheckBackend``) and signing re-authentication.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 
 from django.conf import settings
-from django.contrib.auth.hashers import verify_password
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.hashers import make_password, verify_password
 
-# ((pid, niceness, idle policy) it was built for, pool): a forked child, or a changed setting, gets a new one.
-_pool: tuple[tuple[int, int, bool], ThreadPoolExecutor] | None = None
+from config.errors import DossierError
+
+
+class PasswordCheckBusy(DossierError):
+    status_code = 503
+    code = "busy"
+    default_message = "Too many password checks are running: try again in a moment."
+
+    def __init__(self, *, retry_after_seconds: int):
+        super().__init__(details={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
+# Seconds the current request spent in password checks, waiting for a slot included (PasswordTimingMiddleware).
+_request_seconds: ContextVar[list[float] | None] = ContextVar("dossier_password_seconds", default=None)
+
+# ((pid, niceness, idle policy, slots) it was built for, pool): a forked child, or a changed setting, gets a new one.
+_pool: tuple[tuple[int, int, bool, int], ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
+# ((pid, slots), semaphore): at most `slots` hashes at once in this process.
+_semaphore: tuple[tuple[int, int], threading.BoundedSemaphore] | None = None
 
 
 def password_verify(user, raw_password: str) -> bool:
     """Whether ``raw_password`` is ``user``'s password. Like ``user.check_password`` (an outdated hash is upgraded
-    and saved), with the hashing done on a low-priority thread."""
-    niceness = settings.DOSSIER_PASSWORD_CHECK_NICENESS
-    if niceness <= 0 or not hasattr(os, "setpriority"):
-        return user.check_password(raw_password)
-    correct, must_update = _executor(niceness).submit(verify_password, raw_password, user.password).result()
-    if correct and must_update:  # what Django's setter does; the database write stays on the request's thread
-        user.set_password(raw_password)
+    and saved), with the hashing done in a bounded pool on a low-priority thread. Raises PasswordCheckBusy."""
+    correct, must_update = _hash_in_pool(verify_password, raw_password, user.password)
+    if correct and must_update:  # what Django's setter does, the new hash in the pool too; the write stays here
+        user.password = _hash_in_pool(make_password, raw_password)
         user._password = None  # an upgrade is not a password change
         user.save(update_fields=["password"])
     return correct
 
 
+def password_check_slots() -> int:
+    """How many password checks may hash at once in this process."""
+    configured = settings.DOSSIER_PASSWORD_CHECK_SLOTS
+    if configured > 0:
+        return configured
+    web_workers = max(1, int(os.environ.get("WEB_CONCURRENCY") or 1))
+    return max(1, (os.cpu_count() or 1) // web_workers)
+
+
+class PasswordCheckBackend(ModelBackend):
+    """Django's ModelBackend with its password check (and its dummy hash for unknown users, which keeps the
+    answer's timing from telling whether the account exists) in the bounded pool."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        user_model = get_user_model()
+        if username is None:
+            username = kwargs.get(user_model.USERNAME_FIELD)
+        if username is None or password is None:
+            return None
+        try:
+            user = user_model._default_manager.get_by_natural_key(username)
+        except user_model.DoesNotExist:
+            _hash_in_pool(make_password, password)
+            return None
+        if password_verify(user, password) and self.user_can_authenticate(user):
+            return user
+        return None
+
+
+def _hash_in_pool(function, *args):
+    """Run one hash under a slot (waiting at most DOSSIER_PASSWORD_CHECK_WAIT_SECONDS for one)."""
+    began = time.perf_counter()
+    slots = _slots()
+    wait = settings.DOSSIER_PASSWORD_CHECK_WAIT_SECONDS
+    try:
+        if not slots.acquire(timeout=wait):
+            raise PasswordCheckBusy(retry_after_seconds=max(1, math.ceil(wait)))
+        try:
+            niceness = settings.DOSSIER_PASSWORD_CHECK_NICENESS
+            if niceness <= 0 or not hasattr(os, "setpriority"):
+                return function(*args)
+            return _executor(niceness).submit(function, *args).result()
+        finally:
+            slots.release()
+    finally:
+        spent = _request_seconds.get()
+        if spent is not None:
+            spent.append(time.perf_counter() - began)
+
+
+class PasswordTimingMiddleware:
+    """With ``DOSSIER_SERVER_TIMING`` on, a response that checked a password says how long that took in a
+    ``Server-Timing: password;dur=<ms>`` header (waiting for a slot included), so a load test can tell the hash
+    from the rest of the request (benchmarks/bench_load.py). Off by default."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.DOSSIER_SERVER_TIMING:
+            return self.get_response(request)
+        spent: list[float] = []
+        token = _request_seconds.set(spent)
+        try:
+            response = self.get_response(request)
+        finally:
+            _request_seconds.reset(token)
+        if spent:
+            response["Server-Timing"] = f"password;dur={sum(spent) * 1000:.2f}"
+        return response
+
+
+def _slots() -> threading.BoundedSemaphore:
+    global _semaphore
+    key = os.getpid(), password_check_slots()
+    with _pool_lock:
+        if _semaphore is None or _semaphore[0] != key:
+            _semaphore = key, threading.BoundedSemaphore(key[1])
+        return _semaphore[1]
+
+
 def _executor(niceness: int) -> ThreadPoolExecutor:
     global _pool
-    key = os.getpid(), niceness, settings.DOSSIER_PASSWORD_CHECK_IDLE_POLICY
+    key = os.getpid(), niceness, settings.DOSSIER_PASSWORD_CHECK_IDLE_POLICY, password_check_slots()
     with _pool_lock:
         if _pool is None or _pool[0] != key:
             if _pool is not None and _pool[0][0] == key[0]:
                 _pool[1].shutdown(wait=False)
-            workers = max(2, os.cpu_count() or 2)
-            pool = ThreadPoolExecutor(workers, "password-check", initializer=_lower_priority, initargs=key[1:])
+            pool = ThreadPoolExecutor(key[3], "password-check", initializer=_lower_priority, initargs=key[1:3])
             _pool = key, pool
         return _pool[1]
 

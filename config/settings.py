@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logs.RequestIdMiddleware",
+    "config.passwords.PasswordTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -135,6 +136,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Argon2id at OWASP's m=19 MiB, t=2, p=1 (config/hashers.py); PBKDF2 hashes still verify and are rewritten as
+# Argon2id at the user's next successful sign-in or signature (docs/authentication.md, "Password hashing").
+PASSWORD_HASHERS = [
+    "config.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+# Every password check (sign-in form, admin, API token, signature) goes through config/passwords.py: at most
+# DOSSIER_PASSWORD_CHECK_SLOTS hashes at once per process (default: the host's cores divided by the web workers);
+# a check that waits longer than DOSSIER_PASSWORD_CHECK_WAIT_SECONDS for a slot answers 503 `busy`.
+AUTHENTICATION_BACKENDS = ["config.passwords.PasswordCheckBackend"]
+DOSSIER_PASSWORD_CHECK_SLOTS = env_int("DOSSIER_PASSWORD_CHECK_SLOTS", 0)  # 0: cores // WEB_CONCURRENCY, at least 1
+DOSSIER_PASSWORD_CHECK_WAIT_SECONDS = float(env_str("DOSSIER_PASSWORD_CHECK_WAIT_SECONDS", "10"))
+# `Server-Timing: password;dur=<ms>` on responses that checked a password (load tests; off in production).
+DOSSIER_SERVER_TIMING = env_bool("DOSSIER_SERVER_TIMING", False)
 # API tokens (django-rest-knox): stored as SHA-512 digests, expire after DOSSIER_TOKEN_TTL_HOURS, revoked by
 # POST /api/auth/logout, a password change or the loss of the last membership (docs/authentication.md).
 DOSSIER_TOKEN_TTL_HOURS = env_int("DOSSIER_TOKEN_TTL_HOURS", 24)

@@ -11,6 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
 from config.humanize import until_in_words
+from config.passwords import PasswordCheckBusy
 from governance.models import TIME_ZONES
 from governance.services.login_guard import TooManyAttempts, password_authenticate
 
@@ -23,9 +24,10 @@ else:
 
 class GuardedAuthenticationMixin(_AuthenticationForm):
     """Authenticates through ``password_authenticate`` instead of ``authenticate``; a refusal by the limit is a
-    form error in words, and ``throttled`` keeps it for the view (429 with Retry-After)."""
+    form error in words, and ``throttled`` keeps it for the view (429 with Retry-After; 503 when every password
+    check slot stays busy, config/passwords.py)."""
 
-    throttled: TooManyAttempts | None = None
+    throttled: TooManyAttempts | PasswordCheckBusy | None = None
 
     def clean(self):
         username = self.cleaned_data.get("username")
@@ -41,6 +43,11 @@ class GuardedAuthenticationMixin(_AuthenticationForm):
                     "Too many failed sign-in attempts from your address. You can try again at "
                     f"{until_in_words(until, now=now)}.",
                     code="too_many_attempts",
+                ) from None
+            except PasswordCheckBusy as exc:
+                self.throttled = exc
+                raise forms.ValidationError(
+                    "Too many sign-ins are being checked right now. Please try again in a moment.", code="busy"
                 ) from None
             if self.user_cache is None:
                 raise self.get_invalid_login_error()

@@ -18,7 +18,7 @@ class LoginView(auth_views.LoginView):
     def form_invalid(self, form):
         response = super().form_invalid(form)
         if form.throttled is not None:
-            response.status_code = 429
+            response.status_code = form.throttled.status_code  # 429 too many attempts, 503 busy
             for name, value in form.throttled.headers.items():
                 response[name] = value
         return response

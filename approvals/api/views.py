@@ -60,6 +60,11 @@ class ExportApproveApi(APIView):
             200: s.DecisionOutput,
             403: OpenApiResponse(ErrorOutput, description=SIGNING_REFUSED_DESCRIPTION),
             409: OpenApiResponse(ErrorOutput, description=CONFLICT_DESCRIPTION),
+            503: OpenApiResponse(
+                ErrorOutput,
+                description="`busy`: every password-hash slot stayed taken, the password was not checked and nothing "
+                "was recorded; retry after `Retry-After` seconds.",
+            ),
         },
     )
     def post(self, request, execution_id: int, export_id: int):

@@ -24,7 +24,7 @@ from django.utils import timezone
 from approvals.models import SignatureAttempt, SigningGuard
 from config.errors import DossierError
 from config.humanize import duration_in_words, until_in_words
-from config.passwords import password_verify
+from config.passwords import PasswordCheckBusy, password_verify
 from exports.models import NarrativeExport
 from governance.services.audit import audit_record
 from textpolicy.utc import utc_iso
@@ -160,5 +160,9 @@ def signer_verify(*, user, password: str, export: NarrativeExport | None = None)
     """
     attempt = signer_attempt_admit(user=user, export=export)
     attempt.user = user
-    succeeded = bool(password) and password_verify(user, password)
+    try:
+        succeeded = bool(password) and password_verify(user, password)
+    except PasswordCheckBusy:  # 503 busy: the password was never checked, so the reservation goes
+        SignatureAttempt.objects.filter(pk=attempt.pk).delete()
+        raise
     signer_attempt_record(attempt=attempt, succeeded=succeeded, export=export)

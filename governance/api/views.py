@@ -69,6 +69,11 @@ class TokenApi(APIView):
                 "the client address, is reached. The `Retry-After` header gives the same seconds as "
                 "`details.retry_after_seconds`.",
             ),
+            503: OpenApiResponse(
+                s.TooManyAttemptsOutput,
+                description="`busy`: every password-hash slot stayed taken; nothing was counted. Retry after "
+                '`Retry-After` seconds (docs/authentication.md, "Password hashing").',
+            ),
         },
         auth=[],
     )

@@ -24,6 +24,7 @@ from django.db.models import F
 from config.client_address import client_address
 from config.errors import RateLimited
 from config.humanize import duration_in_words
+from config.passwords import PasswordCheckBusy
 from governance.models import LoginFailureCounter
 
 
@@ -98,7 +99,11 @@ def password_authenticate(*, request, username: str, password: str):
     credentials. Raises TooManyAttempts (429) before checking anything once a limit is reached."""
     limits = login_limits(username=username or "", address=client_address(request))
     window_start = login_attempt_reserve(limits=limits)
-    user = authenticate(request=request, username=username, password=password)
+    try:
+        user = authenticate(request=request, username=username, password=password)
+    except PasswordCheckBusy:  # 503 busy: the password was never checked, so nothing counts
+        login_attempt_release(limits=limits, window_start=window_start)
+        raise
     if user is not None:
         login_attempt_release(limits=limits, window_start=window_start)
     return user

@@ -175,3 +175,25 @@ def test_sixteen_parallel_wrong_signatures_let_exactly_five_password_checks_thro
     assert SignatureAttempt.objects.filter(user=crew.reviewer, refused_locked=False, succeeded=False).count() == 5
     assert SignatureAttempt.objects.filter(user=crew.reviewer, refused_locked=True).count() == 11
     assert AuditEvent.objects.filter(action=LOCKOUT_AUDIT_ACTION).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_signature_refused_as_busy_counts_nothing(export, crew, client_for, settings):
+    from config import passwords
+
+    settings.DOSSIER_PASSWORD_CHECK_SLOTS = 1
+    settings.DOSSIER_PASSWORD_CHECK_WAIT_SECONDS = 0.2
+    stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
+    url = f"/api/experiment-console/sessions/{export.execution_id}/exports/narrative/{export.pk}/approve"
+    body = {"decision": "approve", "password": PASSWORD, "expected_stage_id": stage.pk}
+    slots = passwords._slots()
+    assert slots.acquire(timeout=5)  # another request holds the only slot
+    try:
+        busy = client_for(crew.reviewer).post(url, body, format="json")
+    finally:
+        slots.release()
+    assert busy.status_code == 503 and busy["Retry-After"] == "1"
+    assert busy.json()["error"]["code"] == "busy"
+    assert not SignatureAttempt.objects.filter(user=crew.reviewer).exists()
+    assert not ApprovalSignature.objects.exists()
+    assert client_for(crew.reviewer).post(url, body, format="json").status_code == 200

@@ -44,7 +44,9 @@ class WorkerProcess:
             self.process.wait(timeout=30)
 
 
-def start_worker(queue: str, log_path: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(
+    queue: str, log_path: Path, extra_env: dict[str, str] | None = None, *, cwd: Path = ROOT, name: str | None = None
+) -> WorkerProcess:
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_current_test_db(),
@@ -55,11 +57,12 @@ def start_worker(queue: str, log_path: Path, extra_env: dict[str, str] | None = 
     }
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", queue,
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h", "--loglevel", "INFO",
+        "-n", f"{name or queue}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
     ]  # fmt: skip
     log = log_path.open("ab")
     process = subprocess.Popen(  # noqa: S603 - fixed argv
-        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     worker = WorkerProcess(queue, process, log_path)
     deadline = time.monotonic() + 60
