@@ -84,8 +84,10 @@ def test_a_held_export_survives_retention_keeps_downloading_and_goes_with_the_fi
     )
     assert created.status_code == 201, created.content
     hold_id = created.json()["id"]
-    assert export_held(export) and held_export_ids([export.pk, 0]) == {export.pk} and not team_hold_active(
-        export.execution.team_id
+    assert (
+        export_held(export)
+        and held_export_ids([export.pk, 0]) == {export.pk}
+        and not team_hold_active(export.execution.team_id)
     )
     metric_before = pruned_metric(client_for(scientist), "artifact")
 
