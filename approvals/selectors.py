@@ -28,8 +28,8 @@ from config.middleware import MAX_ID
 from exports.choices import ExportStatus
 from exports.models import LegalHold, NarrativeExport
 from exports.permissions import EXECUTION_WRITERS
-from exports.selectors.holds import holds_covering_export
 from exports.queue_state import queue_state_status_is
+from exports.selectors.holds import holds_covering_export
 from governance.choices import RoleKey
 from governance.filtersets import filtered
 from governance.models import Membership
