@@ -124,6 +124,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "packaged": export.status == ExportStatus.PACKAGED,
         "may_start_version": page.may_start_version,
         "trusted_time": trusted_time,
+        "legal_holds": page.legal_holds,
     }
 
 

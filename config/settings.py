@@ -339,6 +339,8 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "trusted-timestamps-fetch": {"task": "governance.fetch_timestamps", "every": timedelta(minutes=1)},
     "audit-chain-checkpoint": {"task": "exports.checkpoint_audit_chain", "every": timedelta(days=1)},
     "outbox-relay": {"task": "exports.relay_outbox", "every": timedelta(seconds=15)},
+    "retention-enforcement": {"task": "exports.enforce_retention", "every": timedelta(days=1)},
+    "approval-ladder-expiry": {"task": "approvals.expire_open_ladders", "every": timedelta(minutes=15)},
 }
 
 # --- Trusted time (docs/trusted-time.md) ----------------------------------------------------------------------
@@ -479,7 +481,12 @@ ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)
 METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 # Audit actions counted by dossier_retention_pruned_total, and the category label each one counts under.
-ANALYTICS_RETENTION_PRUNED_ACTIONS = {"narrative_export.artifact.expired": "artifact"}
+# Purges are written by enforce_retention (docs/records-lifecycle.md); artifact.expired rows predate it.
+ANALYTICS_RETENTION_PRUNED_ACTIONS = {
+    "narrative_export.artifact.expired": "artifact",
+    "narrative_export.retention.purged": "artifact",
+    "execution.evidence_purged": "evidence",
+}
 
 # --- Governance event feed (docs/feed.md) ---------------------------------------------------------------------
 DOSSIER_FEED_BATCH_SIZE = env_int("DOSSIER_FEED_BATCH_SIZE", 1000)

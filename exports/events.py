@@ -49,5 +49,14 @@ class EventType(models.TextChoices):
     EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
     EVIDENCE_RELABELLED = "execution.evidence_relabelled", "Evidence classification changed"
 
+    APPROVAL_EXPIRED = "narrative_export.approval.expired", "Ladder expired unfinished"
+
+    LEGAL_HOLD_PLACED = "governance.legal_hold.placed", "Legal hold placed"
+    LEGAL_HOLD_RELEASED = "governance.legal_hold.released", "Legal hold released"
+    RETENTION_EXTENDED = "narrative_export.retention.extended", "Retention extended"
+    RETENTION_SHORTENED = "narrative_export.retention.shortened", "Retention shortened"
+    RETENTION_PURGED = "narrative_export.retention.purged", "Bundle purged by retention"
+    EVIDENCE_PURGED = "execution.evidence_purged", "Evidence file purged by retention"
+
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
     ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"

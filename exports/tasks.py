@@ -15,6 +15,7 @@ from exports.services.packaging import (
     exports_sweep_stuck,
     packaging_takeover_stale,
 )
+from exports.services.retention import retention_run_recorded
 from governance.services.outbox import outbox_run
 
 
@@ -74,3 +75,9 @@ def relay_outbox() -> dict:
         "pruned": report.pruned,
         "housekeeping_failed": report.housekeeping_failed,
     }
+
+
+@shared_task(name="exports.enforce_retention", soft_time_limit=3 * 60 * 60, time_limit=3 * 60 * 60 + 300)
+def enforce_retention() -> dict:
+    """The daily retention run (docs/records-lifecycle.md): advisory-locked, outcome recorded as ``retention``."""
+    return retention_run_recorded().as_json()

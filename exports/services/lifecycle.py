@@ -188,9 +188,59 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
         if NarrativeExport.execution.is_cached(record.export):
             first, _ = reserved[record.export.execution_id]
             record.export.execution.last_sequence = first + len(by_execution[record.export.execution_id])
+    _announce(reserved)
+
+
+def _announce(reserved: dict[int, tuple[int, int]]) -> None:
+    """One team-state message per team through the outbox, however many executions and steps."""
     executions_by_team: dict[int, list[int]] = defaultdict(list)
     for execution_id, (_, team_id) in reserved.items():
         executions_by_team[team_id].append(execution_id)
     for team_id, execution_ids in sorted(executions_by_team.items()):  # one message per team, however many steps
         only = execution_ids[0] if len(execution_ids) == 1 else None
         team_state_announce(team_id=team_id, execution_id=only, reason="lifecycle_recorded")
+
+
+@dataclass(frozen=True)
+class ExecutionStep:
+    """A server-side step on one execution's timeline, audited about ``audit_obj`` (a hold, an evidence item)."""
+
+    execution_id: int
+    event_type: EventType
+    audit_obj: Any
+    actor: Any = None
+    payload: dict[str, Any] | None = None
+
+
+@transaction.atomic(savepoint=False)
+def execution_steps_record_many(steps: Sequence[ExecutionStep], *, batch_size: int = 5000) -> None:
+    """``execution_event_record`` for many executions at once, in a number of queries independent of the count:
+    each step's timeline entry and its audit row (carrying the entry's sequence). Used by legal holds (one step
+    on every execution a hold covers) and retention runs (one per purged evidence file)."""
+    if not steps:
+        return
+    by_execution: dict[int, list[ExecutionStep]] = defaultdict(list)
+    for step in steps:
+        by_execution[step.execution_id].append(step)
+    now = timezone.now()
+    placed = [
+        (execution_id, offset, step, dict(step.payload or {}))
+        for execution_id, group in sorted(by_execution.items())
+        for offset, step in enumerate(group, start=1)
+    ]
+    reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
+    _append_events_bulk(placed, reserved, now=now, batch_size=batch_size)
+    audit_record_many(
+        [
+            AuditEntry(
+                action=step.event_type,
+                actor=step.actor,
+                obj=step.audit_obj,
+                team_id=reserved[execution_id][1],
+                payload={"sequence": reserved[execution_id][0] + offset, **body},
+            )
+            for execution_id, offset, step, body in placed
+        ],
+        batch_size=batch_size,
+    )
+    _announce(reserved)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0016_member_clearance_and_team_policy'),
+        ('governance', '0017_outbox_message'),
     ]
 
     operations = [
