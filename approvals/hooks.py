@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from approvals.models import ApprovalHistory, ApprovalSignature, ApprovalStage
+from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage, StageEscalation
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
+from exports.selectors.team_data import TeamDataSection
 from textpolicy.utc import utc_iso
 
 
@@ -24,6 +25,21 @@ def export_representation(exports: Sequence[NarrativeExport]) -> dict[int, dict[
     ladders = ladders_for_exports(export.pk for export in exports)
     empty: dict[str, Any] = {"status": None, "iteration": None, "stages": []}
     return {export.pk: {"ladder": ladders.get(export.pk, empty)} for export in exports}
+
+
+def team_data_sections() -> tuple[TeamDataSection, ...]:
+    """DOSSIER_TEAM_DATA_SECTIONS: the team's ladders and their records for its data export (docs/team-data.md).
+    Signatures, approval history and escalations are kept by an erasure, as the law requires."""
+    team = "ladder__export__execution__team_id"
+    return (
+        TeamDataSection("ladders", lambda team_id: ApprovalLadder.objects.filter(export__execution__team_id=team_id)),
+        TeamDataSection("stages", lambda team_id: ApprovalStage.objects.filter(**{team: team_id})),
+        TeamDataSection("signatures", lambda team_id: ApprovalSignature.objects.filter(**{team: team_id}), retained=True),
+        TeamDataSection(
+            "approval_history", lambda team_id: ApprovalHistory.objects.filter(**{team: team_id}), retained=True
+        ),
+        TeamDataSection("escalations", lambda team_id: StageEscalation.objects.filter(**{team: team_id}), retained=True),
+    )
 
 
 def approval_record(export: NarrativeExport) -> ApprovalRecord:

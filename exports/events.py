@@ -49,4 +49,10 @@ class EventType(models.TextChoices):
     EVIDENCE_RELABELLED = "execution.evidence_relabelled", "Evidence classification changed"
 
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
+    TEAM_DATA_EXPORT_REQUESTED = "governance.team_data.export_requested", "Team data export requested"
+    TEAM_DATA_EXPORTED = "governance.team_data.exported", "Team data exported"
+    TEAM_DATA_EXPORT_FAILED = "governance.team_data.export_failed", "Team data export failed"
+    TEAM_DATA_DOWNLOADED = "governance.team_data.downloaded", "Team data export downloaded"
+    TEAM_ERASURE_PLANNED = "governance.team_data.erasure_planned", "Team erasure planned (dry run)"
+    TEAM_ERASED = "governance.team_data.erased", "Team content erased"
     ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"

@@ -3,8 +3,18 @@
 from governance.choices import RoleKey
 from governance.permissions import require_team_role
 
-__all__ = ["COACHING_ROLES", "EXECUTION_WRITERS", "OVERRIDE_ROLES", "require_team_role"]
+__all__ = [
+    "COACHING_ROLES",
+    "EXECUTION_WRITERS",
+    "OVERRIDE_ROLES",
+    "TEAM_DATA_EXPORT_ROLES",
+    "TEAM_ERASURE_ROLES",
+    "require_team_role",
+]
 
 EXECUTION_WRITERS = frozenset({RoleKey.SCIENTIST, RoleKey.PI, RoleKey.OPERATOR, RoleKey.ADMIN})
 OVERRIDE_ROLES = frozenset({RoleKey.OPERATOR, RoleKey.ADMIN})
 COACHING_ROLES = frozenset({RoleKey.REVIEWER, RoleKey.QA_APPROVER, RoleKey.PI, RoleKey.ADMIN})
+# A team's whole record (docs/team-data.md): exported by these roles, erased by an admin of the team only.
+TEAM_DATA_EXPORT_ROLES = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN, RoleKey.AUDITOR})
+TEAM_ERASURE_ROLES = frozenset({RoleKey.ADMIN})

@@ -219,6 +219,12 @@ def staging_prefix_for(*, export_id: int, version: int) -> str:
     return f"{STAGING_PREFIX}{export_id}-v{version}-"
 
 
+def team_data_directory(*, team_slug: str, request_id: int) -> str:
+    """Where a team data export requested through the API is kept: under the team's own prefix, so that erasing
+    the team's content removes it too (docs/team-data.md)."""
+    return f"{team_slug}/team-data/{request_id}/"
+
+
 # --- Staged writes and atomic publish -------------------------------------------------------------------------
 
 
@@ -239,13 +245,14 @@ class StagedArtifact:
 
 @contextmanager
 def artifact_staged(
-    *, export_id: int, version: int, storage: Storage | None = None
+    *, export_id: int = 0, version: int = 0, storage: Storage | None = None, prefix: str | None = None
 ) -> Iterator[tuple[StagedArtifact, BinaryIO]]:
     """Open a staging file for a new archive. The caller writes plaintext (encrypted on its way to the file when
     the storage encrypts at rest), then calls :func:`artifact_publish` or ``discard()``; an exception inside the
-    block discards the staged bytes."""
+    block discards the staged bytes. ``prefix`` names other archives than an export version's (team data)."""
     storage = storage or artifact_storage()
-    staging_name = f"{staging_prefix_for(export_id=export_id, version=version)}{uuid.uuid4().hex}.partial"
+    prefix = prefix if prefix is not None else staging_prefix_for(export_id=export_id, version=version)
+    staging_name = f"{prefix}{uuid.uuid4().hex}.partial"
     with storage_errors_as_unavailable("staging an artifact"):
         if isinstance(storage, FileSystemStorage):
             local_path = storage.path(staging_name)

@@ -8,6 +8,7 @@ from django.conf import settings
 from config.logs import log_context
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
+from exports.services.team_data_exports import team_data_export_run
 
 
 @shared_task(
@@ -40,3 +41,13 @@ def export_governance_events() -> dict:
     """The hourly governance event feed run (docs/feed.md): ``db`` cursor, advisory-locked, outcome recorded."""
     result = governance_feed_run_recorded(sink=scheduled_sink(), limit=settings.DOSSIER_FEED_RUN_LIMIT)
     return {"outcome": result.outcome, "exported": result.exported, "cursor": result.state.cursor}
+
+
+@shared_task(
+    name="exports.build_team_data_export",
+    soft_time_limit=settings.DOSSIER_PACKAGING_SOFT_TIME_LIMIT,
+    time_limit=settings.DOSSIER_PACKAGING_TIME_LIMIT,
+)
+def build_team_data_export(request_id: int) -> str:
+    """Build a team's data bundle requested through the API (docs/team-data.md); runs once per request."""
+    return team_data_export_run(request_id=request_id)

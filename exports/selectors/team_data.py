@@ -1,0 +1,154 @@
+"""Reads behind a team's data export and erasure (docs/team-data.md): every record of one team, kind by kind.
+
+A *section* is one kind of record (executions, events, evidence, exports, ladders, signatures ...): a queryset of
+the team's rows, written to the team bundle as one NDJSON file, one object per row with every stored column.
+``exports`` declares its own sections here; higher apps add theirs through ``DOSSIER_TEAM_DATA_SECTIONS``
+(exports/hooks.py) so that this app never imports them. Rows stream from server-side cursors
+(``.iterator(chunk_size=…)``): memory does not grow with the team's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Model, QuerySet
+
+from exports.choices import EvidenceKind, ExportStatus
+from exports.hooks import team_data_section_providers
+from exports.models import (
+    Evidence,
+    Execution,
+    ExecutionEvent,
+    ExportArtifact,
+    ExportAttachment,
+    NarrativeExport,
+    PackagingRun,
+    TeamDataExport,
+)
+from governance.models import Membership, Team
+
+CHUNK_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class TeamDataSection:
+    """One kind of the team's records. ``rows(team_id)`` is the team's queryset; ``retained`` marks records an
+    erasure keeps because the law requires them (signatures, approval history, holds, the audit trail)."""
+
+    kind: str
+    rows: Callable[[int], QuerySet]
+    retained: bool = False
+    fields: tuple[str, ...] = ()  # default: every concrete column, binary columns excepted
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.kind}.ndjson"
+
+    def columns(self, model: type[Model]) -> tuple[str, ...]:
+        if self.fields:
+            return self.fields
+        return tuple(
+            field.attname
+            for field in model._meta.concrete_fields
+            if field.get_internal_type() not in {"BinaryField"}
+        )
+
+    def records(self, team_id: int) -> Iterator[dict[str, Any]]:
+        queryset = self.rows(team_id)
+        columns = self.columns(queryset.model)
+        return queryset.order_by("pk").values(*columns).iterator(chunk_size=CHUNK_SIZE)
+
+    def count(self, team_id: int) -> int:
+        return self.rows(team_id).count()
+
+
+def _members(team_id: int) -> QuerySet:
+    return Membership.objects.filter(team_id=team_id)
+
+
+EXPORTS_SECTIONS = (
+    TeamDataSection(
+        "team",
+        lambda team_id: Team.objects.filter(pk=team_id),
+        fields=("id", "slug", "name", "time_zone", "clearance_policy", "created_at"),
+    ),
+    TeamDataSection(
+        "members",
+        _members,
+        fields=("id", "user_id", "user__username", "user__first_name", "user__last_name", "role__key"),
+    ),
+    TeamDataSection("executions", lambda team_id: Execution.objects.filter(team_id=team_id)),
+    TeamDataSection("events", lambda team_id: ExecutionEvent.objects.filter(execution__team_id=team_id)),
+    TeamDataSection("evidence", lambda team_id: Evidence.objects.filter(execution__team_id=team_id)),
+    TeamDataSection("exports", lambda team_id: NarrativeExport.objects.filter(execution__team_id=team_id)),
+    TeamDataSection("attachments", lambda team_id: ExportAttachment.objects.filter(export__execution__team_id=team_id)),
+    TeamDataSection("artifacts", lambda team_id: ExportArtifact.objects.filter(export__execution__team_id=team_id)),
+    TeamDataSection("packaging_runs", lambda team_id: PackagingRun.objects.filter(export__execution__team_id=team_id)),
+    TeamDataSection(
+        "team_data_exports",
+        lambda team_id: TeamDataExport.objects.filter(team_id=team_id),
+        fields=(
+            "id", "team_id", "requested_by_id", "status", "bag_name", "sha256", "size", "counts", "key_id",
+            "error_code", "created_at", "finished_at",
+        ),
+    ),  # fmt: skip
+)
+
+
+def team_data_sections() -> tuple[TeamDataSection, ...]:
+    """Every section in bundle order: this app's, then those the higher apps provide."""
+    extra = tuple(section for provider in team_data_section_providers() for section in provider())
+    return EXPORTS_SECTIONS + extra
+
+
+# --- Stored files -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One stored object of the team: an uploaded evidence file or a packaged bundle, with its plaintext size and
+    sha256 as recorded."""
+
+    kind: str  # "evidence_files" or "bundles"
+    record_id: int
+    execution_id: int
+    storage_path: str
+    name: str
+    size: int
+    sha256: str
+
+
+def evidence_files(team_id: int) -> Iterator[StoredFile]:
+    rows = (
+        Evidence.objects.filter(execution__team_id=team_id, kind=EvidenceKind.FILE)
+        .exclude(storage_path="")
+        .order_by("pk")
+        .values_list("pk", "execution_id", "storage_path", "original_filename", "size", "sha256")
+    )
+    for pk, execution_id, path, name, size, sha256 in rows.iterator(chunk_size=CHUNK_SIZE):
+        yield StoredFile("evidence_files", pk, execution_id, path, name or "file", size, sha256)
+
+
+def bundle_files(team_id: int) -> Iterator[StoredFile]:
+    """Published bundles whose bytes are still kept (not erased, not purged by retention)."""
+    rows = (
+        ExportArtifact.objects.filter(export__execution__team_id=team_id, expired_at__isnull=True)
+        .exclude(export__status__in=REMOVED_EXPORT_STATUSES)
+        .exclude(storage_path="")
+        .order_by("pk")
+        .values_list("pk", "export__execution_id", "storage_path", "size", "sha256")
+    )
+    for pk, execution_id, path, size, sha256 in rows.iterator(chunk_size=CHUNK_SIZE):
+        yield StoredFile("bundles", pk, execution_id, path, path.rsplit("/", 1)[-1], size, sha256)
+
+
+# Statuses whose bundle bytes are gone from storage (purged by retention, or erased with the team's content).
+REMOVED_EXPORT_STATUSES = frozenset(
+    status for status in (ExportStatus.EXPIRED, getattr(ExportStatus, "ERASED", None)) if status is not None
+)
+
+
+def team_for_data(*, slug: str) -> Team | None:
+    return Team.objects.filter(slug=slug).first()
