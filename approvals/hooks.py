@@ -27,18 +27,19 @@ def export_representation(exports: Sequence[NarrativeExport]) -> dict[int, dict[
     return {export.pk: {"ladder": ladders.get(export.pk, empty)} for export in exports}
 
 
+def _in_team(model):
+    return lambda team_id: model.objects.filter(ladder__export__execution__team_id=team_id)
+
+
 def team_data_sections() -> tuple[TeamDataSection, ...]:
     """DOSSIER_TEAM_DATA_SECTIONS: the team's ladders and their records for its data export (docs/team-data.md).
     Signatures, approval history and escalations are kept by an erasure, as the law requires."""
-    team = "ladder__export__execution__team_id"
     return (
         TeamDataSection("ladders", lambda team_id: ApprovalLadder.objects.filter(export__execution__team_id=team_id)),
-        TeamDataSection("stages", lambda team_id: ApprovalStage.objects.filter(**{team: team_id})),
-        TeamDataSection("signatures", lambda team_id: ApprovalSignature.objects.filter(**{team: team_id}), retained=True),
-        TeamDataSection(
-            "approval_history", lambda team_id: ApprovalHistory.objects.filter(**{team: team_id}), retained=True
-        ),
-        TeamDataSection("escalations", lambda team_id: StageEscalation.objects.filter(**{team: team_id}), retained=True),
+        TeamDataSection("stages", _in_team(ApprovalStage)),
+        TeamDataSection("signatures", _in_team(ApprovalSignature), retained=True),
+        TeamDataSection("approval_history", _in_team(ApprovalHistory), retained=True),
+        TeamDataSection("escalations", _in_team(StageEscalation), retained=True),
     )
 
 

@@ -50,9 +50,7 @@ class TeamDataSection:
         if self.fields:
             return self.fields
         return tuple(
-            field.attname
-            for field in model._meta.concrete_fields
-            if field.get_internal_type() not in {"BinaryField"}
+            field.attname for field in model._meta.concrete_fields if field.get_internal_type() not in {"BinaryField"}
         )
 
     def records(self, team_id: int) -> Iterator[dict[str, Any]]:
@@ -90,8 +88,18 @@ EXPORTS_SECTIONS = (
         "team_data_exports",
         lambda team_id: TeamDataExport.objects.filter(team_id=team_id),
         fields=(
-            "id", "team_id", "requested_by_id", "status", "bag_name", "sha256", "size", "counts", "key_id",
-            "error_code", "created_at", "finished_at",
+            "id",
+            "team_id",
+            "requested_by_id",
+            "status",
+            "bag_name",
+            "sha256",
+            "size",
+            "counts",
+            "key_id",
+            "error_code",
+            "created_at",
+            "finished_at",
         ),
     ),  # fmt: skip
 )

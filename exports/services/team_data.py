@@ -117,10 +117,16 @@ def _spool_stored_files(content: TeamDataContent, team_id: int) -> None:
                 content.counts[item.kind] = content.counts.get(item.kind, 0) + 1
                 content.stored_bytes[item.kind] = content.stored_bytes.get(item.kind, 0) + item.size
                 out.write(
-                    _json_line({
-                        "kind": item.kind, "record_id": item.record_id, "execution_id": item.execution_id,
-                        "path": f"data/{bundle_path_for(item)}", "size": item.size, "sha256": item.sha256,
-                    })  # fmt: skip
+                    _json_line(
+                        {
+                            "kind": item.kind,
+                            "record_id": item.record_id,
+                            "execution_id": item.execution_id,
+                            "path": f"data/{bundle_path_for(item)}",
+                            "size": item.size,
+                            "sha256": item.sha256,
+                        }
+                    )  # fmt: skip
                 )
     for kind in STORED_FILE_DIRECTORIES:
         content.counts.setdefault(kind, 0)
@@ -198,9 +204,7 @@ class _VerifiedReader:
 
 
 def _stored_payload(item: StoredFile) -> PayloadFile:
-    return PayloadFile(
-        path=bundle_path_for(item), size=item.size, open=lambda: cast(BinaryIO, _VerifiedReader(item))
-    )
+    return PayloadFile(path=bundle_path_for(item), size=item.size, open=lambda: cast(BinaryIO, _VerifiedReader(item)))
 
 
 def _manifest(team: Team, content: TeamDataContent, generated_at: datetime, actor_name: str) -> dict[str, Any]:
