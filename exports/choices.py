@@ -1,5 +1,8 @@
 from django.db import models
 
+# Templates (governance) set it; artifacts and evidence carry it (docs/records-lifecycle.md).
+from governance.choices import RetentionMode as RetentionMode
+
 
 class ExecutionStatus(models.TextChoices):
     RUNNING = "running", "Running"
@@ -34,6 +37,8 @@ class ExportStatus(models.TextChoices):
     PACKAGED = "packaged", "Packaged"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+    APPROVAL_EXPIRED = "approval_expired", "Approval expired"
+    ERASED = "erased", "Erased"
 
 
 # Every legal change of an export's status, ``{from: {to, ...}}`` (docs/architecture.md, "The export lifecycle").
@@ -41,10 +46,18 @@ class ExportStatus(models.TextChoices):
 # and the arrows into it here, and the table's tests name what changed.
 EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
     ExportStatus.AWAITING_APPROVAL: frozenset(
-        {ExportStatus.APPROVED, ExportStatus.REJECTED, ExportStatus.QUEUED}  # last signature, rejection, re-queue
+        {
+            ExportStatus.APPROVED,  # last signature
+            ExportStatus.REJECTED,
+            ExportStatus.QUEUED,  # re-queue
+            ExportStatus.APPROVAL_EXPIRED,  # the ladder stayed open past the template's limit
+            ExportStatus.ERASED,
+        }
     ),
-    ExportStatus.APPROVED: frozenset({ExportStatus.QUEUED, ExportStatus.AWAITING_APPROVAL}),  # dispatch, reset
-    ExportStatus.REJECTED: frozenset(),  # a new export version starts a new ladder
+    ExportStatus.APPROVED: frozenset(
+        {ExportStatus.QUEUED, ExportStatus.AWAITING_APPROVAL, ExportStatus.ERASED}  # dispatch, reset, erasure
+    ),
+    ExportStatus.REJECTED: frozenset({ExportStatus.ERASED}),  # a new export version starts a new ladder
     ExportStatus.QUEUED: frozenset(
         {ExportStatus.PACKAGING, ExportStatus.AWAITING_APPROVAL}  # worker starts; a gate blocks or a reset
     ),
@@ -57,9 +70,14 @@ EXPORT_TRANSITIONS: dict[str, frozenset[str]] = {
             ExportStatus.AWAITING_APPROVAL,  # a gate refuses at publish time (a reset during the build)
         }
     ),
-    ExportStatus.PACKAGED: frozenset({ExportStatus.EXPIRED}),  # retention purges the artifact
-    ExportStatus.FAILED: frozenset({ExportStatus.QUEUED, ExportStatus.AWAITING_APPROVAL}),  # re-queue, reset
-    ExportStatus.EXPIRED: frozenset(),
+    ExportStatus.PACKAGED: frozenset({ExportStatus.EXPIRED, ExportStatus.ERASED}),  # retention purges the artifact
+    ExportStatus.FAILED: frozenset(
+        {ExportStatus.QUEUED, ExportStatus.AWAITING_APPROVAL, ExportStatus.ERASED}  # re-queue, reset, erasure
+    ),
+    ExportStatus.EXPIRED: frozenset({ExportStatus.ERASED}),
+    ExportStatus.APPROVAL_EXPIRED: frozenset({ExportStatus.ERASED}),  # a new export version starts a new ladder
+    # Team erasure reaches ``erased`` from every status but the packaging worker's own (``queued``, ``packaging``).
+    ExportStatus.ERASED: frozenset(),
 }
 
 
@@ -82,6 +100,25 @@ class PackagingRunStatus(models.TextChoices):
     BLOCKED = "blocked", "Blocked by a packaging gate"
     ABANDONED = "abandoned", "Abandoned (worker lost)"
     SKIPPED = "skipped", "Skipped (already packaged)"
+
+
+class LegalHoldScope(models.TextChoices):
+    TEAM = "team", "Team: every record of the team"
+    EXPORT = "export", "Export: one export version"
+
+
+class RetentionCategory(models.TextChoices):
+    """What ``enforce_retention`` purges, reported per category (docs/records-lifecycle.md)."""
+
+    ARTIFACT = "artifact", "Bundle artifact"
+    EVIDENCE = "evidence", "Evidence file"
+
+
+class RetentionRule(models.TextChoices):
+    """Why an item became due."""
+
+    RETAIN_UNTIL = "retain_until", "Its retain-until date passed"
+    KEEP_VERSIONS = "keep_versions", "Older than the newest versions the template keeps"
 
 
 class ArtifactCompression(models.TextChoices):

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.db import models
 
@@ -11,7 +13,11 @@ from .choices import (
     EvidenceKind,
     ExecutionStatus,
     ExportStatus,
+    LegalHoldScope,
     PackagingRunStatus,
+    RetentionCategory,
+    RetentionMode,
+    RetentionRule,
     SigningKeyStatus,
     TeamDataExportStatus,
 )
@@ -84,6 +90,11 @@ class Evidence(models.Model):
     size = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64)
     classification = models.CharField(max_length=20, choices=Classification.choices, default=Classification.INTERNAL)
+    # Set from the execution's template at upload; ``enforce_retention`` purges the stored file once it passes
+    # (docs/records-lifecycle.md). Null: kept until a rule says otherwise.
+    retain_until = models.DateTimeField(null=True, blank=True)
+    retention_mode = models.CharField(max_length=20, choices=RetentionMode.choices, default=RetentionMode.GOVERNANCE)
+    purged_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -93,7 +104,7 @@ class Evidence(models.Model):
     class Meta:
         ordering = ["execution_id", "id"]
         verbose_name_plural = "evidence"
-        indexes = [models.Index(fields=["execution", "kind"])]
+        indexes = [models.Index(fields=["execution", "kind"]), models.Index(fields=["retain_until"])]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(kind=EvidenceKind.TIMELINE_EVENT), name="evidence_kind_not_timeline_event"
@@ -222,6 +233,8 @@ class ExportArtifact(models.Model):
     # published before formats were numbered are format 1.
     format_version = models.PositiveSmallIntegerField(default=1)
     retain_until = models.DateTimeField(null=True, blank=True)
+    retention_mode = models.CharField(max_length=20, choices=RetentionMode.choices, default=RetentionMode.GOVERNANCE)
+    # Set only by ``enforce_retention`` when it purges the bytes: downloads answer 410 from then on.
     expired_at = models.DateTimeField(null=True, blank=True)
     integrity_failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -262,6 +275,96 @@ class PackagingRun(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.export_id} attempt {self.attempt}: {self.status}"
+
+
+class LegalHoldQuerySet(TeamScopedQuerySet):
+    def active(self) -> LegalHoldQuerySet:
+        return self.filter(released_at__isnull=True)
+
+
+class LegalHold(models.Model):
+    """A legal hold on a whole team or on one export version: while active (not released) nothing it covers is
+    purged, expired or erased. It changes no export status and has no expiry (docs/records-lifecycle.md)."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="legal_holds")
+    scope = models.CharField(max_length=10, choices=LegalHoldScope.choices)
+    export = models.ForeignKey(
+        NarrativeExport, null=True, blank=True, on_delete=models.PROTECT, related_name="legal_holds"
+    )
+    reason = models.TextField()
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_reason = models.TextField(blank=True)
+
+    TEAM_LOOKUP = "team"
+    objects = LegalHoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        indexes = [
+            models.Index(fields=["team"], condition=models.Q(released_at__isnull=True), name="legal_hold_active_team"),
+            models.Index(
+                fields=["export"], condition=models.Q(released_at__isnull=True), name="legal_hold_active_export"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(scope=LegalHoldScope.TEAM, export__isnull=True))
+                | (models.Q(scope=LegalHoldScope.EXPORT, export__isnull=False)),
+                name="legal_hold_scope_matches_export",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(released_at__isnull=True, released_by__isnull=True)
+                | models.Q(released_at__isnull=False),
+                name="legal_hold_release_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"export {self.export_id}" if self.export_id else f"team {self.team_id}"
+        return f"legal hold {self.pk} on {target}{' (released)' if self.released_at else ''}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None
+
+
+class RetentionTombstone(models.Model):
+    """What ``enforce_retention`` purged: which object, under which rule, when, and the digest of the bytes
+    that were deleted, so an inspector can tell a purge from a loss (docs/records-lifecycle.md)."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=20, choices=RetentionCategory.choices)
+    rule = models.CharField(max_length=20, choices=RetentionRule.choices)
+    export = models.ForeignKey(NarrativeExport, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    artifact = models.ForeignKey(ExportArtifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    evidence = models.ForeignKey(Evidence, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    storage_path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField(default=0)
+    retain_until = models.DateTimeField(null=True, blank=True)
+    retention_mode = models.CharField(max_length=20, choices=RetentionMode.choices)
+    purged_at = models.DateTimeField()
+
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-purged_at", "-id"]
+        indexes = [models.Index(fields=["team", "-purged_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(artifact__isnull=True) | models.Q(evidence__isnull=True),
+                name="retention_tombstone_one_object",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} {self.storage_path} purged {self.purged_at:%Y-%m-%d}"
 
 
 class TeamDataExport(models.Model):

@@ -32,6 +32,13 @@ class ClearancePolicy(models.TextChoices):
     REDACT = "redact", "Redact: evidence above the clearance replaced by a marker"
 
 
+class RetentionMode(models.TextChoices):
+    """How firmly a retention date holds, as in object-lock stores (docs/records-lifecycle.md)."""
+
+    GOVERNANCE = "governance", "Governance: compliance may shorten it with an audited reason"
+    COMPLIANCE = "compliance", "Compliance: nobody may shorten it, only extend"
+
+
 class TemplateStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"

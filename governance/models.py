@@ -15,6 +15,7 @@ from governance.choices import (
     BaselineStatus,
     Classification,
     ClearancePolicy,
+    RetentionMode,
     TemplateAuditAction,
     TemplateStatus,
 )
@@ -206,6 +207,11 @@ class WorkflowTemplate(models.Model):
     permitted_roles = models.JSONField(default=list, blank=True)
     sla_defaults = models.JSONField(default=dict, blank=True)
     retention_days = models.PositiveIntegerField(default=3650)
+    # How firmly the retention date holds, how many newest versions of an export are kept (null: every version
+    # until its own date) and how long a ladder may stay open (null: no limit); docs/records-lifecycle.md.
+    retention_mode = models.CharField(max_length=20, choices=RetentionMode.choices, default=RetentionMode.GOVERNANCE)
+    retention_keep_versions = models.PositiveIntegerField(null=True, blank=True)
+    ladder_expires_after_hours = models.PositiveIntegerField(null=True, blank=True)
     # Whether exports under this template are redacted (docs/redaction.md). Kept equal on every version of the
     # template by template_redaction_set, outside the versioned content: only compliance may switch it off.
     redaction_enabled = models.BooleanField(default=True)

@@ -23,13 +23,17 @@ from exports.models import (
     ExecutionEvent,
     ExportArtifact,
     ExportAttachment,
+    LegalHold,
     NarrativeExport,
     PackagingRun,
+    RetentionTombstone,
     TeamDataExport,
 )
 from governance.models import Membership, Team
 
 CHUNK_SIZE = 2000
+# Statuses whose bundle bytes are gone from storage (purged by retention, or erased with the team's content).
+REMOVED_EXPORT_STATUSES = frozenset({ExportStatus.EXPIRED, ExportStatus.ERASED})
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ EXPORTS_SECTIONS = (
     TeamDataSection("attachments", lambda team_id: ExportAttachment.objects.filter(export__execution__team_id=team_id)),
     TeamDataSection("artifacts", lambda team_id: ExportArtifact.objects.filter(export__execution__team_id=team_id)),
     TeamDataSection("packaging_runs", lambda team_id: PackagingRun.objects.filter(export__execution__team_id=team_id)),
+    TeamDataSection("holds", lambda team_id: LegalHold.objects.filter(team_id=team_id), retained=True),
+    TeamDataSection(
+        "retention_tombstones", lambda team_id: RetentionTombstone.objects.filter(team_id=team_id), retained=True
+    ),
     TeamDataSection(
         "team_data_exports",
         lambda team_id: TeamDataExport.objects.filter(team_id=team_id),
@@ -130,7 +138,7 @@ class StoredFile:
 
 def evidence_files(team_id: int) -> Iterator[StoredFile]:
     rows = (
-        Evidence.objects.filter(execution__team_id=team_id, kind=EvidenceKind.FILE)
+        Evidence.objects.filter(execution__team_id=team_id, kind=EvidenceKind.FILE, purged_at__isnull=True)
         .exclude(storage_path="")
         .order_by("pk")
         .values_list("pk", "execution_id", "storage_path", "original_filename", "size", "sha256")
@@ -150,12 +158,6 @@ def bundle_files(team_id: int) -> Iterator[StoredFile]:
     )
     for pk, execution_id, path, size, sha256 in rows.iterator(chunk_size=CHUNK_SIZE):
         yield StoredFile("bundles", pk, execution_id, path, path.rsplit("/", 1)[-1], size, sha256)
-
-
-# Statuses whose bundle bytes are gone from storage (purged by retention, or erased with the team's content).
-REMOVED_EXPORT_STATUSES = frozenset(
-    status for status in (ExportStatus.EXPIRED, getattr(ExportStatus, "ERASED", None)) if status is not None
-)
 
 
 def team_for_data(*, slug: str) -> Team | None:
