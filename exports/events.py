@@ -21,6 +21,7 @@ class EventType(models.TextChoices):
     EXPORT_CREATED = "narrative_export.created", "Export created"
     EXPORT_SNAPSHOT_BACKFILLED = "narrative_export.template_snapshot_backfilled", "Template snapshot recorded"
     EXPORT_REPLAYED = "narrative_export.replayed", "Bundle replayed"
+    EXPORT_ERASED = "narrative_export.erased", "Content erased with the team's"
 
     STAGE_STARTED = "narrative_export.approval.stage_started", "Stage started"
     STAGE_COMPLETED = "narrative_export.approval.stage_completed", "Stage signed"
