@@ -70,7 +70,8 @@ def test_erasure_removes_content_keeps_the_legal_record_and_is_idempotent(team, 
 
     assert stored_files("alpha") == [] and len(stored_files("beta")) == 2
     assert set(NarrativeExport.objects.filter(execution__team=team).values_list("status", flat=True)) == {"erased"}
-    assert not ExecutionEvent.objects.filter(execution__team=team, event_type="measurement.recorded").exclude(payload={})
+    measurements = ExecutionEvent.objects.filter(execution__team=team, event_type="measurement.recorded")
+    assert measurements.exists() and not measurements.exclude(payload={}).exists()
     evidence = Evidence.objects.filter(execution__team=team)
     assert not evidence.exclude(body="").exists() and not evidence.exclude(storage_path="").exists()
     assert not NarrativeExport.objects.filter(execution__team=team).exclude(narrative_markdown="").exists()
