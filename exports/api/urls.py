@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exports.api import export_views, views
+from exports.api import export_views, team_data, views
 
 urlpatterns = [
     path("experiment-console/sessions", views.ExecutionListCreateApi.as_view(), name="execution-list"),
@@ -55,4 +55,20 @@ urlpatterns = [
     path("notebook/entries", views.NotebookEntryCreateApi.as_view(), name="notebook-entries"),
     path("notebook/entries/evidence", views.NotebookEvidenceListApi.as_view(), name="notebook-evidence"),
     path("data/evidence", views.EvidenceListCreateApi.as_view(), name="evidence-list"),
+    path(
+        "governance/teams/<slug:slug>/data-export",
+        team_data.TeamDataExportRequestApi.as_view(),
+        name="team-data-export",
+    ),
+    path(
+        "governance/teams/<slug:slug>/data-export/<int:request_id>",
+        team_data.TeamDataExportDetailApi.as_view(),
+        name="team-data-export-detail",
+    ),
+    path(
+        "governance/teams/<slug:slug>/data-export/<int:request_id>/download",
+        team_data.TeamDataExportDownloadApi.as_view(),
+        name="team-data-export-download",
+    ),
+    path("governance/teams/<slug:slug>/erasure", team_data.TeamErasureApi.as_view(), name="team-erasure"),
 ]

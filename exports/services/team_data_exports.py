@@ -12,12 +12,13 @@ from typing import BinaryIO
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, DossierError, Gone, NotFound
+from config.errors import Conflict, Gone, NotFound
 from exports.choices import TeamDataExportStatus
 from exports.crypto import CryptoError, DecryptionFailed
 from exports.events import EventType
 from exports.models import TeamDataExport
 from exports.permissions import TEAM_DATA_EXPORT_ROLES, require_team_role
+from exports.services.downloads import StorageUnavailableError
 from exports.services.signing_keys import signing_key_active
 from exports.services.team_data import (
     TeamBundle,
@@ -72,6 +73,10 @@ def team_data_export_to_file(*, team_slug: str, actor, output: str) -> tuple[str
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
+    except StorageUnavailable as exc:
+        raise StorageUnavailableError(f"Storage is unavailable: {exc}") from exc
+    except CryptoError as exc:
+        raise TeamDataFailure(exc.message, code=exc.code) from exc
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
@@ -186,12 +191,6 @@ def _finish_failed(request: TeamDataExport, *, code: str, message: str) -> None:
 # --- Download -------------------------------------------------------------------------------------------------------
 
 
-class _StorageUnavailable(DossierError):
-    status_code = 503
-    code = "storage_unavailable"
-    default_message = "Storage is unavailable; try again shortly."
-
-
 @dataclass
 class TeamDataDownload:
     request: TeamDataExport
@@ -220,7 +219,7 @@ def team_data_export_download_open(*, request: TeamDataExport, user) -> TeamData
             details={"expected_sha256": request.sha256},
         ) from None
     except StorageUnavailable:
-        raise _StorageUnavailable() from None
+        raise StorageUnavailableError() from None
     try:
         audit_record(
             action=EventType.TEAM_DATA_DOWNLOADED,

@@ -40,10 +40,11 @@ from exports.models import (
 from exports.permissions import TEAM_ERASURE_ROLES, require_team_role
 from exports.selectors.holds import held_export_ids, team_hold_active
 from exports.selectors.team_data import REMOVED_EXPORT_STATUSES, team_data_sections
+from exports.services.downloads import StorageUnavailableError
 from exports.services.lifecycle import lifecycle_batch
 from exports.services.team_data import AUDIT_KIND, team_get
 from exports.services.transitions import export_transition
-from exports.storage import STAGING_PREFIX, artifact_storage, storage_errors_as_unavailable
+from exports.storage import STAGING_PREFIX, StorageUnavailable, artifact_storage, storage_errors_as_unavailable
 from governance.models import AuditEvent, Team
 from governance.services.audit import audit_record
 
@@ -195,7 +196,10 @@ def team_erase(*, slug: str, actor, reason: str, dry_run: bool) -> ErasureReport
     team = team_get(slug=slug)
     require_team_role(user=actor, team_id=team.pk, roles=TEAM_ERASURE_ROLES, action="erase the team's content")
     _refusal_check(team)
-    report, stored = _report(team, dry_run=dry_run)
+    try:
+        report, stored = _report(team, dry_run=dry_run)
+    except StorageUnavailable as exc:
+        raise StorageUnavailableError(f"Storage could not be listed: {exc}") from exc
     if dry_run:
         audit_record(
             action=EventType.TEAM_ERASURE_PLANNED,
@@ -208,7 +212,13 @@ def team_erase(*, slug: str, actor, reason: str, dry_run: bool) -> ErasureReport
     if report.nothing_to_remove:
         return report
     _erase_records(team=team, actor=actor, reason=reason, report=report)
-    _delete_stored(team, stored)
+    try:
+        _delete_stored(team, stored)
+    except StorageUnavailable as exc:
+        raise StorageUnavailableError(
+            f"The team's records were erased but storage failed while deleting its files ({exc}); run the erasure "
+            "again to finish.",
+        ) from exc
     return report
 
 
