@@ -15,7 +15,6 @@ Building runs in two steps so that memory stays flat whatever the team's size:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -46,6 +45,8 @@ TEAM_DATA_FORMAT = "dossier-team-data/1"
 AUDIT_KIND = "audit_events"
 STORED_FILES_INDEX = "stored_files.ndjson"
 STORED_FILE_DIRECTORIES = {"evidence_files": "evidence", "bundles": "bundles"}
+# The engine's verdicts on a stored file that is not what its record says.
+_MISMATCH_CODES = frozenset({"payload_digest_mismatch", "payload_size_mismatch"})
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
@@ -160,13 +161,12 @@ def team_data_spool(*, team: Team, directory: Path) -> TeamDataContent:
     return content
 
 
-class _VerifiedReader:
-    """A stored file read once for the bundle, checked against its recorded size and sha256 as it streams."""
+class _StoredReader:
+    """A stored file read once for the bundle (decrypted when storage encrypts). Its size and sha256 are checked
+    against the record by the bundle engine in the same pass (``PayloadFile.sha256``)."""
 
     def __init__(self, item: StoredFile) -> None:
         self._item = item
-        self._hasher = hashlib.sha256()
-        self._read = 0
         try:
             self._file = storage_open_stream(item.storage_path)
         except ArtifactMissing:
@@ -175,8 +175,9 @@ class _VerifiedReader:
                 code="stored_file_missing",
                 details={"kind": item.kind, "id": item.record_id},
             ) from None
+        self._readinto = getattr(self._file, "readinto", None)
 
-    def __enter__(self) -> _VerifiedReader:
+    def __enter__(self) -> _StoredReader:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -184,27 +185,20 @@ class _VerifiedReader:
 
     def readinto(self, buffer) -> int:
         with storage_errors_as_unavailable(f"reading {self._item.kind} {self._item.record_id}"):
-            readinto = getattr(self._file, "readinto", None)
-            if readinto is not None:
-                count = readinto(buffer)
-            else:
-                data = self._file.read(len(buffer))
-                count = len(data)
-                buffer[:count] = data
-        if count:
-            self._hasher.update(buffer[:count])
-            self._read += count
-        elif self._hasher.hexdigest() != self._item.sha256 or self._read != self._item.size:
-            raise TeamDataFailure(
-                f"{self._item.kind} {self._item.record_id} does not match its recorded sha256 and size.",
-                code="stored_file_integrity_failed",
-                details={"kind": self._item.kind, "id": self._item.record_id},
-            )
-        return count
+            if self._readinto is not None:
+                return int(self._readinto(buffer))
+            data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _stored_payload(item: StoredFile) -> PayloadFile:
-    return PayloadFile(path=bundle_path_for(item), size=item.size, open=lambda: cast(BinaryIO, _VerifiedReader(item)))
+    return PayloadFile(
+        path=bundle_path_for(item),
+        size=item.size,
+        open=lambda: cast(BinaryIO, _StoredReader(item)),
+        sha256=item.sha256,
+    )
 
 
 def _manifest(team: Team, content: TeamDataContent, generated_at: datetime, actor_name: str) -> dict[str, Any]:
@@ -272,7 +266,8 @@ def team_data_bundle_build(
         try:
             result = build_bundle(spec, out)
         except BundleError as exc:
-            raise TeamDataFailure(str(exc), code=exc.code) from exc
+            code = "stored_file_integrity_failed" if exc.code in _MISMATCH_CODES else exc.code
+            raise TeamDataFailure(str(exc), code=code, details={"path": exc.path}) from exc
         return TeamBundle(result=result, counts=manifest["counts"], generated_at=generated_at)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -133,3 +133,14 @@ def test_a_missing_stored_file_fails_with_exit_1_and_leaves_no_file(crew, record
     archive = tmp_path / "team.tar.zst"
     assert export_command("alpha", "--output", str(archive), "--actor", crew.admin.username) == 1
     assert not archive.exists() and not Path(f"{archive}.partial").exists()
+
+
+def test_a_stored_file_that_changed_fails_with_exit_1(crew, record, tmp_path, capsys):
+    from tests.stored import alter_plaintext
+
+    blob = Evidence.objects.filter(execution__team__slug="alpha", kind="file").first()
+    alter_plaintext(blob.storage_path, offset=3)
+    archive = tmp_path / "team.tar.zst"
+    assert export_command("alpha", "--output", str(archive), "--actor", crew.admin.username) == 1
+    assert "payload_digest_mismatch" in capsys.readouterr().err
+    assert not archive.exists()
