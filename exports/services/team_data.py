@@ -83,12 +83,12 @@ def _json_line(row: Mapping[str, Any]) -> bytes:
     return orjson.dumps(row, option=_JSON_OPTIONS, default=str) + b"\n"
 
 
-def _spool_section(path: Path, rows: Iterator[Mapping[str, Any]]) -> int:
+def _spool_section(path: Path, chunks: Iterator[bytes]) -> int:
     count = 0
     with open(path, "wb") as out:
-        for row in rows:
-            out.write(_json_line(row))
-            count += 1
+        for chunk in chunks:
+            out.write(chunk)
+            count += chunk.count(b"\n")
     return count
 
 
@@ -152,7 +152,7 @@ def team_data_spool(*, team: Team, directory: Path) -> TeamDataContent:
     content = TeamDataContent(directory=directory)
     with _snapshot():
         for section in team_data_sections():
-            content.counts[section.kind] = _spool_section(directory / section.file_name, section.records(team.pk))
+            content.counts[section.kind] = _spool_section(directory / section.file_name, section.json_lines(team.pk))
             if section.retained:
                 content.retained.append(section.kind)
         content.counts[AUDIT_KIND] = _spool_audit(directory / f"{AUDIT_KIND}.ndjson", team.pk)

@@ -83,6 +83,8 @@ def test_bundle_passes_the_validators_and_counts_equal_the_database(team, crew, 
     # Nothing of the other team.
     assert {row["team_id"] for row in lines(bag, "executions")} == {team.pk}
     assert {row["team_id"] for row in lines(bag, "audit_events")} == {team.pk}
+    assert {row["username"] for row in lines(bag, "members")} >= {crew.admin.username, crew.auditor.username}
+    assert {"step": "thaw"} in [row["payload"] for row in lines(bag, "events")]
     # Stored files are the plaintext, as recorded: uploads and the packaged dossier.
     uploads = sorted((bag / "data" / "evidence").rglob("*.csv"))
     assert [path.read_bytes() for path in uploads] == [FILE_CONTENT, FILE_CONTENT]
