@@ -10,7 +10,8 @@ holds, retention tombstones and the audit trail, whose payloads hold digests ins
 Refusals, checked in this order for the dry run and the real run alike: the actor is not an admin of the team
 (403, exit 2); an active legal hold covers the team or one of its exports (409 ``legal_hold_active``, exit 3); a
 ``compliance``-mode retention has not ended (409 ``retention_locked``, exit 2); an export is being packaged (409
-``packaging_in_progress``, exit 1). A run that finds nothing left to remove changes nothing and records nothing.
+``packaging_in_progress``, exit 1); a team data export is being built (409 ``team_data_export_in_progress``,
+exit 1). A run that finds nothing left to remove changes nothing and records nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -91,7 +94,7 @@ def _content_querysets(team_id: int) -> dict[str, QuerySet]:
         "narratives": exports.filter(~Q(narrative_markdown="") | ~Q(notes="") | ~Q(evidence_manifest=[])),
         "bundles": _in_team(ExportArtifact, team_id).exclude(export__status__in=REMOVED_EXPORT_STATUSES),
         "exports": exports.exclude(status=ExportStatus.ERASED),
-        "team_data_exports": TeamDataExport.objects.filter(team_id=team_id).exclude(storage_path=""),
+        "team_data_exports": TeamDataExport.objects.filter(team_id=team_id).exclude(status=TeamDataExportStatus.ERASED),
         "titles": _labelled(team_id),
     }
 
@@ -180,6 +183,21 @@ def _refusal_check(team: Team) -> None:
             code="packaging_in_progress",
             details={"export_ids": busy[:100]},
         )
+    building = sorted(_team_data_exports_in_flight(team.pk).values_list("pk", flat=True))
+    if building:
+        raise Conflict(
+            "A data export of this team is being built; erase once it has finished.",
+            code="team_data_export_in_progress",
+            details={"request_ids": building[:100]},
+        )
+
+
+def _team_data_exports_in_flight(team_id: int) -> QuerySet[TeamDataExport]:
+    """Requests a worker may still be building (within the task's time limit); older ones were lost with their
+    worker and are erased like the rest."""
+    since = timezone.now() - timedelta(seconds=settings.DOSSIER_PACKAGING_TIME_LIMIT)
+    in_flight = (TeamDataExportStatus.QUEUED, TeamDataExportStatus.RUNNING)
+    return TeamDataExport.objects.filter(team_id=team_id, status__in=in_flight, created_at__gt=since)
 
 
 def _latest(queryset):
@@ -254,7 +272,7 @@ def _blank_content(team_id: int) -> None:
     _in_team(NarrativeExport, team_id).update(narrative_markdown="", notes="", evidence_manifest=[])
     _in_team(ExportAttachment, team_id).update(title="")
     _in_team(Execution, team_id).update(title="")
-    TeamDataExport.objects.filter(team_id=team_id).exclude(storage_path="").update(
+    TeamDataExport.objects.filter(team_id=team_id).exclude(status=TeamDataExportStatus.ERASED).update(
         storage_path="", status=TeamDataExportStatus.ERASED
     )
 

@@ -142,3 +142,16 @@ def test_a_compliance_retention_that_has_not_ended_blocks_with_exit_2(team, crew
     assert snapshot(team) == before
     Evidence.objects.filter(execution__team=team).update(retain_until=timezone.now() - timedelta(days=1))
     assert erase("alpha", "--reason", "r", "--actor", crew.admin.username) == 0
+
+
+def test_a_data_export_being_built_blocks_until_it_ends_or_is_lost(team, crew, record, settings):
+    from exports.models import TeamDataExport
+
+    building = TeamDataExport.objects.create(team=team, requested_by=crew.auditor, status="running")
+    assert erase("alpha", "--reason", "r", "--actor", crew.admin.username) == 1
+    assert not NarrativeExport.objects.filter(execution__team=team, status="erased").exists()
+    # A request older than the task's time limit was lost with its worker: erased like the rest.
+    lost_at = timezone.now() - timedelta(seconds=settings.DOSSIER_PACKAGING_TIME_LIMIT + 60)
+    TeamDataExport.objects.filter(pk=building.pk).update(created_at=lost_at)
+    assert erase("alpha", "--reason", "r", "--actor", crew.admin.username) == 0
+    assert TeamDataExport.objects.get(pk=building.pk).status == "erased"
