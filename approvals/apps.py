@@ -20,5 +20,6 @@ class ApprovalsConfig(AppConfig):
             E.STAGE_ESCALATED,
             E.STAGE_DELEGATED,
             E.STAGE_RESET,
+            E.APPROVAL_EXPIRED,
         )
         feed_event_types_register("preview", E.PREVIEW_SUMMARY)

@@ -8,6 +8,7 @@ class LadderStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired unfinished"
 
 
 class StageStatus(models.TextChoices):
@@ -42,6 +43,7 @@ class HistoryAction(models.TextChoices):
     OVERDUE = "overdue", "Marked overdue"
     ESCALATED = "escalated", "Escalated"
     FINALIZED = "finalized", "Ladder finalized"
+    EXPIRED = "expired", "Ladder expired unfinished"
 
 
 class QueueStatus(models.TextChoices):

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from approvals.services.expiry import ladders_expire
 from approvals.services.monitor import sla_monitor_run
 
 
@@ -11,3 +12,9 @@ from approvals.services.monitor import sla_monitor_run
 )
 def monitor_narrative_approval_slas() -> dict:
     return sla_monitor_run().as_dict()
+
+
+@shared_task(name="approvals.expire_open_ladders", soft_time_limit=600, time_limit=720, acks_late=True)
+def expire_open_ladders() -> dict:
+    """Close ladders open past their template's limit (docs/records-lifecycle.md); idempotent."""
+    return ladders_expire().as_dict()

@@ -291,6 +291,8 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
     "login-counters-purge": {"task": "governance.purge_login_counters", "every": timedelta(hours=1)},
     "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
+    "retention-enforcement": {"task": "exports.enforce_retention", "every": timedelta(days=1)},
+    "approval-ladder-expiry": {"task": "approvals.expire_open_ladders", "every": timedelta(minutes=15)},
 }
 
 # --- Email ----------------------------------------------------------------------------------------------------
@@ -402,7 +404,12 @@ ANALYTICS_QUEUE_PAGE_SIZE = env_int("ANALYTICS_QUEUE_PAGE_SIZE", 25)
 METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 # Audit actions counted by dossier_retention_pruned_total, and the category label each one counts under.
-ANALYTICS_RETENTION_PRUNED_ACTIONS = {"narrative_export.artifact.expired": "artifact"}
+# Purges are written by enforce_retention (docs/records-lifecycle.md); artifact.expired rows predate it.
+ANALYTICS_RETENTION_PRUNED_ACTIONS = {
+    "narrative_export.artifact.expired": "artifact",
+    "narrative_export.retention.purged": "artifact",
+    "execution.evidence_purged": "evidence",
+}
 
 # --- Governance event feed (docs/feed.md) ---------------------------------------------------------------------
 DOSSIER_FEED_BATCH_SIZE = env_int("DOSSIER_FEED_BATCH_SIZE", 1000)

@@ -27,3 +27,12 @@ class ExportsConfig(AppConfig):
             E.EXPORT_RELABELLED,
             E.ARTIFACT_VERIFIED,
         )
+        feed_event_types_register(
+            "records",
+            E.LEGAL_HOLD_PLACED,
+            E.LEGAL_HOLD_RELEASED,
+            E.RETENTION_EXTENDED,
+            E.RETENTION_SHORTENED,
+            E.RETENTION_PURGED,
+            E.EVIDENCE_PURGED,
+        )

@@ -49,6 +49,15 @@ class EventType(models.TextChoices):
     EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
     EVIDENCE_RELABELLED = "execution.evidence_relabelled", "Evidence classification changed"
 
+    APPROVAL_EXPIRED = "narrative_export.approval.expired", "Ladder expired unfinished"
+
+    LEGAL_HOLD_PLACED = "governance.legal_hold.placed", "Legal hold placed"
+    LEGAL_HOLD_RELEASED = "governance.legal_hold.released", "Legal hold released"
+    RETENTION_EXTENDED = "narrative_export.retention.extended", "Retention extended"
+    RETENTION_SHORTENED = "narrative_export.retention.shortened", "Retention shortened"
+    RETENTION_PURGED = "narrative_export.retention.purged", "Bundle purged by retention"
+    EVIDENCE_PURGED = "execution.evidence_purged", "Evidence file purged by retention"
+
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
     TEAM_DATA_EXPORT_REQUESTED = "governance.team_data.export_requested", "Team data export requested"
     TEAM_DATA_EXPORTED = "governance.team_data.exported", "Team data exported"

@@ -1,8 +1,8 @@
 import django_filters
 
-from config.filters import IdFilter
-from exports.choices import EvidenceKind
-from exports.models import Evidence, Execution, ExecutionEvent
+from config.filters import BoolFilter, IdFilter
+from exports.choices import EvidenceKind, LegalHoldScope
+from exports.models import Evidence, Execution, ExecutionEvent, LegalHold
 
 
 class ExecutionFilterSet(django_filters.FilterSet):
@@ -36,3 +36,19 @@ class EvidenceFilterSet(django_filters.FilterSet):
     class Meta:
         model = Evidence
         fields = ["execution", "kind", "classification"]
+
+
+class LegalHoldFilterSet(django_filters.FilterSet):
+    """Filters of the legal-hold list (API and admin): team slug, scope, export, active or released."""
+
+    team = django_filters.CharFilter(field_name="team__slug")
+    scope = django_filters.ChoiceFilter(choices=LegalHoldScope.choices)
+    export = IdFilter(field_name="export_id")
+    active = BoolFilter(method="filter_active", label="Only active (true) or only released (false) holds")
+
+    class Meta:
+        model = LegalHold
+        fields = ["team", "scope", "export", "active"]
+
+    def filter_active(self, queryset, name, value):
+        return queryset.filter(released_at__isnull=value)

@@ -142,6 +142,10 @@ class NarrativeExport(models.Model):
     packaging_queue_state = models.JSONField(default=dict, blank=True)
     packaging_attempts = models.PositiveIntegerField(default=0)
     retain_until = models.DateTimeField(null=True, blank=True)
+    # From the template snapshot at creation: the mode the artifact inherits, and how many newest versions of the
+    # execution's dossier are kept (null: every version until its own date); docs/records-lifecycle.md.
+    retention_mode = models.CharField(max_length=20, choices=RetentionMode.choices, default=RetentionMode.GOVERNANCE)
+    retention_keep_versions = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     queued_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from django.conf import settings
 from config.logs import log_context
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
+from exports.services.retention import retention_run_recorded
 from exports.services.team_data_exports import team_data_export_run
 
 
@@ -41,6 +42,12 @@ def export_governance_events() -> dict:
     """The hourly governance event feed run (docs/feed.md): ``db`` cursor, advisory-locked, outcome recorded."""
     result = governance_feed_run_recorded(sink=scheduled_sink(), limit=settings.DOSSIER_FEED_RUN_LIMIT)
     return {"outcome": result.outcome, "exported": result.exported, "cursor": result.state.cursor}
+
+
+@shared_task(name="exports.enforce_retention", soft_time_limit=3 * 60 * 60, time_limit=3 * 60 * 60 + 300)
+def enforce_retention() -> dict:
+    """The daily retention run (docs/records-lifecycle.md): advisory-locked, outcome recorded as ``retention``."""
+    return retention_run_recorded().as_json()
 
 
 @shared_task(

@@ -44,6 +44,7 @@ from governance.permissions import can_curate_templates_of, curated_team_ids, is
 from governance.selectors.templates import snapshot_has_drifted
 from governance.services.clearance import clearance_policy_set, clearance_set
 from governance.services.templates import (
+    RECORDS_FIELDS,
     assignment_delete,
     known_role_keys,
     template_archive,
@@ -383,11 +384,22 @@ class WorkflowTemplateForm(forms.ModelForm):
 
     class Meta:
         model = WorkflowTemplate
-        fields = ["team", "template_key", "name", "description", "forked_from", "permitted_roles", "retention_days"]
+        fields = [
+            "team",
+            "template_key",
+            "name",
+            "description",
+            "forked_from",
+            "permitted_roles",
+            "retention_days",
+            *RECORDS_FIELDS,
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["permitted_roles"].choices = list(Role.objects.values_list("key", "label"))  # type: ignore[attr-defined]
+        if "retention_mode" in self.fields:
+            self.fields["retention_mode"].required = False  # absent: the source template's, else governance
         if self.instance.pk:
             self.initial["permitted_roles"] = self.instance.permitted_roles
             self.initial.update({key: self.instance.sla_defaults.get(key) for key in DEFAULT_SLA})
@@ -411,6 +423,13 @@ class WorkflowTemplateForm(forms.ModelForm):
             "sla_defaults": {key: normalize_hours(data[key]) for key in DEFAULT_SLA},
             "retention_days": data.get("retention_days"),
         }
+
+    def records(self) -> dict[str, Any]:
+        """The records terms the form submitted; those it did not come from the source template or the defaults."""
+        submitted = {field: self.cleaned_data.get(field) for field in RECORDS_FIELDS if field in self.data}
+        if not submitted.get("retention_mode"):
+            submitted.pop("retention_mode", None)
+        return submitted
 
 
 @admin.register(WorkflowTemplate)
@@ -471,9 +490,9 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
 
     def get_fieldsets(self, request, obj=None):
         main = ["team", "template_key", "name", "description", "forked_from"]
-        rules = ["permitted_roles", "sla_hours", "escalate_after_hours", "retention_days"]
+        rules = ["permitted_roles", "sla_hours", "escalate_after_hours", "retention_days", *RECORDS_FIELDS]
         if obj is not None and not self.has_change_permission(request, obj):
-            rules = ["permitted_roles_display", "sla_defaults", "retention_days"]
+            rules = ["permitted_roles_display", "sla_defaults", "retention_days", *RECORDS_FIELDS]
         sets = [(None, {"fields": main}), ("Rules", {"fields": rules})]
         if obj is not None:
             sets.append(("State", {"fields": self.info_fields}))
@@ -492,6 +511,7 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
                 "permitted_roles_display",
                 "sla_defaults",
                 "retention_days",
+                *RECORDS_FIELDS,
                 *self.info_fields,
             ]
         return [*self.readonly_after_creation, *self.info_fields]
@@ -542,13 +562,14 @@ class WorkflowTemplateAdmin(ServiceErrorsAsMessages, TeamScopedAdmin, StaffReada
         stages_formset = next(f for f in formsets if isinstance(f, StageBlueprintFormSet))
         content = {**form.content(), "stages": stages_formset.stages()}
         if change:
-            template = template_update(template=form.instance, actor=request.user, **content)
+            template = template_update(template=form.instance, actor=request.user, **content, **form.records())
         else:
             template = template_create(
                 actor=request.user,
                 team=form.cleaned_data.get("team"),
                 template_key=form.cleaned_data.get("template_key") or "",
                 forked_from=form.cleaned_data.get("forked_from"),
+                records=form.records(),
                 **content,
             )
         form.instance.__dict__.update({k: v for k, v in template.__dict__.items() if k != "_state"})

@@ -317,7 +317,7 @@ class AppendOnlyModel(models.Model):
         raise Conflict(f"{self._meta.verbose_name} {self.pk} is immutable.", code="immutable_record")
 
 
-SNAPSHOT_FORMAT_VERSION = 3
+SNAPSHOT_FORMAT_VERSION = 4
 
 
 class WorkflowTemplateSnapshot(AppendOnlyModel):
@@ -327,9 +327,11 @@ class WorkflowTemplateSnapshot(AppendOnlyModel):
     "required_role", "sla_hours", "meaning"}], "permitted_roles", "sla_defaults": {"sla_hours",
     "escalate_after_hours"}, "retention_days"}``; from ``format_version`` 2 on it also holds ``"format_version"``
     and ``"team"`` (the owning team's slug, null for a platform template); from format 3 on every stage also holds
-    ``"reject_meaning"``. ``content_sha256`` is the sha256 of exactly that text, so snapshots written in earlier
-    formats keep their hashes (their stages reject with ``"Rejected"``). A snapshot belongs to the team of its
-    template.
+    ``"reject_meaning"``; from format 4 on it also holds the records terms ``"retention_mode"``,
+    ``"retention_keep_versions"`` and ``"ladder_expires_after_hours"`` (docs/records-lifecycle.md; a snapshot of an
+    earlier format reads as governance mode, every version kept, no ladder expiry). ``content_sha256`` is the sha256
+    of exactly that text, so snapshots written in earlier formats keep their hashes (their stages reject with
+    ``"Rejected"``). A snapshot belongs to the team of its template.
     """
 
     template = models.ForeignKey(WorkflowTemplate, on_delete=models.PROTECT, related_name="snapshots")

@@ -4,8 +4,9 @@ from typing import cast
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.middleware import MAX_ID
 from config.schema import NOT_NULL
-from exports.choices import RESERVED_EVENT_PREFIXES, EvidenceKind
+from exports.choices import RESERVED_EVENT_PREFIXES, EvidenceKind, LegalHoldScope, RetentionMode
 from exports.models import Evidence, Execution, ExecutionEvent
 from governance.choices import Classification
 
@@ -168,6 +169,7 @@ class ArtifactOutput(serializers.Serializer):
     signing_key_id = serializers.CharField(source="signing_key.key_id")
     created_at = serializers.DateTimeField()
     retain_until = serializers.DateTimeField(allow_null=True)
+    retention_mode = serializers.CharField()
     expired_at = serializers.DateTimeField(allow_null=True)
     integrity_failed_at = serializers.DateTimeField(allow_null=True)
     state = serializers.SerializerMethodField()
@@ -216,6 +218,8 @@ class ExportOutput(serializers.Serializer):
     redaction_counts = serializers.JSONField()
     events_through_sequence = serializers.IntegerField()
     retain_until = serializers.DateTimeField(allow_null=True)
+    retention_mode = serializers.ChoiceField(choices=RetentionMode.choices)
+    retention_keep_versions = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     queued_at = serializers.DateTimeField(allow_null=True)
@@ -299,10 +303,18 @@ class ExportDetailOutput(ExportOutput):
     versions = serializers.SerializerMethodField()
     lifecycle = serializers.SerializerMethodField()
     packaging_runs = serializers.SerializerMethodField()
+    legal_holds = serializers.SerializerMethodField(
+        help_text="The active legal holds covering this export: its own and its team's (docs/records-lifecycle.md)."
+    )
     narrative = serializers.SerializerMethodField(
         help_text="The narrative as signed; with the evidence above your clearance replaced by a marker under the "
         "`redact` policy, null when the export is withheld (docs/clearance.md)."
     )
+
+    def get_legal_holds(self, export) -> list[dict]:
+        from exports.selectors.holds import holds_covering_export
+
+        return cast("list[dict]", LegalHoldSummaryOutput(holds_covering_export(export), many=True).data)
 
     def get_narrative(self, export) -> str | None:
         reader = self._reader(export)
@@ -356,3 +368,57 @@ class PackagingJobsOutput(serializers.Serializer):
     running = serializers.IntegerField()
     failures_by_error_code = serializers.DictField(child=serializers.IntegerField())
     recent_runs = PackagingRunSummaryOutput(many=True)
+
+
+class LegalHoldSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    scope = serializers.ChoiceField(choices=LegalHoldScope.choices)
+    placed_by = serializers.CharField(source="placed_by.username")
+    placed_at = serializers.DateTimeField()
+
+
+class LegalHoldOutput(serializers.Serializer):
+    """A legal hold (docs/records-lifecycle.md): active while ``released_at`` is null."""
+
+    id = serializers.IntegerField()
+    team = serializers.CharField(source="team.slug")
+    scope = serializers.ChoiceField(choices=LegalHoldScope.choices)
+    export_id = serializers.IntegerField(allow_null=True)
+    execution_id = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+    active = serializers.BooleanField(source="is_active")
+    placed_by = serializers.CharField(source="placed_by.username")
+    placed_at = serializers.DateTimeField()
+    released_by = serializers.CharField(source="released_by.username", allow_null=True, default=None)
+    released_at = serializers.DateTimeField(allow_null=True)
+    release_reason = serializers.CharField()
+
+    def get_execution_id(self, hold) -> int | None:
+        return hold.export.execution_id if hold.export is not None else None
+
+
+class LegalHoldInput(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=LegalHoldScope.choices)
+    team = serializers.SlugField(max_length=63, help_text="The team's slug.")
+    export_id = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True, default=None, help_text="With scope export."
+    )
+    reason = serializers.CharField(max_length=4000, help_text="Why the records are held (required).")
+
+
+class LegalHoldReleaseInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000, help_text="Why the hold ends (required).")
+
+
+class RetentionInput(serializers.Serializer):
+    retain_until = serializers.DateTimeField(help_text="The new retention date (ISO 8601, with a zone).")
+    reason = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, default="", help_text="Required to shorten."
+    )
+
+
+class RetentionOutput(serializers.Serializer):
+    export_id = serializers.IntegerField(source="pk")
+    retain_until = serializers.DateTimeField(allow_null=True)
+    retention_mode = serializers.ChoiceField(choices=RetentionMode.choices)
+    status = serializers.CharField()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exports.api import export_views, team_data, views
+from exports.api import export_views, records_views, team_data, views
 
 urlpatterns = [
     path("experiment-console/sessions", views.ExecutionListCreateApi.as_view(), name="execution-list"),
@@ -55,6 +55,18 @@ urlpatterns = [
     path("notebook/entries", views.NotebookEntryCreateApi.as_view(), name="notebook-entries"),
     path("notebook/entries/evidence", views.NotebookEvidenceListApi.as_view(), name="notebook-evidence"),
     path("data/evidence", views.EvidenceListCreateApi.as_view(), name="evidence-list"),
+    path("governance/legal-holds", records_views.LegalHoldListCreateApi.as_view(), name="legal-hold-list"),
+    path("governance/legal-holds/<int:hold_id>", records_views.LegalHoldDetailApi.as_view(), name="legal-hold-detail"),
+    path(
+        "governance/legal-holds/<int:hold_id>/release",
+        records_views.LegalHoldReleaseApi.as_view(),
+        name="legal-hold-release",
+    ),
+    path(
+        "governance/exports/<int:export_id>/retention",
+        records_views.ExportRetentionApi.as_view(),
+        name="export-retention",
+    ),
     path(
         "governance/teams/<slug:slug>/data-export",
         team_data.TeamDataExportRequestApi.as_view(),

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('exports', '0005_narrativeexport_bundle_format_version'),
-        ('governance', '0017_template_retention_mode_and_ladder_expiry'),
+        ('governance', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

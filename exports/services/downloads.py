@@ -9,13 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, DossierError, Gone, NotFound
-from exports.choices import ExportStatus
 from exports.crypto import DecryptionFailed
 from exports.events import EventType
 from exports.models import ExportArtifact, NarrativeExport
 from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record
-from exports.services.transitions import export_transition
 from exports.storage import (
     ArtifactIntegrityError,
     ArtifactMissing,
@@ -49,30 +47,6 @@ def _artifact_of(export: NarrativeExport) -> ExportArtifact:
 
 
 @transaction.atomic
-def artifact_expire(*, artifact: ExportArtifact, actor=None) -> bool:
-    """Mark an artifact past its retention window expired (once); returns True when this call expired it."""
-    locked = (
-        ExportArtifact.objects.select_for_update(of=("self",)).select_related("export__execution").get(pk=artifact.pk)
-    )
-    if locked.expired_at is not None:
-        return False
-    locked.expired_at = timezone.now()
-    locked.save(update_fields=["expired_at"])
-    export_transition(
-        export=locked.export,
-        to=ExportStatus.EXPIRED,
-        event_type=EventType.ARTIFACT_EXPIRED,
-        actor=actor,
-        payload={
-            "artifact_id": locked.pk,
-            "retain_until": locked.retain_until.isoformat() if locked.retain_until else None,
-        },
-    )
-    artifact.expired_at = locked.expired_at
-    return True
-
-
-@transaction.atomic
 def _integrity_failed(*, artifact: ExportArtifact, actor, error: ArtifactIntegrityError) -> None:
     locked = (
         ExportArtifact.objects.select_for_update(of=("self",)).select_related("export__execution").get(pk=artifact.pk)
@@ -100,19 +74,19 @@ def _decryption_failed(*, artifact: ExportArtifact, actor, error: DecryptionFail
 
 def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "api") -> VerifiedDownload:
     """Open an export's artifact for download after checking the reader's clearance (403
-    ``clearance_insufficient``, recorded as ``narrative_export.export_denied``) and that it is there, within
-    retention and intact.
+    ``clearance_insufficient``, recorded as ``narrative_export.export_denied``) and that it is there, not purged
+    and intact.
 
-        404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (past
-        ``retain_until``; recorded once), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
+        404 ``artifact_not_found`` (no artifact, or its bytes are gone), 410 ``artifact_expired`` (purged by
+        ``enforce_retention``; an artifact past ``retain_until`` that a hold covers, or that the next run has not
+        purged yet, still downloads), 409 ``artifact_integrity_failed`` (stored bytes do not hash to the recorded
         sha256; recorded every time), 409 ``decryption_failed`` (the stored ciphertext does not open with the keyring:
     wrong or missing key, or changed bytes; recorded every time, nothing sent). Success records
     ``narrative_export.artifact.downloaded``.
     """
     export_clearance_require(export=export, user=actor, action="download" if via == "api" else via)
     artifact = _artifact_of(export)
-    if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
-        artifact_expire(artifact=artifact, actor=actor)
+    if artifact.expired_at is not None:  # set only by enforce_retention, which never purges a held artifact
         raise Gone(
             f"The artifact of export {export.pk} passed its retention window and is no longer available.",
             code="artifact_expired",
@@ -156,7 +130,7 @@ def artifact_download_open(*, export: NarrativeExport, actor=None, via: str = "a
 def artifact_link_issue(*, export: NarrativeExport, actor) -> tuple[ExportArtifact, DownloadLink]:
     export_clearance_require(export=export, user=actor, action="link")
     artifact = _artifact_of(export)
-    if artifact.expired_at is not None or (artifact.retain_until and artifact.retain_until <= timezone.now()):
+    if artifact.expired_at is not None:
         raise Gone(f"The artifact of export {export.pk} has expired.", code="artifact_expired")
     return artifact, download_link_sign(artifact_id=artifact.pk, sha256=artifact.sha256, user_id=actor.pk)
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
+from django.utils import timezone
 
 from config.errors import ValidationFailed
 from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind
@@ -16,6 +19,7 @@ from exports.models import Evidence, Execution
 from exports.services.rendering import evidence_content
 from exports.uploads import validate_client_filename
 from governance.choices import Classification
+from governance.selectors.templates import snapshot_records_terms, template_snapshot_resolution
 from governance.services.audit import audit_record, normalize_payload
 
 
@@ -26,6 +30,17 @@ def artifact_storage():
 def evidence_storage_path(*, execution: Execution) -> str:
     """A server-generated, namespaced name: nothing from the client reaches the storage path."""
     return f"{execution.team.slug}/{execution.pk}/evidence/{uuid.uuid4().hex}"
+
+
+def _retention_terms(execution: Execution) -> dict[str, Any]:
+    """``retain_until`` and ``retention_mode`` of new evidence: from the template that applies to the execution now
+    (the one a new export would pin), else the default days in governance mode (docs/records-lifecycle.md)."""
+    resolution = template_snapshot_resolution(
+        team_id=execution.team_id, protocol_template_key=execution.protocol_template_key
+    )
+    terms = snapshot_records_terms(resolution.snapshot)
+    days = terms.retention_days or settings.DOSSIER_ARTIFACT_RETENTION_DAYS
+    return {"retain_until": timezone.now() + timedelta(days=days), "retention_mode": terms.retention_mode}
 
 
 def _audit_evidence(evidence: Evidence, actor) -> None:
@@ -66,6 +81,7 @@ def evidence_file_store(
             sha256=sha256,
             classification=classification,
             created_by=actor,
+            **_retention_terms(execution),
         )
         _audit_evidence(evidence, actor)
     return evidence
@@ -86,6 +102,7 @@ def notebook_entry_create(
         classification=classification,
         content_type="text/markdown",
         created_by=actor,
+        **_retention_terms(execution),
     )
     _audit_evidence(evidence, actor)
     return evidence
@@ -132,6 +149,7 @@ def structured_evidence_create(
         classification=classification,
         content_type="application/json",
         created_by=actor,
+        **_retention_terms(execution),
     )
     _audit_evidence(evidence, actor)
     return evidence

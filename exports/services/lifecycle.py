@@ -197,3 +197,56 @@ def export_lifecycle_record_many(records: Sequence[LifecycleRecord], *, batch_si
             )
 
     transaction.on_commit(notify)
+
+
+@dataclass(frozen=True)
+class ExecutionStep:
+    """A server-side step on one execution's timeline, audited about ``audit_obj`` (a hold, an evidence item)."""
+
+    execution_id: int
+    event_type: EventType
+    audit_obj: Any
+    actor: Any = None
+    payload: dict[str, Any] | None = None
+
+
+@transaction.atomic(savepoint=False)
+def execution_steps_record_many(steps: Sequence[ExecutionStep], *, batch_size: int = 5000) -> None:
+    """``execution_event_record`` for many executions at once, in a number of queries independent of the count:
+    each step's timeline entry and its audit row (carrying the entry's sequence). Used by legal holds (one step
+    on every execution a hold covers) and retention runs (one per purged evidence file)."""
+    if not steps:
+        return
+    by_execution: dict[int, list[ExecutionStep]] = defaultdict(list)
+    for step in steps:
+        by_execution[step.execution_id].append(step)
+    now = timezone.now()
+    placed = [
+        (execution_id, offset, step, dict(step.payload or {}))
+        for execution_id, group in sorted(by_execution.items())
+        for offset, step in enumerate(group, start=1)
+    ]
+    reserved = _reserve_sequences({pk: len(group) for pk, group in by_execution.items()}, now=now)
+    _append_events_bulk(placed, reserved, now=now, batch_size=batch_size)
+    audit_record_many(
+        [
+            AuditEntry(
+                action=step.event_type,
+                actor=step.actor,
+                obj=step.audit_obj,
+                team_id=reserved[execution_id][1],
+                payload={"sequence": reserved[execution_id][0] + offset, **body},
+            )
+            for execution_id, offset, step, body in placed
+        ],
+        batch_size=batch_size,
+    )
+    changed = [(pk, team_id) for pk, (_, team_id) in reserved.items()]
+
+    def notify() -> None:
+        for execution_id, team_id in changed:
+            team_state_changed.send(
+                sender=Execution, team_id=team_id, execution_id=execution_id, reason="lifecycle_recorded"
+            )
+
+    transaction.on_commit(notify)

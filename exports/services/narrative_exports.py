@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +21,7 @@ from exports.services.rendering import narrative_render, redaction_policy_curren
 from governance.choices import Classification
 from governance.models import WorkflowTemplateSnapshot
 from governance.selectors.templates import (
+    snapshot_records_terms,
     snapshot_require_intact,
     template_snapshot_for_key,
     template_snapshot_resolve,
@@ -145,6 +145,8 @@ def _narrative_store(export: NarrativeExport, *, evidence_rows, event_rows):
     export.save(
         update_fields=[
             "retain_until",
+            "retention_mode",
+            "retention_keep_versions",
             "narrative_markdown",
             "evidence_manifest",
             "narrative_digest",
@@ -168,9 +170,13 @@ def _narrative_store(export: NarrativeExport, *, evidence_rows, event_rows):
     return rendered
 
 
-def _retention_days(snapshot: WorkflowTemplateSnapshot) -> int:
-    days = json.loads(snapshot.canonical_json).get("retention_days")
-    return days if isinstance(days, int) and days > 0 else settings.DOSSIER_ARTIFACT_RETENTION_DAYS
+def _retention_apply(export: NarrativeExport, snapshot: WorkflowTemplateSnapshot) -> None:
+    """The export's retention terms from its snapshot (docs/records-lifecycle.md); its artifact inherits them."""
+    terms = snapshot_records_terms(snapshot)
+    days = terms.retention_days or settings.DOSSIER_ARTIFACT_RETENTION_DAYS
+    export.retain_until = export.created_at + timedelta(days=days)
+    export.retention_mode = terms.retention_mode
+    export.retention_keep_versions = terms.keep_versions
 
 
 @transaction.atomic
@@ -204,7 +210,7 @@ def export_create(
         redaction_policy=redaction_policy_current(enabled=snapshot.template.redaction_enabled),
         bundle_format_version=BUNDLE_FORMAT_VERSION,
     )
-    export.retain_until = export.created_at + timedelta(days=_retention_days(snapshot))
+    _retention_apply(export, snapshot)
     rendered = _narrative_store(export, evidence_rows=evidence_rows, event_rows=event_rows)
     export_lifecycle_record(
         export=export,

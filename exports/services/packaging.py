@@ -464,6 +464,7 @@ def _artifact_create(export: NarrativeExport, result: BundleResult, *, storage_p
         narrative_sha256=result.narrative_sha256,
         format_version=export.bundle_format_version,
         retain_until=export.retain_until,
+        retention_mode=export.retention_mode,
     )
 
 

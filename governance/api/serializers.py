@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.schema import NON_BLANK
-from governance.choices import Classification, ClearancePolicy, RoleKey
+from governance.choices import Classification, ClearancePolicy, RetentionMode, RoleKey
 from governance.models import (
     GovernanceBaseline,
     GovernanceBaselineEvent,
@@ -119,6 +119,11 @@ class TemplateInput(serializers.Serializer):
     permitted_roles = PermittedRolesField(required=False, allow_null=True, default=None)
     sla_defaults = SlaDefaultsField(required=False, allow_null=True, default=None)
     retention_days = RetentionDaysField(required=False, allow_null=True, default=None)
+    # Records terms (docs/records-lifecycle.md): absent, copied from the source template (or the defaults); null
+    # switches keep-versions or ladder expiry off.
+    retention_mode = serializers.ChoiceField(choices=RetentionMode.choices, required=False)
+    retention_keep_versions = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    ladder_expires_after_hours = serializers.IntegerField(min_value=1, required=False, allow_null=True)
 
     # A new template names its key, its name and its stages; a new version or fork names its source (the rest is
     # copied from it).
@@ -174,6 +179,9 @@ class TemplateOutput(serializers.ModelSerializer):
             "permitted_roles",
             "sla_defaults",
             "retention_days",
+            "retention_mode",
+            "retention_keep_versions",
+            "ladder_expires_after_hours",
             "snapshot_id",
             "created_by",
             "created_at",

@@ -31,6 +31,7 @@ from governance.services.baselines import (
 )
 from governance.services.clearance import clearance_get, clearance_policy_get, clearance_policy_set, clearance_set
 from governance.services.templates import (
+    RECORDS_FIELDS,
     assignment_delete,
     template_archive,
     template_assign,
@@ -131,7 +132,8 @@ class TemplateListCreateApi(generics.ListAPIView):
             team = team_get_for_user(user=request.user, slug=slug) if slug else None
         else:
             team = source.team if source else None
-        template = template_create(actor=request.user, team=team, forked_from=source, **data)
+        records = {field: data.pop(field) for field in RECORDS_FIELDS if field in data}
+        template = template_create(actor=request.user, team=team, forked_from=source, records=records, **data)
         return Response(_detail(request, template.pk), status=status.HTTP_201_CREATED)
 
 

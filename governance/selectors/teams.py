@@ -27,6 +27,13 @@ def user_has_role(*, user, team_id: int, roles: set[str] | frozenset[str]) -> bo
     return bool(user_roles_in_team(user=user, team_id=team_id) & set(roles))
 
 
+def user_holds_any_role(*, user, roles: set[str] | frozenset[str]) -> bool:
+    """Whether ``user`` holds one of ``roles`` in at least one team."""
+    if not user.is_authenticated:
+        return False
+    return Membership.objects.filter(user=user, role__key__in=roles).exists()
+
+
 def users_with_role(*, team_id: int, role_key: str):
     from django.contrib.auth import get_user_model
 

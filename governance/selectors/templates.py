@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import F, Prefetch, Q, QuerySet
 
 from config.errors import Conflict, NotFound
-from governance.choices import TemplateStatus
+from governance.choices import RetentionMode, TemplateStatus
 from governance.filtersets import TemplateFilterSet, filtered
 from governance.models import (
     GovernanceTemplateAuditLog,
@@ -61,6 +61,34 @@ def snapshot_document(snapshot: WorkflowTemplateSnapshot) -> dict[str, Any]:
     """The frozen template: ``{"stages": [{"name", "required_role", "sla_hours", "meaning"}], "sla_defaults":
     {"sla_hours", "escalate_after_hours"}, "permitted_roles", "retention_days", "template_key", "version", ...}``."""
     return json.loads(snapshot.canonical_json)
+
+
+@dataclass(frozen=True)
+class RecordsTerms:
+    """How long the records of an export under a snapshot are kept, and how long its ladder may stay open
+    (docs/records-lifecycle.md). ``retention_days`` None: the snapshot names none (the caller's default applies)."""
+
+    retention_days: int | None
+    retention_mode: str
+    keep_versions: int | None
+    ladder_expires_after_hours: int | None
+
+
+def _positive_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def snapshot_records_terms(snapshot: WorkflowTemplateSnapshot | None) -> RecordsTerms:
+    """The records terms frozen in ``snapshot``; snapshots older than format 4 (and no snapshot) read as governance
+    mode, every version kept and no ladder expiry."""
+    document = snapshot_document(snapshot) if snapshot is not None else {}
+    mode = document.get("retention_mode")
+    return RecordsTerms(
+        retention_days=_positive_or_none(document.get("retention_days")),
+        retention_mode=mode if mode in RetentionMode.values else RetentionMode.GOVERNANCE,
+        keep_versions=_positive_or_none(document.get("retention_keep_versions")),
+        ladder_expires_after_hours=_positive_or_none(document.get("ladder_expires_after_hours")),
+    )
 
 
 def snapshots_drifted(*, chunk_size: int = 500) -> list[WorkflowTemplateSnapshot]:

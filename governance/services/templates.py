@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from governance.choices import RoleKey, TemplateAuditAction, TemplateStatus
+from governance.choices import RetentionMode, RoleKey, TemplateAuditAction, TemplateStatus
 from governance.models import (
     SNAPSHOT_FORMAT_VERSION,
     GovernanceTemplateAuditLog,
@@ -36,13 +36,17 @@ from governance.services.audit import audit_record, canonical_json, normalize_pa
 from governance.validation import DEFAULT_REJECT_MEANING, template_content_normalize, template_content_validate
 
 CONTENT_FIELDS = ("stages", "permitted_roles", "sla_defaults", "retention_days")
+# What happens to a template's records after release (docs/records-lifecycle.md): set on a draft, copied to the next
+# version or fork, frozen in the snapshot. Null keep-versions or expiry hours switch the rule off.
+RECORDS_FIELDS = ("retention_mode", "retention_keep_versions", "ladder_expires_after_hours")
 DESCRIPTIVE_FIELDS = ("name", "description")
 
 
 def template_snapshot_document(template: WorkflowTemplate) -> dict:
-    """Everything about a template that decides how a ladder runs, in a stable shape (snapshot format 3: format 1
-    lacked ``format_version`` and ``team``, format 2 the stages' ``reject_meaning``; their snapshots keep their
-    content and hashes). A stage stored before rejection meanings existed rejects with the default."""
+    """Everything about a template that decides how a ladder runs and how long its records are kept, in a stable
+    shape (snapshot format 4: format 1 lacked ``format_version`` and ``team``, format 2 the stages'
+    ``reject_meaning``, format 3 the records terms; their snapshots keep their content and hashes). A stage stored
+    before rejection meanings existed rejects with the default."""
     return {
         "format_version": SNAPSHOT_FORMAT_VERSION,
         "team": template.team.slug if template.team else None,
@@ -57,7 +61,45 @@ def template_snapshot_document(template: WorkflowTemplate) -> dict:
         "permitted_roles": sorted(template.permitted_roles),
         "sla_defaults": template.sla_defaults,
         "retention_days": template.retention_days,
+        "retention_mode": template.retention_mode,
+        "retention_keep_versions": template.retention_keep_versions,
+        "ladder_expires_after_hours": template.ladder_expires_after_hours,
     }
+
+
+def _records_apply(template: WorkflowTemplate, *, source: WorkflowTemplate | None, given: Mapping[str, Any]) -> None:
+    """Set the records terms: given values win (null switches a rule off), the source template fills the rest."""
+    unknown = set(given) - set(RECORDS_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
+            details={"fields": {field: ["This field cannot be changed."] for field in sorted(unknown)}},
+        )
+    for field in RECORDS_FIELDS:
+        if field in given:
+            setattr(template, field, given[field])
+        elif source is not None:
+            setattr(template, field, getattr(source, field))
+    errors = records_terms_errors(
+        mode=template.retention_mode,
+        keep_versions=template.retention_keep_versions,
+        expires_after_hours=template.ladder_expires_after_hours,
+    )
+    if errors:
+        raise ValidationFailed("The records terms are not valid.", details={"fields": errors})
+
+
+def records_terms_errors(*, mode: Any, keep_versions: Any, expires_after_hours: Any) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if mode not in RetentionMode.values:
+        errors["retention_mode"] = [f"Choose one of {', '.join(RetentionMode.values)}."]
+    for field, value in (
+        ("retention_keep_versions", keep_versions),
+        ("ladder_expires_after_hours", expires_after_hours),
+    ):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            errors[field] = ["A whole number of at least 1, or null to switch the rule off."]
+    return errors
 
 
 def snapshot_hash(canonical: str) -> str:
@@ -289,6 +331,7 @@ def template_create(
     permitted_roles: list[str] | None = None,
     sla_defaults: dict[str, Any] | None = None,
     retention_days: int | None = None,
+    records: Mapping[str, Any] | None = None,
     forked_from: WorkflowTemplate | None = None,
     status: str = TemplateStatus.DRAFT,
 ) -> WorkflowTemplate:
@@ -296,7 +339,8 @@ def template_create(
 
     An existing ``template_key`` of that owner — or ``forked_from`` without a new key — makes the next version
     of that key and retires its previous latest (``is_latest=False``); lineage is kept in ``forked_from``
-    (the explicit source, else the version it succeeds). Fields not given are copied from ``forked_from``.
+    (the explicit source, else the version it succeeds). Fields not given are copied from ``forked_from``;
+    ``records`` holds the records terms given (``RECORDS_FIELDS``), the others come from the source or defaults.
     ``status="published"`` publishes it at once, with the same checks and snapshot as ``template_publish``."""
     _require_new_status(status)
     require_template_curator(actor=actor, team_id=team.pk if team else None, action="create workflow templates")
@@ -323,6 +367,7 @@ def template_create(
         created_by=actor,
     )
     _apply_content(template, content)
+    _records_apply(template, source=source or (previous[0] if previous else None), given=records or {})
     _save_new_version(template)
     _stage_rows_sync(template)
     _log_new_version(template=template, actor=actor, forked=source is not None, retired=previous)
@@ -391,7 +436,7 @@ def template_fork(
 def template_update(*, template: WorkflowTemplate, actor, **changes: Any) -> WorkflowTemplate:
     """Change a draft's name, description or content (stages, permitted_roles, sla_defaults, retention_days)."""
     require_template_curator(actor=actor, team_id=template.team_id)
-    unknown = set(changes) - set(CONTENT_FIELDS) - set(DESCRIPTIVE_FIELDS)
+    unknown = set(changes) - set(CONTENT_FIELDS) - set(DESCRIPTIVE_FIELDS) - set(RECORDS_FIELDS)
     if unknown:
         raise ValidationFailed(
             f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
@@ -406,6 +451,7 @@ def template_update(*, template: WorkflowTemplate, actor, **changes: Any) -> Wor
     if changes.get("description") is not None:
         template.description = changes["description"]
     _apply_content(template, _content(template, changes))
+    _records_apply(template, source=None, given={k: v for k, v in changes.items() if k in RECORDS_FIELDS})
     template.save()
     _stage_rows_sync(template)
     template_log(

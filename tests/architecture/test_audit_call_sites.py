@@ -26,6 +26,9 @@ KNOWN_CALL_SITES = {
     ("exports/services/executions.py", "execution_event_record", "audit_record"): 1,  # body -> ExecutionEvent
     ("exports/services/lifecycle.py", "export_lifecycle_record_many", "AuditEntry"): 1,  # body -> ExecutionEvent
     ("exports/services/lifecycle.py", "export_lifecycle_record_many", "audit_record_many"): 1,
+    ("exports/services/lifecycle.py", "execution_steps_record_many", "AuditEntry"): 1,  # body -> ExecutionEvent
+    ("exports/services/lifecycle.py", "execution_steps_record_many", "audit_record_many"): 1,
+    ("exports/services/holds.py", "_hold_record", "audit_record"): 1,  # reason -> LegalHold (digested here)
     ("exports/services/packaging.py", "exports_sweep_stuck", "audit_record"): 1,  # status, timestamp
     ("exports/services/packaging.py", "export_replay", "audit_record"): 1,  # digests
     ("exports/services/signing_keys.py", "signing_key_active", "audit_record"): 1,  # key id

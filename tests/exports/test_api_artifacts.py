@@ -75,13 +75,16 @@ def test_a_ciphertext_that_does_not_open_is_a_409_before_any_byte_and_audited(cl
     assert events_of(packaged, "narrative_export.artifact.downloaded").count() == 0
 
 
-def test_an_artifact_past_retention_is_gone(client_for, scientist, packaged):
+def test_an_artifact_is_gone_once_retention_purged_it_not_before(client_for, scientist, packaged):
     ExportArtifact.objects.filter(export=packaged).update(retain_until=timezone.now() - timedelta(seconds=1))
     client = client_for(scientist)
+    assert client.get(url(packaged)).status_code == 200, "a download never expires anything by itself"
+    assert NarrativeExport.objects.get(pk=packaged.pk).status == "packaged"
+    call_command("enforce_retention")
     for _ in range(2):
         response = client.get(url(packaged))
         assert response.status_code == 410 and response.json()["error"]["code"] == "artifact_expired"
-    assert events_of(packaged, "narrative_export.artifact.expired").count() == 1
+    assert events_of(packaged, "narrative_export.retention.purged").count() == 1
     assert NarrativeExport.objects.get(pk=packaged.pk).status == "expired"
     assert client.get(url(packaged, "artifact/link")).status_code == 410
 

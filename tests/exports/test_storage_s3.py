@@ -101,3 +101,39 @@ def test_s3_downloads_are_verified_before_streaming(
     client.delete_object(Bucket=bucket, Key=artifact.storage_path)
     response = api.get(url)
     assert response.status_code == 404 and response.json()["error"]["code"] == "artifact_not_found"
+
+
+def test_retention_purges_from_s3_only_after_the_hold_is_released(
+    s3_artifacts, make_export, allow_packaging, django_capture_on_commit_callbacks, member, team
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from exports.models import Evidence, RetentionTombstone
+    from exports.services.holds import legal_hold_place, legal_hold_release
+    from exports.services.retention import retention_enforce
+
+    client, bucket = s3_artifacts
+    export = make_export()
+    with django_capture_on_commit_callbacks(execute=True):
+        packaging_enqueue(export=export)
+    artifact = ExportArtifact.objects.get(export=export)
+    files = list(Evidence.objects.filter(execution_id=export.execution_id, kind="file"))
+    stored = {artifact.storage_path, *(e.storage_path for e in files)}
+    assert stored <= set(_keys(client, bucket))
+    past = timezone.now() - timedelta(days=1)
+    ExportArtifact.objects.filter(pk=artifact.pk).update(retain_until=past)
+    Evidence.objects.filter(pk__in=[e.pk for e in files]).update(retain_until=past)
+    officer = member("compliance", username="s3-officer")
+    hold = legal_hold_place(actor=officer, team=team, scope="team", reason="Inspection")
+
+    held = retention_enforce()
+    assert held.purged == 0 and held.categories["artifact"].held == 1
+    assert stored <= set(_keys(client, bucket))
+
+    legal_hold_release(actor=officer, hold_id=hold.pk, reason="Closed")
+    run = retention_enforce()
+    assert run.categories["artifact"].purged == 1 and run.categories["evidence"].purged == len(files)
+    assert not stored & set(_keys(client, bucket)), "no purged byte remains in the bucket"
+    assert RetentionTombstone.objects.count() == 1 + len(files)

@@ -340,10 +340,10 @@ def test_check_template_snapshots_command_reports_drift(make_template, capsys):
 def test_new_snapshots_are_format_3_and_name_their_team(make_template):
     team_snapshot = make_template("a", publish=True).snapshots.get()
     platform_snapshot = make_template("b", team=None, publish=True).snapshots.get()
-    assert team_snapshot.format_version == platform_snapshot.format_version == 3
+    assert team_snapshot.format_version == platform_snapshot.format_version == 4
     assert snapshot_document(team_snapshot)["team"] == "alpha"
     assert snapshot_document(platform_snapshot)["team"] is None
-    assert snapshot_document(team_snapshot)["format_version"] == 3
+    assert snapshot_document(team_snapshot)["format_version"] == 4
     assert all(stage["reject_meaning"] for stage in snapshot_document(team_snapshot)["stages"])
     assert not snapshot_has_drifted(team_snapshot)
 

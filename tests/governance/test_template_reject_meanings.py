@@ -54,7 +54,7 @@ def test_rejection_meanings_are_stored_defaulted_mirrored_and_frozen(curator_api
 
     snapshot = template_publish(template=WorkflowTemplate.objects.get(pk=created["id"]))
     document = snapshot_document(snapshot)
-    assert document["format_version"] == 3
+    assert document["format_version"] == 4
     assert [stage["reject_meaning"] for stage in document["stages"]] == [
         "Returned for rework",
         "Rejected",
