@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exports', '0006_legal_holds_and_retention'),
+        ('exports', '0007_export_retention_terms'),
         ('governance', '0016_member_clearance_and_team_policy'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
