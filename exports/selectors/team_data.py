@@ -30,7 +30,14 @@ from exports.models import (
     RetentionTombstone,
     TeamDataExport,
 )
-from governance.models import Membership, Team
+from governance.models import (
+    GovernanceBaseline,
+    GovernanceBaselineEvent,
+    Membership,
+    Team,
+    WorkflowTemplate,
+    WorkflowTemplateAssignment,
+)
 
 CHUNK_SIZE = 2000
 # Statuses whose bundle bytes are gone from storage (purged by retention, or erased with the team's content).
@@ -107,6 +114,12 @@ EXPORTS_SECTIONS = (
             "role_key": "role__key",
         },
     ),  # fmt: skip
+    TeamDataSection("templates", lambda team_id: WorkflowTemplate.objects.filter(team_id=team_id)),
+    TeamDataSection("template_assignments", lambda team_id: WorkflowTemplateAssignment.objects.filter(team_id=team_id)),
+    TeamDataSection("baselines", lambda team_id: GovernanceBaseline.objects.filter(team_id=team_id)),
+    TeamDataSection(
+        "baseline_events", lambda team_id: GovernanceBaselineEvent.objects.filter(baseline__team_id=team_id)
+    ),
     TeamDataSection("executions", lambda team_id: Execution.objects.filter(team_id=team_id)),
     TeamDataSection("events", lambda team_id: ExecutionEvent.objects.filter(execution__team_id=team_id)),
     TeamDataSection("evidence", lambda team_id: Evidence.objects.filter(execution__team_id=team_id)),
