@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from approvals.models import ApprovalHistory, ApprovalSignature, ApprovalStage
+from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage, StageEscalation
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
+from exports.selectors.team_data import TeamDataSection
 from textpolicy.utc import utc_iso
 
 
@@ -24,6 +25,22 @@ def export_representation(exports: Sequence[NarrativeExport]) -> dict[int, dict[
     ladders = ladders_for_exports(export.pk for export in exports)
     empty: dict[str, Any] = {"status": None, "iteration": None, "stages": []}
     return {export.pk: {"ladder": ladders.get(export.pk, empty)} for export in exports}
+
+
+def _in_team(model):
+    return lambda team_id: model.objects.filter(ladder__export__execution__team_id=team_id)
+
+
+def team_data_sections() -> tuple[TeamDataSection, ...]:
+    """DOSSIER_TEAM_DATA_SECTIONS: the team's ladders and their records for its data export (docs/team-data.md).
+    Signatures, approval history and escalations are kept by an erasure, as the law requires."""
+    return (
+        TeamDataSection("ladders", lambda team_id: ApprovalLadder.objects.filter(export__execution__team_id=team_id)),
+        TeamDataSection("stages", _in_team(ApprovalStage)),
+        TeamDataSection("signatures", _in_team(ApprovalSignature), retained=True),
+        TeamDataSection("approval_history", _in_team(ApprovalHistory), retained=True),
+        TeamDataSection("escalations", _in_team(StageEscalation), retained=True),
+    )
 
 
 def approval_record(export: NarrativeExport) -> ApprovalRecord:

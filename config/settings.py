@@ -387,6 +387,7 @@ DOSSIER_DEMO_SEEDERS = ["governance.demo.seed", "exports.demo.seed", "approvals.
 DOSSIER_PACKAGING_GATES: list[str] = ["approvals.guardrails.packaging_gate"]
 DOSSIER_EXPORT_CREATED_HOOKS: list[str] = ["approvals.hooks.export_created"]
 DOSSIER_EXPORT_REPRESENTATION_HOOKS: list[str] = ["approvals.hooks.export_representation"]
+DOSSIER_TEAM_DATA_SECTIONS: list[str] = ["approvals.hooks.team_data_sections"]  # docs/team-data.md
 # Dotted path of ``provider(export) -> exports.hooks.ApprovalRecord`` (signatures + approvals.json) used when
 # packaging; empty = the bundle carries an empty approval record.
 DOSSIER_APPROVAL_RECORD_PROVIDER = env_str("DOSSIER_APPROVAL_RECORD_PROVIDER", "approvals.hooks.approval_record")

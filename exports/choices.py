@@ -129,3 +129,13 @@ class ArtifactCompression(models.TextChoices):
 class SigningKeyStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     RETIRED = "retired", "Retired"
+
+
+class TeamDataExportStatus(models.TextChoices):
+    """A team data export requested through the API (docs/team-data.md)."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    ERASED = "erased", "Erased with the team's content"

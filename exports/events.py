@@ -21,6 +21,7 @@ class EventType(models.TextChoices):
     EXPORT_CREATED = "narrative_export.created", "Export created"
     EXPORT_SNAPSHOT_BACKFILLED = "narrative_export.template_snapshot_backfilled", "Template snapshot recorded"
     EXPORT_REPLAYED = "narrative_export.replayed", "Bundle replayed"
+    EXPORT_ERASED = "narrative_export.erased", "Content erased with the team's"
 
     STAGE_STARTED = "narrative_export.approval.stage_started", "Stage started"
     STAGE_COMPLETED = "narrative_export.approval.stage_completed", "Stage signed"
@@ -59,4 +60,10 @@ class EventType(models.TextChoices):
     EVIDENCE_PURGED = "execution.evidence_purged", "Evidence file purged by retention"
 
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
+    TEAM_DATA_EXPORT_REQUESTED = "governance.team_data.export_requested", "Team data export requested"
+    TEAM_DATA_EXPORTED = "governance.team_data.exported", "Team data exported"
+    TEAM_DATA_EXPORT_FAILED = "governance.team_data.export_failed", "Team data export failed"
+    TEAM_DATA_DOWNLOADED = "governance.team_data.downloaded", "Team data export downloaded"
+    TEAM_ERASURE_PLANNED = "governance.team_data.erasure_planned", "Team erasure planned (dry run)"
+    TEAM_ERASED = "governance.team_data.erased", "Team content erased"
     ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"

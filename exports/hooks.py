@@ -11,6 +11,9 @@
 - ``DOSSIER_APPROVAL_RECORD_PROVIDER``: ``provider(export) -> ApprovalRecord``: the signatures appended to the
   packaged ``narrative.md`` and the ``approvals.json`` document of the bundle (approvals supplies both). Unset,
   the bundle carries an empty approval record.
+- ``DOSSIER_TEAM_DATA_SECTIONS``: ``provider() -> Iterable[exports.selectors.team_data.TeamDataSection]``: further
+  kinds of a team's records for its data export and erasure report (approvals adds ladders, stages, signatures,
+  approval history and escalations; docs/team-data.md).
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ def export_representation_hooks() -> tuple[Callable, ...]:
 
 
 @cache
+def team_data_section_providers() -> tuple[Callable, ...]:
+    return _load("DOSSIER_TEAM_DATA_SECTIONS")
+
+
+@cache
 def approval_record_provider() -> Callable | None:
     path = getattr(settings, "DOSSIER_APPROVAL_RECORD_PROVIDER", "")
     return import_string(path) if path else None
@@ -75,3 +83,4 @@ def _reload_hooks(*, setting: str, **kwargs) -> None:
         export_created_hooks.cache_clear()
         export_representation_hooks.cache_clear()
         approval_record_provider.cache_clear()
+        team_data_section_providers.cache_clear()

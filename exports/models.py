@@ -19,6 +19,7 @@ from .choices import (
     RetentionMode,
     RetentionRule,
     SigningKeyStatus,
+    TeamDataExportStatus,
 )
 
 
@@ -370,3 +371,33 @@ class RetentionTombstone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category} {self.storage_path} purged {self.purged_at:%Y-%m-%d}"
+
+
+class TeamDataExport(models.Model):
+    """One request for a team's whole record as a signed bundle (docs/team-data.md), built by a worker and kept,
+    encrypted like every stored object, until it is downloaded or the team's content is erased."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="data_exports")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=TeamDataExportStatus.choices, default=TeamDataExportStatus.QUEUED)
+    storage_path = models.CharField(max_length=500, blank=True)
+    bag_name = models.CharField(max_length=100, blank=True)
+    compression = models.CharField(max_length=10, choices=ArtifactCompression.choices, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    key_id = models.CharField(max_length=64, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"data export {self.pk} of team {self.team_id} ({self.status})"

@@ -10,6 +10,8 @@ __all__ = [
     "HOLD_READERS",
     "OVERRIDE_ROLES",
     "RETENTION_MANAGERS",
+    "TEAM_DATA_EXPORT_ROLES",
+    "TEAM_ERASURE_ROLES",
     "require_team_role",
 ]
 
@@ -21,3 +23,6 @@ COACHING_ROLES = frozenset({RoleKey.REVIEWER, RoleKey.QA_APPROVER, RoleKey.PI, R
 HOLD_MANAGERS = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN})
 HOLD_READERS = HOLD_MANAGERS | {RoleKey.AUDITOR}
 RETENTION_MANAGERS = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN})
+# A team's whole record (docs/team-data.md): exported by these roles, erased by an admin of the team only.
+TEAM_DATA_EXPORT_ROLES = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN, RoleKey.AUDITOR})
+TEAM_ERASURE_ROLES = frozenset({RoleKey.ADMIN})

@@ -245,6 +245,12 @@ def staging_prefix_for(*, export_id: int, version: int, run_id: int | None = Non
     return f"{STAGING_PREFIX}{export_id}-v{version}-{run}"
 
 
+def team_data_directory(*, team_slug: str, request_id: int) -> str:
+    """Where a team data export requested through the API is kept: under the team's own prefix, so that erasing
+    the team's content removes it too (docs/team-data.md)."""
+    return f"{team_slug}/team-data/{request_id}/"
+
+
 # --- Staged writes and atomic publish -------------------------------------------------------------------------
 
 
@@ -284,14 +290,20 @@ def _discard_quietly(staged: StagedArtifact) -> None:
 
 @contextmanager
 def artifact_staged(
-    *, export_id: int, version: int, run_id: int | None = None, storage: Storage | None = None
+    *,
+    export_id: int = 0,
+    version: int = 0,
+    run_id: int | None = None,
+    storage: Storage | None = None,
+    prefix: str | None = None,
 ) -> Iterator[tuple[StagedArtifact, BinaryIO]]:
     """Open a staging file (0600) for a new archive, named after the packaging run. The caller writes plaintext
     (encrypted on its way to the file when the storage encrypts at rest), then calls :func:`artifact_publish` or
     ``discard()``; an exception inside the block discards the staged bytes. Write errors of the storage (a full
-    disk included) leave the block as ``StorageFull`` or ``StorageUnavailable``."""
+    disk included) leave the block as ``StorageFull`` or ``StorageUnavailable``. ``prefix`` names other archives
+    than an export version's (team data)."""
     storage = storage or artifact_storage()
-    prefix = staging_prefix_for(export_id=export_id, version=version, run_id=run_id)
+    prefix = prefix if prefix is not None else staging_prefix_for(export_id=export_id, version=version, run_id=run_id)
     staging_name = f"{prefix}{uuid.uuid4().hex}.partial"
     with storage_errors_as_unavailable("staging an artifact"):
         staged, out = _staged_open(storage=storage, staging_name=staging_name, run_id=run_id)

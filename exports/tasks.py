@@ -16,6 +16,7 @@ from exports.services.packaging import (
     packaging_takeover_stale,
 )
 from exports.services.retention import retention_run_recorded
+from exports.services.team_data_exports import team_data_export_run
 from governance.services.outbox import outbox_run
 
 
@@ -81,3 +82,13 @@ def relay_outbox() -> dict:
 def enforce_retention() -> dict:
     """The daily retention run (docs/records-lifecycle.md): advisory-locked, outcome recorded as ``retention``."""
     return retention_run_recorded().as_json()
+
+
+@shared_task(
+    name="exports.build_team_data_export",
+    soft_time_limit=settings.DOSSIER_PACKAGING_SOFT_TIME_LIMIT,
+    time_limit=settings.DOSSIER_PACKAGING_TIME_LIMIT,
+)
+def build_team_data_export(request_id: int) -> str:
+    """Build a team's data bundle requested through the API (docs/team-data.md); runs once per request."""
+    return team_data_export_run(request_id=request_id)

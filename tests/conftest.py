@@ -223,7 +223,7 @@ def moto_endpoint():
     executable = Path(sys.executable).with_name("moto_server")
     if not executable.exists():
         pytest.skip("moto_server is not installed (uv sync --group dev)")
-    port = _free_port()
+    port = int(os.environ.get("DOSSIER_TEST_MOTO_PORT") or _free_port())  # a fixed port where ports are assigned
     process = subprocess.Popen(
         [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exports.api import export_views, records_views, views
+from exports.api import export_views, records_views, team_data, views
 
 urlpatterns = [
     path("experiment-console/sessions", views.ExecutionListCreateApi.as_view(), name="execution-list"),
@@ -73,4 +73,20 @@ urlpatterns = [
         records_views.ExportRetentionApi.as_view(),
         name="export-retention",
     ),
+    path(
+        "governance/teams/<slug:slug>/data-export",
+        team_data.TeamDataExportRequestApi.as_view(),
+        name="team-data-export",
+    ),
+    path(
+        "governance/teams/<slug:slug>/data-export/<int:request_id>",
+        team_data.TeamDataExportDetailApi.as_view(),
+        name="team-data-export-detail",
+    ),
+    path(
+        "governance/teams/<slug:slug>/data-export/<int:request_id>/download",
+        team_data.TeamDataExportDownloadApi.as_view(),
+        name="team-data-export-download",
+    ),
+    path("governance/teams/<slug:slug>/erasure", team_data.TeamErasureApi.as_view(), name="team-erasure"),
 ]

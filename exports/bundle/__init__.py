@@ -38,7 +38,8 @@ Guarantees:
   the compressor; the archive's sha256 is taken from the compressed bytes as they are written. Memory does
   not grow with payload size.
 - ``payload[i].size`` goes into the tar header before the file is read; a file that turns out longer or
-  shorter raises ``BundleError("payload_size_mismatch")``. ``out`` then holds a partial archive.
+  shorter raises ``BundleError("payload_size_mismatch")``. ``out`` then holds a partial archive. Likewise a
+  ``payload[i].sha256`` (optional) is checked in the same pass: ``BundleError("payload_digest_mismatch")``.
 
 Keys: the key id is the first 16 hex characters of sha256 over the raw 32-byte Ed25519 public key
 (``key_id_for``). ``public_key_pem`` gives the PEM that ``openssl pkeyutl -verify -pubin -rawin`` reads.

@@ -50,6 +50,9 @@ class PayloadFile:
     path: str
     size: int
     open: Callable[[], BinaryIO] = field(repr=False)
+    # When set, the file's sha256 is taken on the hashing thread in the same pass and a different digest raises
+    # ``BundleError("payload_digest_mismatch")``: a stored file is checked against its record at no extra read.
+    sha256: str | None = None
 
     @classmethod
     def from_path(cls, path: str, source: str | os.PathLike[str]) -> "PayloadFile":
@@ -206,11 +209,14 @@ def _write_payload(tar: _BagWriter, payload: Sequence[PayloadFile]) -> dict[str,
         reader = _ChunkReader(hashing)
         for item in payload:
             bag_path = f"data/{item.path}"
-            hashers = [hashlib.sha512()] + ([hashlib.sha256()] if bag_path == NARRATIVE_PATH else [])
+            sha256 = bag_path == NARRATIVE_PATH or item.sha256 is not None
+            hashers = [hashlib.sha512()] + ([hashlib.sha256()] if sha256 else [])
             # closing(): a file longer than declared stops the generator early; release it now, not at GC time.
             with closing(reader.chunks(item, hashers)) as chunks:
                 tar.add_stream(bag_path, item.size, chunks)
-            digests[bag_path] = (hashers[0].hexdigest(), hashers[-1].hexdigest() if len(hashers) > 1 else "")
+            digests[bag_path] = (hashers[0].hexdigest(), hashers[-1].hexdigest() if sha256 else "")
+            if item.sha256 is not None and digests[bag_path][1] != item.sha256.lower():
+                raise BundleError("payload_digest_mismatch", f"sha256 is {digests[bag_path][1]}", path=bag_path)
     return digests
 
 

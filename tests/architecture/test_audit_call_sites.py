@@ -35,6 +35,13 @@ KNOWN_CALL_SITES = {
     ("exports/services/signing_keys.py", "signing_key_rotate", "audit_record"): 1,  # key ids
     ("exports/services/snapshot_backfill.py", "exports_snapshot_backfill", "audit_record"): 1,  # ids, digest
     ("exports/services/verification.py", "verification_record", "audit_record"): 1,  # codes, digest
+    ("exports/services/team_data_exports.py", "team_data_export_to_file", "audit_record"): 1,  # digest, counts
+    ("exports/services/team_data_exports.py", "team_data_export_request", "audit_record"): 1,  # ids
+    ("exports/services/team_data_exports.py", "_finish_done", "audit_record"): 1,  # digest, counts
+    ("exports/services/team_data_exports.py", "_finish_failed", "audit_record"): 1,  # error code
+    ("exports/services/team_data_exports.py", "team_data_export_download_open", "audit_record"): 1,  # digest
+    ("exports/services/team_erasure.py", "team_erase", "audit_record"): 1,  # reason -> digest only, counts
+    ("exports/services/team_erasure.py", "_erase_records", "audit_record"): 1,  # reason -> digest only, counts
     ("governance/services/baselines.py", "record_baseline_event", "audit_record"): 1,  # comment -> BaselineEvent
     ("governance/services/clearance.py", "clearance_set", "audit_record"): 1,  # user id, levels
     ("governance/services/clearance.py", "clearance_policy_set", "audit_record"): 1,  # policy codes

@@ -622,3 +622,15 @@ def test_oversized_extended_headers_are_refused(signer: Signer, tmp_path: Path) 
     ]
     with pytest.raises(BundleError, match="archive_unreadable"):
         extract_bundle(io.BytesIO(archive), tmp_path / "out")
+
+
+def test_a_payload_file_with_a_recorded_sha256_is_checked_in_the_same_pass(signer: Signer) -> None:
+    data = b"stored evidence\n"
+    good = PayloadFile(
+        path="attachments/file/1-a.csv", size=len(data), open=lambda: io.BytesIO(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )  # fmt: skip
+    build(make_spec(signer, payload=[*payload_files(), good]))
+    bad = PayloadFile(path=good.path, size=good.size, open=good.open, sha256="0" * 64)
+    with pytest.raises(BundleError, match="payload_digest_mismatch"):
+        build(make_spec(signer, payload=[*payload_files(), bad]))
