@@ -23,6 +23,7 @@ An object that does not open raises ``DecryptionFailed`` and no plaintext is ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -42,6 +43,7 @@ from django.utils import timezone
 from exports.crypto import (
     DecryptingReader,
     DecryptionFailed,
+    EncryptingReader,
     EncryptingWriter,
     KeyringUnavailable,
     is_encrypted,
@@ -199,6 +201,90 @@ def storage_open_stream(name: str, storage: Storage | None = None) -> BinaryIO:
         return plaintext_stream(raw) if storage_encrypts(storage) else raw
 
 
+# --- Digests of the bytes as stored ---------------------------------------------------------------------------
+
+
+class HashingWriter:
+    """Passes writes on to ``sink`` and hashes them: the sha256 of the bytes as they reach storage (ciphertext
+    when the storage encrypts), computed while they are written (docs/storage-tiers-and-fixity.md)."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink, self._hasher, self.size = sink, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self._hasher.update(view)
+        self.size += view.nbytes
+        return self._sink.write(view)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+
+class HashingReader:
+    """A read-once, non-seekable view of ``source`` that hashes what is read from it (for uploads that pull)."""
+
+    def __init__(self, source: Any) -> None:
+        self._source, self._hasher, self.size, self._closed = source, hashlib.sha256(), 0, False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._hasher.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredWrite:
+    name: str
+    stored_sha256: str  # of the bytes as stored
+    stored_size: int
+
+
+def stored_object_save(name: str, content: Any, storage: Storage | None = None) -> StoredWrite:
+    """Store ``content`` (plaintext) under ``name`` (or the name the storage picks), encrypting it when the storage
+    encrypts, and return the sha256 of the bytes as stored, computed in the same pass."""
+    storage = storage or artifact_storage()
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        content.seek(0)
+    with storage_errors_as_unavailable(f"storing {name}"):
+        if storage_encrypts(storage):
+            hashed = HashingReader(EncryptingReader(content, storage_keyring()))
+            sealed: Any = storage  # an encrypting storage (exports/storage_backends.py)
+            stored_name = sealed.save_sealed(storage.get_available_name(name), File(hashed, name=name))
+        else:
+            hashed = HashingReader(content)
+            stored_name = storage.save(name, File(cast(Any, hashed), name=name))
+    return StoredWrite(stored_name, hashed.hexdigest(), hashed.size)
+
+
 # --- Names ----------------------------------------------------------------------------------------------------
 
 
@@ -228,6 +314,7 @@ class StagedArtifact:
     staging_name: str
     local_path: str  # where the bytes are being written on this machine
     on_storage: bool  # True when local_path already is the staged object (filesystem storage)
+    stored_sha256: str = ""  # of the staged bytes as stored, known once the staging block has ended
 
     def discard(self) -> None:
         with storage_errors_as_unavailable("discarding a staged artifact"):
@@ -256,17 +343,19 @@ def artifact_staged(
             os.close(handle)
             staged = StagedArtifact(storage, staging_name, local_path, on_storage=False)
         out = open(staged.local_path, "wb")  # noqa: SIM115 - closed below, before publish
+    hashed = HashingWriter(out)
     try:
         with out:
             if storage_encrypts(storage):
                 with storage_errors_as_unavailable("encrypting an artifact"):
-                    sealed = EncryptingWriter(out, storage_keyring())
+                    sealed = EncryptingWriter(cast(BinaryIO, hashed), storage_keyring())
                 yield staged, cast(BinaryIO, sealed)
                 sealed.close()
             else:
-                yield staged, out
+                yield staged, cast(BinaryIO, hashed)
             out.flush()
             os.fsync(out.fileno())
+        staged.stored_sha256 = hashed.hexdigest()
     except BaseException:
         staged.discard()
         raise

@@ -7,20 +7,16 @@ import uuid
 from typing import Any
 
 from django.core.files import File
-from django.core.files.storage import storages
 from django.db import transaction
 
 from config.errors import ValidationFailed
 from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind
 from exports.models import Evidence, Execution
 from exports.services.rendering import evidence_content
+from exports.storage import stored_object_save
 from exports.uploads import validate_client_filename
 from governance.choices import Classification
 from governance.services.audit import audit_record, normalize_payload
-
-
-def artifact_storage():
-    return storages["artifacts"]
 
 
 def evidence_storage_path(*, execution: Execution) -> str:
@@ -49,17 +45,19 @@ def evidence_file_store(
 ) -> Evidence:
     """Store an uploaded (already hashed) file under a fresh name, then record it.
 
-    The blob is written before the row: if the transaction fails the orphan blob is harmless and unreferenced,
+    The sha256 of the bytes as stored is computed while they are written (docs/storage-tiers-and-fixity.md). The
+    blob is written before the row: if the transaction fails the orphan blob is harmless and unreferenced,
     whereas a row pointing at a missing blob would not be.
     """
     filename = validate_client_filename(upload.name or "")
-    path = artifact_storage().save(evidence_storage_path(execution=execution), upload)
+    stored = stored_object_save(evidence_storage_path(execution=execution), upload)
     with transaction.atomic():
         evidence = Evidence.objects.create(
             execution=execution,
             kind=EvidenceKind.FILE,
             title=title or filename,
-            storage_path=path,
+            storage_path=stored.name,
+            stored_sha256=stored.stored_sha256,
             original_filename=filename,
             content_type=getattr(upload, "content_type", "") or "application/octet-stream",
             size=upload.size,
