@@ -291,7 +291,24 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
     "login-counters-purge": {"task": "governance.purge_login_counters", "every": timedelta(hours=1)},
     "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
+    "artifact-fixity": {"task": "exports.verify_artifacts", "every": timedelta(days=1)},
+    "storage-lifecycle": {"task": "exports.storage_lifecycle", "every": timedelta(days=1)},
 }
+# Fixity checks and storage tiers (docs/storage-tiers-and-fixity.md). DOSSIER_FIXITY_SAMPLE: how many objects the
+# daily check re-hashes, checked longest ago first (unset: all). DOSSIER_STORAGE_TIERS: the age in days at which an
+# object moves to each tier (unset tier: never). On S3 a tier is a storage class of the same key; on the filesystem
+# a root per tier (DOSSIER_TIER_ROOTS, default ``.tiers/<tier>/`` under ARTIFACT_ROOT).
+DOSSIER_FIXITY_SAMPLE = env_int("DOSSIER_FIXITY_SAMPLE", 0) or None
+DOSSIER_STORAGE_TIERS: dict[str, int] = {
+    "warm": env_int("DOSSIER_STORAGE_WARM_AFTER_DAYS", 30),
+    "cold": env_int("DOSSIER_STORAGE_COLD_AFTER_DAYS", 365),
+}
+DOSSIER_TIER_ROOTS: dict[str, str] = {
+    tier: root
+    for tier, root in (("warm", env_str("DOSSIER_TIER_ROOT_WARM")), ("cold", env_str("DOSSIER_TIER_ROOT_COLD")))
+    if root
+}
+DOSSIER_S3_TIER_STORAGE_CLASSES = {"hot": "STANDARD", "warm": "STANDARD_IA", "cold": "GLACIER_IR"}
 
 # --- Email ----------------------------------------------------------------------------------------------------
 # Without a mail server, messages are written as files under var/mail/ (one file per message), not to the console.

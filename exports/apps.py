@@ -26,4 +26,5 @@ class ExportsConfig(AppConfig):
             E.EXPORT_DENIED,
             E.EXPORT_RELABELLED,
             E.ARTIFACT_VERIFIED,
+            E.STORAGE_TIER_CHANGED,
         )

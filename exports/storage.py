@@ -278,7 +278,7 @@ def stored_object_save(name: str, content: Any, storage: Storage | None = None) 
         if storage_encrypts(storage):
             hashed = HashingReader(EncryptingReader(content, storage_keyring()))
             sealed: Any = storage  # an encrypting storage (exports/storage_backends.py)
-            stored_name = sealed.save_sealed(storage.get_available_name(name), File(hashed, name=name))
+            stored_name = sealed.save_sealed(storage.get_available_name(name), File(cast(Any, hashed), name=name))
         else:
             hashed = HashingReader(content)
             stored_name = storage.save(name, File(cast(Any, hashed), name=name))
@@ -447,6 +447,11 @@ def _hash_into(stream: BinaryIO, sink: BinaryIO | None = None) -> tuple[str, int
         if sink is not None:
             sink.write(chunk)
         size += count
+
+
+def hash_stream(stream: BinaryIO) -> tuple[str, int]:
+    """The sha256 and size of everything left in ``stream``, read in large buffers (hashlib releases the GIL)."""
+    return _hash_into(stream)
 
 
 def artifact_exists(name: str, storage: Storage | None = None) -> bool:

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from config.logs import log_context
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
+from exports.services.fixity import fixity_run_recorded
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
 
 
@@ -40,3 +41,11 @@ def export_governance_events() -> dict:
     """The hourly governance event feed run (docs/feed.md): ``db`` cursor, advisory-locked, outcome recorded."""
     result = governance_feed_run_recorded(sink=scheduled_sink(), limit=settings.DOSSIER_FEED_RUN_LIMIT)
     return {"outcome": result.outcome, "exported": result.exported, "cursor": result.state.cursor}
+
+
+@shared_task(name="exports.verify_artifacts", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def verify_artifacts() -> dict:
+    """The daily fixity check (docs/storage-tiers-and-fixity.md): ``DOSSIER_FIXITY_SAMPLE`` objects, oldest-checked
+    first (all when unset)."""
+    report = fixity_run_recorded(sample=settings.DOSSIER_FIXITY_SAMPLE)
+    return {"checked": report.checked, "failures": len(report.failures), "errors": len(report.errors)}
