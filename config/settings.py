@@ -214,7 +214,9 @@ if ARTIFACT_STORAGE_BACKEND == "s3":
     }
 else:
     _artifacts = {
-        "BACKEND": f"{_encrypted}FileSystemStorage" if _encrypted else "django.core.files.storage.FileSystemStorage",
+        "BACKEND": f"{_encrypted}FileSystemStorage"
+        if _encrypted
+        else "exports.storage_backends.TieredFileSystemStorage",
         "OPTIONS": {"location": str(ARTIFACT_ROOT), "file_permissions_mode": 0o640},
     }
 STORAGES = {

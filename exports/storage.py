@@ -52,6 +52,8 @@ from exports.crypto import (
 from exports.crypto.stream import MAGIC
 
 STAGING_PREFIX = ".staging/"
+# Objects moved to a colder tier on a filesystem storage live under this prefix (docs/storage-tiers-and-fixity.md).
+TIER_PREFIX = ".tiers/"
 READ_CHUNK = 8 << 20
 LINK_SALT = "dossier.exports.artifact-link"
 BUNDLE_SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz"}
