@@ -7,9 +7,9 @@ from django.conf import settings
 
 from config.logs import log_context
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
-from exports.services.fixity import fixity_run_recorded
+from exports.services.fixity import FixityRunBusy, fixity_run_recorded
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
-from exports.services.storage_tiers import storage_lifecycle_recorded
+from exports.services.storage_tiers import LifecycleBusy, storage_lifecycle_recorded
 
 
 @shared_task(
@@ -48,12 +48,18 @@ def export_governance_events() -> dict:
 def verify_artifacts() -> dict:
     """The daily fixity check (docs/storage-tiers-and-fixity.md): ``DOSSIER_FIXITY_SAMPLE`` objects, oldest-checked
     first (all when unset)."""
-    report = fixity_run_recorded(sample=settings.DOSSIER_FIXITY_SAMPLE)
+    try:
+        report = fixity_run_recorded(sample=settings.DOSSIER_FIXITY_SAMPLE)
+    except FixityRunBusy:
+        return {"outcome": "busy"}
     return {"checked": report.checked, "failures": len(report.failures), "errors": len(report.errors)}
 
 
 @shared_task(name="exports.storage_lifecycle", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
 def storage_lifecycle() -> dict:
     """The daily move of stored objects to colder tiers (docs/storage-tiers-and-fixity.md)."""
-    report = storage_lifecycle_recorded()
+    try:
+        report = storage_lifecycle_recorded()
+    except LifecycleBusy:
+        return {"outcome": "busy"}
     return {"due": len(report.planned), **report.outcomes}

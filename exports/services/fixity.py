@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -272,13 +272,30 @@ def fixity_log_append(lines: list[dict[str, Any]]) -> None:
 # --- A run ------------------------------------------------------------------------------------------------------
 
 
+def _target_now(target: FixityTarget) -> FixityTarget:
+    """The target as its row says now (a storage tier move may have renamed it since the run began)."""
+    row = _model(target.kind).objects.filter(pk=target.pk).values_list("storage_path", "stored_sha256").first()
+    if row is None:
+        return target
+    return replace(target, name=row[0], stored_sha256=row[1])
+
+
+def _checked(target: FixityTarget, storage, *, deep: bool, record_missing: bool) -> FixityResult:
+    result = fixity_check_one(target, storage, deep=deep, record_missing=record_missing)
+    if result.failed:  # a failure is confirmed against the row as it is now, not as it was when the run began
+        current = _target_now(target)
+        if current != target:
+            return fixity_check_one(current, storage, deep=deep, record_missing=record_missing)
+    return result
+
+
 def _results(
     targets: list[FixityTarget], report: FixityReport, *, deep: bool, record_missing: bool, progress: Progress | None
 ) -> Iterator[FixityResult]:
     storage = artifact_storage()
     for index, target in enumerate(targets, start=1):
         try:
-            result = fixity_check_one(target, storage, deep=deep, record_missing=record_missing)
+            result = _checked(target, storage, deep=deep, record_missing=record_missing)
         except StorageUnavailable as exc:
             report.errors.append((target, str(exc)))
             if progress is not None:

@@ -47,6 +47,7 @@ TIER_ORDER: dict[str, int] = {StorageTier.HOT: 0, StorageTier.WARM: 1, StorageTi
 ARTIFACT, EVIDENCE = "artifact", "evidence"
 MOVED, FAILED, UNRECORDED, SKIPPED = "moved", "failed", "unrecorded", "skipped"
 LIFECYCLE_JOB = "storage_lifecycle"
+MOVE_COLUMNS = ("pk", "storage_path", "stored_sha256", "size", "storage_tier", "created_at")
 
 
 class TierMoveFailed(Exception):
@@ -116,23 +117,28 @@ def tier_moves_planned(*, now: datetime | None = None) -> list[TierMove]:
         ExportArtifact.objects.filter(not_cold, expired_at__isnull=True)
         .order_by("created_at", "pk")
         .values_list(
-            "pk", "storage_path", "stored_sha256", "size", "storage_tier", "created_at", "export__execution_id"
+            "pk",
+            "storage_path",
+            "stored_sha256",
+            "size",
+            "storage_tier",
+            "created_at",
+            "export__execution_id",
+            "export_id",
         )
     )
     evidence = (
         Evidence.objects.filter(not_cold)
         .exclude(storage_path="")
         .order_by("created_at", "pk")
-        .values_list("pk", "storage_path", "stored_sha256", "size", "storage_tier", "created_at", "execution_id")
+        .values_list(*MOVE_COLUMNS, "execution_id")
     )
-    export_of = dict(ExportArtifact.objects.filter(not_cold).values_list("pk", "export_id"))
     moves = []
     for kind, rows in ((ARTIFACT, artifacts), (EVIDENCE, evidence)):
-        for pk, name, stored, size, tier, created_at, execution_id in rows.iterator():
+        for pk, name, stored, size, tier, created_at, execution_id, *export_id in rows.iterator():
             due = tier_due(created_at=created_at, now=now)
             if TIER_ORDER[due] > TIER_ORDER[tier]:
-                export_id = export_of.get(pk) if kind == ARTIFACT else None
-                moves.append(TierMove(kind, pk, name, stored, size, tier, due, execution_id, export_id))
+                moves.append(TierMove(kind, pk, name, stored, size, tier, due, execution_id, *export_id))
     return moves
 
 
