@@ -195,3 +195,37 @@ def test_on_s3_a_flipped_byte_is_found(
     code, out, _ = run("verify_artifacts", "--deep", capture=django_capture_on_commit_callbacks)
     assert code == 3
     assert {line["outcome"] for line in fixity_log()[2:]} == {"decryption_failed"}
+
+
+def test_an_object_moved_to_another_tier_during_a_run_is_checked_where_it_now_is(packaged, settings):
+    from django.core.files.storage import storages
+
+    from exports.services.fixity import artifacts_fixity_verify
+    from exports.services.storage_tiers import tier_move, tier_moves_planned
+
+    settings.DOSSIER_STORAGE_TIERS = {"warm": 0}
+    planned = {move.kind: move for move in tier_moves_planned()}
+    moved = []
+
+    def move_the_other_one(index, total, result):
+        if index == 1:
+            move = planned["evidence" if result.target.kind == "artifact" else "artifact"]
+            assert tier_move(move) == "moved"
+            storages["artifacts"].delete(move.name)  # what the move does once its transaction commits
+            moved.append(move)
+
+    report = artifacts_fixity_verify(progress=move_the_other_one)
+    assert moved and report.failures == [] and report.counts == {"intact": 2}
+    model = ExportArtifact if moved[0].kind == "artifact" else Evidence
+    row = model.objects.get(pk=moved[0].pk)
+    assert row.storage_tier == "warm" and row.fixity_status == FixityStatus.INTACT
+
+
+def test_the_daily_task_checks_and_records_its_run(packaged, settings):
+    from exports.tasks import verify_artifacts
+
+    assert settings.DOSSIER_SCHEDULES["artifact-fixity"]["task"] == verify_artifacts.name
+    settings.DOSSIER_FIXITY_SAMPLE = 1
+    assert verify_artifacts.delay().get() == {"checked": 1, "failures": 0, "errors": 0}
+    run = ScheduledJobRun.objects.get(job="fixity")
+    assert run.outcome == "succeeded" and run.rows == 1

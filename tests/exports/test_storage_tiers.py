@@ -175,3 +175,20 @@ def test_on_s3_tiers_are_storage_classes_of_the_same_key(
         assert downloaded(api, export) == before
     assert sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]) == keys
     assert run("verify_artifacts", "--deep", capture=django_capture_on_commit_callbacks)[0] == 0
+
+
+def test_the_daily_task_moves_what_is_due(tiers, packaged, django_capture_on_commit_callbacks):
+    from exports.tasks import storage_lifecycle
+
+    assert tiers.DOSSIER_SCHEDULES["storage-lifecycle"]["task"] == storage_lifecycle.name
+    with django_capture_on_commit_callbacks(execute=True):
+        assert storage_lifecycle.delay().get() == {"due": 2, "moved": 2}
+    assert {row.storage_tier for row in rows(packaged)} == {"warm"}
+
+
+def test_without_a_recorded_digest_nothing_moves(tiers, packaged, django_capture_on_commit_callbacks):
+    artifact, _ = rows(packaged)
+    ExportArtifact.objects.filter(pk=artifact.pk).update(stored_sha256="")
+    code, out, _ = run("storage_lifecycle", capture=django_capture_on_commit_callbacks)
+    assert code == 0 and "without stored digest 1" in out and "--record-missing" in out
+    assert rows(packaged)[0].storage_path == artifact.storage_path
