@@ -36,8 +36,18 @@ class ExecutionEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Evidence)
 class EvidenceAdmin(ReadOnlyAdmin):
-    list_display = ["id", "execution", "kind", "title", "size", "classification", "created_at"]
-    list_filter = ["kind", "classification"]
+    list_display = [
+        "id",
+        "execution",
+        "kind",
+        "title",
+        "size",
+        "classification",
+        "storage_tier",
+        "fixity_status",
+        "created_at",
+    ]
+    list_filter = ["kind", "classification", "storage_tier", "fixity_status"]
     search_fields = ["title", "sha256", "original_filename"]
     list_select_related = ["execution"]
 
@@ -94,9 +104,20 @@ class NarrativeExportAdmin(ReadOnlyAdmin):
 
 @admin.register(ExportArtifact)
 class ExportArtifactAdmin(ReadOnlyAdmin):
-    list_display = ["id", "export", "bag_name", "size", "compression", "signing_key", "retain_until", "expired_at"]
-    list_filter = ["compression"]
-    search_fields = ["sha256", "storage_path", "bag_name"]
+    list_display = [
+        "id",
+        "export",
+        "bag_name",
+        "size",
+        "compression",
+        "signing_key",
+        "retain_until",
+        "expired_at",
+        "storage_tier",
+        "fixity_status",
+    ]
+    list_filter = ["compression", "storage_tier", "fixity_status"]
+    search_fields = ["sha256", "stored_sha256", "storage_path", "bag_name"]
     list_select_related = ["export", "signing_key"]
 
 

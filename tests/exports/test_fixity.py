@@ -108,8 +108,12 @@ def test_a_flipped_byte_in_an_artifact_and_in_an_evidence_file_is_found_by_the_n
     assert evidence.fixity_status == FixityStatus.FAILED
     assert ScheduledJobRun.objects.get(job="fixity").outcome == "failed"
 
-    url = f"/api/experiment-console/sessions/{packaged.execution_id}/exports/narrative/{packaged.pk}/artifact"
-    response = client_for(scientist).get(url)
+    url = f"/api/experiment-console/sessions/{packaged.execution_id}/exports/narrative/{packaged.pk}"
+    api = client_for(scientist)
+    shown = api.get(url).json()["artifact"]
+    assert shown["state"] == "integrity_failed" and shown["fixity_status"] == "failed"
+    assert shown["storage_tier"] == "hot" and shown["fixity_checked_at"]
+    response = api.get(url + "/artifact")
     assert response.status_code == 409  # nothing of a changed object is served
 
 
