@@ -249,7 +249,6 @@ def _tier_record(move: TierMove, new_name: str) -> bool:
             actor=None,
             event_type=EventType.STORAGE_TIER_CHANGED,
             payload=_payload(move),
-            audit_obj=row,
         )
     return True
 
