@@ -233,3 +233,26 @@ def test_the_daily_task_checks_and_records_its_run(packaged, settings):
     assert verify_artifacts.delay().get() == {"checked": 1, "failures": 0, "errors": 0}
     run = ScheduledJobRun.objects.get(job="fixity")
     assert run.outcome == "succeeded" and run.rows == 1
+
+
+@pytest.mark.parametrize("backend", ["filesystem", "s3"])
+def test_without_encryption_at_rest_the_stored_digest_is_the_plaintext_digest(
+    backend, request, settings, tmp_path, execution, scientist, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from exports.services.evidence import evidence_file_store
+
+    if backend == "s3":
+        request.getfixturevalue("s3_artifacts")
+        plain = {**settings.STORAGES["artifacts"], "BACKEND": "storages.backends.s3.S3Storage"}
+    else:
+        plain = {"BACKEND": "exports.storage_backends.TieredFileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}
+    settings.STORAGES = {**settings.STORAGES, "artifacts": plain, "default": plain}
+    content = b"well,od600\n" + b"A1,0.41\n" * 1000
+    digest = hashlib.sha256(content).hexdigest()
+    upload = SimpleUploadedFile("reads.csv", content, content_type="text/csv")
+    evidence = evidence_file_store(execution=execution, actor=scientist, upload=upload, sha256=digest)
+    assert evidence.stored_sha256 == digest and stored_bytes(evidence.storage_path) == content
+    code, out, _ = run("verify_artifacts", "--deep", capture=django_capture_on_commit_callbacks)
+    assert code == 0 and "intact 1" in out, out

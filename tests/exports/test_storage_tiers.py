@@ -192,3 +192,13 @@ def test_without_a_recorded_digest_nothing_moves(tiers, packaged, django_capture
     code, out, _ = run("storage_lifecycle", capture=django_capture_on_commit_callbacks)
     assert code == 0 and "without stored digest 1" in out and "--record-missing" in out
     assert rows(packaged)[0].storage_path == artifact.storage_path
+
+
+def test_packaging_reads_evidence_from_a_colder_tier(tiers, packaged, make_export, django_capture_on_commit_callbacks):
+    assert run("storage_lifecycle", capture=django_capture_on_commit_callbacks)[0] == 0
+    assert rows(packaged)[1].storage_path.startswith(".tiers/warm/")
+    later = make_export()  # version 2 selects the same evidence file, now in the warm tier
+    with django_capture_on_commit_callbacks(execute=True):
+        packaging_enqueue(export=later)
+    assert NarrativeExport.objects.get(pk=later.pk).status == "packaged"
+    call_command("verify_export", str(later.pk), stdout=io.StringIO())
