@@ -40,6 +40,7 @@ from exports.storage import (
     hash_stream,
     plaintext_stream,
     storage_encrypts,
+    storage_errors_as_unavailable,
     storage_open_raw,
 )
 from governance.services.jobs import JOB_SUCCEEDED, job_lock, job_run_record
@@ -151,10 +152,8 @@ def fixity_targets(*, sample: int | None = None) -> list[FixityTarget]:
 # --- Checking one object ----------------------------------------------------------------------------------------
 
 
-def _digests(name: str, storage, *, deep: bool) -> tuple[str, str, int]:
-    """(sha256 of the stored bytes, sha256 of the plaintext or "" unless ``deep``, stored size), in one read."""
-    raw = storage_open_raw(name, storage)
-    try:
+def _digests_of(raw: BinaryIO, name: str, storage, *, deep: bool) -> tuple[str, str, int]:
+    with storage_errors_as_unavailable(f"reading {name}"):
         if not deep:
             stored, size = hash_stream(raw)
             return stored, "", size
@@ -164,6 +163,13 @@ def _digests(name: str, storage, *, deep: bool) -> tuple[str, str, int]:
         while hashed.read(READ_CHUNK):  # bytes after the end of the plaintext are part of what is stored
             pass
         return hashed.hexdigest(), plain, hashed.size
+
+
+def _digests(name: str, storage, *, deep: bool) -> tuple[str, str, int]:
+    """(sha256 of the stored bytes, sha256 of the plaintext or "" unless ``deep``, stored size), in one read."""
+    raw = storage_open_raw(name, storage)
+    try:
+        return _digests_of(raw, name, storage, deep=deep)
     finally:
         raw.close()
 

@@ -155,7 +155,8 @@ def tier_name(name: str, tier: str) -> str:
 def _stored_digest(name: str, storage: Storage) -> str:
     handle = storage_open_raw(name, storage)
     try:
-        return hash_stream(handle)[0]
+        with storage_errors_as_unavailable(f"reading {name}"):
+            return hash_stream(handle)[0]
     finally:
         handle.close()
 

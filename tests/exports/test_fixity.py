@@ -256,3 +256,24 @@ def test_without_encryption_at_rest_the_stored_digest_is_the_plaintext_digest(
     assert evidence.stored_sha256 == digest and stored_bytes(evidence.storage_path) == content
     code, out, _ = run("verify_artifacts", "--deep", capture=django_capture_on_commit_callbacks)
     assert code == 0 and "intact 1" in out, out
+
+
+def test_storage_that_does_not_answer_is_an_error_not_a_failure(packaged, settings):
+    from botocore.config import Config
+
+    unreachable = {
+        "BACKEND": "exports.storage_backends.EncryptedS3Storage",
+        "OPTIONS": {
+            "bucket_name": "nowhere",
+            "endpoint_url": "http://127.0.0.1:8297",  # nothing listens here
+            "access_key": "testing",
+            "secret_key": "testing",
+            "region_name": "us-east-1",
+            "client_config": Config(connect_timeout=1, retries={"max_attempts": 1}),
+        },
+    }
+    settings.STORAGES = {**settings.STORAGES, "artifacts": unreachable, "default": unreachable}
+    code, out, _ = run("verify_artifacts")
+    assert code == 1 and "unreadable 2" in out, out
+    assert fixity_log() == [] and not AuditEvent.objects.filter(action=EventType.ARTIFACT_INTEGRITY_FAILED).exists()
+    assert ExportArtifact.objects.get(export=packaged).fixity_status == FixityStatus.UNCHECKED
