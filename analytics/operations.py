@@ -11,6 +11,7 @@ from django.db.models import Count, Sum
 from django.db.models.fields.json import KeyTextTransform
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exports.choices import StorageTier
 from exports.events import EventType
 from exports.feed.cursors import DEFAULT_CURSOR_NAME
 from exports.feed.records import feed_lag
@@ -20,8 +21,6 @@ from governance.models import AuditEvent, FeedCursor, ScheduledJobRun
 
 # The job name the retention run records its runs under (``governance.services.jobs.job_run_record``).
 RETENTION_JOB = "retention"
-# Every artifact is stored in the one tier that exists today; tiered storage will report per tier.
-DEFAULT_TIER = "hot"
 
 
 def verify_failures_family() -> CounterMetricFamily:
@@ -44,11 +43,19 @@ def verify_failures_family() -> CounterMetricFamily:
 
 
 def storage_family() -> GaugeMetricFamily:
-    stored = ExportArtifact.objects.filter(expired_at__isnull=True).aggregate(total=Sum("size"))["total"] or 0
+    """Bytes per storage tier (docs/storage-tiers-and-fixity.md); every tier is reported, empty ones as 0."""
+    rows = (
+        ExportArtifact.objects.filter(expired_at__isnull=True)
+        .values_list("storage_tier")
+        .annotate(total=Sum("size"))
+        .order_by()
+    )
+    stored = dict.fromkeys(StorageTier.values, 0) | {tier: total or 0 for tier, total in rows}
     family = GaugeMetricFamily(
         "dossier_storage_bytes", "Bytes of stored (unexpired) bundle artifacts, by storage tier.", labels=["tier"]
     )
-    family.add_metric([DEFAULT_TIER], stored)
+    for tier in StorageTier.values:
+        family.add_metric([tier], stored[tier])
     return family
 
 

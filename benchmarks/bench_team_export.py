@@ -99,7 +99,7 @@ def build_team(directory: Path, exports: int) -> tuple[str, str]:
     from django.db import transaction
 
     from exports.models import Evidence, Execution, ExecutionEvent, NarrativeExport
-    from exports.services.evidence import artifact_storage
+    from exports.storage import artifact_storage
     from tests.factories import TeamFactory, member_of
 
     slug = f"bench-td-{time.time_ns()}"

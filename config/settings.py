@@ -248,7 +248,9 @@ if ARTIFACT_STORAGE_BACKEND == "s3":
     }
 else:
     _artifacts = {
-        "BACKEND": f"{_encrypted}FileSystemStorage" if _encrypted else "django.core.files.storage.FileSystemStorage",
+        "BACKEND": f"{_encrypted}FileSystemStorage"
+        if _encrypted
+        else "exports.storage_backends.TieredFileSystemStorage",
         "OPTIONS": {
             "location": str(ARTIFACT_ROOT),
             "file_permissions_mode": 0o640,
@@ -341,7 +343,24 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "outbox-relay": {"task": "exports.relay_outbox", "every": timedelta(seconds=15)},
     "retention-enforcement": {"task": "exports.enforce_retention", "every": timedelta(days=1)},
     "approval-ladder-expiry": {"task": "approvals.expire_open_ladders", "every": timedelta(minutes=15)},
+    "artifact-fixity": {"task": "exports.verify_artifacts", "every": timedelta(days=1)},
+    "storage-lifecycle": {"task": "exports.storage_lifecycle", "every": timedelta(days=1)},
 }
+# Fixity checks and storage tiers (docs/storage-tiers-and-fixity.md). DOSSIER_FIXITY_SAMPLE: how many objects the
+# daily check re-hashes, checked longest ago first (unset: all). DOSSIER_STORAGE_TIERS: the age in days at which an
+# object moves to each tier (unset tier: never). On S3 a tier is a storage class of the same key; on the filesystem
+# a root per tier (DOSSIER_TIER_ROOTS, default ``.tiers/<tier>/`` under ARTIFACT_ROOT).
+DOSSIER_FIXITY_SAMPLE = env_int("DOSSIER_FIXITY_SAMPLE", 0) or None
+DOSSIER_STORAGE_TIERS: dict[str, int] = {
+    "warm": env_int("DOSSIER_STORAGE_WARM_AFTER_DAYS", 30),
+    "cold": env_int("DOSSIER_STORAGE_COLD_AFTER_DAYS", 365),
+}
+DOSSIER_TIER_ROOTS: dict[str, str] = {
+    tier: root
+    for tier, root in (("warm", env_str("DOSSIER_TIER_ROOT_WARM")), ("cold", env_str("DOSSIER_TIER_ROOT_COLD")))
+    if root
+}
+DOSSIER_S3_TIER_STORAGE_CLASSES = {"hot": "STANDARD", "warm": "STANDARD_IA", "cold": "GLACIER_IR"}
 
 # --- Trusted time (docs/trusted-time.md) ----------------------------------------------------------------------
 # RFC 3161 time-stamping authorities, tried in order; empty = trusted timestamps are off. DOSSIER_TSA_CA_FILE is

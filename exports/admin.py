@@ -43,8 +43,18 @@ class ExecutionEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Evidence)
 class EvidenceAdmin(ReadOnlyAdmin):
-    list_display = ["id", "execution", "kind", "title", "size", "classification", "created_at"]
-    list_filter = ["kind", "classification"]
+    list_display = [
+        "id",
+        "execution",
+        "kind",
+        "title",
+        "size",
+        "classification",
+        "storage_tier",
+        "fixity_status",
+        "created_at",
+    ]
+    list_filter = ["kind", "classification", "storage_tier", "fixity_status"]
     search_fields = ["title", "sha256", "original_filename"]
     list_select_related = ["execution"]
 
@@ -111,9 +121,11 @@ class ExportArtifactAdmin(ReadOnlyAdmin):
         "retain_until",
         "retention_mode",
         "expired_at",
+        "storage_tier",
+        "fixity_status",
     ]
-    list_filter = ["compression", "retention_mode"]
-    search_fields = ["sha256", "storage_path", "bag_name"]
+    list_filter = ["compression", "retention_mode", "storage_tier", "fixity_status"]
+    search_fields = ["sha256", "stored_sha256", "storage_path", "bag_name"]
     list_select_related = ["export", "signing_key"]
 
 

@@ -30,6 +30,7 @@ class ExportsConfig(AppConfig):
             E.EXPORT_DENIED,
             E.EXPORT_RELABELLED,
             E.ARTIFACT_VERIFIED,
+            E.STORAGE_TIER_CHANGED,
         )
         feed_event_types_register(
             "records",

@@ -139,3 +139,19 @@ class TeamDataExportStatus(models.TextChoices):
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
     ERASED = "erased", "Erased with the team's content"
+
+
+class StorageTier(models.TextChoices):
+    """Where a stored object sits by age (docs/storage-tiers-and-fixity.md); every tier reads at once."""
+
+    HOT = "hot", "Hot"
+    WARM = "warm", "Warm"
+    COLD = "cold", "Cold"
+
+
+class FixityStatus(models.TextChoices):
+    """The outcome of the last fixity check of a stored object (docs/storage-tiers-and-fixity.md)."""
+
+    UNCHECKED = "unchecked", "Not checked yet"
+    INTACT = "intact", "Intact"
+    FAILED = "failed", "Failed"

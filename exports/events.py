@@ -46,6 +46,7 @@ class EventType(models.TextChoices):
     ARTIFACT_INTEGRITY_FAILED = "narrative_export.artifact.integrity_failed", "Bundle failed its integrity check"
     ARTIFACT_VERIFIED = "narrative_export.artifact.verified", "Bundle verified"
     ARTIFACT_DECRYPTION_FAILED = "narrative_export.artifact.decryption_failed", "Stored bundle did not decrypt"
+    STORAGE_TIER_CHANGED = "narrative_export.storage.tier_changed", "Storage tier changed"
     EXPORT_DENIED = "narrative_export.export_denied", "Access denied above clearance"
     EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
     EVIDENCE_RELABELLED = "execution.evidence_relabelled", "Evidence classification changed"

@@ -13,14 +13,31 @@ from .choices import (
     EvidenceKind,
     ExecutionStatus,
     ExportStatus,
+    FixityStatus,
     LegalHoldScope,
     PackagingRunStatus,
     RetentionCategory,
     RetentionMode,
     RetentionRule,
     SigningKeyStatus,
+    StorageTier,
     TeamDataExportStatus,
 )
+
+
+class StoredObjectFields(models.Model):
+    """What the fixity checks and storage tiers keep about a stored object (docs/storage-tiers-and-fixity.md):
+    the sha256 of its bytes as stored (ciphertext when storage encrypts), written while it was stored; its tier;
+    and the last fixity check. Blank ``stored_sha256``: stored before it was recorded (``verify_artifacts
+    --record-missing``)."""
+
+    stored_sha256 = models.CharField(max_length=64, blank=True)
+    storage_tier = models.CharField(max_length=10, choices=StorageTier.choices, default=StorageTier.HOT)
+    fixity_checked_at = models.DateTimeField(null=True, blank=True)
+    fixity_status = models.CharField(max_length=20, choices=FixityStatus.choices, default=FixityStatus.UNCHECKED)
+
+    class Meta:
+        abstract = True
 
 
 class Execution(models.Model):
@@ -76,7 +93,7 @@ class ExecutionEvent(models.Model):
         return f"{self.execution_id}#{self.sequence} {self.event_type}"
 
 
-class Evidence(models.Model):
+class Evidence(StoredObjectFields):
     """A piece of evidence attached to an execution: an uploaded file, a notebook entry or structured data."""
 
     execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="evidence")
@@ -104,7 +121,11 @@ class Evidence(models.Model):
     class Meta:
         ordering = ["execution_id", "id"]
         verbose_name_plural = "evidence"
-        indexes = [models.Index(fields=["execution", "kind"]), models.Index(fields=["retain_until"])]
+        indexes = [
+            models.Index(fields=["execution", "kind"]),
+            models.Index(fields=["retain_until"]),
+            models.Index(models.F("fixity_checked_at").asc(nulls_first=True), "id", name="evidence_fixity_order"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(kind=EvidenceKind.TIMELINE_EVENT), name="evidence_kind_not_timeline_event"
@@ -221,7 +242,7 @@ class SigningKey(models.Model):
         return f"{self.algorithm} {self.key_id} ({self.status})"
 
 
-class ExportArtifact(models.Model):
+class ExportArtifact(StoredObjectFields):
     """The one published bundle of an export version. Written only after the archive is in place."""
 
     export = models.OneToOneField(NarrativeExport, on_delete=models.PROTECT, related_name="artifact")
@@ -248,7 +269,10 @@ class ExportArtifact(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["retain_until"])]
+        indexes = [
+            models.Index(fields=["retain_until"]),
+            models.Index(models.F("fixity_checked_at").asc(nulls_first=True), "id", name="artifact_fixity_order"),
+        ]
 
     def __str__(self) -> str:
         return f"artifact of export {self.export_id}: {self.bag_name}"

@@ -27,6 +27,7 @@ An object that does not open raises ``DecryptionFailed`` and no plaintext is ser
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -47,6 +48,7 @@ from django.utils import timezone
 from exports.crypto import (
     DecryptingReader,
     DecryptionFailed,
+    EncryptingReader,
     EncryptingWriter,
     KeyringUnavailable,
     is_encrypted,
@@ -55,6 +57,8 @@ from exports.crypto import (
 from exports.crypto.stream import MAGIC
 
 STAGING_PREFIX = ".staging/"
+# Objects moved to a colder tier on a filesystem storage live under this prefix (docs/storage-tiers-and-fixity.md).
+TIER_PREFIX = ".tiers/"
 READ_CHUNK = 8 << 20
 LINK_SALT = "dossier.exports.artifact-link"
 BUNDLE_SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz"}
@@ -223,6 +227,90 @@ def storage_open_stream(name: str, storage: Storage | None = None) -> BinaryIO:
         return plaintext_stream(raw) if storage_encrypts(storage) else raw
 
 
+# --- Digests of the bytes as stored ---------------------------------------------------------------------------
+
+
+class HashingWriter:
+    """Passes writes on to ``sink`` and hashes them: the sha256 of the bytes as they reach storage (ciphertext
+    when the storage encrypts), computed while they are written (docs/storage-tiers-and-fixity.md)."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink, self._hasher, self.size = sink, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self._hasher.update(view)
+        self.size += view.nbytes
+        return self._sink.write(view)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+
+class HashingReader:
+    """A read-once, non-seekable view of ``source`` that hashes what is read from it (for uploads that pull)."""
+
+    def __init__(self, source: Any) -> None:
+        self._source, self._hasher, self.size, self._closed = source, hashlib.sha256(), 0, False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._hasher.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredWrite:
+    name: str
+    stored_sha256: str  # of the bytes as stored
+    stored_size: int
+
+
+def stored_object_save(name: str, content: Any, storage: Storage | None = None) -> StoredWrite:
+    """Store ``content`` (plaintext) under ``name`` (or the name the storage picks), encrypting it when the storage
+    encrypts, and return the sha256 of the bytes as stored, computed in the same pass."""
+    storage = storage or artifact_storage()
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        content.seek(0)
+    with storage_errors_as_unavailable(f"storing {name}"):
+        if storage_encrypts(storage):
+            hashed = HashingReader(EncryptingReader(content, storage_keyring()))
+            sealed: Any = storage  # an encrypting storage (exports/storage_backends.py)
+            stored_name = sealed.save_sealed(storage.get_available_name(name), File(cast(Any, hashed), name=name))
+        else:
+            hashed = HashingReader(content)
+            stored_name = storage.save(name, File(cast(Any, hashed), name=name))
+    return StoredWrite(stored_name, hashed.hexdigest(), hashed.size)
+
+
 # --- Names ----------------------------------------------------------------------------------------------------
 
 
@@ -260,6 +348,7 @@ class StagedArtifact:
     staging_name: str
     local_path: str  # where the bytes are being written on this machine
     on_storage: bool  # True when local_path already is the staged object (filesystem storage)
+    stored_sha256: str = ""  # of the staged bytes as stored, known once the staging block has ended
 
     def discard(self) -> None:
         with storage_errors_as_unavailable("discarding a staged artifact"):
@@ -307,16 +396,19 @@ def artifact_staged(
     staging_name = f"{prefix}{uuid.uuid4().hex}.partial"
     with storage_errors_as_unavailable("staging an artifact"):
         staged, out = _staged_open(storage=storage, staging_name=staging_name, run_id=run_id)
+    hashed = HashingWriter(out)
     try:
         with storage_errors_as_unavailable("writing a staged artifact"), out:
             if storage_encrypts(storage):
-                sealed = EncryptingWriter(out, storage_keyring())
+                with storage_errors_as_unavailable("encrypting an artifact"):
+                    sealed = EncryptingWriter(cast(BinaryIO, hashed), storage_keyring())
                 yield staged, cast(BinaryIO, sealed)
                 sealed.close()
             else:
-                yield staged, out
+                yield staged, cast(BinaryIO, hashed)
             out.flush()
             os.fsync(out.fileno())
+        staged.stored_sha256 = hashed.hexdigest()
     except BaseException:
         _discard_quietly(staged)
         raise
@@ -411,6 +503,11 @@ def _hash_into(stream: BinaryIO, sink: BinaryIO | None = None) -> tuple[str, int
         if sink is not None:
             sink.write(chunk)
         size += count
+
+
+def hash_stream(stream: BinaryIO) -> tuple[str, int]:
+    """The sha256 and size of everything left in ``stream``, read in large buffers (hashlib releases the GIL)."""
+    return _hash_into(stream)
 
 
 def artifact_exists(name: str, storage: Storage | None = None) -> bool:

@@ -1,6 +1,9 @@
 """Artifact storage backends that encrypt at rest (docs/encryption.md): Django's filesystem storage and
 django-storages' S3 storage, with every saved file encrypted on its way in and every opened file decrypted.
 
+The filesystem backends also place the storage tiers (docs/storage-tiers-and-fixity.md): a name under
+``.tiers/<tier>/`` lives under that tier's root when ``DOSSIER_TIER_ROOTS`` names one, else inside the location.
+
 The helpers in ``exports/storage.py`` (staged archives, verified reads, evidence streams) check the same
 ``encrypts_at_rest`` property, so code that uses either path reads and writes plaintext.
 """
@@ -10,12 +13,26 @@ from __future__ import annotations
 import contextlib
 from typing import Any, cast
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage
+from django.utils._os import safe_join
 from storages.backends.s3 import S3Storage
 
 from exports.crypto import EncryptingReader
-from exports.storage import storage_errors_as_unavailable, storage_keyring, storage_open_stream
+from exports.storage import TIER_PREFIX, storage_errors_as_unavailable, storage_keyring, storage_open_stream
+
+
+class TieredFileSystemStorage(FileSystemStorage):
+    """A filesystem storage whose tier names (``.tiers/<tier>/…``) resolve under the tier's own root."""
+
+    def path(self, name):
+        if name.startswith(TIER_PREFIX):
+            tier, _, rest = name[len(TIER_PREFIX) :].partition("/")
+            root = settings.DOSSIER_TIER_ROOTS.get(tier)
+            if root and rest:
+                return safe_join(root, rest)
+        return super().path(name)
 
 
 class _EncryptingStorage(Storage):
@@ -42,7 +59,7 @@ class _EncryptingStorage(Storage):
         return File(storage_open_stream(name, self), name=name)
 
 
-class EncryptedFileSystemStorage(_EncryptingStorage, FileSystemStorage):
+class EncryptedFileSystemStorage(_EncryptingStorage, TieredFileSystemStorage):
     pass
 
 

@@ -9,6 +9,7 @@ from config.logs import log_context
 from exports import worker  # noqa: F401 - connects the worker's takeover timer to Celery's signals
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
 from exports.services.checkpoints import audit_checkpoint_sign
+from exports.services.fixity import FixityRunBusy, fixity_run_recorded
 from exports.services.packaging import (
     TRANSIENT_ERRORS,
     export_package,
@@ -16,6 +17,7 @@ from exports.services.packaging import (
     packaging_takeover_stale,
 )
 from exports.services.retention import retention_run_recorded
+from exports.services.storage_tiers import LifecycleBusy, storage_lifecycle_recorded
 from exports.services.team_data_exports import team_data_export_run
 from governance.services.outbox import outbox_run
 
@@ -92,3 +94,24 @@ def enforce_retention() -> dict:
 def build_team_data_export(request_id: int) -> str:
     """Build a team's data bundle requested through the API (docs/team-data.md); runs once per request."""
     return team_data_export_run(request_id=request_id)
+
+
+@shared_task(name="exports.verify_artifacts", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def verify_artifacts() -> dict:
+    """The daily fixity check (docs/storage-tiers-and-fixity.md): ``DOSSIER_FIXITY_SAMPLE`` objects, oldest-checked
+    first (all when unset)."""
+    try:
+        report = fixity_run_recorded(sample=settings.DOSSIER_FIXITY_SAMPLE)
+    except FixityRunBusy:
+        return {"outcome": "busy"}
+    return {"checked": report.checked, "failures": len(report.failures), "errors": len(report.errors)}
+
+
+@shared_task(name="exports.storage_lifecycle", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def storage_lifecycle() -> dict:
+    """The daily move of stored objects to colder tiers (docs/storage-tiers-and-fixity.md)."""
+    try:
+        report = storage_lifecycle_recorded()
+    except LifecycleBusy:
+        return {"outcome": "busy"}
+    return {"due": len(report.planned), **report.outcomes}

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command, load_command_clas
         ("exports", "export_governance_events", ["--sink", "nope"]),
         ("governance", "verify_audit_chain", ["--bogus"]),
         ("governance", "export_audit_trail", ["--format", "xml"]),
+        ("exports", "verify_artifacts", ["--sample", "0"]),
     ],
 )
 def test_a_usage_error_exits_1_with_a_one_line_reason(app, name, argv, capsys):

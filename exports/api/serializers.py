@@ -172,6 +172,9 @@ class ArtifactOutput(serializers.Serializer):
     retention_mode = serializers.CharField()
     expired_at = serializers.DateTimeField(allow_null=True)
     integrity_failed_at = serializers.DateTimeField(allow_null=True)
+    storage_tier = serializers.CharField()
+    fixity_status = serializers.CharField()
+    fixity_checked_at = serializers.DateTimeField(allow_null=True)
     state = serializers.SerializerMethodField()
 
     def get_state(self, artifact) -> str:

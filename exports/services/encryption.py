@@ -2,7 +2,8 @@
 keys, encrypt objects stored before encryption, prove that a keyring opens everything.
 
 Every stored object is named by a row: an artifact (``ExportArtifact.storage_path``) or an evidence file
-(``Evidence.storage_path``); the row's sha256 is the plaintext's. Each operation handles one object at a time and
+(``Evidence.storage_path``); the row's sha256 is the plaintext's, its ``stored_sha256`` that of the bytes as stored,
+which a rewrite here records anew. Each operation handles one object at a time and
 leaves it either as it was or fully replaced (atomic rename on the filesystem, a single PUT on S3), so a run that
 stops can simply be started again: objects already done are recognised and skipped.
 """
@@ -102,8 +103,22 @@ def _each(objects: Iterable[StoredObject], handle: Callable[[StoredObject], str]
     return tally
 
 
-def _replace(storage: Storage, name: str, chunks: Iterator[bytes]) -> None:
-    """Write ``chunks`` (an already encrypted object) over ``name`` in one step."""
+def _replace(storage: Storage, obj: StoredObject, chunks: Iterator[bytes]) -> None:
+    """Write ``chunks`` (an already encrypted object) over the object in one step, then record the sha256 of its
+    new stored bytes (docs/storage-tiers-and-fixity.md), hashed as they are written."""
+    hasher = hashlib.sha256()
+    _write_over(storage, obj.name, _hashed(chunks, hasher))
+    model = ExportArtifact if obj.kind == "artifact" else Evidence
+    model.objects.filter(pk=obj.pk).update(stored_sha256=hasher.hexdigest())
+
+
+def _hashed(chunks: Iterator[bytes], hasher) -> Iterator[bytes]:
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def _write_over(storage: Storage, name: str, chunks: Iterator[bytes]) -> None:
     with storage_errors_as_unavailable(f"replacing {name}"):
         if isinstance(storage, FileSystemStorage):
             target = storage.path(name)
@@ -178,7 +193,7 @@ def object_rewrap(obj: StoredObject, *, keyring: Keyring, storage: Storage, dry_
         if dry_run:
             return DONE
         rewrapped = header.rewrapped(keyring, data_key)
-        _replace(storage, obj.name, _copy_rest(stream, rewrapped.to_bytes()))
+        _replace(storage, obj, _copy_rest(stream, rewrapped.to_bytes()))
         return DONE
     finally:
         source.close()
@@ -236,7 +251,7 @@ def object_encrypt(obj: StoredObject, *, keyring: Keyring, storage: Storage, dry
                     code="digest_mismatch",
                 )
             sealed.seek(0)
-            _replace(storage, obj.name, _copy_rest(sealed))
+            _replace(storage, obj, _copy_rest(sealed))
         return DONE
     finally:
         source.close()

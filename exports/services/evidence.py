@@ -10,7 +10,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import storages
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +17,15 @@ from config.errors import StorageFullError, StorageUnavailableError, ValidationF
 from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind
 from exports.models import Evidence, Execution
 from exports.services.rendering import evidence_content
-from exports.storage import ArtifactMissing, StorageFull, StorageUnavailable, storage_errors_as_unavailable
+from exports.storage import (
+    ArtifactMissing,
+    StorageFull,
+    StorageUnavailable,
+    StoredWrite,
+    artifact_storage,
+    storage_errors_as_unavailable,
+    stored_object_save,
+)
 from exports.uploads import validate_client_filename
 from governance.choices import Classification
 from governance.selectors.templates import snapshot_records_terms, template_snapshot_resolution
@@ -27,17 +34,14 @@ from governance.services.audit import audit_record, normalize_payload
 logger = logging.getLogger(__name__)
 
 
-def artifact_storage():
-    return storages["artifacts"]
-
-
-def evidence_blob_save(*, name: str, upload: File) -> str:
-    """Store an upload's bytes under ``name``; on a storage fault remove whatever part was written and raise
-    507 ``storage_full`` (no space, quota exhausted) or 503 ``storage_unavailable`` (docs/errors.md)."""
+def evidence_blob_save(*, name: str, upload: File) -> StoredWrite:
+    """Store an upload's bytes under ``name`` (recording the sha256 of the bytes as stored); on a storage fault
+    remove whatever part was written and raise 507 ``storage_full`` (no space, quota exhausted) or 503
+    ``storage_unavailable`` (docs/errors.md)."""
     storage = artifact_storage()
     try:
         with storage_errors_as_unavailable(f"storing {name}"):
-            return storage.save(name, upload)
+            return stored_object_save(name, upload, storage)
     except (StorageUnavailable, ArtifactMissing) as exc:
         _partial_remove(storage, name)
         logger.warning("upload not stored: %s", exc, extra={"error_code": _fault_code(exc)})
@@ -94,17 +98,19 @@ def evidence_file_store(
 ) -> Evidence:
     """Store an uploaded (already hashed) file under a fresh name, then record it.
 
-    The blob is written before the row: if the transaction fails the orphan blob is harmless and unreferenced,
+    The sha256 of the bytes as stored is computed while they are written (docs/storage-tiers-and-fixity.md). The
+    blob is written before the row: if the transaction fails the orphan blob is harmless and unreferenced,
     whereas a row pointing at a missing blob would not be.
     """
     filename = validate_client_filename(upload.name or "")
-    path = evidence_blob_save(name=evidence_storage_path(execution=execution), upload=upload)
+    stored = evidence_blob_save(name=evidence_storage_path(execution=execution), upload=upload)
     with transaction.atomic():
         evidence = Evidence.objects.create(
             execution=execution,
             kind=EvidenceKind.FILE,
             title=title or filename,
-            storage_path=path,
+            storage_path=stored.name,
+            stored_sha256=stored.stored_sha256,
             original_filename=filename,
             content_type=getattr(upload, "content_type", "") or "application/octet-stream",
             size=upload.size,

@@ -621,7 +621,7 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
         )
         artifact_publish(staged, final_name)
         now = timezone.now()
-        artifact = _artifact_create(export, result, storage_path=final_name)
+        artifact = _artifact_create(export, result, storage_path=final_name, stored_sha256=staged.stored_sha256)
         timestamp_request(
             subject_type=TimestampSubject.BUNDLE,
             subject_id=artifact.pk,
@@ -650,10 +650,13 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
     return PackagingOutcome.PACKAGED
 
 
-def _artifact_create(export: NarrativeExport, result: BundleResult, *, storage_path: str) -> ExportArtifact:
+def _artifact_create(
+    export: NarrativeExport, result: BundleResult, *, storage_path: str, stored_sha256: str
+) -> ExportArtifact:
     return ExportArtifact.objects.create(
         export=export,
         storage_path=storage_path,
+        stored_sha256=stored_sha256,
         bag_name=result.name,
         sha256=result.sha256,
         size=result.size,

@@ -56,6 +56,13 @@ def key_ids_in_headers() -> set[str]:
     return ids
 
 
+def stored_digests_are_current() -> None:
+    """Every object's ``stored_sha256`` is the digest of its bytes as stored (docs/storage-tiers-and-fixity.md)."""
+    for model in (ExportArtifact, Evidence):
+        for row in model.objects.exclude(storage_path=""):
+            assert row.stored_sha256 == hashlib.sha256(stored_bytes(row.storage_path)).hexdigest()
+
+
 def body_after_header(blob: bytes) -> bytes:
     from exports.crypto import read_header
 
@@ -87,6 +94,8 @@ def test_rotation_then_rewrap_leaves_only_the_new_key_needed(packaged, tmp_path)
     for name, old in before.items():  # only the header changed: the chunks are the same bytes
         new = stored_bytes(name)
         assert new != old and body_after_header(new) == body_after_header(old)
+    stored_digests_are_current()
+    assert run("verify_artifacts")[0] == 0  # the rewrite recorded the new stored digests
     code, out, _ = run("rewrap_data_keys")  # resumable: nothing left to do
     assert code == 0 and "already under the active key 2" in out
 
@@ -151,6 +160,7 @@ def test_objects_stored_before_encryption_are_encrypted_keeping_their_digests(
     for obj in stored_objects():
         assert b"A1,0.41" not in stored_bytes(obj.name)
         assert hashlib.sha256(plaintext_bytes(obj.name)).hexdigest() == obj.sha256
+    stored_digests_are_current()
     assert run("encrypt_existing")[1].endswith("already encrypted 2\n")  # resumable
     assert export_replay(export=NarrativeExport.objects.get(pk=export.pk), record=False).identical
     assert run("verify_keyring")[1].endswith("open 2\n")
