@@ -89,7 +89,7 @@ from .keys import (
 )
 from .paths import validate_payload_path
 from .rendition import EMBEDDED_MANIFEST_NAME, embedded_manifest, manifest_without_rendition, rendition_problems
-from .verify import Problem, VerificationReport, extract_bundle, verify_bundle
+from .verify import Problem, VerificationReport, extract_bundle, read_bundle_file, verify_bundle
 
 __all__ = [
     "EMBEDDED_MANIFEST_NAME",
@@ -120,6 +120,7 @@ __all__ = [
     "private_key_to_bytes",
     "private_key_to_pem",
     "public_key_pem",
+    "read_bundle_file",
     "rendition_problems",
     "validate_payload_path",
     "verify_bundle",

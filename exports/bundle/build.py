@@ -181,9 +181,11 @@ def _checked(spec: BundleSpec) -> tuple[datetime, list[PayloadFile]]:
     reserved = COMPUTED_BAG_INFO_LABELS & {label for label, _ in spec.bag_info}
     if reserved:
         raise BundleError("invalid_bag_info", f"{sorted(reserved)} are computed by the bundle engine")
-    derived = [PayloadFile.from_bytes(spec.derived.path, b"")] if spec.derived is not None else []
-    checked = _checked_payload([*spec.payload, *derived])
-    return created_at, [item for item in checked if not derived or item.path != spec.derived.path]
+    derived_path = spec.derived.path if spec.derived is not None else None
+    # The derived file's path is checked like the others (valid, no collision); its bytes come later.
+    placeholder = [PayloadFile.from_bytes(derived_path, b"")] if derived_path is not None else []
+    checked = _checked_payload([*spec.payload, *placeholder])
+    return created_at, [item for item in checked if item.path != derived_path]
 
 
 def _checked_payload(payload: Sequence[PayloadFile]) -> list[PayloadFile]:

@@ -65,9 +65,7 @@ def _has_output_intent(document: pikepdf.Pdf) -> bool:
     intents = document.Root.get("/OutputIntents")
     if not isinstance(intents, pikepdf.Array):
         return False
-    return any(
-        intent.get("/S") == pikepdf.Name("/GTS_PDFA1") and "/DestOutputProfile" in intent for intent in intents
-    )
+    return any(intent.get("/S") == pikepdf.Name("/GTS_PDFA1") and "/DestOutputProfile" in intent for intent in intents)
 
 
 def _unembedded_fonts(document: pikepdf.Pdf) -> Iterator[str]:
@@ -99,7 +97,8 @@ def embedded_manifest(document: pikepdf.Pdf) -> bytes | None:
             continue
         if spec.get("/AFRelationship") not in [pikepdf.Name(name) for name in _RELATIONSHIPS]:
             continue
-        stream = spec.get("/EF", {}).get("/F")
+        files = spec.get("/EF")
+        stream = files.get("/F") if isinstance(files, pikepdf.Dictionary) else None
         if isinstance(stream, pikepdf.Stream):
             return bytes(stream.read_bytes())
     return None

@@ -174,6 +174,27 @@ def extract_bundle(source: str | os.PathLike[str] | BinaryIO, destination: str |
     return target_root / root
 
 
+def read_bundle_file(source: str | os.PathLike[str] | BinaryIO, path: str, *, limit: int) -> bytes | None:
+    """The bytes of one file of the bag (``path`` relative to the bag directory, e.g. ``data/dossier.pdf``), read
+    from the archive as a stream; None when the bag has no such file. Digests are not checked here: read from an
+    archive whose own digest was verified. Raises ``BundleError`` (``archive_unreadable``, ``unsafe_member``,
+    ``file_too_large`` past ``limit`` bytes)."""
+    with open_source(source) as file:
+        try:
+            with open_tar_stream(file) as tar:
+                root = None
+                for member in tar:
+                    root = _checked_member(member, root)
+                    if member.isdir() or member.name.partition("/")[2] != path:
+                        continue
+                    if member.size > limit:
+                        raise BundleError("file_too_large", f"larger than {limit} bytes", path=path)
+                    return b"".join(_member_chunks(tar, member))
+        except _ARCHIVE_ERRORS as exc:
+            raise BundleError("archive_unreadable", f"{type(exc).__name__}: {exc}") from exc
+    return None
+
+
 def _extract_members(tar: tarfile.TarFile, target_root: Path) -> str | None:
     root = None
     for member in tar:

@@ -23,9 +23,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Final
 
 TEMPLATES = Path(__file__).resolve().parent
-PDF_STANDARD = "a-3b"
+PDF_STANDARD: Final = "a-3b"
 
 
 def compile_part(template: str, fonts: list[str], data: dict) -> bytes:

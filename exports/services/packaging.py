@@ -53,6 +53,7 @@ from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS, RENDI
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
 from exports.queue_state import BLOCKED, PACKAGED, PACKAGING, QUEUED, QueueState
+from exports.services.pdf import RenditionFailed, TimelinePages, rendition_inputs, rendition_render
 from exports.services.rendering import (
     AttachmentPlan,
     EvidenceChanged,
@@ -62,7 +63,6 @@ from exports.services.rendering import (
     stored_narrative_digest,
     timeline_events,
 )
-from exports.services.pdf import RenditionFailed, TimelinePages, rendition_inputs, rendition_render
 from exports.services.signing_keys import signer_for, signing_key_active
 from exports.services.transitions import export_transition
 from exports.storage import (
@@ -713,7 +713,11 @@ def bundle_build(
 
 
 def _rendition_file(
-    export: NarrativeExport, record: ApprovalRecord, plans: list[AttachmentPlan], events: _EventsFile, format_version: int
+    export: NarrativeExport,
+    record: ApprovalRecord,
+    plans: list[AttachmentPlan],
+    events: _EventsFile,
+    format_version: int,
 ) -> DerivedPayloadFile:
     """``data/dossier.pdf`` (docs/exports.md, "The rendition"), rendered once the other payload files are hashed,
     so that it embeds their manifest."""

@@ -121,7 +121,9 @@ def _in_zone(moment: datetime, zone_name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         zone, zone_name = ZoneInfo("UTC"), "UTC"
     local = moment.astimezone(zone)
-    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {zone_name} (UTC{local.strftime('%z')[:3]}:{local.strftime('%z')[3:]})"
+    return (
+        f"{local.strftime('%Y-%m-%d %H:%M:%S')} {zone_name} (UTC{local.strftime('%z')[:3]}:{local.strftime('%z')[3:]})"
+    )
 
 
 def _signature(signature: n.Signature, zone_name: str) -> dict[str, Any]:

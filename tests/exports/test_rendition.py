@@ -110,17 +110,17 @@ def test_the_rendition_is_pdfa_3b_with_fonts_output_intent_and_the_embedded_mani
         assert (metadata.get("pdfaid:part"), metadata.get("pdfaid:conformance")) == ("3", "B")
         intents = document.Root.OutputIntents
         assert intents[0].S == "/GTS_PDFA1" and "/DestOutputProfile" in intents[0]
-        fonts = {
-            str(font.BaseFont): font
-            for page in document.pages
-            for font in page.Resources.Font.values()
-        }
+        fonts = {str(font.BaseFont): font for page in document.pages for font in page.Resources.Font.values()}
         assert fonts and all(
             any(key in font.DescendantFonts[0].FontDescriptor for key in ("/FontFile2", "/FontFile3"))
             for font in fonts.values()
         )
-        assert {name.split("+")[-1] for name in fonts} <= {"DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono",
-                                                           "DejaVuSansMono-Bold"}
+        assert {name.split("+")[-1] for name in fonts} <= {
+            "DejaVuSans",
+            "DejaVuSans-Bold",
+            "DejaVuSansMono",
+            "DejaVuSansMono-Bold",
+        }
         spec = document.Root.AF[0]
         assert spec.AFRelationship == "/Data" and str(spec.UF) == "manifest-sha512.txt"
         embedded = embedded_manifest(document)
@@ -177,8 +177,9 @@ def test_a_rebuild_gives_the_same_pdf_bytes_and_the_attestation_names_them(bag, 
     assert export_replay(export=packaged).identical  # the whole archive, hence the PDF, rebuilds byte-identical
 
 
-def test_the_timeline_spans_parts_compiled_apart_and_joined(make_export, allow_packaging, settings, execution,
-                                                            scientist, tmp_path, monkeypatch):
+def test_the_timeline_spans_parts_compiled_apart_and_joined(
+    make_export, allow_packaging, settings, execution, scientist, tmp_path, monkeypatch
+):
     monkeypatch.setattr(rendition, "PAGES_PER_PART", 2)
     events_append(
         execution=execution,
@@ -224,6 +225,39 @@ def test_an_embedded_manifest_that_differs_from_the_bag_is_reported(bag):
     pdf = (bag / "data" / "dossier.pdf").read_bytes()
     other = b"0" * 128 + b"  data/narrative.md\n"
     assert [code for code, _ in rendition_problems(pdf, bag_manifest=other)] == ["rendition_manifest_mismatch"]
-    assert [code for code, _ in rendition_problems(b"%PDF-1.7 garbage", bag_manifest=other)] == [
-        "rendition_unreadable"
-    ]
+    assert [code for code, _ in rendition_problems(b"%PDF-1.7 garbage", bag_manifest=other)] == ["rendition_unreadable"]
+
+
+def rendition_url(export):
+    return f"/api/experiment-console/sessions/{export.execution_id}/exports/narrative/{export.pk}/artifact/rendition"
+
+
+def test_the_pdf_alone_downloads_from_the_artifact_for_team_members_only(
+    packaged, bag, client_for, scientist, other_team, member
+):
+    response = client_for(scientist).get(rendition_url(packaged))
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.content == (bag / "data" / "dossier.pdf").read_bytes()
+    assert response["ETag"] == f'"{hashlib.sha256(response.content).hexdigest()}"'
+    assert f"dossier-{packaged.pk}-v1.pdf" in response["Content-Disposition"]
+    downloads = packaged.execution.events.filter(event_type="narrative_export.artifact.downloaded")
+    assert downloads.filter(payload__via="rendition").count() == 1
+
+    outsider = member("scientist", username="outsider", in_team=other_team)
+    response = client_for(outsider).get(rendition_url(packaged))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "export_not_found"
+
+
+def test_an_artifact_without_a_rendition_is_a_404_with_its_own_code(packaged, client_for, scientist):
+    from exports.services.packaging import bundle_build
+    from tests.stored import replace_plaintext
+
+    artifact = ExportArtifact.objects.select_related("signing_key").get(export=packaged)
+    old = io.BytesIO()
+    built = bundle_build(
+        export=packaged, out=old, signing_key=artifact.signing_key, compression=artifact.compression, format_version=3
+    )
+    replace_plaintext(artifact.storage_path, old.getvalue())
+    ExportArtifact.objects.filter(pk=artifact.pk).update(sha256=built.sha256, size=built.size, format_version=3)
+    response = client_for(scientist).get(rendition_url(packaged))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "rendition_not_found"
