@@ -261,3 +261,11 @@ def test_an_artifact_without_a_rendition_is_a_404_with_its_own_code(packaged, cl
     ExportArtifact.objects.filter(pk=artifact.pk).update(sha256=built.sha256, size=built.size, format_version=3)
     response = client_for(scientist).get(rendition_url(packaged))
     assert response.status_code == 404 and response.json()["error"]["code"] == "rendition_not_found"
+
+
+def test_the_pdf_is_refused_above_the_readers_clearance(packaged, client_for, member):
+    reader = member("scientist", username="reader")  # no clearance row: Internal
+    packaged.classification = "Confidential"
+    packaged.save(update_fields=["classification"])
+    response = client_for(reader).get(rendition_url(packaged))
+    assert response.status_code == 403 and response.json()["error"]["code"] == "clearance_insufficient"
