@@ -7,8 +7,10 @@ Run from the repository root: ``python benchmarks/bench_pdf.py [--quick]``. For 
 - engine: Typst alone compiling the same prepared parts (the same templates, data and font files), each in a
   fresh interpreter as the engine must run (it keeps its layout caches for the life of a process), with no data
   preparation and no joining;
-- events per second for both, the ratio ours/engine with PASS/MISS against 0.8, and peak RSS: of this process
-  (which holds the events and the parts) and of the largest compile process, with PASS/MISS against 1 GiB.
+- events per second for both, the ratio engine time / our time with PASS/MISS against 0.8 (ours compiling one
+  part at a time, like the engine alone), our time with two compile processes (``DOSSIER_PDF_PROCESSES``, the
+  default), and peak RSS: of this process (which holds the events and the parts) and of the largest compile
+  process, with PASS/MISS against 1 GiB.
 
 No database: the export is built in memory (unsaved models). Always exits 0: it reports, CI decides.
 """
@@ -48,6 +50,7 @@ from governance.models import Team  # noqa: E402
 
 TARGET_RATIO = 0.8
 RSS_LIMIT_MB = 1024
+ROUNDS = {1_000: 3, 10_000: 2}  # best of: the machine is shared
 # The engine alone: read the prepared request, compile, write the PDF.
 ENGINE_ALONE = """
 import json, sys, typst
@@ -81,8 +84,9 @@ def export_in_memory() -> tuple[NarrativeExport, ApprovalRecord]:
     return export, ApprovalRecord(signatures=signatures)
 
 
-def ours(events: list[n.TimelineEvent], manifest: bytes) -> tuple[float, bytes, pdf.RenditionInputs]:
+def ours(events: list[n.TimelineEvent], manifest: bytes, processes: int) -> tuple[float, bytes, pdf.RenditionInputs]:
     export, record = export_in_memory()
+    settings.DOSSIER_PDF_PROCESSES = processes
     started = time.perf_counter()
     timeline = pdf.TimelinePages()
     for event in events:
@@ -129,22 +133,24 @@ def main() -> int:
             os.symlink(font, os.path.join(font_dir, f"{index:02d}-{os.path.basename(font)}"))
         print(
             f"{'events':>8} {'ours s':>8} {'engine s':>9} {'ours ev/s':>10} {'engine ev/s':>12} {'ratio':>6} "
-            f"{'pages':>6} {'MB':>6} {'RSS self':>9} {'RSS compile':>12}"
+            f"{'2 procs s':>10} {'pages':>6} {'MB':>6} {'RSS self':>9} {'RSS compile':>12}"
         )
         for size in sizes:
             events = synthetic_events(size)
+            rounds = ROUNDS.get(size, 1)
             # Sizes grow, so the children's peak so far is this size's largest compile process.
-            took, document, inputs = ours(events, manifest)
-            engine = engine_alone(inputs, manifest, font_dir)
+            took, document, inputs = min((ours(events, manifest, 1) for _ in range(rounds)), key=lambda run: run[0])
+            engine = min(engine_alone(inputs, manifest, font_dir) for _ in range(rounds))
+            parallel = ours(events, manifest, 2)[0] if len(pdf.rendition_parts(inputs, manifest)) > 1 else took
             ratio = engine / took
             with pikepdf.open(io.BytesIO(document)) as opened:
                 pages = len(opened.pages)
-            child = peak_mb(resource.RUSAGE_CHILDREN)
+            child, own = peak_mb(resource.RUSAGE_CHILDREN), peak_mb(resource.RUSAGE_SELF)
             print(
                 f"{size:>8} {took:>8.2f} {engine:>9.2f} {size / took:>10.0f} {size / engine:>12.0f} {ratio:>6.2f} "
-                f"{pages:>6} {len(document) / 1e6:>6.1f} {peak_mb(resource.RUSAGE_SELF):>8.0f}M {child:>11.0f}M  "
+                f"{parallel:>10.2f} {pages:>6} {len(document) / 1e6:>6.1f} {own:>8.0f}M {child:>11.0f}M  "
                 f"ratio {'PASS' if ratio >= TARGET_RATIO else 'MISS'} (>= {TARGET_RATIO}), "
-                f"RSS {'PASS' if max(child, peak_mb(resource.RUSAGE_SELF)) < RSS_LIMIT_MB else 'MISS'} (< 1 GiB)",
+                f"RSS {'PASS' if max(child, own) < RSS_LIMIT_MB else 'MISS'} (< 1 GiB)",
                 flush=True,
             )
     return 0

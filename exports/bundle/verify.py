@@ -254,6 +254,13 @@ def _has_trailing_data(stream: BinaryIO) -> bool:
     return found
 
 
+def _kept_in_memory(path: str, size: int) -> bool:
+    """Tag files are parsed and the rendition is checked, so their bytes are kept (up to their limits)."""
+    if path == RENDITION_PATH:
+        return size <= RENDITION_LIMIT
+    return not path.startswith("data/") and size <= TAG_FILE_LIMIT
+
+
 def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
     try:
         audit.root = _checked_member(member, audit.root)
@@ -269,9 +276,11 @@ def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Non
     if member.isdir():
         audit.directories.add(path)
         return
-    keep = (not path.startswith("data/") and member.size <= TAG_FILE_LIMIT) or (
-        path == RENDITION_PATH and member.size <= RENDITION_LIMIT
-    )
+    audit.files[path] = _read_member(audit, tar, member, path)
+
+
+def _read_member(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> _File:
+    keep = _kept_in_memory(path, member.size)
     # sha256 only for the narrative and the rendition: the attestation names them with both digests.
     hashers = [hashlib.sha512()] + ([hashlib.sha256()] if path in (NARRATIVE_PATH, RENDITION_PATH) else [])
     kept = []
@@ -283,7 +292,7 @@ def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Non
         if path == NARRATIVE_PATH and len(audit.narrative_head) < _NARRATIVE_HEAD:
             audit.narrative_head += chunk[: _NARRATIVE_HEAD - len(audit.narrative_head)]
     sha256 = hashers[-1].hexdigest() if len(hashers) > 1 else ""
-    audit.files[path] = _File(member.size, hashers[0].hexdigest(), sha256, b"".join(kept) if keep else None)
+    return _File(member.size, hashers[0].hexdigest(), sha256, b"".join(kept) if keep else None)
 
 
 def _check_contents(audit: _Audit) -> None:

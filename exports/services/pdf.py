@@ -13,9 +13,9 @@ How it is made (Typst, ``exports/pdf/``):
   parsed as markup, so a title like ``#set text(red)`` prints literally.
 - The timeline is pre-wrapped here into lines of a monospaced font, a fixed number per page: the page count is
   known before compiling, so a long timeline is compiled in parts of ``PAGES_PER_PART`` pages, each in a fresh
-  process (``exports/pdf/engine.py``), and the parts are joined with pikepdf. Memory stays flat whatever the
-  number of events; a part whose page count differs from the plan fails the rendering rather than mis-number
-  pages.
+  process (``exports/pdf/engine.py``; ``DOSSIER_PDF_PROCESSES`` at once), and the parts are joined with pikepdf.
+  Memory stays flat whatever the number of events; a part whose page count differs from the plan fails the
+  rendering rather than mis-number pages.
 - Deterministic: fonts are the exact files of ``DOSSIER_PDF_FONT_FILES``, the document date is the export's
   creation, the document id is derived from the content, and the same export gives the same bytes.
 """
@@ -27,6 +27,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -290,7 +291,9 @@ def rendition_parts(inputs: RenditionInputs, manifest: bytes) -> list[tuple[str,
 
 
 def rendition_render(inputs: RenditionInputs, manifest: bytes) -> bytes:
-    """Compile the parts and join them into one PDF/A-3b document; ``manifest`` is embedded."""
+    """Compile the parts and join them into one PDF/A-3b document; ``manifest`` is embedded. The first part
+    (front matter and the first timeline pages) comes first, as its page count numbers the others; the other
+    parts compile ``DOSSIER_PDF_PROCESSES`` at a time."""
     parts = rendition_parts(inputs, manifest)
     template, data, _ = parts[0]
     first = _compile(template, data)
@@ -300,14 +303,19 @@ def rendition_render(inputs: RenditionInputs, manifest: bytes) -> bytes:
         document = stack.enter_context(pikepdf.open(io.BytesIO(first)))
         first_pages = len(document.pages)
         total = first_pages + sum(expected or 0 for _, _, expected in parts[1:])
-        for template, data, expected in parts[1:]:
-            data = {**data, "offset": first_pages + data.pop("start"), "total": total}
-            part = stack.enter_context(pikepdf.open(io.BytesIO(_compile(template, data))))
-            if len(part.pages) != expected:
-                raise RenditionFailed(
-                    "rendition_layout_mismatch", f"a timeline part has {len(part.pages)} pages, {expected} planned"
-                )
-            document.pages.extend(part.pages)
+        requests = [
+            (template, {**data, "offset": first_pages + data["start"], "total": total}, expected)
+            for template, data, expected in parts[1:]
+        ]
+        with ThreadPoolExecutor(max_workers=max(1, settings.DOSSIER_PDF_PROCESSES)) as pool:
+            compiled = pool.map(lambda request: _compile(request[0], request[1]), requests)
+            for (_, _, expected), content in zip(requests, compiled, strict=True):
+                part = stack.enter_context(pikepdf.open(io.BytesIO(content)))
+                if len(part.pages) != expected:
+                    raise RenditionFailed(
+                        "rendition_layout_mismatch", f"a timeline part has {len(part.pages)} pages, {expected} planned"
+                    )
+                document.pages.extend(part.pages)
         # The appended pages' structure references point into their own documents' structure trees.
         for page in document.pages[first_pages:]:
             if "/StructParents" in page.obj:
