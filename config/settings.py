@@ -351,8 +351,9 @@ DOSSIER_PDF_FONT_FILES = env_list(
     ],
 )
 DOSSIER_PDF_PART_TIMEOUT_SECONDS = env_int("DOSSIER_PDF_PART_TIMEOUT_SECONDS", 600)
-# Timeline parts compiled at once (one process each, about 200 MB) for timelines over 100 pages.
-DOSSIER_PDF_PROCESSES = env_int("DOSSIER_PDF_PROCESSES", 2)
+# Timeline parts compiled at once (one process each, up to about 250 MB) for timelines over 100 pages; more than
+# one only pays on a worker with idle cores.
+DOSSIER_PDF_PROCESSES = env_int("DOSSIER_PDF_PROCESSES", 1)
 # Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
 # Redaction applied when a narrative is rendered (docs/exports.md, "Redaction"; docs/redaction.md): strategy

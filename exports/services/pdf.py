@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,7 +68,15 @@ class RenditionFailed(Exception):
 
 
 def _wrapped(text: str, width: int) -> list[str]:
-    return [text[start : start + width] for start in range(0, len(text), width)] or [""]
+    if len(text) <= width:
+        return [text]
+    return [text[start : start + width] for start in range(0, len(text), width)]
+
+
+@lru_cache(maxsize=4096)
+def _inert_label(text: str) -> str:
+    """Event types and actor names repeat across a timeline: each distinct one is made inert once."""
+    return inert_line(text)
 
 
 def timeline_event_lines(event: n.TimelineEvent) -> list[str]:
@@ -75,12 +84,11 @@ def timeline_event_lines(event: n.TimelineEvent) -> list[str]:
     shown inert on one line and cut into lines of at most ``LINE_WIDTH`` characters."""
     head = (
         f"{int(event.sequence):>8}  {utc_iso_compact(event.occurred_at):<27} "
-        f"{inert_line(event.event_type)}, {inert_line(event.actor_name) or 'system'}"
+        f"{_inert_label(event.event_type)}, {_inert_label(event.actor_name) or 'system'}"
     )
     lines = _wrapped(head, LINE_WIDTH)
-    payload = dict(event.payload)
-    if payload:
-        shown = inert_line(inert_json(n.canonical_json(payload).decode()))
+    if event.payload:
+        shown = inert_line(inert_json(n.canonical_json(dict(event.payload)).decode()))
         lines += [_INDENT + chunk for chunk in _wrapped(shown, LINE_WIDTH - len(_INDENT))]
     return lines
 
