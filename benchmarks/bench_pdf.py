@@ -8,9 +8,9 @@ Run from the repository root: ``python benchmarks/bench_pdf.py [--quick]``. For 
   fresh interpreter as the engine must run (it keeps its layout caches for the life of a process), with no data
   preparation and no joining;
 - events per second for both, the ratio engine time / our time with PASS/MISS against 0.8 (ours compiling one
-  part at a time, like the engine alone), our time with two compile processes (``DOSSIER_PDF_PROCESSES``, the
-  default), and peak RSS: of this process (which holds the events and the parts) and of the largest compile
-  process, with PASS/MISS against 1 GiB.
+  part at a time, like the engine alone, and the default), our time with two compile processes
+  (``DOSSIER_PDF_PROCESSES=2``), and peak RSS: of this process (which holds the events and the parts) and of
+  the largest compile process, with PASS/MISS against 1 GiB.
 
 No database: the export is built in memory (unsaved models). Always exits 0: it reports, CI decides.
 """

@@ -267,11 +267,11 @@ def rendition_inputs(
 
 
 def _compile(template: str, data: dict[str, Any]) -> bytes:
-    request = json.dumps({"template": template, "fonts": list(settings.DOSSIER_PDF_FONT_FILES), "data": data})
+    fonts = list(settings.DOSSIER_PDF_FONT_FILES)
     try:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and script, no shell, no user input in argv
-            [sys.executable, str(ENGINE)],
-            input=request.encode(),
+        done = subprocess.run(  # noqa: S603 - our own interpreter and script, no shell; data only on stdin
+            [sys.executable, str(ENGINE), template, *fonts],
+            input=json.dumps(data, ensure_ascii=False).encode(),
             capture_output=True,
             timeout=settings.DOSSIER_PDF_PART_TIMEOUT_SECONDS,
             check=False,
