@@ -69,15 +69,23 @@ def _has_output_intent(document: pikepdf.Pdf) -> bool:
 
 
 def _unembedded_fonts(document: pikepdf.Pdf) -> Iterator[str]:
+    """Names of the fonts without an embedded font program, on every page and in every form XObject."""
     seen: set[tuple[int, int]] = set()
-    for page in document.pages:
-        fonts = page.Resources.get("/Font") if "/Resources" in page else None
-        for font in (fonts or {}).values() if isinstance(fonts, pikepdf.Dictionary) else ():
-            if font.objgen in seen:
-                continue
-            seen.add(font.objgen)
-            if not _font_embedded(font):
-                yield str(font.get("/BaseFont", "(unnamed)"))
+    pending = [page.obj.get("/Resources") for page in document.pages]
+    while pending:
+        resources = pending.pop()
+        if not isinstance(resources, pikepdf.Dictionary):
+            continue
+        fonts, forms = resources.get("/Font"), resources.get("/XObject")
+        for font in fonts.values() if isinstance(fonts, pikepdf.Dictionary) else ():
+            if font.objgen not in seen:
+                seen.add(font.objgen)
+                if not _font_embedded(font):
+                    yield str(font.get("/BaseFont", "(unnamed)"))
+        for form in forms.values() if isinstance(forms, pikepdf.Dictionary) else ():
+            if form.objgen not in seen and form.get("/Subtype") == pikepdf.Name("/Form"):
+                seen.add(form.objgen)
+                pending.append(form.get("/Resources"))
 
 
 def _font_embedded(font: pikepdf.Object) -> bool:

@@ -222,6 +222,15 @@ CLOSING = (
 )
 
 
+def _timeline_intro(events: int) -> str:
+    if not events:
+        return "No events recorded."
+    return (
+        f"{events} events, in sequence order, from the next page on; data/events.ndjson holds the same events as "
+        "canonical JSON lines."
+    )
+
+
 def rendition_inputs(
     *,
     export: NarrativeExport,
@@ -255,8 +264,7 @@ def rendition_inputs(
         "digests": _digests(export, events_sha256, timeline.events),
         "closing": list(CLOSING),
         "columns": COLUMNS,
-        "timeline_intro": f"{timeline.events} events, in sequence order, from the next page on; "
-        "data/events.ndjson holds the same events as canonical JSON lines.",
+        "timeline_intro": _timeline_intro(timeline.events),
         "manifest_name": EMBEDDED_MANIFEST_NAME,
         "manifest_description": "The bag's manifest-sha512.txt without this document's own line",
     }

@@ -208,13 +208,20 @@ def test_verify_export_accepts_the_bundle_and_names_each_rendition_problem(bag, 
     pdf_path = bag / "data" / "dossier.pdf"
     with pikepdf.open(pdf_path, allow_overwriting_input=True) as document:
         del document.Root["/OutputIntents"]
+        font = next(iter(document.pages[0].Resources.Font.values()))
+        del font.DescendantFonts[0].FontDescriptor["/FontFile2"]
         with document.open_metadata(set_pikepdf_as_editor=False) as metadata:
             metadata["pdfaid:part"] = "1"
         document.save(pdf_path)
     keys = {key.key_id: key.public_key_pem for key in signing_keys_list()}
     report = verify_bundle(repack(bag, tmp_path / "tampered.tar.gz"), keys)
     codes = {problem.code for problem in report.problems}
-    assert {"rendition_not_pdfa", "rendition_output_intent_missing", "digest_mismatch"} <= codes
+    assert {
+        "rendition_not_pdfa",
+        "rendition_output_intent_missing",
+        "rendition_font_not_embedded",
+        "digest_mismatch",
+    } <= codes
 
     pdf_path.unlink()
     report = verify_bundle(repack(bag, tmp_path / "missing.tar.gz"), keys)
@@ -269,3 +276,23 @@ def test_the_pdf_is_refused_above_the_readers_clearance(packaged, client_for, me
     packaged.save(update_fields=["classification"])
     response = client_for(reader).get(rendition_url(packaged))
     assert response.status_code == 403 and response.json()["error"]["code"] == "clearance_insufficient"
+
+
+def test_timeline_lines_fit_the_width_show_controls_inert_and_pages_never_overflow():
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    long_event = n.TimelineEvent(7, "step.recorded", "Ωμέγα \u202eactor", at, {"note": "x" * 900 + "\x1b[2J"})
+    lines = rendition.timeline_event_lines(long_event)
+    assert all(len(line) <= rendition.LINE_WIDTH for line in lines) and len(lines) == 10
+    assert "Ωμέγα <U+202E>actor" in lines[0] and "<U+001B>[2J" in "".join(lines) and "\x1b" not in "".join(lines)
+
+    pages = rendition.TimelinePages()
+    short = n.TimelineEvent(1, "step.recorded", "", at, {"ok": True})
+    for index in range(60):
+        pages.add(long_event if index % 7 == 0 else short)
+    room = rendition.LINES_PER_PAGE - 1
+    assert pages.events == 60 and all(len(page) <= room for page in pages.pages)
+    # An event starts a new page rather than being split across two.
+    assert all(not page[0].startswith(" " * 10) for page in pages.pages)
+    assert sum(len(page) for page in pages.pages) == 9 * 10 + 51 * 2
