@@ -27,6 +27,7 @@ from approvals.services.signing import signing_status
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
 from exports.choices import ExportStatus
+from exports.formats import RENDITION_FORMAT
 from exports.models import NarrativeExport
 from exports.selectors.executions import executions_for_user
 from exports.services.clearance import export_reader_views
@@ -122,6 +123,8 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "narrative_html": markdown_to_safe_html(narrative) if narrative is not None else None,
         "cleared": reader is None,
         "packaged": export.status == ExportStatus.PACKAGED,
+        # The artifact is packaged with the export's own format: from format 4 on it carries the PDF rendition.
+        "has_rendition": export.bundle_format_version >= RENDITION_FORMAT,
         "may_start_version": page.may_start_version,
         "trusted_time": trusted_time,
         "legal_holds": page.legal_holds,

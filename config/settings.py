@@ -438,6 +438,22 @@ DOSSIER_PACKAGING_SESSION_LEASE = env_bool("DOSSIER_PACKAGING_SESSION_LEASE", no
 # Upper bound on evidence read speed while packaging, in bytes per second (0 = unlimited): keeps a large
 # packaging run from saturating shared storage.
 DOSSIER_PACKAGING_READ_LIMIT_BPS = env_int("DOSSIER_PACKAGING_READ_LIMIT_BPS", 0)
+# The rendition data/dossier.pdf (docs/exports.md, "The rendition"): the exact font files it embeds (Latin,
+# Cyrillic, Greek; Debian's fonts-dejavu-core, installed by scripts/bootstrap.sh; never a font search), and the
+# time allowed to compile one part of it.
+DOSSIER_PDF_FONT_FILES = env_list(
+    "DOSSIER_PDF_FONT_FILES",
+    [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
+    ],
+)
+DOSSIER_PDF_PART_TIMEOUT_SECONDS = env_int("DOSSIER_PDF_PART_TIMEOUT_SECONDS", 600)
+# Timeline parts compiled at once (one process each, up to about 250 MB) for timelines over 100 pages; more than
+# one only pays on a worker with idle cores.
+DOSSIER_PDF_PROCESSES = env_int("DOSSIER_PDF_PROCESSES", 1)
 # Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.
 DOSSIER_SIGNING_KEY_SECRET = env_str("DOSSIER_SIGNING_KEY_SECRET") or SECRET_KEY
 # Redaction applied when a narrative is rendered (docs/exports.md, "Redaction"; docs/redaction.md): strategy

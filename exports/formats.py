@@ -8,21 +8,26 @@ artifact when it is packaged, so that replay rebuilds every bundle with the rule
 3. faithful records: file names keep their Unicode (NFC), made safe only where BagIt or tar require it; a
    notebook entry ships exactly the bytes its evidence descriptor hashes (no newline appended); the
    narrative's timeline and ``events.ndjson`` hold the experiment's own events, without governance and
-   packaging events (``governance.*``, ``narrative_export.*``).
+   packaging events (``governance.*``, ``narrative_export.*``);
+4. the rendition: ``data/dossier.pdf``, a PDF/A-3b copy of the narrative with a signature manifestation per
+   signature, embedding the other payload files' manifest, listed in the manifests and named by the attestation
+   (docs/exports.md, "The rendition").
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+from exports.bundle.document import RENDITION_FORMAT_VERSION
 from textpolicy import is_unsafe
 
-BUNDLE_FORMAT_VERSION = 3
-BUNDLE_FORMAT_VERSIONS = (1, 2, 3)
+BUNDLE_FORMAT_VERSION = 4
+BUNDLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 # Exports created before the format was stored on them were rendered with these rules.
 LEGACY_EXPORT_FORMAT_VERSION = 2
 
 FAITHFUL_RECORDS_FORMAT = 3
+RENDITION_FORMAT = RENDITION_FORMAT_VERSION
 
 # Events the platform writes about the dossier itself rather than about the experiment.
 GOVERNANCE_EVENT_PREFIXES = ("governance.", "narrative_export.")

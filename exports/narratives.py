@@ -564,7 +564,7 @@ def render_preview_narrative(ctx: NarrativeContext) -> str:
     return _render(ctx, preview=True)
 
 
-def _signature_sort_key(signature: Signature) -> tuple[int, int, str, str, str]:
+def signature_sort_key(signature: Signature) -> tuple[int, int, str, str, str]:
     return (
         signature.iteration,
         signature.stage_index,
@@ -601,7 +601,7 @@ def render_approval_record(signatures: Iterable[Signature], *, inert_text: bool 
     byte-identical; everything new is rendered inert.
     """
     escape = escape_inline if inert_text else escape_inline_v1
-    ordered = sorted(signatures, key=_signature_sort_key)
+    ordered = sorted(signatures, key=signature_sort_key)
     lines = [APPROVAL_RECORD_HEADING, ""]
     if not ordered:
         lines += ["No signatures recorded.", ""]

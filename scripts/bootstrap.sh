@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the project needs from nothing: uv, the locked Python environment, and the Debian tools
 # that the tests and bundles use (chromium for browser tests, zstd for tar --zstd, promtool from the prometheus
-# package for the alert rules and metrics checks). Safe to run repeatedly.
+# package for the alert rules and metrics checks, poppler-utils' pdftotext for the PDF rendition's tests), and
+# the fonts the PDF rendition embeds (fonts-dejavu-core, needed to package; docs/exports.md, "The rendition").
+# Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,19 +17,21 @@ groups=()
 [ "${1:-}" = "--dev" ] && groups=(--group dev)
 $UV sync --frozen -p 3.11 "${groups[@]}" --quiet
 
+missing=()
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf ] || missing+=(fonts-dejavu-core)
 if [ "${1:-}" = "--dev" ]; then
-  missing=()
+  command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
   [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
   command -v zstd >/dev/null 2>&1 || missing+=(zstd)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-  if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-      echo "installing Debian packages: ${missing[*]}"
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-      echo "warning: missing ${missing[*]} (install them with apt-get); tests that need them will not run" >&2
-    fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "warning: missing ${missing[*]} (install them with apt-get); packaging or tests that need them fail" >&2
   fi
 fi

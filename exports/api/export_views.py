@@ -4,6 +4,7 @@ serialize."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
@@ -32,10 +33,12 @@ from exports.selectors.narrative_exports import (
 )
 from exports.services.clearance import export_reader_views
 from exports.services.downloads import (
+    RenditionDownload,
     VerifiedDownload,
     artifact_download_open,
     artifact_link_issue,
     artifact_link_resolve,
+    artifact_rendition_open,
 )
 from exports.services.narrative_exports import EvidenceRef, export_create
 from exports.services.timestamps import artifact_timestamp_reply
@@ -48,6 +51,14 @@ PEM_CHAIN_TYPE = "application/pem-certificate-chain"
 ARTIFACT_RESPONSES: dict[int | tuple[int, str], Any] = {
     **{(200, content_type): OpenApiTypes.BINARY for content_type in BUNDLE_CONTENT_TYPES.values()},
     404: OpenApiResponse(ErrorOutput, description="No artifact (yet), or the link is unknown or expired."),
+    409: OpenApiResponse(ErrorOutput, description="`artifact_integrity_failed`: the stored bytes fail their sha256."),
+    410: OpenApiResponse(ErrorOutput, description="The artifact is past its retention window and was purged."),
+}
+RENDITION_RESPONSES: dict[int | tuple[int, str], Any] = {
+    (200, "application/pdf"): OpenApiTypes.BINARY,
+    404: OpenApiResponse(
+        ErrorOutput, description="No artifact (yet), or `rendition_not_found`: a bundle format without the PDF."
+    ),
     409: OpenApiResponse(ErrorOutput, description="`artifact_integrity_failed`: the stored bytes fail their sha256."),
     410: OpenApiResponse(ErrorOutput, description="The artifact is past its retention window and was purged."),
 }
@@ -138,6 +149,25 @@ class ExportArtifactApi(APIView):
     def get(self, request, execution_id: int, export_id: int):
         export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
         return _artifact_response(artifact_download_open(export=export, actor=request.user))
+
+
+def _rendition_response(download: RenditionDownload) -> HttpResponse:
+    response = HttpResponse(download.content, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    digest = hashlib.sha256(download.content).digest()
+    response["ETag"] = f'"{digest.hex()}"'
+    response["Repr-Digest"] = f"sha-256=:{base64.b64encode(digest).decode()}:"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class ExportRenditionApi(APIView):
+    """``data/dossier.pdf`` of the packaged artifact, alone (docs/exports.md, "The rendition")."""
+
+    @extend_schema(responses=RENDITION_RESPONSES)
+    def get(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
+        return _rendition_response(artifact_rendition_open(export=export, actor=request.user))
 
 
 class ExportArtifactLinkApi(APIView):

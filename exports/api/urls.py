@@ -41,6 +41,11 @@ urlpatterns = [
         name="export-artifact",
     ),
     path(
+        "experiment-console/sessions/<int:execution_id>/exports/narrative/<int:export_id>/artifact/rendition",
+        export_views.ExportRenditionApi.as_view(),
+        name="export-artifact-rendition",
+    ),
+    path(
         "experiment-console/sessions/<int:execution_id>/exports/narrative/<int:export_id>/artifact/link",
         export_views.ExportArtifactLinkApi.as_view(),
         name="export-artifact-link",

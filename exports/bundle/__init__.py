@@ -53,7 +53,14 @@ Problem codes reported by ``verify_bundle`` (a problem's ``path`` names the file
 ``bag_info_invalid``, ``payload_oxum_mismatch``, ``manifest_invalid``, ``digest_mismatch``,
 ``missing_payload``, ``unlisted_payload``, ``tag_file_unlisted``, ``export_document_invalid``,
 ``export_document_inconsistent``, ``unknown_signing_key``, ``signature_invalid``, ``attestation_invalid``,
-``attestation_signature_invalid``, ``attestation_key_mismatch``, ``attestation_subject_mismatch``.
+``attestation_signature_invalid``, ``attestation_key_mismatch``, ``attestation_subject_mismatch``, and for the
+rendition ``data/dossier.pdf`` (``rendition.py``): ``rendition_missing`` (a format 4 or later bag without it),
+``rendition_too_large``, ``rendition_unreadable``, ``rendition_not_pdfa``, ``rendition_output_intent_missing``,
+``rendition_font_not_embedded``, ``rendition_manifest_mismatch``.
+
+A ``DerivedPayloadFile`` (``BundleSpec.derived``) is rendered from the other payload files' manifest once they
+are hashed, then written after them; ``bag-info.txt`` and ``bagit.txt`` follow it in that case. The rendition,
+which embeds that manifest, is built this way, and is a subject of the attestation.
 
 A member name holding a control or format character (ESC, CR, a bidi override, a zero-width character …) is
 ``unsafe_member``; problem paths and messages, the bag name and the narrative's title line
@@ -64,8 +71,8 @@ Errors raised while building or extracting are ``BundleError`` with a stable ``c
 """
 
 from .archive import Compression
-from .build import BundleResult, BundleSpec, PayloadFile, build_bundle
-from .document import export_schema
+from .build import BundleResult, BundleSpec, DerivedPayloadFile, PayloadFile, build_bundle
+from .document import RENDITION_FORMAT_VERSION, RENDITION_PATH, export_schema
 from .errors import BundleError
 from .keys import (
     Signer,
@@ -82,13 +89,18 @@ from .keys import (
     public_key_pem,
 )
 from .paths import validate_payload_path
-from .verify import Problem, VerificationReport, extract_bundle, verify_bundle
+from .rendition import EMBEDDED_MANIFEST_NAME, embedded_manifest, manifest_without_rendition, rendition_problems
+from .verify import Problem, VerificationReport, extract_bundle, read_bundle_file, verify_bundle
 
 __all__ = [
+    "EMBEDDED_MANIFEST_NAME",
+    "RENDITION_FORMAT_VERSION",
+    "RENDITION_PATH",
     "BundleError",
     "BundleResult",
     "BundleSpec",
     "Compression",
+    "DerivedPayloadFile",
     "PayloadFile",
     "Problem",
     "Signer",
@@ -97,16 +109,20 @@ __all__ = [
     "dsse_pae",
     "dsse_sign",
     "dsse_verify",
+    "embedded_manifest",
     "export_schema",
     "extract_bundle",
     "generate_signer",
     "key_id_for",
     "load_public_key",
+    "manifest_without_rendition",
     "private_key_from_bytes",
     "private_key_from_pem",
     "private_key_to_bytes",
     "private_key_to_pem",
     "public_key_pem",
+    "read_bundle_file",
+    "rendition_problems",
     "validate_payload_path",
     "verify_bundle",
 ]

@@ -17,6 +17,7 @@ from .document import (
     DSSE_PAYLOAD_TYPE,
     EXPORT_JSON,
     NARRATIVE_PATH,
+    RENDITION_PATH,
     SIGNATURE_FILE,
     build_export_document,
     build_statement,
@@ -66,6 +67,18 @@ class PayloadFile:
 
 
 @dataclass(frozen=True)
+class DerivedPayloadFile:
+    """A payload file made from the digests of all the others: ``render`` receives ``manifest-sha512.txt`` as it
+    would read without this file (one ``<sha512>  data/<path>`` line per other payload file, in tree order) and
+    returns the file's bytes. It is rendered once every other payload file has been hashed, and written after
+    them, followed by ``bag-info.txt`` (whose Payload-Oxum counts it) and ``bagit.txt``. The bundle's
+    rendition, which embeds that manifest, is the one such file (docs/exports.md, "The rendition")."""
+
+    path: str
+    render: Callable[[bytes], bytes] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class BundleSpec:
     """Everything that determines the archive's bytes: the same spec gives the same archive.
 
@@ -80,6 +93,7 @@ class BundleSpec:
     export_metadata: Callable[[Mapping[str, str]], Mapping[str, Any]] = field(repr=False)
     signer: Signer = field(repr=False)
     compression: Compression = "zstd"
+    derived: DerivedPayloadFile | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class BundleResult:
     tag_manifest: Mapping[str, str]  # tag file name -> sha512 hex
     narrative_sha256: str
     tag_manifest_bytes: bytes = b""  # tagmanifest-sha512.txt as written: what a trusted timestamp covers
+    rendition_sha256: str = ""  # of data/dossier.pdf, when the bundle has one
 
 
 def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None) -> BundleResult:
@@ -104,20 +119,26 @@ def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None)
     Raises ``BundleError`` for an invalid spec or a payload file whose size differs from the declared one.
     """
     created_at, payload = _checked(spec)
-    oxum = payload_oxum([item.size for item in payload])
-    bag_info = [("Bagging-Date", created_at.date().isoformat()), ("Payload-Oxum", oxum), *spec.bag_info]
+    sizes = {f"data/{item.path}": item.size for item in payload}
     sink = HashingWriter(out)
     with compressed_writer(sink, spec.compression, threads=threads) as stream:
         tar = _BagWriter(TarWriter(stream, mtime=int(created_at.timestamp())), spec.name)
-        # Tree order puts bag-info.txt and bagit.txt before data/ and every file that depends on payload
-        # digests (export.json, manifests, signatures) after it: that is what makes a single pass possible.
-        head = {BAG_INFO_TXT: render_tag_fields(bag_info), BAGIT_TXT: render_tag_fields(BAGIT_DECLARATION)}
-        for path in sorted(head, key=tree_order):
-            tar.add_bytes(path, head[path])
-        digests = _write_payload(tar, payload)
-        sealed = _seal(spec, created_at, oxum, payload, digests, head)
-        for path in sorted(sealed.files, key=tree_order):
-            tar.add_bytes(path, sealed.files[path])
+        if spec.derived is None:
+            # Tree order puts bag-info.txt and bagit.txt before data/ and every file that depends on payload
+            # digests (export.json, manifests, signatures) after it: that is what makes a single pass possible.
+            head = _head_files(spec, created_at, payload_oxum(list(sizes.values())))
+            _add_all(tar, head)
+            digests = _write_payload(tar, payload)
+        else:
+            # A derived file depends on every other payload digest, and bag-info.txt on its size: both follow
+            # the payload. Verifiers and bagit-python accept members in any order.
+            digests = _write_payload(tar, payload)
+            sizes[f"data/{spec.derived.path}"] = _write_derived(tar, spec.derived, digests)
+            head = _head_files(spec, created_at, payload_oxum(list(sizes.values())))
+            _add_all(tar, head)
+        oxum = payload_oxum(list(sizes.values()))
+        sealed = _seal(spec, created_at, oxum, sizes, digests, head)
+        _add_all(tar, sealed.files)
         tar.close()
     return BundleResult(
         name=spec.name,
@@ -130,7 +151,29 @@ def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None)
         tag_manifest=sealed.tag_manifest,
         narrative_sha256=digests[NARRATIVE_PATH][1],
         tag_manifest_bytes=sealed.files[TAGMANIFEST_TXT],
+        rendition_sha256=digests[RENDITION_PATH][1] if RENDITION_PATH in digests else "",
     )
+
+
+def _head_files(spec: BundleSpec, created_at: datetime, oxum: str) -> dict[str, bytes]:
+    bag_info = [("Bagging-Date", created_at.date().isoformat()), ("Payload-Oxum", oxum), *spec.bag_info]
+    return {BAG_INFO_TXT: render_tag_fields(bag_info), BAGIT_TXT: render_tag_fields(BAGIT_DECLARATION)}
+
+
+def _add_all(tar: "_BagWriter", files: Mapping[str, bytes]) -> None:
+    for path in sorted(files, key=tree_order):
+        tar.add_bytes(path, files[path])
+
+
+def _write_derived(tar: "_BagWriter", derived: DerivedPayloadFile, digests: dict[str, tuple[str, str]]) -> int:
+    """Render the derived file from the other payload files' manifest, archive it, record its digests (sha512,
+    and sha256 for the attestation) in ``digests``; return its size."""
+    others = render_manifest((path, sha512) for path, (sha512, _) in digests.items())
+    data = derived.render(others)
+    bag_path = f"data/{derived.path}"
+    tar.add_bytes(bag_path, data)
+    digests[bag_path] = (hashlib.sha512(data).hexdigest(), hashlib.sha256(data).hexdigest())
+    return len(data)
 
 
 def _checked(spec: BundleSpec) -> tuple[datetime, list[PayloadFile]]:
@@ -143,7 +186,11 @@ def _checked(spec: BundleSpec) -> tuple[datetime, list[PayloadFile]]:
     reserved = COMPUTED_BAG_INFO_LABELS & {label for label, _ in spec.bag_info}
     if reserved:
         raise BundleError("invalid_bag_info", f"{sorted(reserved)} are computed by the bundle engine")
-    return created_at, _checked_payload(spec.payload)
+    derived_path = spec.derived.path if spec.derived is not None else None
+    # The derived file's path is checked like the others (valid, no collision); its bytes come later.
+    placeholder = [PayloadFile.from_bytes(derived_path, b"")] if derived_path is not None else []
+    checked = _checked_payload([*spec.payload, *placeholder])
+    return created_at, [item for item in checked if item.path != derived_path]
 
 
 def _checked_payload(payload: Sequence[PayloadFile]) -> list[PayloadFile]:
@@ -277,7 +324,7 @@ def _seal(
     spec: BundleSpec,
     created_at: datetime,
     oxum: str,
-    payload: Sequence[PayloadFile],
+    sizes: Mapping[str, int],
     digests: Mapping[str, tuple[str, str]],
     head: Mapping[str, bytes],
 ) -> _Sealed:
@@ -289,7 +336,7 @@ def _seal(
         created_at=created_at,
         oxum=oxum,
         export=spec.export_metadata(dict(manifest)),
-        files=[(f"data/{item.path}", item.size, manifest[f"data/{item.path}"]) for item in payload],
+        files=[(path, sizes[path], manifest[path]) for path in sorted(sizes, key=tree_order)],
         key_id=spec.signer.key_id,
     )
     tag_files = {**head, EXPORT_JSON: document_bytes(document), MANIFEST_TXT: render_manifest(manifest.items())}
@@ -301,7 +348,10 @@ def _seal(
         created_at=created_at,
         oxum=oxum,
         subjects=statement_subjects(
-            tag_manifest_bytes, narrative_sha512=narrative_sha512, narrative_sha256=narrative_sha256
+            tag_manifest_bytes,
+            narrative_sha512=narrative_sha512,
+            narrative_sha256=narrative_sha256,
+            rendition=digests.get(RENDITION_PATH),
         ),
     )
     envelope = dsse_sign(DSSE_PAYLOAD_TYPE, statement_bytes(statement), spec.signer)

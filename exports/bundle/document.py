@@ -18,6 +18,10 @@ from .tagfiles import TAGMANIFEST_TXT
 
 EXPORT_JSON = "export.json"
 NARRATIVE_PATH = "data/narrative.md"
+# The human-readable rendition (PDF/A-3b) of bundle format 4 on: a payload file rendered from the others' digests.
+RENDITION_PATH = "data/dossier.pdf"
+# Bags declaring this Bundle-Format-Version or a later one must carry the rendition.
+RENDITION_FORMAT_VERSION = 4
 SIGNATURE_FILE = "signatures/tagmanifest-sha512.txt.sig"
 ATTESTATION_FILE = "signatures/attestation.dsse.json"
 EXPORT_FORMAT = "dossier-export-bundle/1"
@@ -77,10 +81,18 @@ def build_export_document(
     return document
 
 
-def statement_subjects(tag_manifest: bytes, *, narrative_sha512: str, narrative_sha256: str) -> list[dict[str, Any]]:
+def statement_subjects(
+    tag_manifest: bytes,
+    *,
+    narrative_sha512: str,
+    narrative_sha256: str,
+    rendition: tuple[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """The attestation's subjects: the tag manifest (which pins every other digest) and the narrative, the
-    document people actually read, each with sha256 (what most in-toto tooling expects) and sha512."""
-    return [
+    document people actually read, each with sha256 (what most in-toto tooling expects) and sha512; plus the
+    rendition ``data/dossier.pdf`` when the bundle has one (``rendition`` = its (sha512, sha256)), so that paper
+    and bytes verify against each other."""
+    subjects = [
         {"name": NARRATIVE_PATH, "digest": {"sha256": narrative_sha256, "sha512": narrative_sha512}},
         {
             "name": TAGMANIFEST_TXT,
@@ -90,6 +102,10 @@ def statement_subjects(tag_manifest: bytes, *, narrative_sha512: str, narrative_
             },
         },
     ]
+    if rendition is not None:
+        sha512, sha256 = rendition
+        subjects.insert(0, {"name": RENDITION_PATH, "digest": {"sha256": sha256, "sha512": sha512}})
+    return subjects
 
 
 def build_statement(

@@ -28,6 +28,8 @@ from .document import (
     EXPORT_JSON,
     NARRATIVE_PATH,
     PREDICATE_TYPE,
+    RENDITION_FORMAT_VERSION,
+    RENDITION_PATH,
     SIGNATURE_FILE,
     STATEMENT_TYPE,
     document_bytes,
@@ -37,6 +39,7 @@ from .document import (
 from .errors import BundleError
 from .keys import SIGNATURE_SIZE, PublicKeyMaterial, dsse_verify, load_public_key, verify_signature
 from .paths import member_path_problem
+from .rendition import rendition_problems
 from .tagfiles import (
     BAG_INFO_TXT,
     BAGIT_DECLARATION,
@@ -53,6 +56,8 @@ REQUIRED_FILES = (*MANIFESTED_TAG_FILES, TAGMANIFEST_TXT, SIGNATURE_FILE, ATTEST
 # Tag files are read into memory; a bigger one is hashed but not parsed, so a hostile archive cannot make us
 # allocate more than this per file.
 TAG_FILE_LIMIT = 64 << 20
+# The rendition is read into memory for its PDF/A checks; a 100k-event timeline renders to about 30 MB.
+RENDITION_LIMIT = 512 << 20
 # How much of the narrative's start is kept to name it in the report, and the longest title shown.
 _NARRATIVE_HEAD = 4096
 _TITLE_LIMIT = 300
@@ -169,6 +174,27 @@ def extract_bundle(source: str | os.PathLike[str] | BinaryIO, destination: str |
     return target_root / root
 
 
+def read_bundle_file(source: str | os.PathLike[str] | BinaryIO, path: str, *, limit: int) -> bytes | None:
+    """The bytes of one file of the bag (``path`` relative to the bag directory, e.g. ``data/dossier.pdf``), read
+    from the archive as a stream; None when the bag has no such file. Digests are not checked here: read from an
+    archive whose own digest was verified. Raises ``BundleError`` (``archive_unreadable``, ``unsafe_member``,
+    ``file_too_large`` past ``limit`` bytes)."""
+    with open_source(source) as file:
+        try:
+            with open_tar_stream(file) as tar:
+                root = None
+                for member in tar:
+                    root = _checked_member(member, root)
+                    if member.isdir() or member.name.partition("/")[2] != path:
+                        continue
+                    if member.size > limit:
+                        raise BundleError("file_too_large", f"larger than {limit} bytes", path=path)
+                    return b"".join(_member_chunks(tar, member))
+        except _ARCHIVE_ERRORS as exc:
+            raise BundleError("archive_unreadable", f"{type(exc).__name__}: {exc}") from exc
+    return None
+
+
 def _extract_members(tar: tarfile.TarFile, target_root: Path) -> str | None:
     root = None
     for member in tar:
@@ -228,6 +254,13 @@ def _has_trailing_data(stream: BinaryIO) -> bool:
     return found
 
 
+def _kept_in_memory(path: str, size: int) -> bool:
+    """Tag files are parsed and the rendition is checked, so their bytes are kept (up to their limits)."""
+    if path == RENDITION_PATH:
+        return size <= RENDITION_LIMIT
+    return not path.startswith("data/") and size <= TAG_FILE_LIMIT
+
+
 def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
     try:
         audit.root = _checked_member(member, audit.root)
@@ -243,9 +276,13 @@ def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Non
     if member.isdir():
         audit.directories.add(path)
         return
-    keep = not path.startswith("data/") and member.size <= TAG_FILE_LIMIT
-    # sha256 only for the narrative: the attestation names it with both digests.
-    hashers = [hashlib.sha512()] + ([hashlib.sha256()] if path == NARRATIVE_PATH else [])
+    audit.files[path] = _read_member(audit, tar, member, path)
+
+
+def _read_member(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> _File:
+    keep = _kept_in_memory(path, member.size)
+    # sha256 only for the narrative and the rendition: the attestation names them with both digests.
+    hashers = [hashlib.sha512()] + ([hashlib.sha256()] if path in (NARRATIVE_PATH, RENDITION_PATH) else [])
     kept = []
     for chunk in _member_chunks(tar, member):
         for hasher in hashers:
@@ -255,7 +292,7 @@ def _record(audit: _Audit, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Non
         if path == NARRATIVE_PATH and len(audit.narrative_head) < _NARRATIVE_HEAD:
             audit.narrative_head += chunk[: _NARRATIVE_HEAD - len(audit.narrative_head)]
     sha256 = hashers[-1].hexdigest() if len(hashers) > 1 else ""
-    audit.files[path] = _File(member.size, hashers[0].hexdigest(), sha256, b"".join(kept) if keep else None)
+    return _File(member.size, hashers[0].hexdigest(), sha256, b"".join(kept) if keep else None)
 
 
 def _check_contents(audit: _Audit) -> None:
@@ -267,6 +304,23 @@ def _check_contents(audit: _Audit) -> None:
             audit.report_error(exc)
     document = _check_export_document(audit)
     _check_signatures(audit, document)
+    _check_rendition(audit)
+
+
+def _check_rendition(audit: _Audit) -> None:
+    """Bundles of format 4 on carry ``data/dossier.pdf``; when there is one, it must be PDF/A-3b with its fonts,
+    an OutputIntent and the bag's manifest embedded (``rendition.py``)."""
+    rendition = audit.files.get(RENDITION_PATH)
+    if rendition is None:
+        declared = (audit.bag_info or {}).get("Bundle-Format-Version", "")
+        if declared.isdigit() and int(declared) >= RENDITION_FORMAT_VERSION:
+            audit.report("rendition_missing", RENDITION_PATH, f"format {declared} bundles carry the rendition")
+        return
+    if rendition.content is None:
+        audit.report("rendition_too_large", RENDITION_PATH, f"larger than {RENDITION_LIMIT} bytes")
+        return
+    for code, message in rendition_problems(rendition.content, bag_manifest=audit.content(MANIFEST_TXT)):
+        audit.report(code, RENDITION_PATH, message)
 
 
 def _check_layout(audit: _Audit) -> None:
@@ -463,7 +517,13 @@ def _statement_problems(audit: _Audit, statement: Any) -> Iterator[str]:
     if tag_manifest is None or narrative is None:
         yield f"cannot check subjects without {TAGMANIFEST_TXT} and {NARRATIVE_PATH}"
         return
-    expected = statement_subjects(tag_manifest, narrative_sha512=narrative.sha512, narrative_sha256=narrative.sha256)
+    rendition = audit.files.get(RENDITION_PATH)
+    expected = statement_subjects(
+        tag_manifest,
+        narrative_sha512=narrative.sha512,
+        narrative_sha256=narrative.sha256,
+        rendition=(rendition.sha512, rendition.sha256) if rendition is not None else None,
+    )
     claimed = statement.get("subject")
     if claimed != expected:
         names = sorted(subject["name"] for subject in expected if subject not in (claimed or []))

@@ -9,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, Gone, NotFound, StorageUnavailableError
+from exports.bundle import RENDITION_PATH, BundleError, read_bundle_file
+from exports.bundle.verify import RENDITION_LIMIT
 from exports.crypto import DecryptionFailed
 from exports.events import EventType
 from exports.models import ExportArtifact, NarrativeExport
@@ -146,3 +148,36 @@ def artifact_link_resolve(*, token: str) -> tuple[NarrativeExport, object | None
     if user is None or not NarrativeExport.objects.visible_to(user).filter(pk=artifact.export_id).exists():
         raise NotFound("This download link is not valid.", code="download_link_invalid")
     return artifact.export, user
+
+
+@dataclass(frozen=True)
+class RenditionDownload:
+    artifact: ExportArtifact
+    content: bytes
+
+    @property
+    def filename(self) -> str:
+        return f"{self.artifact.bag_name}.pdf"
+
+
+def artifact_rendition_open(*, export: NarrativeExport, actor=None) -> RenditionDownload:
+    """The rendition ``data/dossier.pdf`` alone, read from the verified artifact (docs/exports.md, "The
+    rendition"): the same clearance, retention and integrity checks and the same download record as the
+    artifact (``via`` ``rendition``). 404 ``rendition_not_found`` for artifacts of formats before the rendition."""
+    download = artifact_download_open(export=export, actor=actor, via="rendition")
+    try:
+        content = read_bundle_file(download.handle, RENDITION_PATH, limit=RENDITION_LIMIT)
+    except BundleError as error:
+        raise Conflict(
+            f"The rendition could not be read from the artifact: {error.message}",
+            code="artifact_integrity_failed",
+            details={"export_id": export.pk},
+        ) from None
+    finally:
+        download.handle.close()
+    if content is None:
+        raise NotFound(
+            f"The artifact of export {export.pk} (bundle format {download.artifact.format_version}) has no rendition.",
+            code="rendition_not_found",
+        )
+    return RenditionDownload(artifact=download.artifact, content=content)

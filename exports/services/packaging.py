@@ -46,14 +46,23 @@ from django.utils import timezone
 
 from config.errors import Conflict
 from exports import narratives as n
-from exports.bundle import BundleError, BundleResult, BundleSpec, Compression, PayloadFile, build_bundle
+from exports.bundle import (
+    BundleError,
+    BundleResult,
+    BundleSpec,
+    Compression,
+    DerivedPayloadFile,
+    PayloadFile,
+    build_bundle,
+)
 from exports.choices import QUEUEABLE_EXPORT_STATUSES, ExportStatus, PackagingRunStatus
 from exports.crypto import CryptoError
 from exports.events import EventType
-from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS
+from exports.formats import BUNDLE_FORMAT_VERSION, BUNDLE_FORMAT_VERSIONS, RENDITION_FORMAT
 from exports.hooks import ApprovalRecord, GateResult, approval_record_provider, packaging_gates
 from exports.models import ExportArtifact, NarrativeExport, PackagingRun, SigningKey
 from exports.queue_state import BLOCKED, PACKAGED, PACKAGING, QUEUED, QueueState
+from exports.services.pdf import RenditionFailed, TimelinePages, rendition_inputs, rendition_render
 from exports.services.rendering import (
     AttachmentPlan,
     EvidenceChanged,
@@ -791,16 +800,30 @@ def _payload_for(plan: AttachmentPlan, limit_bps: int) -> PayloadFile:
     )
 
 
+@dataclass
+class _EventsFile:
+    path: str
+    sha256: str
+    timeline: TimelinePages | None
+
+
 @contextmanager
-def _events_file(export: NarrativeExport) -> Iterator[str]:
-    """``events.ndjson`` spooled to a temporary file (its size goes into the tar header before its bytes)."""
+def _events_file(export: NarrativeExport, *, with_timeline: bool = False) -> Iterator[_EventsFile]:
+    """``events.ndjson`` spooled to a temporary file (its size goes into the tar header before its bytes); with
+    ``with_timeline`` the rendition's timeline pages are collected in the same pass."""
     handle, path = tempfile.mkstemp(prefix="dossier-events-", suffix=".ndjson", dir=settings.FILE_UPLOAD_TEMP_DIR)
+    timeline = TimelinePages() if with_timeline else None
+    digest = hashlib.sha256()
     try:
         with os.fdopen(handle, "wb") as out:
             redactor = redactor_for(export.redaction_policy)
             for event in timeline_events(export=export, redactor=redactor):
-                out.write(event_record_line(event))
-        yield path
+                line = event_record_line(event)
+                out.write(line)
+                digest.update(line)
+                if timeline is not None:
+                    timeline.add(event)
+        yield _EventsFile(path=path, sha256=digest.hexdigest(), timeline=timeline)
     finally:
         os.unlink(path)
 
@@ -866,11 +889,12 @@ def bundle_build(
         raise PackagingFailure("evidence_integrity_failed", str(exc)) from exc
     approvals = (json.dumps(record.document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
     limit = settings.DOSSIER_PACKAGING_READ_LIMIT_BPS
-    with _events_file(export) as events_path:
+    with_rendition = format_version >= RENDITION_FORMAT
+    with _events_file(export, with_timeline=with_rendition) as events:
         payload = [
             PayloadFile.from_bytes("narrative.md", narrative.encode()),
             PayloadFile.from_bytes("approvals.json", approvals),
-            PayloadFile.from_path("events.ndjson", events_path),
+            PayloadFile.from_path("events.ndjson", events.path),
             *(_payload_for(plan, limit) for plan in plans),
         ]
         spec = BundleSpec(
@@ -881,11 +905,35 @@ def bundle_build(
             export_metadata=export_document_for(export),
             signer=signer_for(signing_key),
             compression=cast(Compression, compression),  # an unknown one is refused by the bundle engine
+            derived=_rendition_file(export, record, plans, events, format_version) if with_rendition else None,
         )
         try:
             return build_bundle(spec, out)
         except BundleError as exc:
             raise PackagingFailure(exc.code, str(exc)) from exc
+        except RenditionFailed as exc:
+            raise PackagingFailure(exc.code, exc.message) from exc
+
+
+def _rendition_file(
+    export: NarrativeExport,
+    record: ApprovalRecord,
+    plans: list[AttachmentPlan],
+    events: _EventsFile,
+    format_version: int,
+) -> DerivedPayloadFile:
+    """``data/dossier.pdf`` (docs/exports.md, "The rendition"), rendered once the other payload files are hashed,
+    so that it embeds their manifest."""
+    assert events.timeline is not None  # collected with the events of a format that has the rendition
+    inputs = rendition_inputs(
+        export=export,
+        record=record,
+        plans=plans,
+        timeline=events.timeline,
+        events_sha256=events.sha256,
+        format_version=format_version,
+    )
+    return DerivedPayloadFile(path="dossier.pdf", render=lambda manifest: rendition_render(inputs, manifest))
 
 
 # --- Replay ---------------------------------------------------------------------------------------------------

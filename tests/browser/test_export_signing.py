@@ -1,4 +1,5 @@
 import re
+import subprocess
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -69,6 +70,19 @@ def test_every_stage_is_signed_on_the_export_page_then_the_bundle_downloads(page
         page.get_by_test_id("download").click()
     download = download_info.value
     assert download.suggested_filename.startswith(f"dossier-{export.pk}-v1")
+
+    # The PDF rendition from the same page: every signer's printed name and meaning, as signed above.
+    with page.expect_download() as rendition_info:
+        page.get_by_test_id("download-pdf").click()
+    rendition = rendition_info.value
+    assert rendition.suggested_filename == f"dossier-{export.pk}-v1.pdf"
+    text = subprocess.run(["pdftotext", rendition.path(), "-"], capture_output=True, check=True, text=True).stdout
+    for signer, meaning in (
+        (crew.reviewer, "Reviewed"),
+        (crew.qa, "Approved for release"),
+        (crew.compliance, "Compliant"),
+    ):
+        assert (signer.get_full_name() or signer.username) in text and meaning in text
 
 
 def test_the_meaning_follows_the_decision_and_a_rejection_reads_rejected(page: Page, live_server, ladder):

@@ -58,9 +58,9 @@ def narrative_of(archive_path: str, tmp_path) -> tuple[str, str]:
 
 def test_new_bundles_are_the_current_format_and_say_so(packaged, tmp_path):
     artifact = ExportArtifact.objects.get(export=packaged)
-    assert artifact.format_version == BUNDLE_FORMAT_VERSION == 3
+    assert artifact.format_version == BUNDLE_FORMAT_VERSION == 4
     narrative, bag_info = narrative_of(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path)
-    assert bag_info.startswith("Bundle-Format-Version: 3\n") or "\nBundle-Format-Version: 3\n" in bag_info
+    assert bag_info.startswith("Bundle-Format-Version: 4\n") or "\nBundle-Format-Version: 4\n" in bag_info
     assert "QA <U+202E>approval" in narrative and "Avery<U+200B> Lindqvist" in narrative
     assert "ok <U+001B>\\[31m" in narrative and "\x1b" not in narrative
 
@@ -98,3 +98,22 @@ def test_an_unknown_format_version_is_refused(packaged):
     with pytest.raises(Conflict) as caught:
         export_replay(export=NarrativeExport.objects.get(pk=packaged.pk))
     assert caught.value.code == "bundle_format_unknown"
+
+
+def test_an_artifact_of_format_3_replays_identically_without_the_rendition(packaged, tmp_path):
+    """Format 3 bundles, packaged before the rendition, rebuild without data/dossier.pdf and byte-identical."""
+    artifact = ExportArtifact.objects.select_related("signing_key").get(export=packaged)
+    old = io.BytesIO()
+    built = bundle_build(
+        export=packaged, out=old, signing_key=artifact.signing_key, compression=artifact.compression, format_version=3
+    )
+    storage = storages["artifacts"]
+    storage.delete(artifact.storage_path)
+    storage.save(artifact.storage_path, io.BytesIO(old.getvalue()))
+    ExportArtifact.objects.filter(pk=artifact.pk).update(sha256=built.sha256, size=built.size, format_version=3)
+
+    bag = extract_bundle(plaintext_path(artifact.storage_path, tmp_path / "archive"), tmp_path / "bag")
+    assert not (bag / "data" / "dossier.pdf").exists()
+    assert "Bundle-Format-Version: 3\n" in (bag / "bag-info.txt").read_text()
+    result = export_replay(export=NarrativeExport.objects.get(pk=packaged.pk))
+    assert result.identical and result.replayed_sha256 == hashlib.sha256(old.getvalue()).hexdigest()

@@ -103,17 +103,18 @@ def test_a_bundle_keeps_unicode_file_names_and_bagit_validates_it(
     execution, scientist, faithful_selection, published_template, allow_packaging, tmp_path
 ):
     export = export_create(execution=execution, actor=scientist, evidence=faithful_selection["refs"])
-    assert export.bundle_format_version == formats.BUNDLE_FORMAT_VERSION == 3
+    assert export.bundle_format_version == formats.BUNDLE_FORMAT_VERSION == 4
     artifact = _package(export)
-    assert artifact.format_version == 3
+    assert artifact.format_version == 4
     bag = _extract(artifact, tmp_path)
 
     files = bag / "data" / "attachments" / "file"
     assert sorted(path.name for path in files.iterdir()) == sorted(
         [f"{faithful_selection['cyrillic'].pk}-{CYRILLIC}", f"{faithful_selection['accented'].pk}-{ACCENTED}"]
     )
-    assert "Bundle-Format-Version: 3\n" in (bag / "bag-info.txt").read_text()
+    assert "Bundle-Format-Version: 4\n" in (bag / "bag-info.txt").read_text()
     manifest = (bag / "manifest-sha512.txt").read_text(encoding="utf-8")
+    assert "  data/dossier.pdf\n" in manifest  # bagit --validate below checks the rendition's digest too
     assert f"data/attachments/file/{faithful_selection['cyrillic'].pk}-{CYRILLIC}\n" in manifest
 
     validation = subprocess.run(
