@@ -48,5 +48,12 @@ class EventType(models.TextChoices):
     EXPORT_RELABELLED = "narrative_export.relabelled", "Classification changed"
     EVIDENCE_RELABELLED = "execution.evidence_relabelled", "Evidence classification changed"
 
+    RETENTION_SHORTENED = "narrative_export.retention.shortened", "Retention shortened"
+    LEGAL_HOLD_RELEASED = "governance.legal_hold.released", "Legal hold released"
+
+    SIGNER_CERTIFIED = "governance.signer.certified", "Signer certified the electronic signature"
+    AUDIT_REVIEW_OPENED = "governance.audit_review.opened", "Audit-trail review opened"
+    AUDIT_REVIEW_COMPLETED = "governance.audit_review.completed", "Audit-trail review signed"
+
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
     ESCALATION_RECORDED = "governance.escalation.recorded", "Escalation outcome recorded"
