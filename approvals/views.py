@@ -141,7 +141,9 @@ def _sign_section(request, export: NarrativeExport, page: ExportPage) -> tuple[D
     if locked:
         return None, notice, notice
     continues = signing_session_continues(user=user, session_key=signing_session_key(request))
-    form = DecisionForm(initial={"expected_stage_id": page.active.pk}, stage=page.active, username_required=not continues)
+    form = DecisionForm(
+        initial={"expected_stage_id": page.active.pk}, stage=page.active, username_required=not continues
+    )
     return form, "", notice
 
 

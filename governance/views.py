@@ -2,16 +2,16 @@
 preferences."""
 
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from config.errors import DossierError, ValidationFailed
 from governance.forms import LoginForm, PasswordChangeForm, PreferencesForm
 from governance.passwords import password_expired, password_history_size
-from governance.services.passwords import password_change
 from governance.selectors.preferences import team_time_zone, user_time_zone_choice
+from governance.services.passwords import password_change
 from governance.services.preferences import user_preference_update
 
 

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from approvals.api import serializers as s
 from approvals.guardrails import dispatch_export_for_packaging
+from approvals.models import AuditReview
 from approvals.selectors import (
     HEAVY_EXPORT_FIELDS,
     export_get_for_user,
@@ -16,10 +17,6 @@ from approvals.selectors import (
     ladder_history_rows,
     ladders_for_exports,
 )
-from approvals.services.classification import evidence_relabel, export_relabel
-from approvals.services.escalations import escalation_record
-from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
-from approvals.models import AuditReview
 from approvals.services.audit_reviews import (
     audit_review_complete,
     audit_review_content,
@@ -27,15 +24,18 @@ from approvals.services.audit_reviews import (
     audit_reviews_for_user,
     review_overdue,
 )
+from approvals.services.classification import evidence_relabel, export_relabel
+from approvals.services.escalations import escalation_record
+from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
+from approvals.services.preview import execution_preview_record_for_user
 from approvals.services.signing_controls import (
     CURRENT_STATEMENT,
     signer_certification,
     signer_certify,
     signing_session_key,
 )
-from config.client_address import client_address
-from approvals.services.preview import execution_preview_record_for_user
 from config.api import SelectorListApi, validated
+from config.client_address import client_address
 from config.errors import Conflict
 from config.schema import ErrorOutput
 from exports.models import NarrativeExport

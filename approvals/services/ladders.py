@@ -265,9 +265,7 @@ def stage_decide(
     if signed_stage is not None:
         # Refused before the password check (which would count); checked again under the lock.
         signature_meaning(stage=signed_stage, decision=decision, meaning=meaning)
-    signature_authenticate(
-        user=actor, password=password, username=username, session_key=signing_session, export=export
-    )
+    signature_authenticate(user=actor, password=password, username=username, session_key=signing_session, export=export)
     try:
         with transaction.atomic(), lifecycle_batch():
             outcome = _stage_decide_locked(

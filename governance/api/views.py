@@ -30,6 +30,7 @@ from governance.services.baselines import (
     baseline_submit,
 )
 from governance.services.clearance import clearance_get, clearance_policy_get, clearance_policy_set, clearance_set
+from governance.services.passwords import password_change
 from governance.services.templates import (
     assignment_delete,
     template_archive,
@@ -37,7 +38,6 @@ from governance.services.templates import (
     template_create,
     template_publish,
 )
-from governance.services.passwords import password_change
 from governance.services.tokens import token_issue, token_revoke
 
 TEMPLATE_CONFLICT = OpenApiResponse(

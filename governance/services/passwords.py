@@ -10,7 +10,7 @@ from config.errors import ValidationFailed
 from governance.services.audit import audit_record
 from governance.services.login_guard import password_authenticate
 
-PASSWORD_CHANGED_AUDIT_ACTION = "governance.password_changed"
+PASSWORD_CHANGED_AUDIT_ACTION = "governance.password_changed"  # noqa: S105  # an audit action, not a secret
 
 
 def password_change(*, request, user, old_password: str, new_password: str, via: str = "api") -> None:

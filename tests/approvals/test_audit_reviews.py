@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from approvals.choices import AuditReviewStatus
-from approvals.models import AuditReview, ApprovalStage
+from approvals.models import ApprovalStage, AuditReview
 from approvals.services.audit_reviews import audit_reviews_schedule, month_period
 from approvals.services.ladders import stage_delegate
 from config.errors import ValidationFailed

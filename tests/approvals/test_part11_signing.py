@@ -66,7 +66,9 @@ def test_a_first_time_signer_must_certify_with_their_password_before_signing(tea
     extra = client.post(CERTIFY, {"password": PASSWORD, "statement_version": "2026-1", "x": 1}, format="json")
     assert extra.status_code == 400 and extra.json()["error"]["code"] == "unknown_fields"
 
-    created = client.post(CERTIFY, {"password": PASSWORD, "statement_version": CURRENT_STATEMENT.version}, format="json")
+    created = client.post(
+        CERTIFY, {"password": PASSWORD, "statement_version": CURRENT_STATEMENT.version}, format="json"
+    )
     assert created.status_code == 201, created.json()
     assert created.json()["certified"] is True and created.json()["statement_digest"] == CURRENT_STATEMENT.digest
     row = SignatureCertification.objects.get(user=newcomer)
