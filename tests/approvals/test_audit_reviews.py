@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from approvals.choices import AuditReviewStatus
@@ -144,3 +146,9 @@ def test_overdue_reviews_are_listed_as_overdue(client_for, team, acted):
     AuditReview.objects.filter(team=team).update(due_at=timezone.now() - timedelta(hours=1))
     rows = client_for(acted.admin).get(URL, {"overdue": "true"}).json()["results"]
     assert len(rows) == 1 and rows[0]["overdue"] is True
+    page = Client()
+    page.force_login(acted.operator)
+    html = page.get(reverse("analytics:dashboard")).content.decode()
+    assert "Overdue audit-trail reviews" in html and f"/audit-reviews/{rows[0]['id']}/" in html
+    page.force_login(member_of(TeamFactory(slug="delta"), "operator", username="delta-ops"))
+    assert "Overdue audit-trail reviews" not in page.get(reverse("analytics:dashboard")).content.decode()
