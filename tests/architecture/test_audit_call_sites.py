@@ -20,7 +20,11 @@ KNOWN_CALL_SITES = {
     ("approvals/services/signing.py", "signer_attempt_record", "audit_record"): 1,  # counts
     ("approvals/services/signing_controls.py", "signer_certify", "audit_record"): 1,  # version, digest
     ("approvals/services/audit_reviews.py", "_review_open", "audit_record"): 1,  # period, reviewer id
-    ("approvals/services/audit_reviews.py", "audit_review_complete", "audit_record"): 1,  # meaning, comment -> AuditReview
+    (
+        "approvals/services/audit_reviews.py",
+        "audit_review_complete",
+        "audit_record",
+    ): 1,  # meaning, comment -> AuditReview
     ("exports/services/encryption.py", "keyring_rotate", "audit_record"): 1,  # key ids, provider
     ("exports/services/encryption.py", "_each_stored_object", "audit_record"): 1,  # key id, counts
     ("exports/services/evidence.py", "_audit_evidence", "audit_record"): 1,  # title -> Evidence
