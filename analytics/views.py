@@ -24,8 +24,8 @@ from analytics.forms import EscalationOutcomeForm
 from analytics.governance import AnalyticsScope, analytics_scope
 from analytics.metrics import metrics_auth_failure, metrics_response
 from analytics.selectors import overdue_stage_queue, role_choices
-from approvals.services.audit_reviews import overdue_audit_reviews
 from approvals.selectors import governance_export_get_for_user
+from approvals.services.audit_reviews import overdue_audit_reviews
 from approvals.services.escalations import ESCALATION_ROLES, escalation_record
 from config.errors import DossierError, NotFound, ValidationFailed
 from exports.choices import ExportStatus

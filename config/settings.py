@@ -270,6 +270,7 @@ SPECTACULAR_SETTINGS = {
         "TemplateStatusEnum": "governance.choices.TemplateStatus",
         "BaselineStatusEnum": "governance.choices.BaselineStatus",
         "ClassificationEnum": "governance.choices.Classification",
+        "AuditReviewStatusEnum": "approvals.choices.AuditReviewStatus",
     },
 }
 

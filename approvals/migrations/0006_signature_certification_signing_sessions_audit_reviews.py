@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('approvals', '0005_stage_escalations'),
-        ('governance', '0016_member_clearance_and_team_policy'),
+        ('governance', '0004_template_assignments'),  # Team only: governance may migrate back past later ones
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
