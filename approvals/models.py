@@ -5,6 +5,8 @@ Nothing here is overwritten in place that an auditor would need later: each deci
 On PostgreSQL triggers refuse deleting signatures and changing or deleting history rows.
 """
 
+from datetime import UTC
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -305,3 +307,8 @@ class AuditReview(models.Model):
 
     def __str__(self) -> str:
         return f"audit review {self.pk} of team {self.team_id} from {self.period_start:%Y-%m-%d}"
+
+    @property
+    def period_label(self) -> str:
+        """The reviewed month as a UTC calendar month, whatever zone the page is shown in."""
+        return f"{self.period_start.astimezone(UTC):%Y-%m}"

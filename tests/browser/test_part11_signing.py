@@ -102,7 +102,7 @@ def test_an_independent_reviewer_signs_the_audit_trail_review_on_its_page(page: 
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, live_server.url, "adm")
     page.get_by_role("link", name="Audit reviews").click()
-    page.get_by_role("link", name=f"{start:%Y-%m}").click()
+    page.get_by_role("link", name=f"{start:%Y-%m}", exact=True).click()
     form = page.get_by_test_id("review-form")
     form.get_by_label("Comment").fill("Clearance change confirmed with the lab head.")
     form.get_by_label("Username").fill("adm")
