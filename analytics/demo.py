@@ -22,6 +22,7 @@ from django.utils import timezone
 from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide, stage_delegate
 from approvals.services.monitor import sla_monitor_run
+from approvals.services.signing_controls import CURRENT_STATEMENT, signer_certification, signer_certify
 from exports.choices import PackagingRunStatus
 from exports.events import EventType
 from exports.models import Execution, NarrativeExport, PackagingRun
@@ -80,6 +81,8 @@ def _user(username: str, first: str, last: str, roles: list[str], team) -> objec
     if created:
         user.set_password(settings.DEMO_PASSWORD)
         user.save()
+    if signer_certification(user=user) is None:  # demo signers have certified their signature (docs/part11.md)
+        signer_certify(user=user, password=settings.DEMO_PASSWORD, statement_version=CURRENT_STATEMENT.version)
     for role in roles:
         membership_grant(user=user, team=team, role_key=role)
     return user
@@ -151,6 +154,7 @@ def _decide(export: NarrativeExport, crew, at: datetime, *, reject: bool = False
         stage_decide(
             export_id=export.pk,
             actor=crew[stage.required_role],
+            username=crew[stage.required_role].username,
             decision="reject" if reject else "approve",
             password=settings.DEMO_PASSWORD,
             meaning=stage.reject_meaning if reject else stage.meaning,

@@ -25,6 +25,7 @@ from analytics.governance import AnalyticsScope, analytics_scope
 from analytics.metrics import metrics_auth_failure, metrics_response
 from analytics.selectors import overdue_stage_queue, role_choices
 from approvals.selectors import governance_export_get_for_user
+from approvals.services.audit_reviews import overdue_audit_reviews
 from approvals.services.escalations import ESCALATION_ROLES, escalation_record
 from config.errors import DossierError, NotFound, ValidationFailed
 from exports.choices import ExportStatus
@@ -34,6 +35,7 @@ from exports.tasks import export_governance_events
 from governance.models import Membership, Team
 
 WINDOW_CHOICES = (7, 14, 30)
+OVERDUE_REVIEWS_SHOWN = 10
 logger = logging.getLogger(__name__)
 
 
@@ -159,6 +161,8 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "alert_minutes": settings.ANALYTICS_MEAN_OPEN_ALERT_MINUTES,
         "refresh_seconds": settings.ANALYTICS_DASHBOARD_REFRESH_SECONDS,
         "panels_query": _query(filters, sort=queue.sort, page=queue.page.number),
+        # Annex 11 section 9 (docs/part11.md): audit-trail reviews past their due date, in the viewer's teams.
+        "overdue_reviews": list(overdue_audit_reviews(user=request.user, now=now)[:OVERDUE_REVIEWS_SHOWN]),
     }
 
 

@@ -75,3 +75,14 @@ RESET_ROLES = frozenset({RoleKey.ADMIN, RoleKey.COMPLIANCE, RoleKey.PI})
 RESETTABLE_EXPORT_STATUSES = frozenset(
     {ExportStatus.AWAITING_APPROVAL, ExportStatus.APPROVED, ExportStatus.QUEUED, ExportStatus.FAILED}
 )
+
+
+class AuditReviewStatus(models.TextChoices):
+    """An audit-trail review of one team and period (docs/part11.md, "Audit-trail review")."""
+
+    OPEN = "open", "Open"
+    COMPLETED = "completed", "Completed"
+
+
+# Team members who may review a team's audit trail (and be assigned its periodic review).
+AUDIT_REVIEWER_ROLES = frozenset({RoleKey.COMPLIANCE, RoleKey.ADMIN})

@@ -12,11 +12,12 @@ from django.utils import timezone
 from approvals.models import ApprovalLadder, ApprovalStage
 from approvals.services.ladders import stage_decide
 from approvals.services.monitor import sla_monitor_run
+from approvals.services.signing_controls import CURRENT_STATEMENT, signer_certification, signer_certify
 from exports.choices import ExportStatus
 from exports.demo import EXECUTIONS
 from exports.models import Execution, NarrativeExport
 from exports.services.narrative_exports import EvidenceRef, export_create
-from governance.demo import demo_team, demo_user
+from governance.demo import DEMO_USERS, demo_team, demo_user
 from governance.ladder import stage_escalate_at
 
 SIGNERS = ("demo-reviewer", "demo-approver", "demo-compliance")
@@ -43,6 +44,7 @@ def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", c
     stage_decide(
         export_id=ladder.export_id,
         actor=demo_user(username),
+        username=username,
         decision=decision,
         password=settings.DEMO_PASSWORD,
         meaning=stage.meaning if decision == "approve" else stage.reject_meaning,
@@ -51,8 +53,17 @@ def _sign(ladder: ApprovalLadder, username: str, *, decision: str = "approve", c
     )
 
 
+def _certify_demo_users() -> None:
+    """Every demo user certifies their electronic signature (docs/part11.md), as a signer must before signing."""
+    for username in DEMO_USERS:
+        user = demo_user(username)
+        if signer_certification(user=user) is None:
+            signer_certify(user=user, password=settings.DEMO_PASSWORD, statement_version=CURRENT_STATEMENT.version)
+
+
 def seed(stdout) -> None:
     team = demo_team()
+    _certify_demo_users()
     executions = [Execution.objects.get(team=team, title=title) for title, _ in EXECUTIONS]
     done: list[str | Callable[[], str]] = []  # an outcome known only once the seed commits is a callable
     # Execution 0 keeps its first export awaiting the scientific review.

@@ -14,6 +14,13 @@ class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect, initial=Decision.APPROVE)
     meaning = forms.CharField(max_length=200, required=False, help_text="What your signature means.")
     comment = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    # Shown for the first signature of a session (docs/part11.md); the service decides whether it is needed.
+    username = forms.CharField(
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
+        help_text="Your username: the first signature of a session gives both components.",
+    )
     password = forms.CharField(
         max_length=4096,
         strip=False,
@@ -21,8 +28,10 @@ class DecisionForm(forms.Form):
         help_text="Re-enter your password to sign.",
     )
 
-    def __init__(self, *args, stage=None, **kwargs):
+    def __init__(self, *args, stage=None, username_required: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        if not username_required:
+            del self.fields["username"]
         if stage is not None:
             field = self.fields["meaning"]
             field.widget.attrs.update(
@@ -55,3 +64,35 @@ class DelegateForm(forms.Form):
 
 class ResetForm(forms.Form):
     reason = forms.CharField(max_length=2000)
+
+
+class CertificationForm(forms.Form):
+    statement_version = forms.CharField(widget=forms.HiddenInput, max_length=40)
+    password = forms.CharField(
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Your password: certifying is itself a signature.",
+    )
+
+
+class ReviewCompleteForm(forms.Form):
+    meaning = forms.CharField(max_length=200, required=False, help_text="Left blank: “Audit trail reviewed”.")
+    comment = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    username = forms.CharField(
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
+        help_text="Your username: the first signature of a session gives both components.",
+    )
+    password = forms.CharField(
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Re-enter your password to sign.",
+    )
+
+    def __init__(self, *args, username_required: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not username_required:
+            del self.fields["username"]

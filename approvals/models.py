@@ -5,12 +5,15 @@ Nothing here is overwritten in place that an auditor would need later: each deci
 On PostgreSQL triggers refuse deleting signatures and changing or deleting history rows.
 """
 
+from datetime import UTC
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from approvals.choices import (
     DECISION_OUTCOMES,
+    AuditReviewStatus,
     Decision,
     EscalationOutcome,
     HistoryAction,
@@ -18,7 +21,7 @@ from approvals.choices import (
     StageStatus,
 )
 from exports.models import NarrativeExport
-from governance.models import WorkflowTemplateSnapshot
+from governance.models import Team, WorkflowTemplateSnapshot
 from governance.querysets import TeamScopedQuerySet
 
 
@@ -242,3 +245,70 @@ class StageEscalation(models.Model):
 
     def __str__(self) -> str:
         return f"escalation of stage {self.stage_id}: {self.outcome}"
+
+
+class SignatureCertification(models.Model):
+    """A signer's certification that their electronic signature is the legally binding equivalent of their
+    handwritten one (21 CFR 11.100(c)), given with their password before their first signature. Appended only:
+    certifying again (a new statement version) adds a row."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    statement_version = models.CharField(max_length=40)
+    statement_digest = models.CharField(max_length=64, help_text="sha256 of the statement text certified.")
+    certified_at = models.DateTimeField()
+    client_address = models.CharField(max_length=45, blank=True)
+
+    class Meta:
+        ordering = ["-certified_at", "-id"]
+        indexes = [models.Index(fields=["user", "-certified_at"], name="signature_certification_user")]
+
+
+class SigningSession(models.Model):
+    """When a signer last signed in one session (an API token or a browser session), keyed by a digest of the
+    token's or session's identity: the first signature of a continuous session needs both signature components
+    (21 CFR 11.200(a)(1)), later ones the password (docs/part11.md)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_signed_at = models.DateTimeField()
+
+
+class AuditReview(models.Model):
+    """The periodic review of one team's audit trail over one period (EU GMP Annex 11 section 9), assigned to a
+    member who acted in none of the period's events and completed with an electronic signature."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(help_text="Exclusive.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=AuditReviewStatus.choices, default=AuditReviewStatus.OPEN)
+    opened_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    printed_name = models.CharField(max_length=300, blank=True)
+    meaning = models.CharField(max_length=200, blank=True)
+    comment = models.TextField(blank=True)
+    events_total = models.PositiveIntegerField(default=0)
+    exceptions_total = models.PositiveIntegerField(default=0)
+    events_digest = models.CharField(max_length=64, blank=True, help_text="sha256 over the reviewed rows' hashes.")
+
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period_start", "team_id"]
+        constraints = [models.UniqueConstraint(fields=["team", "period_start"], name="audit_review_team_period")]
+        indexes = [models.Index(fields=["status", "due_at"], name="audit_review_open_due")]
+
+    def __str__(self) -> str:
+        return f"audit review {self.pk} of team {self.team_id} from {self.period_start:%Y-%m-%d}"
+
+    @property
+    def period_label(self) -> str:
+        """The reviewed month as a UTC calendar month, whatever zone the page is shown in."""
+        return f"{self.period_start.astimezone(UTC):%Y-%m}"

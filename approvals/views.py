@@ -24,6 +24,7 @@ from approvals.selectors import (
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.preview import execution_preview_record_for_user
 from approvals.services.signing import signing_status
+from approvals.services.signing_controls import signer_certification, signing_session_continues, signing_session_key
 from config.errors import DossierError, NotFound, ValidationFailed
 from config.humanize import until_in_words
 from exports.choices import ExportStatus
@@ -105,7 +106,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
     reader = export_reader_views(exports=[export], user=request.user, action="detail").get(export.pk)
     narrative = export.narrative_markdown if reader is None else reader.narrative(export)
     page = export_page_for_user(user=request.user, export=export)
-    sign_form, sign_refusal, sign_notice = _sign_section(request.user, export, page)
+    sign_form, sign_refusal, sign_notice = _sign_section(request, export, page)
     trusted_time = export_trusted_time(export, [signature.pk for signature in page.signatures])
     for signature in page.signatures:
         setattr(signature, "trusted_timestamp", trusted_time.signatures.get(signature.pk))  # noqa: B010
@@ -119,6 +120,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "sign_form": sign_form,
         "sign_refusal": sign_refusal,
         "sign_notice": sign_notice,
+        "certify_first": sign_form is None and sign_refusal == NOT_CERTIFIED,
         "guardrail": verify_export_packaging_guardrails(export),
         "narrative_html": markdown_to_safe_html(narrative) if narrative is not None else None,
         "cleared": reader is None,
@@ -131,16 +133,27 @@ def _page_context(request, export: NarrativeExport) -> dict:
     }
 
 
-def _sign_section(user, export: NarrativeExport, page: ExportPage) -> tuple[DecisionForm | None, str, str]:
-    """(the sign form, why the user may not sign, what the form says about their lockout standing)."""
+NOT_CERTIFIED = "Certify your electronic signature before your first signature."
+
+
+def _sign_section(request, export: NarrativeExport, page: ExportPage) -> tuple[DecisionForm | None, str, str]:
+    """(the sign form, why the user may not sign, what the form says about their lockout standing). The form asks
+    for the username too when this is the first signature of the session (docs/part11.md)."""
+    user = request.user
     if page.sign_refusal is None or page.active is None:  # a refusal, even "", is about the active stage
         return None, "", ""
     if page.sign_refusal:
         return None, page.sign_refusal, ""
+    if signer_certification(user=user) is None:
+        return None, NOT_CERTIFIED, ""
     notice, locked = signing_notice(user=user)
     if locked:
         return None, notice, notice
-    return DecisionForm(initial={"expected_stage_id": page.active.pk}, stage=page.active), "", notice
+    continues = signing_session_continues(user=user, session_key=signing_session_key(request))
+    form = DecisionForm(
+        initial={"expected_stage_id": page.active.pk}, stage=page.active, username_required=not continues
+    )
+    return form, "", notice
 
 
 def _stage_row(export: NarrativeExport, page: ExportPage, stage) -> dict:
@@ -183,7 +196,9 @@ def export_sign(request, export_id: int):
     verb = DECISION_OUTCOMES[data["decision"]]
     _run(
         request,
-        lambda: stage_decide(export_id=export.pk, actor=request.user, **data),
+        lambda: stage_decide(
+            export_id=export.pk, actor=request.user, signing_session=signing_session_key(request), **data
+        ),
         f"Signed: stage {verb}.",
     )
     return redirect("approvals:export-detail", export_id=export.pk)

@@ -35,6 +35,7 @@ CHOICES = (
     "approvals.choices.LadderStatus",
     "approvals.choices.HistoryAction",
     "approvals.choices.QueueStatus",
+    "approvals.choices.AuditReviewStatus",
     "approvals.choices.EscalationOutcome",
     "exports.events.EventType",
     "exports.choices.PackagingRunStatus",

@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "governance.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "governance.middleware.PasswordExpiryMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.PathIdRangeMiddleware",
     "config.middleware.DatabaseReconnectMiddleware",
@@ -135,6 +136,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "governance.passwords.PasswordHistoryValidator"},
 ]
 # Argon2id at OWASP's m=19 MiB, t=2, p=1 (config/hashers.py); PBKDF2 hashes still verify and are rewritten as
 # Argon2id at the user's next successful sign-in or signature (docs/authentication.md, "Password hashing").
@@ -151,6 +153,10 @@ DOSSIER_PASSWORD_CHECK_SLOTS = env_int("DOSSIER_PASSWORD_CHECK_SLOTS", 0)  # 0: 
 DOSSIER_PASSWORD_CHECK_WAIT_SECONDS = float(env_str("DOSSIER_PASSWORD_CHECK_WAIT_SECONDS", "10"))
 # `Server-Timing: password;dur=<ms>` on responses that checked a password (load tests; off in production).
 DOSSIER_SERVER_TIMING = env_bool("DOSSIER_SERVER_TIMING", False)
+# 21 CFR 11.300 (docs/authentication.md, "Password aging and reuse"): a password older than this many days must be
+# changed before anything else (0: passwords do not age); a new password may not be one of the last N.
+DOSSIER_PASSWORD_MAX_AGE_DAYS = env_int("DOSSIER_PASSWORD_MAX_AGE_DAYS", 0)
+DOSSIER_PASSWORD_HISTORY = env_int("DOSSIER_PASSWORD_HISTORY", 5)
 # API tokens (django-rest-knox): stored as SHA-512 digests, expire after DOSSIER_TOKEN_TTL_HOURS, revoked by
 # POST /api/auth/logout, a password change or the loss of the last membership (docs/authentication.md).
 DOSSIER_TOKEN_TTL_HOURS = env_int("DOSSIER_TOKEN_TTL_HOURS", 24)
@@ -275,7 +281,11 @@ REST_FRAMEWORK = {
         "governance.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # An expired password is 403 password_expired everywhere but the password change and logout endpoints.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "governance.permissions.PasswordCurrent",
+    ],
     # NUL and lone surrogates are refused with 400 invalid_text (docs/text-policy.md). Bodies are JSON, as the
     # schema says; only the upload endpoint takes multipart (415 for anything else, docs/api-schema.md).
     "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
@@ -300,6 +310,7 @@ SPECTACULAR_SETTINGS = {
         "TemplateStatusEnum": "governance.choices.TemplateStatus",
         "BaselineStatusEnum": "governance.choices.BaselineStatus",
         "ClassificationEnum": "governance.choices.Classification",
+        "AuditReviewStatusEnum": "approvals.choices.AuditReviewStatus",
     },
 }
 
@@ -345,6 +356,8 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "approval-ladder-expiry": {"task": "approvals.expire_open_ladders", "every": timedelta(minutes=15)},
     "artifact-fixity": {"task": "exports.verify_artifacts", "every": timedelta(days=1)},
     "storage-lifecycle": {"task": "exports.storage_lifecycle", "every": timedelta(days=1)},
+    # Opens each team's audit-trail review for the month just ended: runs daily, opens a month's reviews once.
+    "audit-trail-reviews": {"task": "approvals.schedule_audit_reviews", "every": timedelta(days=1)},
 }
 # Fixity checks and storage tiers (docs/storage-tiers-and-fixity.md). DOSSIER_FIXITY_SAMPLE: how many objects the
 # daily check re-hashes, checked longest ago first (unset: all). DOSSIER_STORAGE_TIERS: the age in days at which an
@@ -482,6 +495,11 @@ DOSSIER_PASSWORD_CHECK_NICENESS = env_int("DOSSIER_PASSWORD_CHECK_NICENESS", 10)
 DOSSIER_PASSWORD_CHECK_IDLE_POLICY = env_bool("DOSSIER_PASSWORD_CHECK_IDLE_POLICY", True)
 APPROVALS_SIGNATURE_MAX_FAILURES = env_int("APPROVALS_SIGNATURE_MAX_FAILURES", 5)
 APPROVALS_SIGNATURE_WINDOW_MINUTES = env_int("APPROVALS_SIGNATURE_WINDOW_MINUTES", 15)
+# 21 CFR 11.200(a)(1) (docs/part11.md): the first signature of a session (API token or browser session) needs the
+# username as well as the password, and so does the first after this many minutes without a signature.
+DOSSIER_SIGNING_SESSION_MINUTES = env_int("DOSSIER_SIGNING_SESSION_MINUTES", 30)
+# Annex 11 section 9 (docs/part11.md): a period's audit-trail review is due this many days after the period ends.
+DOSSIER_AUDIT_REVIEW_DUE_DAYS = env_int("DOSSIER_AUDIT_REVIEW_DUE_DAYS", 14)
 # Used when a template snapshot gives no SLA, and for exports created without any snapshot.
 APPROVALS_DEFAULT_SLA_HOURS = env_int("APPROVALS_DEFAULT_SLA_HOURS", 48)
 APPROVALS_ESCALATE_AFTER_HOURS = env_int("APPROVALS_ESCALATE_AFTER_HOURS", 24)

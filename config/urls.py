@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
 from governance.forms import AdminLoginForm
-from governance.views import LoginView, preferences
+from governance.views import LoginView, password_change_page, preferences
 
 admin.site.login_form = AdminLoginForm  # the admin's password door shares the guessing limit
 admin.site.site_header = "Dossier administration"
@@ -35,6 +35,9 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/preferences/", preferences, name="preferences"),
+    path("accounts/password/", password_change_page, name="password-change"),
+    path("account/", include("approvals.account_urls")),
+    path("audit-reviews/", include("approvals.review_urls")),
     path("admin/", admin.site.urls),
     path("exports/", include("approvals.urls")),
     path("executions/", include("approvals.execution_urls")),

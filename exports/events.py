@@ -60,6 +60,10 @@ class EventType(models.TextChoices):
     RETENTION_PURGED = "narrative_export.retention.purged", "Bundle purged by retention"
     EVIDENCE_PURGED = "execution.evidence_purged", "Evidence file purged by retention"
 
+    SIGNER_CERTIFIED = "governance.signer.certified", "Signer certified the electronic signature"
+    AUDIT_REVIEW_OPENED = "governance.audit_review.opened", "Audit-trail review opened"
+    AUDIT_REVIEW_COMPLETED = "governance.audit_review.completed", "Audit-trail review signed"
+
     PREVIEW_SUMMARY = "governance.preview.summary", "Export previewed"
     TEAM_DATA_EXPORT_REQUESTED = "governance.team_data.export_requested", "Team data export requested"
     TEAM_DATA_EXPORTED = "governance.team_data.exported", "Team data exported"

@@ -77,3 +77,18 @@ class PreferencesForm(forms.Form):
         super().__init__(*args, **kwargs)
         time_zone = cast(forms.ChoiceField, self.fields["time_zone"])
         time_zone.choices = [("", f"My team's time zone ({team_zone})")] + [(zone, zone) for zone in sorted(TIME_ZONES)]
+
+
+class PasswordChangeForm(forms.Form):
+    old_password = forms.CharField(
+        label="Current password",
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    new_password = forms.CharField(
+        label="New password",
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )

@@ -91,6 +91,27 @@ class UserPreference(models.Model):
         return f"{self.user} · {self.time_zone or 'team time zone'}"
 
 
+class PasswordState(models.Model):
+    """When the user's password was last set (21 CFR 11.300(b), docs/authentication.md "Password aging")."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="password_state"
+    )
+    password_changed_at = models.DateTimeField()
+
+
+class PasswordHistoryEntry(models.Model):
+    """A hash the user's password had, kept to refuse its reuse (``DOSSIER_PASSWORD_HISTORY`` most recent)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    password = models.CharField(max_length=256)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="password_history_user")]
+
+
 class Clearance(models.Model):
     """One clearance per (user, team): the highest classification the user may read in that team. No row means
     ``DEFAULT_CLEARANCE`` (Internal). Written by ``clearance_set`` only (docs/clearance.md)."""

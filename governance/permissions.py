@@ -3,9 +3,12 @@ docs/templates-and-baselines.md)."""
 
 from __future__ import annotations
 
+from rest_framework.permissions import BasePermission
+
 from config.errors import PermissionDenied
 from governance.choices import RoleKey
 from governance.models import Membership
+from governance.passwords import password_expired
 from governance.selectors.teams import user_has_role
 
 # A template belongs to a team (curated by holders of these roles in that team) or to the platform (curated by
@@ -69,3 +72,21 @@ def require_template_curator(*, actor, team_id: int | None, action: str = "chang
         code="permission_denied",
         details={"required_roles": sorted(TEMPLATE_CURATORS)},
     )
+
+
+class PasswordExpired(PermissionDenied):
+    code = "password_expired"
+    default_message = (
+        "Your password is older than the permitted age: change it (POST /api/auth/password or /accounts/password/) "
+        "before anything else."
+    )
+
+
+class PasswordCurrent(BasePermission):
+    """API requests of a user whose password has aged out are refused with 403 ``password_expired``
+    (docs/authentication.md); the password change and logout endpoints name ``IsAuthenticated`` alone."""
+
+    def has_permission(self, request, view) -> bool:
+        if password_expired(user=request.user):
+            raise PasswordExpired()
+        return True

@@ -1,5 +1,5 @@
-"""Token revocation on a password change and on the loss of the last membership (docs/authentication.md), and
-the viewer time zones a team or membership change makes stale (docs/pages.md).
+"""The password's age and token revocation on a password change, token revocation on the loss of the last
+membership (docs/authentication.md), and the viewer time zones a team or membership change makes stale (docs/pages.md).
 
 Hooked to model signals so that every path is covered: ``set_password`` + ``save`` in a service, the admin's
 password form, ``manage.py changepassword``, a removed membership, a deleted team. A password hash upgraded by a
@@ -14,13 +14,17 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from governance.models import Membership, Team
+from governance.passwords import password_changed_record
 from governance.selectors.preferences import viewer_time_zone_refresh
 from governance.services.outbox import viewer_time_zones_forget
 from governance.services.tokens import tokens_revoke_for_user
 
 
 def _password_changed(sender, instance, created: bool, **kwargs) -> None:
-    if not created and getattr(instance, "_password", None) is not None:
+    if getattr(instance, "_password", None) is None:
+        return
+    password_changed_record(user=instance)  # the password's age (docs/authentication.md, "Password aging")
+    if not created:
         tokens_revoke_for_user(user=instance, reason="password_changed")
 
 

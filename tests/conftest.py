@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -168,8 +169,26 @@ def scientist(member):
     return member("scientist", username="sci")
 
 
+SIGNING_PATHS = re.compile(
+    r"^/api/(experiment-console/.*/exports/narrative/\d+/approve|governance/audit-reviews/\d+/complete)$"
+)
+
+
 @pytest.fixture
 def client_for(api_client):
+    """An API client acting as ``user``. Like a signing client, it gives both signature components (docs/part11.md):
+    a signing body without ``"username"`` is sent with the user's own (``"username": ""`` gives none); the component
+    rules themselves are tested with plain clients in tests/approvals/test_part11_signing.py."""
+    real_post = api_client.post
+
+    def post(path, data=None, *args, **kwargs):
+        user = api_client.handler._force_user
+        if SIGNING_PATHS.match(path) and isinstance(data, dict) and "username" not in data and user is not None:
+            data = {**data, "username": user.get_username()}
+        return real_post(path, data, *args, **kwargs)
+
+    api_client.post = post
+
     def authenticate(user):
         api_client.force_authenticate(user)
         return api_client

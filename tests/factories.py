@@ -23,6 +23,21 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             obj.save()
 
+    @factory.post_generation
+    def certified(obj, create, extracted, **kwargs):
+        """Users have certified their electronic signature (docs/part11.md) unless ``certified=False``."""
+        if create and extracted is not False:
+            from approvals.models import SignatureCertification
+            from approvals.services.signing_controls import CURRENT_STATEMENT
+
+            if not SignatureCertification.objects.filter(user=obj).exists():
+                SignatureCertification.objects.create(
+                    user=obj,
+                    statement_version=CURRENT_STATEMENT.version,
+                    statement_digest=CURRENT_STATEMENT.digest,
+                    certified_at=obj.date_joined,
+                )
+
 
 class TeamFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -33,8 +48,8 @@ class TeamFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda t: t.slug.title())
 
 
-def member_of(team: Team, *role_keys: str, username: str | None = None):
-    user = UserFactory(**({"username": username} if username else {}))
+def member_of(team: Team, *role_keys: str, username: str | None = None, certified: bool = True):
+    user = UserFactory(**({"username": username} if username else {}), certified=certified)
     for key in role_keys:
         role, _ = Role.objects.get_or_create(key=key, defaults={"label": key.replace("_", " ").title()})
         Membership.objects.get_or_create(user=user, team=team, role=role)

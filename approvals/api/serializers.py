@@ -3,7 +3,7 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from approvals.choices import Decision, EscalationOutcome
+from approvals.choices import AuditReviewStatus, Decision, EscalationOutcome
 from approvals.models import ApprovalHistory, ApprovalSignature
 from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
 from governance.choices import Classification
@@ -11,6 +11,14 @@ from governance.choices import Classification
 
 class DecisionInput(serializers.Serializer):
     decision = serializers.ChoiceField(Decision.choices)
+    username = serializers.CharField(
+        max_length=150,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The signer's username: required for the first signature of a session (an API token or a browser "
+        "session) and the first after `DOSSIER_SIGNING_SESSION_MINUTES` without one (docs/part11.md).",
+    )
     password = serializers.CharField(max_length=4096, trim_whitespace=False, allow_blank=True)
     meaning = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     comment = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
@@ -340,3 +348,85 @@ class PreviewOutput(serializers.Serializer):
     narrative_markdown = serializers.CharField()
     evidence = serializers.ListField(child=serializers.DictField(), help_text="The evidence manifest.")
     warnings = PreviewWarningOutput(many=True)
+
+
+class CertificationInput(serializers.Serializer):
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, allow_blank=True)
+    statement_version = serializers.CharField(max_length=40, help_text="The version of the statement certified.")
+
+
+class StatementOutput(serializers.Serializer):
+    version = serializers.CharField()
+    text = serializers.CharField()
+    digest = serializers.CharField(help_text="sha256 of the text.")
+
+
+class CertificationOutput(serializers.Serializer):
+    certified = serializers.BooleanField()
+    statement_version = serializers.CharField(allow_null=True)
+    statement_digest = serializers.CharField(allow_null=True)
+    certified_at = serializers.DateTimeField(allow_null=True)
+    current_statement = StatementOutput()
+
+
+class AuditReviewQuery(serializers.Serializer):
+    status = serializers.ChoiceField(AuditReviewStatus.choices, required=False)
+    team = serializers.SlugField(required=False, help_text="Team slug (one of your teams).")
+    overdue = serializers.BooleanField(required=False, help_text="Only open reviews past their due date.")
+    page = serializers.IntegerField(required=False, min_value=1)
+
+
+class AuditReviewOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    team = serializers.CharField(source="team.slug")
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField(help_text="Exclusive.")
+    status = serializers.ChoiceField(AuditReviewStatus.choices)
+    reviewer = serializers.CharField(source="reviewer.username", allow_null=True, default=None)
+    opened_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    overdue = serializers.BooleanField()
+    completed_by = serializers.CharField(source="completed_by.username", allow_null=True, default=None)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    printed_name = serializers.CharField()
+    meaning = serializers.CharField()
+    comment = serializers.CharField()
+    events_total = serializers.IntegerField()
+    exceptions_total = serializers.IntegerField()
+    events_digest = serializers.CharField()
+
+
+class ReviewExceptionOutput(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    kind = serializers.CharField(help_text="lockout, reset, delegation, override, retention_change, ...")
+    action = serializers.CharField()
+    actor_username = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    payload = serializers.JSONField()
+
+
+class ActionCountOutput(serializers.Serializer):
+    action = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class AuditReviewDetailOutput(AuditReviewOutput):
+    exceptions = ReviewExceptionOutput(many=True, help_text="The exceptions first (at most 500, oldest first).")
+    period_exceptions_total = serializers.IntegerField()
+    action_counts = ActionCountOutput(many=True)
+    period_events_total = serializers.IntegerField()
+
+
+class AuditReviewCompleteInput(serializers.Serializer):
+    username = serializers.CharField(
+        max_length=150,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required for the first signature of a session (docs/part11.md).",
+    )
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, allow_blank=True)
+    meaning = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    comment = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")

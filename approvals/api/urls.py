@@ -17,6 +17,14 @@ urlpatterns = [
     path(f"{EXPORT}/stages/<int:stage_id>/reset", views.StageResetApi.as_view(), name="stage-reset"),
     path("experiments/<int:execution_id>/preview", views.ExecutionPreviewApi.as_view(), name="execution-preview"),
     path("governance/exports", views.GovernanceExportListApi.as_view(), name="governance-export-list"),
+    path("auth/signature-certification", views.SignatureCertificationApi.as_view(), name="signature-certification"),
+    path("governance/audit-reviews", views.AuditReviewListApi.as_view(), name="audit-review-list"),
+    path("governance/audit-reviews/<int:review_id>", views.AuditReviewDetailApi.as_view(), name="audit-review"),
+    path(
+        "governance/audit-reviews/<int:review_id>/complete",
+        views.AuditReviewCompleteApi.as_view(),
+        name="audit-review-complete",
+    ),
     path("governance/exports/<int:export_id>", views.GovernanceExportDetailApi.as_view(), name="governance-export"),
     path(
         "governance/exports/<int:export_id>/queue",

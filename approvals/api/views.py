@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from approvals.api import serializers as s
 from approvals.guardrails import dispatch_export_for_packaging
+from approvals.models import AuditReview
 from approvals.selectors import (
     HEAVY_EXPORT_FIELDS,
     export_get_for_user,
@@ -16,11 +17,25 @@ from approvals.selectors import (
     ladder_history_rows,
     ladders_for_exports,
 )
+from approvals.services.audit_reviews import (
+    audit_review_complete,
+    audit_review_content,
+    audit_review_get_for_user,
+    audit_reviews_for_user,
+    review_overdue,
+)
 from approvals.services.classification import evidence_relabel, export_relabel
 from approvals.services.escalations import escalation_record
 from approvals.services.ladders import stage_decide, stage_delegate, stage_reset
 from approvals.services.preview import execution_preview_record_for_user
-from config.api import validated
+from approvals.services.signing_controls import (
+    CURRENT_STATEMENT,
+    signer_certification,
+    signer_certify,
+    signing_session_key,
+)
+from config.api import SelectorListApi, validated
+from config.client_address import client_address
 from config.errors import Conflict
 from config.schema import ErrorOutput
 from exports.models import NarrativeExport
@@ -34,8 +49,13 @@ CONFLICT_DESCRIPTION = (
     "`expected_stage_id`), `ladder_closed`, and the like."
 )
 SIGNING_REFUSED_DESCRIPTION = (
-    "`signature_invalid` (wrong password; `details.remaining_attempts`), `signer_locked_out` (`details.locked_until`) "
-    "or a role the stage does not accept."
+    "`signature_invalid` (wrong password or username; `details.remaining_attempts`), `signer_locked_out` "
+    "(`details.locked_until`), `signer_not_certified` (POST /api/auth/signature-certification first), "
+    "`password_expired`, or a role the stage does not accept."
+)
+COMPONENTS_DESCRIPTION = (
+    "`signature_components_required`: the first signature of a session needs `username` as well as `password`; "
+    "or another invalid body."
 )
 
 
@@ -58,6 +78,7 @@ class ExportApproveApi(APIView):
         request=s.DECISION_SCHEMA,
         responses={
             200: s.DecisionOutput,
+            400: OpenApiResponse(ErrorOutput, description=COMPONENTS_DESCRIPTION),
             403: OpenApiResponse(ErrorOutput, description=SIGNING_REFUSED_DESCRIPTION),
             409: OpenApiResponse(ErrorOutput, description=CONFLICT_DESCRIPTION),
             503: OpenApiResponse(
@@ -76,7 +97,13 @@ class ExportApproveApi(APIView):
             defer=HEAVY_EXPORT_FIELDS,
         )
         data = validated(s.DecisionInput, request.data)
-        outcome = stage_decide(export_id=export.pk, export=export, actor=request.user, **data)
+        outcome = stage_decide(
+            export_id=export.pk,
+            export=export,
+            actor=request.user,
+            signing_session=signing_session_key(request),
+            **data,
+        )
         ladder = s.ladder_full(
             outcome.ladder,
             stages=outcome.stages,
@@ -276,3 +303,114 @@ class EvidenceClassificationApi(APIView):
         body = {"evidence_id": evidence.pk, "kind": evidence.kind, "classification": evidence.classification,
                 "raised_exports": raised}  # fmt: skip
         return Response(s.EvidenceClassificationOutput(body).data)
+
+
+def _certification_record(user) -> dict:
+    certification = signer_certification(user=user)
+    return s.CertificationOutput(
+        {
+            "certified": certification is not None,
+            "statement_version": certification.statement_version if certification else None,
+            "statement_digest": certification.statement_digest if certification else None,
+            "certified_at": certification.certified_at if certification else None,
+            "current_statement": {
+                "version": CURRENT_STATEMENT.version,
+                "text": CURRENT_STATEMENT.text,
+                "digest": CURRENT_STATEMENT.digest,
+            },
+        }
+    ).data
+
+
+class SignatureCertificationApi(APIView):
+    """The signer's certification (21 CFR 11.100(c), docs/part11.md): required before the first signature."""
+
+    @extend_schema(responses=s.CertificationOutput)
+    def get(self, request):
+        return Response(_certification_record(request.user))
+
+    @extend_schema(
+        request=s.CertificationInput,
+        responses={
+            201: s.CertificationOutput,
+            400: OpenApiResponse(ErrorOutput, description="`unknown_statement_version`, or an invalid body."),
+            403: OpenApiResponse(
+                ErrorOutput, description="`signature_invalid` (wrong password, counted) or `signer_locked_out`."
+            ),
+        },
+    )
+    def post(self, request):
+        data = validated(s.CertificationInput, request.data)
+        signer_certify(user=request.user, client_address=client_address(request), **data)
+        return Response(_certification_record(request.user), status=status.HTTP_201_CREATED)
+
+
+REVIEW_FIELDS = (
+    "id", "team", "period_start", "period_end", "status", "reviewer", "opened_at", "due_at", "completed_by",
+    "completed_at", "printed_name", "meaning", "comment", "events_total", "exceptions_total", "events_digest",
+)  # fmt: skip
+
+
+def _review_row(review) -> dict:
+    return {**{name: getattr(review, name) for name in REVIEW_FIELDS}, "overdue": review_overdue(review)}
+
+
+class AuditReviewListApi(SelectorListApi):
+    """Audit-trail reviews of your teams (Annex 11 section 9, docs/part11.md), newest period first."""
+
+    schema_model = AuditReview
+    serializer_class = s.AuditReviewOutput
+    filter_backends: list = []
+
+    def select(self):
+        filters = validated(s.AuditReviewQuery, self.request.query_params.dict(), query=True)
+        return audit_reviews_for_user(user=self.request.user, filters=filters)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        rows = [_review_row(review) for review in page or []]
+        return self.get_paginated_response(s.AuditReviewOutput(rows, many=True).data)
+
+    @extend_schema(parameters=[s.AuditReviewQuery])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+def _review_detail(review) -> dict:
+    content = audit_review_content(review=review)
+    row = {
+        **_review_row(review),
+        "exceptions": content.exceptions,
+        "period_exceptions_total": content.exceptions_total,
+        "action_counts": content.action_counts,
+        "period_events_total": content.events_total,
+    }
+    return s.AuditReviewDetailOutput(row).data
+
+
+class AuditReviewDetailApi(APIView):
+    @extend_schema(responses=s.AuditReviewDetailOutput)
+    def get(self, request, review_id: int):
+        return Response(_review_detail(audit_review_get_for_user(user=request.user, review_id=review_id)))
+
+
+class AuditReviewCompleteApi(APIView):
+    @extend_schema(
+        request=s.AuditReviewCompleteInput,
+        responses={
+            200: s.AuditReviewDetailOutput,
+            400: OpenApiResponse(ErrorOutput, description=COMPONENTS_DESCRIPTION),
+            403: OpenApiResponse(
+                ErrorOutput,
+                description="`reviewer_not_independent` (you acted in the period), `permission_denied` (not "
+                "compliance/admin in the team), " + SIGNING_REFUSED_DESCRIPTION,
+            ),
+            409: OpenApiResponse(ErrorOutput, description="`audit_review_completed`: already signed."),
+        },
+    )
+    def post(self, request, review_id: int):
+        data = validated(s.AuditReviewCompleteInput, request.data)
+        review = audit_review_complete(
+            review_id=review_id, actor=request.user, signing_session=signing_session_key(request), **data
+        )
+        return Response(_review_detail(review))

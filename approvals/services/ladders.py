@@ -42,7 +42,7 @@ from approvals.selectors import (
     stage_lookup,
 )
 from approvals.services.signature_records import signature_record_bytes
-from approvals.services.signing import signer_verify
+from approvals.services.signing_controls import signature_authenticate, signing_session_touch
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
 from exports.events import EventType
@@ -239,12 +239,16 @@ def stage_decide(
     comment: str = "",
     expected_stage_id: int,
     export: NarrativeExport | None = None,
+    username: str | None = None,
+    signing_session: str | None = None,
 ) -> DecisionOutcome:
     """Approve or reject the active stage with an electronic signature.
 
     Not wrapped in one transaction on purpose: the password is checked first, outside every lock (hashing is
     slow by design), and a failed check must be committed to count towards the lockout. ``export`` is the row of
     ``export_id`` with its execution when the caller has already read it (it is read again, locked, to sign).
+    ``signing_session`` names the caller's session (``signing_session_key``): its first signature needs
+    ``username`` too (docs/part11.md); without a session every signature does.
     """
     if export is None or export.pk != export_id:
         export = NarrativeExport.objects.select_related("execution").filter(pk=export_id).first()
@@ -259,10 +263,10 @@ def stage_decide(
     if signed_stage is not None:
         # Refused before the password check (which would count); checked again under the lock.
         signature_meaning(stage=signed_stage, decision=decision, meaning=meaning)
-    signer_verify(user=actor, password=password, export=export)
+    signature_authenticate(user=actor, password=password, username=username, session_key=signing_session, export=export)
     try:
         with transaction.atomic(), lifecycle_batch():
-            return _stage_decide_locked(
+            outcome = _stage_decide_locked(
                 export_id=export_id,
                 actor=actor,
                 decision=decision,
@@ -270,6 +274,8 @@ def stage_decide(
                 comment=comment,
                 expected_stage_id=expected_stage_id,
             )
+            signing_session_touch(user=actor, session_key=signing_session, now=outcome.signature.signed_at)
+            return outcome
     except NarrativeIntegrityFailed as exc:
         # The refusal is audited on its own: the signing transaction was rolled back with everything in it.
         audit_record(

@@ -14,10 +14,12 @@ See docs/authentication.md.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,8 +28,14 @@ from config.errors import DossierError
 from config.humanize import duration_in_words, until_in_words
 from config.passwords import PasswordCheckBusy, password_verify
 from exports.models import NarrativeExport
+from governance.choices import RoleKey
+from governance.models import Membership
 from governance.services.audit import audit_record
+from governance.services.outbox import email_enqueue
+from textpolicy import inert_line
 from textpolicy.utc import utc_iso
+
+logger = logging.getLogger(__name__)
 
 LOCKOUT_AUDIT_ACTION = "approvals.signer_locked_out"
 
@@ -111,9 +119,12 @@ def signer_attempt_admit(*, user, export: NarrativeExport | None = None) -> Sign
     return attempt
 
 
-def signer_attempt_record(*, attempt: SignatureAttempt, succeeded: bool, export: NarrativeExport | None) -> None:
-    """Settle a reserved attempt. The failure that completes the limit writes the lockout audit event (once per
-    lock: until the lock ends no further attempt is admitted) and the refusal says what remains."""
+def signer_attempt_record(
+    *, attempt: SignatureAttempt, succeeded: bool, export: NarrativeExport | None, team_id: int | None = None
+) -> None:
+    """Settle a reserved attempt. The failure that completes the limit writes the lockout audit event and, after
+    commit, e-mails the compliance members of the team signed in (once per lock: until the lock ends no further
+    attempt is admitted); the refusal says what remains."""
     if succeeded:
         SignatureAttempt.objects.filter(pk=attempt.pk).update(succeeded=True)
         return
@@ -132,13 +143,15 @@ def signer_attempt_record(*, attempt: SignatureAttempt, succeeded: bool, export:
             else 0
         )
         if settled == status.limit:
+            team_id = export.execution.team_id if export is not None else team_id
             audit_record(
                 action=LOCKOUT_AUDIT_ACTION,
                 actor=user,
                 obj=export,
-                team_id=export.execution.team_id if export is not None else None,
+                team_id=team_id,
                 payload={"failures": settled, "window_minutes": int(window.total_seconds() // 60)},
             )
+            _lockout_notify(user=user, team_id=team_id, status=status, export=export, now=now)
     message = SignatureInvalid.default_message
     if status.locked_until is not None:
         message += f" Signing is now locked until {until_in_words(status.locked_until, now=now)}."
@@ -151,8 +164,16 @@ def signer_attempt_record(*, attempt: SignatureAttempt, succeeded: bool, export:
     raise SignatureInvalid(message, details=status.details())
 
 
-def signer_verify(*, user, password: str, export: NarrativeExport | None = None) -> None:
-    """The second component of the signature: the signer's own password, checked with Django's hasher.
+def signer_verify(
+    *,
+    user,
+    password: str,
+    export: NarrativeExport | None = None,
+    username: str | None = None,
+    team_id: int | None = None,
+) -> None:
+    """The signature's components: the signer's own password, checked with Django's hasher, and, when given, their
+    username (a wrong one fails the attempt like a wrong password, docs/part11.md).
 
     Admission and the outcome are each committed on their own (the caller's work is not), and the hash runs
     between them outside every lock: hashing is slow on purpose (and runs at a lower CPU priority, see
@@ -160,9 +181,58 @@ def signer_verify(*, user, password: str, export: NarrativeExport | None = None)
     """
     attempt = signer_attempt_admit(user=user, export=export)
     attempt.user = user
+    named = not username or username == user.get_username()
     try:
-        succeeded = bool(password) and password_verify(user, password)
+        succeeded = bool(password) and password_verify(user, password) and named
     except PasswordCheckBusy:  # 503 busy: the password was never checked, so the reservation goes
         SignatureAttempt.objects.filter(pk=attempt.pk).delete()
         raise
-    signer_attempt_record(attempt=attempt, succeeded=succeeded, export=export)
+    signer_attempt_record(attempt=attempt, succeeded=succeeded, export=export, team_id=team_id)
+
+
+def _lockout_recipients(*, user, team_id: int | None) -> list[str]:
+    """The compliance members of the team signed in (of every team of the signer when no team is known)."""
+    teams = [team_id] if team_id is not None else Membership.objects.filter(user=user).values("team_id")
+    return sorted(
+        set(
+            Membership.objects.filter(team_id__in=teams, role__key=RoleKey.COMPLIANCE, user__is_active=True)
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+    )
+
+
+def _lockout_notice(
+    *, user, team_id: int | None, status: SigningStatus, export: NarrativeExport | None, now: datetime
+) -> EmailMessage | None:
+    """The message telling the compliance members at once that a signer was locked out of signing."""
+    to = _lockout_recipients(user=user, team_id=team_id)
+    if not to:
+        return None
+    name = inert_line(user.get_username())
+    lines = [
+        f"Signing is locked for user {name} ({inert_line(user.get_full_name()) or 'no name'}) after {status.limit} "
+        f"failed signature attempts within {duration_in_words(lockout_policy()[1].total_seconds())}.",
+        f"Locked at {utc_iso(now)} until {utc_iso(status.locked_until)}.",
+    ]
+    if export is not None:
+        lines.append(f"Last attempt: export {export.pk} v{export.version}.")
+    lines.append(f"The lockout is in the audit trail ({LOCKOUT_AUDIT_ACTION}); see docs/authentication.md.")
+    subject = f"[Dossier] Signing lockout: {name}"
+    return EmailMessage(subject=subject, body="\n".join(lines) + "\n", to=to)
+
+
+def _lockout_notify(
+    *, user, team_id: int | None, status: SigningStatus, export: NarrativeExport | None, now: datetime
+) -> None:
+    """Queue the lockout e-mail in the lockout's transaction: the outbox sends it right after commit and keeps
+    retrying while the mail server is down (docs/architecture.md, "The outbox"); one e-mail per lock."""
+    notice = _lockout_notice(user=user, team_id=team_id, status=status, export=export, now=now)
+    if notice is None:
+        return
+    email_enqueue(
+        subject=notice.subject,
+        body=str(notice.body),
+        to=list(notice.to),
+        dedupe_key=f"signing-lockout:{user.pk}:{utc_iso(status.locked_until)}",
+    )

@@ -18,6 +18,11 @@ class TokenInput(serializers.Serializer):
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
+class PasswordChangeInput(serializers.Serializer):
+    old_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
 class TokenOutput(serializers.Serializer):
     token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once; stored hashed.")
     expiry = serializers.DateTimeField(help_text="When the token stops working (UTC, ISO 8601).")

@@ -5,6 +5,7 @@ from governance.api import audit_views, views
 urlpatterns = [
     path("auth/token", views.TokenApi.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutApi.as_view(), name="auth-logout"),
+    path("auth/password", views.PasswordChangeApi.as_view(), name="auth-password"),
     path(
         "governance/teams/<slug:slug>/members/<str:username>/clearance",
         views.MemberClearanceApi.as_view(),

@@ -4,7 +4,7 @@ serialize."""
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from rest_framework import generics, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,6 +30,7 @@ from governance.services.baselines import (
     baseline_submit,
 )
 from governance.services.clearance import clearance_get, clearance_policy_get, clearance_policy_set, clearance_set
+from governance.services.passwords import password_change
 from governance.services.templates import (
     RECORDS_FIELDS,
     assignment_delete,
@@ -85,6 +86,8 @@ class TokenApi(APIView):
 
 
 class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]  # also with an expired password
+
     @extend_schema(
         request=None,
         responses={
@@ -103,6 +106,30 @@ class LogoutApi(APIView):
                 code="not_token_authenticated",
             )
         token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeApi(APIView):
+    """Change one's own password (docs/authentication.md, "Password aging and reuse"): the one thing a user with an
+    expired password may do besides logging out. Every API token of the user stops working, this one included."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=s.PasswordChangeInput,
+        responses={
+            204: OpenApiResponse(description="Changed; every API token of the user is revoked."),
+            400: OpenApiResponse(
+                ErrorOutput,
+                description="`invalid_password` (the current password does not match) or `password_refused` "
+                "(too short, too common, or one of the last `DOSSIER_PASSWORD_HISTORY`; `details.new_password`).",
+            ),
+            429: OpenApiResponse(s.TooManyAttemptsOutput, description="`too_many_attempts`: the guessing limit."),
+        },
+    )
+    def post(self, request):
+        data = validated(s.PasswordChangeInput, request.data)
+        password_change(request=request, user=request.user, **data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

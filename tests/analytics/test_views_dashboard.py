@@ -94,7 +94,12 @@ def test_panels_reflect_an_approval_at_once(browser_for, crew, known, django_cap
     stage = ApprovalStage.objects.get(ladder__export=known[1], index=1)
     with django_capture_on_commit_callbacks(execute=True):
         stage_decide(
-            export_id=known[1].pk, actor=crew.qa, decision="approve", password=PASSWORD, expected_stage_id=stage.pk
+            export_id=known[1].pk,
+            actor=crew.qa,
+            decision="approve",
+            password=PASSWORD,
+            expected_stage_id=stage.pk,
+            username=crew.qa.username,
         )
     html = client.get(PANELS).content.decode()
     assert 'data-kpi="active-breaches">0<' in html and queue_export_ids(html) == []

@@ -16,7 +16,14 @@ LIST = "/api/governance/exports"
 def sign_all(export, crew):
     for user in (crew.reviewer, crew.qa, crew.compliance):
         stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
-        stage_decide(export_id=export.pk, actor=user, decision="approve", password=PASSWORD, expected_stage_id=stage.pk)
+        stage_decide(
+            export_id=export.pk,
+            actor=user,
+            username=user.username,
+            decision="approve",
+            password=PASSWORD,
+            expected_stage_id=stage.pk,
+        )
 
 
 def test_operator_lists_exports_with_ladders_and_filters(client_for, crew, export, ladder_execution, snapshot):

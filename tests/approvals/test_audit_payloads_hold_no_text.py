@@ -69,6 +69,7 @@ def _run_ladder_flows(export, crew) -> None:
     first = _stage(export, 0)
     stage_decide(
         export_id=export.pk, actor=crew.reviewer, decision="approve", password=PASSWORD, comment=MARK,
+        username=crew.reviewer.username,
         expected_stage_id=first.pk,
     )  # fmt: skip
     second = _stage(export, 1)
@@ -80,6 +81,7 @@ def _run_ladder_flows(export, crew) -> None:
     stage_reset(export_id=export.pk, stage_id=first.pk, actor=crew.admin, reason=MARK)
     stage_decide(
         export_id=export.pk, actor=crew.reviewer, decision="reject", password=PASSWORD, comment=MARK,
+        username=crew.reviewer.username,
         expected_stage_id=_stage(export, 0).pk,
     )  # fmt: skip
 

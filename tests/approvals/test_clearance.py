@@ -55,6 +55,7 @@ def test_signing_needs_a_clearance_at_the_exports_label(export, crew, team):
     with pytest.raises(PermissionDenied) as refused:
         stage_decide(
             export_id=export.pk, actor=crew.signer_for("reviewer"), decision="approve", password=PASSWORD,
+            username=crew.signer_for("reviewer").username,
             expected_stage_id=active(export).pk,
         )  # fmt: skip
     assert refused.value.code == "clearance_insufficient"
@@ -118,6 +119,7 @@ def test_relabelling_by_compliance_only_upwards_once_signed(client_for, crew, ex
                       actor=crew.compliance)  # fmt: skip
     stage_decide(
         export_id=export.pk, actor=crew.signer_for("reviewer"), decision="approve", password=PASSWORD,
+        username=crew.signer_for("reviewer").username,
         expected_stage_id=active(export).pk,
     )  # fmt: skip
     assert officer.put(path, {"classification": "Confidential"}, format="json").status_code == 200

@@ -84,7 +84,12 @@ def test_evidence_cited_by_a_signed_export_only_goes_up(client_for, crew, team, 
     reviewer = crew.signer_for("reviewer")
     clearance_set(team=team, username=reviewer.username, level="Restricted", actor=crew.compliance)
     stage_decide(
-        export_id=export.pk, actor=reviewer, decision="approve", password=PASSWORD, expected_stage_id=active(export).pk
+        export_id=export.pk,
+        actor=reviewer,
+        decision="approve",
+        password=PASSWORD,
+        expected_stage_id=active(export).pk,
+        username=reviewer.username,
     )
     officer = client_for(crew.compliance)
     refused = officer.put(_url(export.execution_id, note.pk), {"classification": "Public"}, format="json")

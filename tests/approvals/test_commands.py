@@ -33,7 +33,14 @@ def test_blocked_by_the_guardrail_exits_3(export):
 def test_queued_exits_0(export, crew, packaging_calls):
     for user in (crew.reviewer, crew.qa, crew.compliance):
         stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
-        stage_decide(export_id=export.pk, actor=user, decision="approve", password=PASSWORD, expected_stage_id=stage.pk)
+        stage_decide(
+            export_id=export.pk,
+            actor=user,
+            username=user.username,
+            decision="approve",
+            password=PASSWORD,
+            expected_stage_id=stage.pk,
+        )
     NarrativeExport.objects.filter(pk=export.pk).update(status="failed")
     code, out, _ = run(str(export.pk))
     assert code == 0
@@ -49,7 +56,14 @@ def test_unknown_export_exits_1(db):
 def test_already_packaged_is_an_error(export, crew):
     for user in (crew.reviewer, crew.qa, crew.compliance):
         stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
-        stage_decide(export_id=export.pk, actor=user, decision="approve", password=PASSWORD, expected_stage_id=stage.pk)
+        stage_decide(
+            export_id=export.pk,
+            actor=user,
+            username=user.username,
+            decision="approve",
+            password=PASSWORD,
+            expected_stage_id=stage.pk,
+        )
     NarrativeExport.objects.filter(pk=export.pk).update(status="packaged")
     code, _, err = run(str(export.pk))
     assert code == 1 and "packaged" in err

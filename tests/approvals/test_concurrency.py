@@ -102,7 +102,12 @@ def test_signatures_and_history_refuse_deletion_in_the_database(setup):
     from approvals.services.ladders import stage_decide
 
     stage_decide(
-        export_id=export.pk, actor=crew.reviewer, decision="approve", password=PASSWORD, expected_stage_id=stage.pk
+        export_id=export.pk,
+        actor=crew.reviewer,
+        decision="approve",
+        password=PASSWORD,
+        expected_stage_id=stage.pk,
+        username=crew.reviewer.username,
     )
     with pytest.raises(DatabaseError), transaction.atomic():
         ApprovalSignature.objects.all()._raw_delete(ApprovalSignature.objects.db)

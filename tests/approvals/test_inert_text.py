@@ -71,6 +71,7 @@ def sign_all(export, crew) -> None:
         stage_decide(
             export_id=export.pk,
             actor=crew.signer_for(role),
+            username=crew.signer_for(role).username,
             decision="approve",
             password=PASSWORD,
             meaning=f"Approved {HOSTILE}",

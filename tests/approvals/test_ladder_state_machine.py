@@ -55,6 +55,7 @@ class LadderMachine(RuleBasedStateMachine):
             stage_decide(
                 export_id=self.export.pk,
                 actor=self.users[username],
+                username=self.users[username].username,
                 decision="reject" if reject else "approve",
                 password=PASSWORD,
                 comment="no" if reject else "",

@@ -37,6 +37,7 @@ def decide(export, crew, role: str, decision: str) -> None:
     stage_decide(
         export_id=export.pk,
         actor=crew.signer_for(role),
+        username=crew.signer_for(role).username,
         decision=decision,
         password=PASSWORD,
         comment="Plate 3 is missing." if decision == "reject" else "",

@@ -35,6 +35,7 @@ def approve(export, user, **overrides):
     arguments = {
         "export_id": export.pk,
         "actor": user,
+        "username": user.username,
         "decision": "approve",
         "password": PASSWORD,
         "meaning": "",

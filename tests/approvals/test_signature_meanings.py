@@ -148,7 +148,7 @@ def test_the_sign_form_carries_both_meanings_for_the_script(crew, export):
 
 
 def test_a_page_rejection_with_a_blank_meaning_is_signed_with_the_rejection_meaning(crew, export):
-    form = decision(export, meaning="")
+    form = decision(export, meaning="", username=crew.reviewer.username)
     response = logged_in(crew.reviewer).post(f"/exports/{export.pk}/sign", form, follow=True)
     html = response.content.decode()
     assert "Signed: stage rejected." in html

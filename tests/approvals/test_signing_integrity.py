@@ -63,6 +63,7 @@ def test_a_tampered_evidence_manifest_is_refused(crew, export):
         stage_decide(
             export_id=export.pk,
             actor=crew.reviewer,
+            username=crew.reviewer.username,
             decision="reject",
             password=PASSWORD,
             comment="no",

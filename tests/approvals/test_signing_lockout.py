@@ -23,6 +23,7 @@ def sign(export, user, password="wrong"):
     return stage_decide(
         export_id=export.pk,
         actor=user,
+        username=user.username,
         decision="approve",
         password=password,
         meaning="",
@@ -118,6 +119,7 @@ def test_the_page_warns_of_remaining_attempts_and_shows_the_lock_end_in_words(ex
     client.force_login(crew.reviewer)
     stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
     form = {"expected_stage_id": stage.pk, "decision": "approve", "meaning": "", "comment": "", "password": "wrong"}
+    form["username"] = crew.reviewer.username
     html = client.post(f"/exports/{export.pk}/sign", form, follow=True).content.decode()
     assert "4 attempts left before signing is locked for 15 minutes" in html
     assert 'data-testid="sign-notice"' in html and "4 attempts left before signing is locked." in html

@@ -181,6 +181,7 @@ def test_a_rejected_export_starts_a_new_version_with_its_evidence(crew, ladder_e
     stage_decide(
         export_id=first.pk,
         actor=crew.reviewer,
+        username=crew.reviewer.username,
         decision="reject",
         password=PASSWORD,
         meaning="Rejected",

@@ -63,6 +63,7 @@ def test_signing_through_the_page(crew, export):
     client = logged_in(crew.reviewer)
     stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
     form = {"expected_stage_id": stage.pk, "decision": "approve", "meaning": "Reviewed", "password": "wrong"}
+    form["username"] = crew.reviewer.username
     response = client.post(f"/exports/{export.pk}/sign", form, follow=True)
     assert "password does not match" in response.content.decode()
     assert not ApprovalSignature.objects.exists()

@@ -18,6 +18,13 @@ KNOWN_CALL_SITES = {
     ("approvals/services/ladders.py", "stage_decide", "audit_record"): 1,  # integrity refusal: codes, ids
     ("approvals/services/monitor.py", "_check_enforcement", "audit_record"): 1,  # detail -> observation
     ("approvals/services/signing.py", "signer_attempt_record", "audit_record"): 1,  # counts
+    ("approvals/services/signing_controls.py", "signer_certify", "audit_record"): 1,  # version, digest
+    ("approvals/services/audit_reviews.py", "_review_open", "audit_record"): 1,  # period, reviewer id
+    (
+        "approvals/services/audit_reviews.py",
+        "audit_review_complete",
+        "audit_record",
+    ): 1,  # meaning, comment -> AuditReview
     ("exports/services/encryption.py", "keyring_rotate", "audit_record"): 1,  # key ids, provider
     ("exports/services/encryption.py", "_each_stored_object", "audit_record"): 1,  # key id, counts
     ("exports/services/evidence.py", "_audit_evidence", "audit_record"): 1,  # title -> Evidence
@@ -45,6 +52,7 @@ KNOWN_CALL_SITES = {
     ("governance/services/baselines.py", "record_baseline_event", "audit_record"): 1,  # comment -> BaselineEvent
     ("governance/services/clearance.py", "clearance_set", "audit_record"): 1,  # user id, levels
     ("governance/services/clearance.py", "clearance_policy_set", "audit_record"): 1,  # policy codes
+    ("governance/services/passwords.py", "password_change", "audit_record"): 1,  # a code
     ("governance/services/teams.py", "team_create", "audit_record"): 1,  # slug
     ("governance/services/teams.py", "membership_grant", "audit_record"): 1,  # username, role key
     ("governance/services/templates.py", "template_log", "audit_record"): 1,  # details -> TemplateAuditLog

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urljoin, urlparse
 
 import pytest
@@ -97,6 +98,7 @@ NOT_PAGES = {
     "executions/<int:execution_id>/evidence",
     "governance/reports/feed/run",  # the reports card's button posts here and is redirected back
     "governance/reports/feed/latest.ndjson",  # a download, not a page
+    "audit-reviews/<int:review_id>/complete",  # the review page's signing form posts here
 }
 
 
@@ -152,9 +154,16 @@ def demo(settings):
     settings.ANALYTICS_DASHBOARD_REFRESH_SECONDS = 1
     call_command("seed_demo", stdout=io.StringIO())
     open_ladder = ApprovalLadder.objects.filter(export__execution__team__slug="biolabs", status="in_progress").first()
+    from django.utils import timezone
+
+    from approvals.services.audit_reviews import audit_reviews_schedule, month_period
+
+    start, end = month_period(timezone.now())  # this month's review, as its first run after the month opens it
+    reviews = audit_reviews_schedule(now=end + timedelta(minutes=1), period_start=start).opened
     return {
         "export": open_ladder.export_id,
         "execution": Execution.objects.filter(team__slug="biolabs").order_by("id").first().pk,
+        "review": reviews[0].pk,
     }
 
 
@@ -171,6 +180,10 @@ def test_every_page_renders_under_the_content_security_policy(browser: Browser, 
         ("/governance/dashboard", dashboard_refreshed),
         ("/governance/reports", None),
         ("/accounts/preferences/", None),
+        ("/accounts/password/", None),
+        ("/account/signature-certification", None),
+        ("/audit-reviews/", None),
+        (f"/audit-reviews/{demo['review']}/", None),
         ("/api/docs/", swagger_rendered),
         ("/api/experiment-console/sessions", None),  # the browsable API, with its POST form
         (f"/api/experiment-console/sessions/{execution}", None),

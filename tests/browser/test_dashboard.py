@@ -94,6 +94,7 @@ def test_operator_triages_the_overdue_queue_and_sees_it_change_live(page: Page, 
     stage_decide(
         export_id=qa_overdue.pk,
         actor=scene["crew"].qa,
+        username=scene["crew"].qa.username,
         decision="approve",
         password=PASSWORD,
         expected_stage_id=stage.pk,

@@ -44,6 +44,7 @@ def test_every_stage_is_signed_on_the_export_page_then_the_bundle_downloads(page
 
     sign_in(page, live_server.url, "rev")
     page.goto(url)
+    page.get_by_label("Username").fill("rev")
     page.get_by_label("Password").fill("not my password")
     page.get_by_role("button", name="Sign", exact=True).click()
     expect(page.locator(".message.error")).to_contain_text("password does not match")
@@ -55,6 +56,7 @@ def test_every_stage_is_signed_on_the_export_page_then_the_bundle_downloads(page
         form = page.get_by_test_id("sign-form")
         expect(form.get_by_label("Meaning")).to_have_value(meaning)
         form.get_by_label("Comment").fill(f"Checked by {username}.")
+        form.get_by_label("Username").fill(username)
         form.get_by_label("Password").fill(PASSWORD)
         form.get_by_role("button", name="Sign", exact=True).click()
         expect(page.locator(".message.success")).to_contain_text("Signed: stage approved.")
@@ -104,6 +106,7 @@ def test_the_meaning_follows_the_decision_and_a_rejection_reads_rejected(page: P
 
     meaning.fill("Reviewed")  # typed back by hand: the page refuses it for a rejection
     form.get_by_label("Comment").fill("Plate 3 is missing.")
+    form.get_by_label("Username").fill("rev")
     form.get_by_label("Password").fill(PASSWORD)
     form.get_by_role("button", name="Sign", exact=True).click()
     expect(page.locator(".message.error")).to_contain_text("approval meaning")
@@ -113,6 +116,7 @@ def test_the_meaning_follows_the_decision_and_a_rejection_reads_rejected(page: P
     form.get_by_label("Reject").check()
     expect(form.get_by_label("Meaning")).to_have_value("Rejected")
     form.get_by_label("Comment").fill("Plate 3 is missing.")
+    form.get_by_label("Username").fill("rev")
     form.get_by_label("Password").fill(PASSWORD)
     form.get_by_role("button", name="Sign", exact=True).click()
     expect(page.locator(".message.success")).to_contain_text("Signed: stage rejected.")
