@@ -15,7 +15,8 @@ Environment: ``LOAD_BENCH_DATABASE_URL`` (default ``postgres://postgres@127.0.0.
 team and template per run, nothing truncated), ``LOAD_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379``: broker
 DB 1 on a queue of its own, cache DB 0 under a key prefix of its own), ``LOAD_BENCH_PORT`` (default: a free
 port), ``WEB_CONCURRENCY`` / ``WEB_THREADS`` (default 2 x 8 here, to stay well inside PostgreSQL's connection
-limit on a shared host). Exits 1 if any request failed, else 0.
+limit on a shared host). A report, like the other benchmarks: always exits 0 (failed requests are listed and the
+zero-errors verdict says MISS). ``benchmarks/run.py`` runs it with the others (``make bench``, ``make bench-quick``).
 """
 
 from __future__ import annotations
@@ -392,7 +393,7 @@ def main() -> int:
         ratio = percentile(outcomes[top].approve_rest, 95) / percentile(outcomes[1].approve_rest, 95)
         print(f"  {verdict(ratio, TARGET_RATIO, higher_is_better=False)}: approve without the hash, p95 at {top} "
               f"clients / p95 at 1 client = {ratio:.2f} (target <= {TARGET_RATIO:.0f})")  # fmt: skip
-    return 1 if failed else 0
+    return 0
 
 
 if __name__ == "__main__":

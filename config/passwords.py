@@ -9,10 +9,15 @@ the leftover cycles. The request thread only waits; ``hashlib`` releases the GIL
 
 ``DOSSIER_PASSWORD_CHECK_NICENESS`` is how much the worker threads' niceness is raised (0 checks in the calling
 thread, as Django does). Platforms without per-thread priorities check in the calling thread too. With
-``DOSSIER_PASSWORD_CHECK_IDLE_POLICY`` (on by default) the threads also run under Linux's ``SCHED_IDLE`` policy:
-a request thread that wakes up (a query has answered) then takes the CPU from a hasher at once instead of
-waiting for the end of the hasher's time slice, which a raised niceness alone does not guarantee. Idle-policy
-threads still get a small share of a busy CPU, so a password check is slowed down, never starved.
+``DOSSIER_PASSWORD_CHECK_IDLE_POLICY`` the threads also run under Linux's ``SCHED_IDLE`` policy: a request thread
+that wakes up (a query has answered) then takes the CPU from a hasher at once instead of waiting for the end of
+the hasher's time slice, which a raised niceness alone does not guarantee.
+
+Both are off by default since passwords are Argon2id (config/hashers.py: ~25 ms of CPU instead of PBKDF2's
+~600 ms) and the hash pool below bounds how many run at once. On a saturated host a deprioritised hasher barely
+runs at all: in ``benchmarks/bench_load.py`` at 32 clients, password checks under SCHED_IDLE and niceness +10 took
+8 s at the median and some waited past the slot timeout (503 ``busy``), against under 1 s at request priority.
+They remain available for hosts where hashing is heavier.
 
 A bounded hash pool: at most ``DOSSIER_PASSWORD_CHECK_SLOTS`` checks hash at once in a process (0, the default:
 the host's cores divided by ``WEB_CONCURRENCY``, the web workers per host, at least one), so a burst of sign-ins

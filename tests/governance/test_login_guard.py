@@ -209,6 +209,6 @@ def test_times_in_words():
 def test_the_token_schema_documents_every_answer(client, scientist):
     client.force_login(scientist)
     schema = client.get("/api/schema/?format=json").json()
-    assert set(schema["paths"]["/api/auth/token"]["post"]["responses"]) == {"200", "400", "401", "415", "429"}
+    assert set(schema["paths"]["/api/auth/token"]["post"]["responses"]) == {"200", "400", "401", "415", "429", "503"}
     assert set(schema["paths"]["/api/auth/logout"]["post"]["responses"]) >= {"204", "401"}
     assert set(schema["components"]["schemas"]["TokenOutput"]["required"]) == {"token", "expiry"}
