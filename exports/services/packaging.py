@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, BinaryIO, cast
 
@@ -87,8 +87,8 @@ from exports.storage import (
     storage_errors_as_unavailable,
     storage_open_stream,
 )
-from governance.choices import TimestampSubject
-from governance.models import OutboxMessage
+from governance.choices import TimestampStatus, TimestampSubject
+from governance.models import OutboxMessage, TrustedTimestamp
 from governance.services.audit import audit_record
 from governance.services.outbox import outbox_enqueue
 from governance.services.timestamps import timestamp_request
@@ -462,7 +462,7 @@ def _package_started(started: _Started, *, final_attempt: bool) -> PackagingOutc
     """Build and publish one started attempt, recording how it ended."""
     staged = None
     try:
-        staged, result = _build_staged(started.export, run_id=started.run.pk)
+        staged, result = _build_staged(started.export, run=started.run)
         return _publish(started, staged, result)
     except TRANSIENT_ERRORS as exc:
         _discard(staged)
@@ -679,10 +679,10 @@ def _artifact_create(
     )
 
 
-def _build_staged(export: NarrativeExport, *, run_id: int | None = None):
+def _build_staged(export: NarrativeExport, *, run: PackagingRun):
     key = signing_key_active()
     compression = settings.DOSSIER_ARTIFACT_COMPRESSION
-    with artifact_staged(export_id=export.pk, version=export.version, run_id=run_id) as (staged, out):
+    with artifact_staged(export_id=export.pk, version=export.version, run_id=run.pk) as (staged, out):
         # The format the export was rendered with: its stored attachments and signed narrative follow its rules.
         result = bundle_build(
             export=export,
@@ -690,6 +690,7 @@ def _build_staged(export: NarrativeExport, *, run_id: int | None = None):
             signing_key=key,
             compression=compression,
             format_version=export.bundle_format_version,
+            timestamps_as_of=run.started_at,
         )
     return staged, result
 
@@ -876,9 +877,11 @@ def bundle_build(
     signing_key: SigningKey,
     compression: str,
     format_version: int = BUNDLE_FORMAT_VERSION,
+    timestamps_as_of: datetime | None = None,
 ) -> BundleResult:
-    """Write the bundle of ``export`` to ``out``. The same export, key, compression and format version give the
-    same bytes."""
+    """Write the bundle of ``export`` to ``out``. The same export, key, compression, format version and
+    ``timestamps_as_of`` (the start of the packaging run: signature timestamps granted by then are carried) give
+    the same bytes."""
     if format_version not in BUNDLE_FORMAT_VERSIONS:
         raise PackagingFailure("bundle_format_unknown", f"bundle format version {format_version} is not known")
     try:
@@ -896,6 +899,7 @@ def bundle_build(
             PayloadFile.from_bytes("approvals.json", approvals),
             PayloadFile.from_path("events.ndjson", events.path),
             *(_payload_for(plan, limit) for plan in plans),
+            *(_signature_timestamp_files(record, timestamps_as_of) if with_rendition else []),
         ]
         spec = BundleSpec(
             name=bundle_name(export_id=export.pk, version=export.version),
@@ -913,6 +917,24 @@ def bundle_build(
             raise PackagingFailure(exc.code, str(exc)) from exc
         except RenditionFailed as exc:
             raise PackagingFailure(exc.code, exc.message) from exc
+
+
+def _signature_timestamp_files(record: ApprovalRecord, as_of: datetime | None) -> list[PayloadFile]:
+    """Format 4: each signature record whose trusted timestamp was requested, as the exact bytes the token covers
+    (``signature-records/<id>.json``), and its RFC 3161 reply (``<id>.tsr``) when granted by ``as_of`` — the stored
+    rows replay reuses, so a rebuild carries the same files (docs/trusted-time.md)."""
+    ids = [entry["id"] for entry in record.document.get("signatures", [])]
+    if not ids:
+        return []
+    files = []
+    for row in TrustedTimestamp.objects.filter(subject_type=TimestampSubject.SIGNATURE, subject_id__in=ids).order_by(
+        "subject_id"
+    ):
+        files.append(PayloadFile.from_bytes(f"signature-records/{row.subject_id}.json", bytes(row.subject_bytes)))
+        granted = row.status == TimestampStatus.GRANTED and row.granted_at is not None
+        if granted and as_of is not None and row.granted_at <= as_of and row.response is not None:
+            files.append(PayloadFile.from_bytes(f"signature-records/{row.subject_id}.tsr", bytes(row.response)))
+    return files
 
 
 def _rendition_file(
@@ -952,6 +974,12 @@ class ReplayResult:
         return self.stored_sha256 == self.replayed_sha256
 
 
+def _packaged_run_start(export: NarrativeExport):
+    """When the run that published the artifact started: the cut-off of the signature timestamps it carried."""
+    run = PackagingRun.objects.filter(export=export, status=PackagingRunStatus.SUCCEEDED).order_by("-started_at")
+    return run.values_list("started_at", flat=True).first()
+
+
 def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -> ReplayResult:
     """Re-package a packaged version (same key, compression and bundle format version) into a scratch file and
     compare digests.
@@ -972,6 +1000,7 @@ def export_replay(*, export: NarrativeExport, record: bool = True, actor=None) -
                 signing_key=artifact.signing_key,
                 compression=artifact.compression,
                 format_version=artifact.format_version,
+                timestamps_as_of=_packaged_run_start(export),
             )
         except PackagingFailure as exc:
             raise Conflict(f"Export {export.pk} cannot be re-packaged: {exc.message}", code=exc.code) from exc

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from approvals.models import ApprovalSignature
 from approvals.services.signature_records import signature_record_bytes
-from exports.models import ExportArtifact
-from exports.services.packaging import PackagingOutcome, export_package
+from exports.formats import BUNDLE_FORMAT_VERSION
+from exports.models import ExportArtifact, NarrativeExport
+from exports.services.packaging import PackagingOutcome, export_package, export_replay
 from governance.choices import TimestampStatus, TimestampSubject
 from governance.models import AuditCheckpoint, TrustedTimestamp
 from governance.services.timestamps import timestamps_fetch_pending
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.django_db
 
 
 def openssl_verifies(tmp_path, data: bytes, reply: bytes, chain: bytes) -> subprocess.CompletedProcess:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "data").write_bytes(data)
     (tmp_path / "reply.tsr").write_bytes(reply)
     (tmp_path / "chain.pem").write_bytes(chain)
@@ -163,3 +165,33 @@ def test_audit_checkpoints_are_signed_timestamped_and_verified(export, crew, set
         call_command("verify_audit_chain", "--checkpoints", "--workers", "1")
     assert exit_code.value.code == 3
     assert "its signature does not verify" in capsys.readouterr().out
+
+
+def test_the_bag_carries_each_signature_record_and_its_token_and_replays_identical(
+    export, crew, settings, trusted_time, client_for, tmp_path
+):
+    settings.DOSSIER_PACKAGING_GATES = ["approvals.guardrails.packaging_gate"]
+    NarrativeExport.objects.filter(pk=export.pk).update(bundle_format_version=BUNDLE_FORMAT_VERSION)
+    sign_all(export, crew)
+    assert timestamps_fetch_pending().granted == 3  # granted before packaging starts: carried in the bag
+    assert export_package(export_id=export.pk) == PackagingOutcome.PACKAGED
+    artifact = ExportArtifact.objects.get(export=export)
+    client = client_for(crew.auditor)
+    bundle = client.get(
+        reverse("export-artifact", kwargs={"execution_id": export.execution_id, "export_id": export.pk})
+    )
+    archive = tmp_path / f"{artifact.bag_name}.tar.zst"
+    archive.write_bytes(b"".join(bundle.streaming_content))
+    bag = unpack(archive, tmp_path / "bag")
+    chain = client.get(reverse("tsa-certificates")).content
+    manifest = (bag / "manifest-sha512.txt").read_text()
+    for signature in ApprovalSignature.objects.filter(ladder__export=export):
+        record = bag / "data" / "signature-records" / f"{signature.pk}.json"
+        token = record.with_suffix(".tsr")
+        assert record.read_bytes() == signature_record_bytes(signature)
+        assert f"data/signature-records/{signature.pk}.tsr" in manifest
+        done = openssl_verifies(tmp_path / "check", record.read_bytes(), token.read_bytes(), chain)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    timestamps_fetch_pending()  # the bundle's own token arrives after packaging: the bag does not change
+    assert export_replay(export=export, record=False).identical
