@@ -231,7 +231,7 @@ def _lockout_notify(
     if notice is None:
         return
     email_enqueue(
-        subject=notice.subject,
+        subject=str(notice.subject),
         body=str(notice.body),
         to=list(notice.to),
         dedupe_key=f"signing-lockout:{user.pk}:{utc_iso(status.locked_until)}",

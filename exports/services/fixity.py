@@ -139,9 +139,9 @@ def fixity_targets(*, sample: int | None = None) -> list[FixityTarget]:
     artifacts = _oldest_checked_first(ExportArtifact.objects.filter(expired_at__isnull=True)).values_list(
         "pk", "storage_path", "sha256", "stored_sha256", "fixity_checked_at", "export__execution_id", "export_id"
     )
-    evidence = _oldest_checked_first(Evidence.objects.exclude(storage_path="")).values_list(
-        "pk", "storage_path", "sha256", "stored_sha256", "fixity_checked_at", "execution_id"
-    )
+    evidence = _oldest_checked_first(
+        Evidence.objects.filter(purged_at__isnull=True).exclude(storage_path="")
+    ).values_list("pk", "storage_path", "sha256", "stored_sha256", "fixity_checked_at", "execution_id")
     if sample is not None:
         artifacts, evidence = artifacts[:sample], evidence[:sample]
     targets = [FixityTarget(ARTIFACT, *row) for row in artifacts] + [FixityTarget(EVIDENCE, *row) for row in evidence]

@@ -128,7 +128,7 @@ def tier_moves_planned(*, now: datetime | None = None) -> list[TierMove]:
         )
     )
     evidence = (
-        Evidence.objects.filter(not_cold)
+        Evidence.objects.filter(not_cold, purged_at__isnull=True)
         .exclude(storage_path="")
         .order_by("created_at", "pk")
         .values_list(*MOVE_COLUMNS, "execution_id")
@@ -329,7 +329,7 @@ def stored_bytes_per_tier() -> dict[str, dict[str, int]]:
     summary: dict[str, dict[str, int]] = {}
     for kind, queryset in (
         (ARTIFACT, ExportArtifact.objects.filter(expired_at__isnull=True)),
-        (EVIDENCE, Evidence.objects.exclude(storage_path="")),
+        (EVIDENCE, Evidence.objects.filter(purged_at__isnull=True).exclude(storage_path="")),
     ):
         for row in queryset.values("storage_tier").annotate(total=Sum("size")).order_by("storage_tier"):
             summary.setdefault(row["storage_tier"], {})[kind] = row["total"] or 0
