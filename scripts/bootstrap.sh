@@ -25,6 +25,7 @@ if [ "${1:-}" = "--dev" ]; then
   command -v zstd >/dev/null 2>&1 || missing+=(zstd)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # fault drills start their own Redis
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

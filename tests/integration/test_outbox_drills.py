@@ -37,12 +37,12 @@ def client_for(user) -> APIClient:
 
 @contextmanager
 def broker_at(url: str) -> Iterator[None]:
-    """Point this process's Celery app at another broker (its connection pools are rebuilt)."""
+    """Point this process's Celery app at another broker."""
     from config.celery import app
 
     def forget_pools() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Only drop the references: kombu keeps one pool per broker URL process-wide, and closing the usual
+        # broker's pool would break every later test of this process.
         app._pool = None
         app.amqp._producer_pool = None
 

@@ -1,4 +1,4 @@
-"""relay_outbox [--limit N]: deliver the outbox's pending side effects now (docs/operations.md, "relay_outbox").
+"""relay_outbox: deliver the outbox's pending side effects now (docs/operations.md, "relay_outbox").
 
 What the periodic ``exports.relay_outbox`` task does, from a shell: deliver every message that is due (packaging
 tasks, cache invalidations, e-mails), prune deliveries older than ``DOSSIER_OUTBOX_RETAIN_DAYS`` and run the
