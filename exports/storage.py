@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from django.conf import settings
@@ -469,16 +470,30 @@ def staged_leftovers_purge(
     storage = storage or artifact_storage()
     prefix = staging_prefix_for(export_id=export_id, version=version, run_id=run_id)
     removed = 0
+    if run_id is not None and not isinstance(storage, FileSystemStorage):
+        removed += _local_leftovers_purge(run_id)
     with storage_errors_as_unavailable("purging staged artifacts"):
         try:
             _, names = storage.listdir(STAGING_PREFIX.rstrip("/"))
         except FileNotFoundError:
-            return 0
+            return removed
         for name in names:
             full = STAGING_PREFIX + name
             if full.startswith(prefix):
                 storage.delete(full)
                 removed += 1
+    return removed
+
+
+def _local_leftovers_purge(run_id: int) -> int:
+    """The local file an object-store run was writing, when it ran on this host (a lost worker's elsewhere stays
+    with its host's temporary directory)."""
+    directory = settings.FILE_UPLOAD_TEMP_DIR or tempfile.gettempdir()
+    removed = 0
+    for path in Path(directory).glob(f"dossier-bundle-r{run_id}-*"):
+        with suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
     return removed
 
 

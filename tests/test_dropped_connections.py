@@ -11,7 +11,8 @@ from django.db import OperationalError
 from exports.api import views
 from exports.models import ExecutionEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)  # outside a test transaction, as a request runs
+# Outside a test transaction, as a request runs: the middleware never retries inside an atomic block.
+in_request = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def dropping(monkeypatch):
     return install
 
 
+@in_request
 def test_a_read_whose_connection_drops_is_answered_on_a_fresh_one(client_for, execution, dropping):
     calls = dropping(times=1)
     response = client_for(execution.owner).get(f"/api/experiment-console/sessions/{execution.pk}")
@@ -40,12 +42,14 @@ def test_a_read_whose_connection_drops_is_answered_on_a_fresh_one(client_for, ex
     assert len(calls) == 2
 
 
+@in_request
 def test_a_read_that_fails_twice_answers_503(client_for, execution, dropping):
     dropping(times=2)
     response = client_for(execution.owner).get(f"/api/experiment-console/sessions/{execution.pk}/events")
     assert response.status_code == 503 and response.json()["error"]["code"] == "database_unavailable"
 
 
+@in_request
 def test_a_write_whose_connection_drops_answers_503_and_changes_nothing(client_for, execution, dropping):
     calls = dropping(times=1)
     path = f"/api/experiment-console/sessions/{execution.pk}/events"
@@ -57,3 +61,24 @@ def test_a_write_whose_connection_drops_answers_503_and_changes_nothing(client_f
 
 def test_connections_are_health_checked():
     assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+
+
+def test_db_pgbouncer_configures_transaction_pooling():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(json.dumps([d['CONN_MAX_AGE'], d.get('DISABLE_SERVER_SIDE_CURSORS'), "
+        "d.get('OPTIONS', {}).get('server_side_binding'), s.DOSSIER_PACKAGING_SESSION_LEASE]))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": "postgres://dossier@pgbouncer:6432/dossier",
+        "DB_PGBOUNCER": "1",
+    }
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)  # noqa: S603
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, True, None, False]

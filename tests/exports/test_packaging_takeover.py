@@ -205,3 +205,26 @@ def test_staged_bytes_are_private_and_named_after_their_run(queued_export, monke
     [(name, mode)] = staged
     assert name.startswith(f"{STAGING_PREFIX}{export.pk}-v1-r{run.pk}-") and name.endswith(".partial")
     assert mode == 0o600
+
+
+def test_beat_runs_the_takeover_every_15_seconds(packaging_export, settings, sent, django_capture_on_commit_callbacks):
+    from exports.tasks import take_over_stale_packaging
+
+    entry = settings.DOSSIER_SCHEDULES["exports-packaging-takeover"]
+    assert entry["task"] == take_over_stale_packaging.name and entry["every"] == timedelta(seconds=15)
+    export, _ = packaging_export()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert take_over_stale_packaging.apply().get() == [export.pk]
+    assert sent == [export.pk]
+
+
+def test_an_object_store_runs_local_leftovers_are_removed_with_it(tmp_path, settings):
+    from django.core.files.storage import InMemoryStorage
+
+    from exports.storage import staged_leftovers_purge
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    mine, other = tmp_path / "dossier-bundle-r41-abc", tmp_path / "dossier-bundle-r4-abc"
+    mine.write_bytes(b"half"), other.write_bytes(b"half")
+    assert staged_leftovers_purge(export_id=1, version=1, run_id=41, storage=InMemoryStorage()) == 1
+    assert not mine.exists() and other.exists()
