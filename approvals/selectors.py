@@ -26,9 +26,10 @@ from config.filters import IdFilter
 from config.labels import label
 from config.middleware import MAX_ID
 from exports.choices import ExportStatus
-from exports.models import NarrativeExport
+from exports.models import LegalHold, NarrativeExport
 from exports.permissions import EXECUTION_WRITERS
 from exports.queue_state import queue_state_status_is
+from exports.selectors.holds import holds_covering_export
 from governance.choices import RoleKey
 from governance.filtersets import filtered
 from governance.models import Membership
@@ -430,6 +431,7 @@ class ExportPage:
     permissions: dict[int, StagePermissions]
     candidates_by_role: dict[str, list[str]]
     may_start_version: bool
+    legal_holds: list[LegalHold]  # the active holds covering the export (docs/records-lifecycle.md)
 
 
 def export_page_for_user(*, user, export: NarrativeExport) -> ExportPage:
@@ -457,7 +459,9 @@ def export_page_for_user(*, user, export: NarrativeExport) -> ExportPage:
             for stage in stages
         },
         candidates_by_role=_candidates_by_role(team_id=export.execution.team_id, stages=stages),
-        may_start_version=export.status == ExportStatus.REJECTED and bool(roles & EXECUTION_WRITERS),
+        may_start_version=export.status in (ExportStatus.REJECTED, ExportStatus.APPROVAL_EXPIRED)
+        and bool(roles & EXECUTION_WRITERS),
+        legal_holds=list(holds_covering_export(export)),
     )
 
 

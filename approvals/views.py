@@ -119,6 +119,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         "cleared": reader is None,
         "packaged": export.status == ExportStatus.PACKAGED,
         "may_start_version": page.may_start_version,
+        "legal_holds": page.legal_holds,
     }
 
 

@@ -123,7 +123,8 @@ def export_retention_change(*, actor, export_id: int, retain_until: datetime, re
 def _superseded_export_ids() -> QuerySet[NarrativeExport, dict[str, Any]]:
     """Exports older than the newest ``retention_keep_versions`` versions of their execution (a null keep-count
     compares as unknown, so exports without the rule never match)."""
-    ranked = NarrativeExport.objects.annotate(
+    with_rule = NarrativeExport.objects.filter(retention_keep_versions__isnull=False).values("execution_id")
+    ranked = NarrativeExport.objects.filter(execution_id__in=with_rule).annotate(  # every version of those executions
         newer=Window(RowNumber(), partition_by=[F("execution_id")], order_by=F("version").desc())
     )
     return ranked.filter(newer__gt=F("retention_keep_versions")).values("pk")
@@ -208,7 +209,7 @@ class RetentionReport:
 
 
 @contextmanager
-def _counting(report: RetentionReport) -> Iterator[None]:
+def _counting(report: RetentionReport, *, batch: bool = True) -> Iterator[None]:
     counter = {"n": 0}
 
     def count(execute, sql, params, many, context):
@@ -218,7 +219,8 @@ def _counting(report: RetentionReport) -> Iterator[None]:
     with connection.execute_wrapper(count):
         yield
     report.queries += counter["n"]
-    report.max_batch_queries = max(report.max_batch_queries, counter["n"])
+    if batch:
+        report.max_batch_queries = max(report.max_batch_queries, counter["n"])
 
 
 def _tombstone(item: ExportArtifact | Evidence, *, team_id: int, now: datetime) -> RetentionTombstone:
@@ -354,7 +356,7 @@ def retention_enforce(
     hold kept and what was purged (``dry_run``: what would be, with nothing changed)."""
     now = now or timezone.now()
     report = RetentionReport(dry_run=dry_run, started_at=now)
-    with _counting(report):
+    with _counting(report, batch=False):
         _count_due(report, now)
     if dry_run:
         return report

@@ -73,3 +73,24 @@ def test_without_a_limit_nothing_expires(export):
     opened_hours_ago(export, 24 * 365)
     assert expire_open_ladders.delay().get() == {"checked": 1, "expired": []}
     assert NarrativeExport.objects.get(pk=export.pk).status == "awaiting_approval"
+
+
+def test_the_export_page_shows_retention_holds_and_offers_a_new_version_after_expiry(
+    ladder_execution, crew, team, client
+):
+    from exports.services.holds import legal_hold_place
+
+    snapshot = snapshot_expiring_after(1)
+    export = export_with_ladder(execution=ladder_execution, author=crew.author, snapshot=snapshot)
+    NarrativeExport.objects.filter(pk=export.pk).update(
+        retain_until=timezone.now() + timedelta(days=30), retention_mode="compliance"
+    )
+    hold = legal_hold_place(actor=crew.compliance, team=team, scope="export", export_id=export.pk, reason="Audit")
+    client.force_login(crew.author)
+    html = client.get(f"/exports/{export.pk}/").content.decode()
+    assert "(compliance mode)" in html and f"hold #{hold.pk}" in html
+    assert 'data-testid="new-version"' not in html
+    opened_hours_ago(export, 2)
+    expire_open_ladders.delay().get()
+    html = client.get(f"/exports/{export.pk}/").content.decode()
+    assert "Approval expired" in html and 'data-testid="new-version"' in html
