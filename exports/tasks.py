@@ -88,11 +88,13 @@ def enforce_retention() -> dict:
 
 @shared_task(
     name="exports.build_team_data_export",
+    acks_late=True,
     soft_time_limit=settings.DOSSIER_PACKAGING_SOFT_TIME_LIMIT,
     time_limit=settings.DOSSIER_PACKAGING_TIME_LIMIT,
 )
 def build_team_data_export(request_id: int) -> str:
-    """Build a team's data bundle requested through the API (docs/team-data.md); runs once per request."""
+    """Build a team's data bundle requested through the API (docs/team-data.md); once per request (a delivery
+    again after a lost worker starts the build over once the time limit has passed)."""
     return team_data_export_run(request_id=request_id)
 
 

@@ -82,7 +82,6 @@ def legal_hold_place(*, actor, team: Team, scope: str, reason: str, export_id: i
     _require_manager(actor=actor, team_id=team.pk, action="place legal holds")
     text = _reason_required(reason)
     export = _target_export(team=team, scope=scope, export_id=export_id)
-    Team.objects.select_for_update().filter(pk=team.pk).first()  # holds of one team are placed one at a time
     hold = LegalHold.objects.create(team=team, scope=scope, export=export, reason=text, placed_by=actor)
     _hold_record(hold, event_type=EventType.LEGAL_HOLD_PLACED, actor=actor, reason=text)
     return hold

@@ -125,6 +125,13 @@ def _selection(*, execution: Execution, refs: Sequence[EvidenceRef]) -> tuple[li
             code="unknown_evidence",
             details={"evidence": [{"kind": ref.kind, "id": ref.id} for ref in selection.missing]},
         )
+    purged = [row.pk for row in selection.evidence if row.purged_at is not None]
+    if purged:
+        raise Conflict(
+            "Some selected evidence files were purged by retention and can no longer be exported.",
+            code="evidence_purged",
+            details={"evidence": [{"kind": "file", "id": pk} for pk in purged]},
+        )
     return selection.evidence, selection.events
 
 

@@ -127,7 +127,7 @@ def _spool_stored_files(content: TeamDataContent, team_id: int) -> None:
                             "size": item.size,
                             "sha256": item.sha256,
                         }
-                    )  # fmt: skip
+                    )
                 )
     for kind in STORED_FILE_DIRECTORIES:
         content.counts.setdefault(kind, 0)

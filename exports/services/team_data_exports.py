@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import BinaryIO
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -123,15 +125,24 @@ def team_data_export_get_for_user(*, user, slug: str, request_id: int) -> TeamDa
 @transaction.atomic
 def _started(request_id: int) -> TeamDataExport | None:
     request = TeamDataExport.objects.select_for_update().select_related("team", "requested_by").get(pk=request_id)
-    if request.status != TeamDataExportStatus.QUEUED:
+    if request.status != TeamDataExportStatus.QUEUED and not _lost(request):
         return None
     request.status, request.started_at = TeamDataExportStatus.RUNNING, timezone.now()
     request.save(update_fields=["status", "started_at"])
     return request
 
 
+def _lost(request: TeamDataExport) -> bool:
+    """A build still ``running`` past the task's time limit: its worker is gone (the message is delivered again,
+    the task acks late), so this delivery starts over."""
+    limit = timezone.now() - timedelta(seconds=settings.DOSSIER_PACKAGING_TIME_LIMIT)
+    started = request.started_at
+    return request.status == TeamDataExportStatus.RUNNING and started is not None and started < limit
+
+
 def team_data_export_run(*, request_id: int) -> str:
-    """Build a requested bundle into storage. Runs once per request: a request no longer queued is left alone."""
+    """Build a requested bundle into storage, once per request: a request no longer queued is left alone, unless
+    its build was lost with its worker."""
     request = _started(request_id)
     if request is None:
         return "skipped"

@@ -129,3 +129,14 @@ def test_erasure_refusals_in_the_error_shape(client_for, crew, other_crew, recor
     held = admin.post(url, body, format="json")
     assert held.status_code == 409 and error_code(held) == "legal_hold_active"
     assert NarrativeExport.objects.get(pk=record.packaged.pk).status == "packaged"
+
+
+def test_a_build_lost_with_its_worker_starts_over_after_the_time_limit(crew, record, settings):
+    request = TeamDataExport.objects.create(
+        team=record.packaged.execution.team, requested_by=crew.auditor, status="running", started_at=timezone.now()
+    )
+    assert team_data_export_run(request_id=request.pk) == "skipped"  # a live build is left alone
+    lost = timezone.now() - timedelta(seconds=settings.DOSSIER_PACKAGING_TIME_LIMIT + 1)
+    TeamDataExport.objects.filter(pk=request.pk).update(started_at=lost)
+    assert team_data_export_run(request_id=request.pk) == "done"
+    assert TeamDataExport.objects.get(pk=request.pk).counts["exports"] == 1

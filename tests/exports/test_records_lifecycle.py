@@ -288,3 +288,15 @@ def test_the_legal_hold_command_exit_codes(packaged, officer, scientist, capsys)
     assert run("release", str(hold.pk), "--actor", "officer", "--reason", "Closed") == 0
     assert run("release", str(hold.pk), "--actor", "officer", "--reason", "Closed") == 1
     assert run("list", "--actor", "sci") == 2
+
+
+def test_purged_evidence_cannot_be_exported_again(make_export, evidence_set, selection):
+    from config.errors import Conflict
+
+    Evidence.objects.filter(pk=evidence_set["file"].pk).update(retain_until=timezone.now() - timedelta(days=1))
+    assert retention_enforce().categories["evidence"].purged == 1
+    assert not storages["artifacts"].exists(evidence_set["file"].storage_path)
+    with pytest.raises(Conflict) as refused:
+        make_export()
+    assert refused.value.code == "evidence_purged"
+    assert make_export(selection=[item for item in selection if item["kind"] != "file"]).version == 1

@@ -26,11 +26,15 @@ def crew(team):
 
 
 @pytest.fixture
-def record(team, crew, other_team):
+def record(team, crew):
     published_snapshot()
-    record = team_record_create(team, crew)
-    team_record_create(other_team, crew_for_other(other_team), executions=1)
-    return record
+    return team_record_create(team, crew)
+
+
+@pytest.fixture
+def other_record(record, other_team):
+    """Another team's record beside ``record``: nothing of it may reach the first team's bundle or erasure."""
+    return team_record_create(other_team, crew_for_other(other_team), executions=1)
 
 
 def crew_for_other(team):
@@ -54,7 +58,7 @@ def lines(bag: Path, kind: str) -> list[dict]:
     return [json.loads(line) for line in (bag / "data" / f"{kind}.ndjson").read_text().splitlines()]
 
 
-def test_bundle_passes_the_validators_and_counts_equal_the_database(team, crew, record, tmp_path):
+def test_bundle_passes_the_validators_and_counts_equal_the_database(team, crew, record, other_record, tmp_path):
     archive = tmp_path / "team.tar.zst"
     assert export_command("alpha", "--output", str(archive), "--actor", crew.auditor.username) == 0
 
@@ -114,7 +118,8 @@ def test_verify_export_accepts_the_team_bundle(crew, record, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("who", ["author", "operator", "other-team compliance", "nobody"])
-def test_export_is_refused_with_exit_2(crew, record, tmp_path, who):
+def test_export_is_refused_with_exit_2(crew, other_team, tmp_path, who):
+    crew_for_other(other_team)
     username = {"author": crew.author.username, "operator": crew.operator.username}.get(who)
     username = username or ("b-comp" if who.startswith("other") else "no-such-user")
     archive = tmp_path / "team.tar.zst"
