@@ -133,9 +133,10 @@ def signing_session_touch(*, user, session_key: str | None, now: datetime | None
     """Record a signature in this session: the continuous period of signing restarts now."""
     if session_key is None:
         return
-    SigningSession.objects.update_or_create(
-        key=session_key, defaults={"user_id": user.pk, "last_signed_at": now or timezone.now()}
-    )
+    now = now or timezone.now()
+    SigningSession.objects.update_or_create(key=session_key, defaults={"user_id": user.pk, "last_signed_at": now})
+    # The signer's sessions that have ended can never sign with the password alone again: they are not kept.
+    SigningSession.objects.filter(user_id=user.pk, last_signed_at__lt=now - signing_session_window()).delete()
 
 
 def signing_components_require(*, user, username: str | None, session_key: str | None) -> None:

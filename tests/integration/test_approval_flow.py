@@ -63,6 +63,7 @@ def test_sign_every_stage_then_the_worker_packages_a_verifiable_bundle(roles, te
             f"{base}/exports/narrative/{export['id']}/approve",
             {
                 "decision": "approve",
+                "username": user.username,
                 "password": PASSWORD,
                 "meaning": meaning,
                 "comment": f"Stage {number} checked.",
