@@ -300,3 +300,30 @@ def test_purged_evidence_cannot_be_exported_again(make_export, evidence_set, sel
         make_export()
     assert refused.value.code == "evidence_purged"
     assert make_export(selection=[item for item in selection if item["kind"] != "file"]).version == 1
+
+
+def test_retention_terms_come_from_the_template_snapshot(published_template, evidence_set, packaged):
+    from governance.models import WorkflowTemplate
+    from governance.services.templates import template_create, template_publish
+
+    export = packaged()
+    artifact = ExportArtifact.objects.get(export=export)
+    assert (export.retention_mode, export.retention_keep_versions) == ("governance", None)
+    assert (artifact.retain_until, artifact.retention_mode) == (export.retain_until, "governance")
+    assert abs((evidence_set["file"].retain_until - timezone.now()) - timedelta(days=30)) < timedelta(minutes=5)
+
+    source = WorkflowTemplate.objects.get(template_key="standard-release")
+    locked = template_create(
+        actor=None,
+        forked_from=source,
+        records={"retention_mode": "compliance", "retention_keep_versions": 3, "ladder_expires_after_hours": 72},
+    )
+    snapshot = template_publish(template=locked)
+    assert '"retention_mode":"compliance"' in snapshot.canonical_json and snapshot.format_version == 4
+    strict = packaged()
+    assert (strict.retention_mode, strict.retention_keep_versions) == ("compliance", 3)
+    assert ExportArtifact.objects.get(export=strict).retention_mode == "compliance"
+    from exports.services.evidence import notebook_entry_create
+
+    note = notebook_entry_create(execution=strict.execution, actor=strict.author, title="Later", body="text")
+    assert note.retention_mode == "compliance"
