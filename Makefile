@@ -8,11 +8,12 @@ PORT ?= 8000
 
 # `make run` is the product as users meet it (DEBUG=0: Dossier's own error pages, static files through WhiteNoise)
 # over plain local HTTP; `make dev` keeps Django's debug pages and auto-reload for working on the code.
-run: setup demo
-	@$(MAKE) --no-print-directory serve DEBUG=0
+# Both run beside the local RFC 3161 time-stamping authority unless DOSSIER_TSA_URLS names one (docs/trusted-time.md).
+run: setup
+	@scripts/with_local_tsa.sh $(MAKE) --no-print-directory demo serve DEBUG=0
 
-dev: setup demo
-	@$(MAKE) --no-print-directory serve DEBUG=1
+dev: setup
+	@scripts/with_local_tsa.sh $(MAKE) --no-print-directory demo serve DEBUG=1
 
 serve:
 	@echo ""

@@ -31,6 +31,7 @@ from exports.events import EventType
 from exports.models import NarrativeExport, PackagingRun
 from governance.authentication import TokenAuthentication
 from governance.models import AuditEvent
+from governance.services.timestamps import timestamps_pending_counts
 
 # Upper bounds (seconds) of the packaging duration histogram's buckets.
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -158,6 +159,17 @@ def stage_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricF
     return overdue, open_stages, escalated
 
 
+def timestamp_families() -> tuple[GaugeMetricFamily]:
+    pending = GaugeMetricFamily(
+        "dossier_trusted_timestamps_pending",
+        "Trusted timestamps requested but not yet granted by a TSA, by subject (docs/trusted-time.md).",
+        labels=["subject"],
+    )
+    for subject, count in sorted(timestamps_pending_counts().items()):
+        pending.add_metric([subject], count)
+    return (pending,)
+
+
 class DatabaseCollector:
     """A prometheus_client collector whose every figure is read from the database when scraped."""
 
@@ -168,6 +180,7 @@ class DatabaseCollector:
         yield from queue_families()
         yield from stage_families()
         yield from operations_families()
+        yield from timestamp_families()
 
 
 def metrics_text() -> bytes:

@@ -31,6 +31,7 @@ from exports.formats import RENDITION_FORMAT
 from exports.models import NarrativeExport
 from exports.selectors.executions import executions_for_user
 from exports.services.clearance import export_reader_views
+from exports.services.timestamps import export_trusted_time
 from governance.selectors.teams import teams_for_user
 
 
@@ -105,6 +106,9 @@ def _page_context(request, export: NarrativeExport) -> dict:
     narrative = export.narrative_markdown if reader is None else reader.narrative(export)
     page = export_page_for_user(user=request.user, export=export)
     sign_form, sign_refusal, sign_notice = _sign_section(request.user, export, page)
+    trusted_time = export_trusted_time(export, [signature.pk for signature in page.signatures])
+    for signature in page.signatures:
+        setattr(signature, "trusted_timestamp", trusted_time.signatures.get(signature.pk))  # noqa: B010
     return {
         "export": export,
         "execution": export.execution,
@@ -122,6 +126,7 @@ def _page_context(request, export: NarrativeExport) -> dict:
         # The artifact is packaged with the export's own format: from format 4 on it carries the PDF rendition.
         "has_rendition": export.bundle_format_version >= RENDITION_FORMAT,
         "may_start_version": page.may_start_version,
+        "trusted_time": trusted_time,
     }
 
 

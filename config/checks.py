@@ -71,3 +71,17 @@ def keyring_from_environment(app_configs, **kwargs):
             id="dossier.W004",
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def tsa_roots_configured(app_configs, **kwargs):
+    if not getattr(settings, "DOSSIER_TSA_URLS", None) or settings.DOSSIER_TSA_CA_FILE:
+        return []
+    return [
+        checks.Warning(
+            "DOSSIER_TSA_URLS is set without DOSSIER_TSA_CA_FILE, so timestamp tokens are stored without checking "
+            "that they chain to a trusted TSA root.",
+            hint="Set DOSSIER_TSA_CA_FILE to a PEM file of the TSAs' roots (docs/trusted-time.md).",
+            id="dossier.W005",
+        )
+    ]

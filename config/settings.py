@@ -291,7 +291,17 @@ DOSSIER_SCHEDULES: dict[str, dict[str, Any]] = {
     "approval-sla-monitor": {"task": "approvals.monitor_narrative_approval_slas", "every": timedelta(minutes=15)},
     "login-counters-purge": {"task": "governance.purge_login_counters", "every": timedelta(hours=1)},
     "governance-event-feed": {"task": "exports.export_governance_events", "every": timedelta(hours=1)},
+    "trusted-timestamps-fetch": {"task": "governance.fetch_timestamps", "every": timedelta(minutes=1)},
+    "audit-chain-checkpoint": {"task": "exports.checkpoint_audit_chain", "every": timedelta(days=1)},
 }
+
+# --- Trusted time (docs/trusted-time.md) ----------------------------------------------------------------------
+# RFC 3161 time-stamping authorities, tried in order; empty = trusted timestamps are off. DOSSIER_TSA_CA_FILE is
+# a PEM file of the roots their certificates chain to: replies are verified against it and it is published at
+# /api/exports/tsa-certificates with the TSA certificates seen, for offline `openssl ts -verify`.
+DOSSIER_TSA_URLS = env_list("DOSSIER_TSA_URLS", [])
+DOSSIER_TSA_CA_FILE = env_str("DOSSIER_TSA_CA_FILE", "")
+DOSSIER_TSA_TIMEOUT_SECONDS = env_int("DOSSIER_TSA_TIMEOUT_SECONDS", 10)
 
 # --- Email ----------------------------------------------------------------------------------------------------
 # Without a mail server, messages are written as files under var/mail/ (one file per message), not to the console.

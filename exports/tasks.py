@@ -7,6 +7,7 @@ from django.conf import settings
 
 from config.logs import log_context
 from exports.feed.service import governance_feed_run_recorded, scheduled_sink
+from exports.services.checkpoints import audit_checkpoint_sign
 from exports.services.packaging import TRANSIENT_ERRORS, export_package, exports_sweep_stuck
 
 
@@ -40,3 +41,9 @@ def export_governance_events() -> dict:
     """The hourly governance event feed run (docs/feed.md): ``db`` cursor, advisory-locked, outcome recorded."""
     result = governance_feed_run_recorded(sink=scheduled_sink(), limit=settings.DOSSIER_FEED_RUN_LIMIT)
     return {"outcome": result.outcome, "exported": result.exported, "cursor": result.state.cursor}
+
+
+@shared_task(name="exports.checkpoint_audit_chain", soft_time_limit=120, time_limit=180)
+def checkpoint_audit_chain() -> dict:
+    checkpoint = audit_checkpoint_sign()
+    return {"checkpoint": checkpoint.pk, "sequence": checkpoint.sequence}

@@ -27,6 +27,7 @@ from django.utils.html import format_html, format_html_join
 from config.errors import DossierError
 from governance.models import (
     AuditChainVerification,
+    AuditCheckpoint,
     AuditEvent,
     Clearance,
     GovernanceBaseline,
@@ -35,6 +36,7 @@ from governance.models import (
     Membership,
     Role,
     Team,
+    TrustedTimestamp,
     WorkflowStageBlueprint,
     WorkflowTemplate,
     WorkflowTemplateAssignment,
@@ -262,6 +264,21 @@ class AuditEventAdmin(ReadOnlyAdmin):
 @admin.register(AuditChainVerification)
 class AuditChainVerificationAdmin(ReadOnlyAdmin):
     list_display = ["checked_at", "ok", "rows", "broken_sequence", "reason", "duration_ms"]
+
+
+@admin.register(TrustedTimestamp)
+class TrustedTimestampAdmin(ReadOnlyAdmin):
+    """docs/trusted-time.md: pending tokens show their attempts and last error."""
+
+    list_display = ["id", "subject_type", "subject_id", "status", "gen_time", "tsa_url", "attempts", "last_error"]
+    list_filter = ["status", "subject_type"]
+    exclude = ["subject_bytes", "response"]
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ["id", "sequence", "head_hash", "key_id", "created_at"]
+    exclude = ["statement", "signature"]
 
 
 # --- Templates ------------------------------------------------------------------------------------------------

@@ -67,3 +67,16 @@ class BaselineEventType(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"
     ROLLED_BACK = "rolled_back", "Rolled back"
     REINSTATED = "reinstated", "Reinstated"
+
+
+class TimestampSubject(models.TextChoices):
+    """What a trusted timestamp covers (docs/trusted-time.md)."""
+
+    SIGNATURE = "signature", "Signature record"
+    BUNDLE = "bundle", "Bundle tag manifest"
+    AUDIT_CHECKPOINT = "audit_checkpoint", "Audit-chain checkpoint"
+
+
+class TimestampStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    GRANTED = "granted", "Granted"

@@ -17,6 +17,8 @@ from governance.choices import (
     ClearancePolicy,
     TemplateAuditAction,
     TemplateStatus,
+    TimestampStatus,
+    TimestampSubject,
 )
 from governance.querysets import TeamScopedQuerySet
 
@@ -580,3 +582,79 @@ class ScheduledJobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job}: {self.outcome} at {self.finished_at:%Y-%m-%d %H:%M}"
+
+
+class TrustedTimestamp(models.Model):
+    """An RFC 3161 timestamp token over the exact bytes of one record (docs/trusted-time.md).
+
+    The row is written, ``pending``, in the same transaction as its subject; the token is fetched afterwards
+    (a TSA that is down never blocks signing or packaging) and stored as the TSA's whole ``TimeStampResp``, the
+    form ``openssl ts -verify -in`` reads. ``subject_bytes`` are the bytes the token covers, kept so a verifier
+    needs nothing else.
+    """
+
+    subject_type = models.CharField(max_length=20, choices=TimestampSubject.choices)
+    subject_id = models.BigIntegerField()
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    subject_bytes = models.BinaryField()
+    subject_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=TimestampStatus.choices, default=TimestampStatus.PENDING)
+    response = models.BinaryField(null=True, blank=True)
+    tsa_url = models.CharField(max_length=500, blank=True)
+    gen_time = models.DateTimeField(null=True, blank=True)
+    serial_number = models.CharField(max_length=80, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    granted_at = models.DateTimeField(null=True, blank=True)
+
+    TEAM_LOOKUP = "team"
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject_type", "subject_id"], name="trusted_timestamp_one_per_subject"),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"timestamp of {self.subject_type} {self.subject_id} ({self.status})"
+
+
+class TsaCertificate(models.Model):
+    """A certificate seen in a granted token (the TSA's signer), published for offline verification."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    subject = models.CharField(max_length=500)
+    pem = models.TextField()
+    first_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["first_seen_at", "id"]
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the audit chain's head at one moment (docs/trusted-time.md).
+
+    ``statement`` is canonical JSON naming the head's sequence and hash; ``signature`` is the bundle signing
+    key's Ed25519 signature over it, and a trusted timestamp over the same bytes dates it independently.
+    """
+
+    sequence = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    statement = models.BinaryField()
+    key_id = models.CharField(max_length=64)
+    public_key_pem = models.TextField()
+    signature = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sequence", "id"]
+
+    def __str__(self) -> str:
+        return f"audit checkpoint at sequence {self.sequence}"

@@ -7,14 +7,18 @@ Redis answers.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +241,53 @@ def moto_endpoint():
     yield endpoint
     process.terminate()
     process.wait(timeout=10)
+
+
+@dataclass
+class LocalTsa:
+    url: str
+    directory: Path
+    server: Any
+
+    @property
+    def root_pem(self) -> Path:
+        return self.directory / "root.pem"
+
+    def failing(self, fail: bool) -> None:
+        """Answer every request with 503 (a TSA that is down) or serve again."""
+        self.server.RequestHandlerClass.fail = fail
+
+
+@pytest.fixture(scope="session")
+def local_tsa(tmp_path_factory):
+    """The repository's local RFC 3161 TSA (scripts/local_tsa.py, openssl-backed) on a free port."""
+    which("openssl")
+    spec = importlib.util.spec_from_file_location("local_tsa", Path(__file__).parents[1] / "scripts" / "local_tsa.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    server = module.serve(host="127.0.0.1", port=0, directory=tmp_path_factory.mktemp("tsa"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    tsa = LocalTsa(
+        url=f"http://127.0.0.1:{server.server_address[1]}/",
+        directory=server.RequestHandlerClass.directory,
+        server=server,
+    )
+    yield tsa
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def trusted_time(settings, local_tsa):
+    """Trusted time on, against the local TSA (which serves, until a test makes it fail)."""
+    from governance.services import timestamps
+
+    settings.DOSSIER_TSA_URLS = [local_tsa.url]
+    settings.DOSSIER_TSA_CA_FILE = str(local_tsa.root_pem)
+    settings.DOSSIER_TSA_TIMEOUT_SECONDS = 5
+    timestamps._roots_from.cache_clear()
+    local_tsa.failing(False)
+    yield local_tsa
+    local_tsa.failing(False)

@@ -41,6 +41,7 @@ from approvals.selectors import (
     signing_capacity,
     stage_lookup,
 )
+from approvals.services.signature_records import signature_record_bytes
 from approvals.services.signing import signer_verify
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from exports.choices import ExportStatus
@@ -50,10 +51,12 @@ from exports.services.clearance import export_clearance_require
 from exports.services.lifecycle import export_lifecycle_record, lifecycle_batch
 from exports.services.rendering import stored_narrative_digest
 from exports.services.transitions import export_transition
+from governance.choices import TimestampSubject
 from governance.ladder import stage_due_at, stage_escalate_at
 from governance.models import Membership
 from governance.selectors.teams import user_roles_in_team
 from governance.services.audit import audit_record
+from governance.services.timestamps import timestamp_request
 from governance.signals import team_state_changed
 from governance.validation import DEFAULT_REJECT_MEANING, meanings_agree
 
@@ -444,7 +447,7 @@ def _signature_store(signing: _Signing, *, decision: str, meaning: str, comment:
     assert capacity is not None, "_signer_check refuses a signer without a capacity"
     try:
         with transaction.atomic(savepoint=False):  # a duplicate ends the whole transaction anyway
-            signing.signature = ApprovalSignature.objects.create(
+            signature = ApprovalSignature.objects.create(
                 ladder=ladder,
                 stage=stage,
                 signer=actor,
@@ -463,6 +466,13 @@ def _signature_store(signing: _Signing, *, decision: str, meaning: str, comment:
             )
     except IntegrityError:
         raise Conflict("This stage was signed a moment ago.", code="stale_stage") from None
+    signing.signature = signature
+    timestamp_request(
+        subject_type=TimestampSubject.SIGNATURE,
+        subject_id=signature.pk,
+        data=signature_record_bytes(signature),
+        team_id=signing.export.execution.team_id,
+    )
 
 
 def _signature_payload(signing: _Signing) -> dict[str, Any]:

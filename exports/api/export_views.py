@@ -12,6 +12,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -40,9 +41,13 @@ from exports.services.downloads import (
     artifact_rendition_open,
 )
 from exports.services.narrative_exports import EvidenceRef, export_create
+from exports.services.timestamps import artifact_timestamp_reply
 from exports.storage import BUNDLE_CONTENT_TYPES, BUNDLE_SUFFIXES
+from governance.services.timestamps import tsa_certificates_pem
 
 DOWNLOAD_CHUNK = 1 << 20
+TIMESTAMP_REPLY_TYPE = "application/timestamp-reply"
+PEM_CHAIN_TYPE = "application/pem-certificate-chain"
 ARTIFACT_RESPONSES: dict[int | tuple[int, str], Any] = {
     **{(200, content_type): OpenApiTypes.BINARY for content_type in BUNDLE_CONTENT_TYPES.values()},
     404: OpenApiResponse(ErrorOutput, description="No artifact (yet), or the link is unknown or expired."),
@@ -184,6 +189,49 @@ class ArtifactSignedDownloadApi(APIView):
     def get(self, request, token: str):
         export, user = artifact_link_resolve(token=token)
         return _artifact_response(artifact_download_open(export=export, actor=user, via="signed_link"))
+
+
+class _BinaryNegotiation(DefaultContentNegotiation):
+    """Binary answers (a timestamp reply, a certificate chain) ignore ``Accept``; their errors stay JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ExportArtifactTimestampApi(APIView):
+    """The RFC 3161 reply over the bundle's tag manifest, for ``openssl ts -verify`` (docs/trusted-time.md)."""
+
+    content_negotiation_class = _BinaryNegotiation
+
+    @extend_schema(
+        responses={
+            (200, TIMESTAMP_REPLY_TYPE): OpenApiTypes.BINARY,
+            404: OpenApiResponse(
+                ErrorOutput,
+                description="`artifact_not_found`, `timestamp_not_found` (trusted time was off) or "
+                "`timestamp_pending` (the TSA has not answered yet).",
+            ),
+        }
+    )
+    def get(self, request, execution_id: int, export_id: int):
+        export = export_get_for_user(user=request.user, execution_id=execution_id, export_id=export_id)
+        artifact, reply = artifact_timestamp_reply(export=export)
+        response = HttpResponse(reply, content_type=TIMESTAMP_REPLY_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="{artifact.bag_name}.tagmanifest.tsr"'
+        return response
+
+
+class TsaCertificatesApi(APIView):
+    """The certificates that TSA tokens chain to, as one PEM file for ``openssl ts -verify -CAfile``."""
+
+    permission_classes = [AllowAny]
+    content_negotiation_class = _BinaryNegotiation
+
+    @extend_schema(responses={(200, PEM_CHAIN_TYPE): OpenApiTypes.STR})
+    def get(self, request):
+        response = HttpResponse(tsa_certificates_pem(), content_type=PEM_CHAIN_TYPE)
+        response["Content-Disposition"] = 'inline; filename="tsa-certificates.pem"'
+        return response
 
 
 class PackagingJobsApi(APIView):

@@ -56,7 +56,13 @@ urlpatterns = [
         export_views.ArtifactSignedDownloadApi.as_view(),
         name="artifact-signed-download",
     ),
+    path(
+        "experiment-console/sessions/<int:execution_id>/exports/narrative/<int:export_id>/artifact/timestamp",
+        export_views.ExportArtifactTimestampApi.as_view(),
+        name="export-artifact-timestamp",
+    ),
     path("exports/signing-keys", export_views.SigningKeysApi.as_view(), name="signing-keys"),
+    path("exports/tsa-certificates", export_views.TsaCertificatesApi.as_view(), name="tsa-certificates"),
     path("notebook/entries", views.NotebookEntryCreateApi.as_view(), name="notebook-entries"),
     path("notebook/entries/evidence", views.NotebookEvidenceListApi.as_view(), name="notebook-evidence"),
     path("data/evidence", views.EvidenceListCreateApi.as_view(), name="evidence-list"),

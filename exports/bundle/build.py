@@ -105,6 +105,7 @@ class BundleResult:
     tag_manifest: Mapping[str, str]  # tag file name -> sha512 hex
     narrative_sha256: str
     rendition_sha256: str = ""  # of data/dossier.pdf, when the bundle has one
+    tag_manifest_bytes: bytes = b""  # tagmanifest-sha512.txt as written: what a trusted timestamp covers
 
 
 def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None) -> BundleResult:
@@ -147,6 +148,7 @@ def build_bundle(spec: BundleSpec, out: BinaryIO, *, threads: int | None = None)
         tag_manifest=sealed.tag_manifest,
         narrative_sha256=digests[NARRATIVE_PATH][1],
         rendition_sha256=digests[RENDITION_PATH][1] if RENDITION_PATH in digests else "",
+        tag_manifest_bytes=sealed.files[TAGMANIFEST_TXT],
     )
 
 

@@ -76,7 +76,9 @@ from exports.storage import (
     storage_errors_as_unavailable,
     storage_open_stream,
 )
+from governance.choices import TimestampSubject
 from governance.services.audit import audit_record
+from governance.services.timestamps import timestamp_request
 
 logger = logging.getLogger(__name__)
 
@@ -438,6 +440,12 @@ def _publish(started: _Started, staged, result: BundleResult) -> PackagingOutcom
         artifact_publish(staged, final_name)
         now = timezone.now()
         artifact = _artifact_create(export, result, storage_path=final_name)
+        timestamp_request(
+            subject_type=TimestampSubject.BUNDLE,
+            subject_id=artifact.pk,
+            data=result.tag_manifest_bytes,
+            team_id=export.execution.team_id,
+        )
         run.status, run.finished_at, run.bytes = PackagingRunStatus.SUCCEEDED, now, result.size
         run.duration_ms = _elapsed_ms(run, now)
         run.gates = _gate_rows(results)

@@ -4,6 +4,7 @@ from django.core.management.base import CommandError
 
 from config.commands import EXIT_INVALID, DossierCommand
 from governance.services.audit import audit_chain_verify
+from governance.services.checkpoints import audit_checkpoints_verify
 
 
 class Command(DossierCommand):
@@ -11,6 +12,11 @@ class Command(DossierCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-record", action="store_true", help="Do not store the outcome.")
+        parser.add_argument(
+            "--checkpoints",
+            action="store_true",
+            help="Also check every signed checkpoint and its trusted timestamp (docs/trusted-time.md).",
+        )
         parser.add_argument(
             "--workers",
             type=int,
@@ -22,8 +28,19 @@ class Command(DossierCommand):
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1")
         report = audit_chain_verify(record=not options["no_record"], workers=options["workers"])
-        if report.ok:
+        broken = not report.ok
+        if broken:
+            self.stdout.write(f"audit chain broken at sequence {report.broken_sequence}: {report.reason}")
+        else:
             self.stdout.write(f"audit chain intact: {report.rows} rows")
-            return
-        self.stdout.write(f"audit chain broken at sequence {report.broken_sequence}: {report.reason}")
-        raise SystemExit(EXIT_INVALID)
+        if options["checkpoints"]:
+            checked = audit_checkpoints_verify()
+            for problem in checked.problems:
+                self.stdout.write(f"checkpoint problem: {problem}")
+            self.stdout.write(
+                f"checkpoints: {checked.checked} checked, {checked.timestamped} with a trusted timestamp, "
+                f"{len(checked.problems)} problems"
+            )
+            broken = broken or not checked.ok
+        if broken:
+            raise SystemExit(EXIT_INVALID)
