@@ -22,9 +22,11 @@ How it is made (Typst, ``exports/pdf/``):
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -289,6 +291,7 @@ def _font_directory() -> str:
     directory = _FONT_DIRECTORIES.get(fonts)
     if directory is None or not os.path.isdir(directory):
         directory = tempfile.mkdtemp(prefix="dossier-fonts-")
+        atexit.register(shutil.rmtree, directory, True)
         for index, font in enumerate(fonts):
             os.symlink(os.path.abspath(font), os.path.join(directory, f"{index:02d}-{os.path.basename(font)}"))
         _FONT_DIRECTORIES[fonts] = directory
