@@ -464,7 +464,7 @@ DOSSIER_PDF_FONT_FILES = env_list(
     ],
 )
 DOSSIER_PDF_PART_TIMEOUT_SECONDS = env_int("DOSSIER_PDF_PART_TIMEOUT_SECONDS", 600)
-# Timeline parts compiled at once (one process each, up to about 250 MB) for timelines over 100 pages; more than
+# Timeline parts compiled at once (one process each, up to about 300 MB) for timelines over 100 pages; more than
 # one only pays on a worker with idle cores.
 DOSSIER_PDF_PROCESSES = env_int("DOSSIER_PDF_PROCESSES", 1)
 # Secret the signing keys' encryption key is derived from (HKDF-SHA256); defaults to SECRET_KEY.

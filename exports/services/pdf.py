@@ -22,10 +22,14 @@ How it is made (Typst, ``exports/pdf/``):
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -274,11 +278,30 @@ def rendition_inputs(
 # --- Rendering ------------------------------------------------------------------------------------------------
 
 
-def _compile(template: str, data: dict[str, Any]) -> bytes:
-    fonts = list(settings.DOSSIER_PDF_FONT_FILES)
+_FONT_DIRECTORIES: dict[tuple[str, ...], str] = {}
+
+
+def _font_directory() -> str:
+    """A private directory of links to exactly the files of ``DOSSIER_PDF_FONT_FILES``, made once per process:
+    Typst reads fonts from directories, and this one holds nothing else."""
+    fonts = tuple(settings.DOSSIER_PDF_FONT_FILES)
+    missing = [font for font in fonts if not os.path.isfile(font)]
+    if missing:
+        raise RenditionFailed("rendition_failed", f"font files missing: {', '.join(missing)}")
+    directory = _FONT_DIRECTORIES.get(fonts)
+    if directory is None or not os.path.isdir(directory):
+        directory = tempfile.mkdtemp(prefix="dossier-fonts-")
+        atexit.register(shutil.rmtree, directory, True)
+        for index, font in enumerate(fonts):
+            os.symlink(os.path.abspath(font), os.path.join(directory, f"{index:02d}-{os.path.basename(font)}"))
+        _FONT_DIRECTORIES[fonts] = directory
+    return directory
+
+
+def _compile(template: str, data: dict[str, Any], font_directory: str) -> bytes:
     try:
         done = subprocess.run(  # noqa: S603 - our own interpreter and script, no shell; data only on stdin
-            [sys.executable, str(ENGINE), template, *fonts],
+            [sys.executable, str(ENGINE), template, font_directory],
             input=json.dumps(data, ensure_ascii=False).encode(),
             capture_output=True,
             timeout=settings.DOSSIER_PDF_PART_TIMEOUT_SECONDS,
@@ -311,8 +334,9 @@ def rendition_render(inputs: RenditionInputs, manifest: bytes) -> bytes:
     (front matter and the first timeline pages) comes first, as its page count numbers the others; the other
     parts compile ``DOSSIER_PDF_PROCESSES`` at a time."""
     parts = rendition_parts(inputs, manifest)
+    fonts = _font_directory()
     template, data, _ = parts[0]
-    first = _compile(template, data)
+    first = _compile(template, data, fonts)
     if len(parts) == 1:
         return first
     with ExitStack() as stack:
@@ -324,7 +348,7 @@ def rendition_render(inputs: RenditionInputs, manifest: bytes) -> bytes:
             for template, data, expected in parts[1:]
         ]
         with ThreadPoolExecutor(max_workers=max(1, settings.DOSSIER_PDF_PROCESSES)) as pool:
-            compiled = pool.map(lambda request: _compile(request[0], request[1]), requests)
+            compiled = pool.map(lambda request: _compile(request[0], request[1], fonts), requests)
             for (_, _, expected), content in zip(requests, compiled, strict=True):
                 part = stack.enter_context(pikepdf.open(io.BytesIO(content)))
                 if len(part.pages) != expected:

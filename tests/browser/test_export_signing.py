@@ -22,6 +22,11 @@ def ladder(team):
     crew = crew_for(team)
     execution = execution_create(team=team, title="Stability study lot 7", owner=crew.author)
     export = export_with_ladder(execution=execution, author=crew.author, snapshot=published_snapshot())
+    # As export creation does today: the current bundle format, whose bundles carry the PDF rendition.
+    from exports.formats import BUNDLE_FORMAT_VERSION
+
+    export.bundle_format_version = BUNDLE_FORMAT_VERSION
+    export.save(update_fields=["bundle_format_version"])
     return crew, export
 
 

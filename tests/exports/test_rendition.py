@@ -296,3 +296,17 @@ def test_timeline_lines_fit_the_width_show_controls_inert_and_pages_never_overfl
     # An event starts a new page rather than being split across two.
     assert all(not page[0].startswith(" " * 10) for page in pages.pages)
     assert sum(len(page) for page in pages.pages) == 9 * 10 + 51 * 2
+
+
+def test_missing_font_files_fail_the_run_with_a_stable_code_and_publish_nothing(
+    make_export, allow_packaging, settings, tmp_path
+):
+    from exports.models import PackagingRun
+
+    settings.DOSSIER_PDF_FONT_FILES = [str(tmp_path / "NoSuchFont.ttf")]
+    export = make_export()
+    packaging_enqueue(export=export)
+    assert export_package(export_id=export.pk) == "failed"
+    run = PackagingRun.objects.filter(export=export).latest("pk")
+    assert run.error_code == "rendition_failed" and "NoSuchFont.ttf" in run.error_message
+    assert not ExportArtifact.objects.filter(export=export).exists()
