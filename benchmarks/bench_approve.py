@@ -112,7 +112,13 @@ def client_process(signer_id: int, export_ids: list[int], start, results) -> Non
         if index == WARM_UP:  # steady state: the first requests of a process pay for imports and caches
             start.wait()
             rows.clear()
-        body = {"decision": "approve", "password": PASSWORD, "meaning": "Reviewed", "expected_stage_id": stage_id}
+        body = {
+            "decision": "approve",
+            "username": signer.username,  # both signature components (docs/part11.md)
+            "password": PASSWORD,
+            "meaning": "Reviewed",
+            "expected_stage_id": stage_id,
+        }
         hashing.clear()
         began = time.perf_counter()
         response = client.post(url, body, format="json")
@@ -137,7 +143,14 @@ def query_count(stage_count: int) -> int:
     client = APIClient()
     client.force_authenticate(get_user_model().objects.get(pk=signers[0]))
     url = f"/api/experiment-console/sessions/{stage.ladder.export.execution_id}/exports/narrative/{export_id}/approve"
-    body = {"decision": "approve", "password": PASSWORD, "meaning": "Reviewed", "expected_stage_id": stage.pk}
+    signer = get_user_model().objects.get(pk=signers[0])
+    body = {
+        "decision": "approve",
+        "username": signer.username,
+        "password": PASSWORD,
+        "meaning": "Reviewed",
+        "expected_stage_id": stage.pk,
+    }
     with CaptureQueriesContext(connection) as queries:
         assert client.post(url, body, format="json").status_code == 200
     return len(queries)

@@ -35,7 +35,8 @@ def sign_all(export: NarrativeExport, crew: Crew) -> None:
     for role in ("reviewer", "qa_approver", "compliance"):
         stage = ApprovalStage.objects.get(ladder__export=export, status="in_progress")
         stage_decide(
-            export_id=export.pk, actor=crew.signer_for(role), decision="approve", password=PASSWORD,
+            export_id=export.pk, actor=crew.signer_for(role), username=crew.signer_for(role).username,
+            decision="approve", password=PASSWORD,
             comment=f"checked by {role}", expected_stage_id=stage.pk,
         )  # fmt: skip
 
