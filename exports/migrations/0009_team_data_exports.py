@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('exports', '0008_export_retention_terms'),
-        ('governance', '0016_member_clearance_and_team_policy'),
+        ('governance', '0001_initial'),  # Team only: governance may migrate back past later ones
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
