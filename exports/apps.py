@@ -8,10 +8,12 @@ class ExportsConfig(AppConfig):
     def ready(self) -> None:
         from exports.events import EventType as E
         from exports.services.packaging import HANDLER_PACKAGE, packaging_dispatch
+        from exports.services.team_data_exports import HANDLER_TEAM_DATA_BUILD, team_data_build_dispatch
         from governance.feed_registry import feed_event_types_register
         from governance.outbox import outbox_handler_register
 
         outbox_handler_register(HANDLER_PACKAGE, packaging_dispatch)  # docs/architecture.md, "The outbox"
+        outbox_handler_register(HANDLER_TEAM_DATA_BUILD, team_data_build_dispatch)
 
         # Lifecycle events of exports that the governance event feed carries (docs/feed.md).
         feed_event_types_register(

@@ -5,11 +5,10 @@ a new ladder. Off unless the template's snapshot sets the hours; idempotent (a c
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,10 +18,9 @@ from exports.choices import ExportStatus
 from exports.events import EventType
 from exports.services.transitions import export_transition
 from governance.selectors.templates import snapshot_records_terms
+from governance.services.outbox import email_enqueue
 from textpolicy import inert_line
 from textpolicy.utc import utc_iso
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,17 +74,17 @@ def _author_message(ladder: ApprovalLadder, deadline: datetime) -> EmailMessage 
     )
 
 
-def _send_after_commit(message: EmailMessage | None) -> None:
+def _send_after_commit(message: EmailMessage | None, *, ladder_id: int) -> None:
+    """Queue the author's e-mail in the expiry's transaction: the outbox sends it after commit and retries while
+    the mail server is down (docs/architecture.md, "The outbox"); one e-mail per expired ladder."""
     if message is None:
         return
-
-    def send() -> None:
-        try:
-            get_connection().send_messages([message])
-        except Exception:  # an unreachable mail server must not undo a committed expiry; it stays on the timeline
-            logger.exception("approval expiry e-mail could not be sent")
-
-    transaction.on_commit(send)
+    email_enqueue(
+        subject=str(message.subject),
+        body=str(message.body),
+        to=list(message.to),
+        dedupe_key=f"approval-expired:{ladder_id}",
+    )
 
 
 @transaction.atomic
@@ -117,7 +115,7 @@ def ladder_expire(*, ladder_id: int, deadline: datetime, now: datetime) -> bool:
         event_type=EventType.APPROVAL_EXPIRED,
         payload={"ladder_id": ladder.pk, "opened_at": utc_iso(ladder.created_at), "deadline": utc_iso(deadline)},
     )
-    _send_after_commit(_author_message(ladder, deadline))
+    _send_after_commit(_author_message(ladder, deadline), ladder_id=ladder.pk)
     return True
 
 

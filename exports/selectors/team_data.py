@@ -35,6 +35,7 @@ from governance.models import (
     GovernanceBaselineEvent,
     Membership,
     Team,
+    TrustedTimestamp,
     WorkflowTemplate,
     WorkflowTemplateAssignment,
 )
@@ -128,6 +129,27 @@ EXPORTS_SECTIONS = (
     TeamDataSection("artifacts", lambda team_id: ExportArtifact.objects.filter(export__execution__team_id=team_id)),
     TeamDataSection("packaging_runs", lambda team_id: PackagingRun.objects.filter(export__execution__team_id=team_id)),
     TeamDataSection("holds", lambda team_id: LegalHold.objects.filter(team_id=team_id), retained=True),
+    # RFC 3161 tokens over the team's signature records and bundles (docs/trusted-time.md): the covered bytes and
+    # the TSA's reply as PostgreSQL bytea hex; tsa-certificates.pem beside them verifies them offline.
+    TeamDataSection(
+        "trusted_timestamps",
+        lambda team_id: TrustedTimestamp.objects.filter(team_id=team_id),
+        retained=True,
+        fields=(
+            "id",
+            "subject_type",
+            "subject_id",
+            "subject_sha256",
+            "status",
+            "tsa_url",
+            "gen_time",
+            "serial_number",
+            "created_at",
+            "granted_at",
+            "subject_bytes",
+            "response",
+        ),
+    ),
     TeamDataSection(
         "retention_tombstones", lambda team_id: RetentionTombstone.objects.filter(team_id=team_id), retained=True
     ),

@@ -38,6 +38,7 @@ from exports.services.signing_keys import signer_for
 from exports.storage import ArtifactMissing, storage_errors_as_unavailable, storage_open_stream
 from governance.models import Team
 from governance.selectors.audit_trail import AuditTrailFilters, audit_events_filtered, audit_rows, ndjson_lines
+from governance.services.timestamps import tsa_certificates_pem
 from textpolicy import inert_line
 from textpolicy.utc import utc_iso
 
@@ -248,6 +249,7 @@ def team_data_bundle_build(
             PayloadFile.from_bytes("manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"),
             *(PayloadFile.from_path(name, scratch / name) for name in records),
             *(_stored_payload(item) for item in content.files),
+            *_tsa_chain(),
         ]
         spec = BundleSpec(
             name=bag_name_for(team, generated_at),
@@ -271,6 +273,12 @@ def team_data_bundle_build(
         return TeamBundle(result=result, counts=manifest["counts"], generated_at=generated_at)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tsa_chain() -> list[PayloadFile]:
+    """The TSA certificates the team's timestamp tokens chain to, for ``openssl ts -verify -CAfile``."""
+    chain = tsa_certificates_pem()
+    return [PayloadFile.from_bytes("tsa-certificates.pem", chain)] if chain else []
 
 
 def _bag_info(team: Team, generated_at: datetime) -> list[tuple[str, str]]:

@@ -40,9 +40,10 @@ from exports.storage import (
     artifact_staged,
     team_data_directory,
 )
-from governance.models import Team
+from governance.models import OutboxMessage, Team
 from governance.selectors.teams import team_get_for_user
 from governance.services.audit import audit_record
+from governance.services.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ def team_data_export_to_file(*, team_slug: str, actor, output: str) -> tuple[str
 # --- Requested through the API ------------------------------------------------------------------------------------
 
 
+HANDLER_TEAM_DATA_BUILD = "exports.build_team_data_export"
+
+
 def _team_for_reader(*, user, slug: str) -> Team:
     team = team_get_for_user(user=user, slug=slug)
     require_team_role(user=user, team_id=team.pk, roles=TEAM_DATA_EXPORT_ROLES, action="export the team's data")
@@ -107,11 +111,16 @@ def team_data_export_request(*, user, slug: str) -> TeamDataExport:
     team = _team_for_reader(user=user, slug=slug)
     request = TeamDataExport.objects.create(team=team, requested_by=user)
     audit_record(action=EventType.TEAM_DATA_EXPORT_REQUESTED, actor=user, obj=request, team_id=team.pk)
+    # Through the outbox: a broker outage delays the build, never the 202 (docs/architecture.md, "The outbox").
+    outbox_enqueue(handler=HANDLER_TEAM_DATA_BUILD, payload={"request_id": request.pk})
+    return request
 
+
+def team_data_build_dispatch(message: OutboxMessage) -> None:
+    """The outbox handler: send the build task. A redelivery is harmless: a build runs once per request."""
     from exports.tasks import build_team_data_export
 
-    transaction.on_commit(lambda: build_team_data_export.delay(request.pk))
-    return request
+    build_team_data_export.delay(message.payload["request_id"])
 
 
 def team_data_export_get_for_user(*, user, slug: str, request_id: int) -> TeamDataExport:
