@@ -28,14 +28,18 @@ def _upload(execution, actor, n: int) -> None:
 
 
 def _append(execution, actor, n: int) -> None:
-    events_append(execution=execution, actor=actor, events=[EventInput("load.tick", {"n": n, "i": i}) for i in range(3)])
+    events_append(
+        execution=execution, actor=actor, events=[EventInput("load.tick", {"n": n, "i": i}) for i in range(3)]
+    )
 
 
 def _download(export, actor, n: int) -> None:
     artifact_download_open(export=export, actor=actor).handle.close()
 
 
-def test_uploads_appends_and_downloads_on_one_execution_never_deadlock(make_export, allow_packaging, execution, scientist):
+def test_uploads_appends_and_downloads_on_one_execution_never_deadlock(
+    make_export, allow_packaging, execution, scientist
+):
     export = make_export()
     packaging_enqueue(export=export)
     export = NarrativeExport.objects.select_related("execution").get(pk=export.pk)
@@ -61,7 +65,7 @@ def test_uploads_appends_and_downloads_on_one_execution_never_deadlock(make_expo
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors, errors
+    assert not errors, "\n\n".join(str(e) for e in errors)
     appended = 3 * ROUNDS * 3
     downloaded = 3 * ROUNDS
     assert Evidence.objects.filter(execution=execution).count() == before_evidence + 2 * ROUNDS
