@@ -3,6 +3,7 @@ so writers that meet on an execution, its exports and the chain wait for each ot
 
 import hashlib
 import threading
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,7 +15,7 @@ from exports.services.evidence import evidence_file_store
 from exports.services.executions import EventInput, events_append
 from exports.services.packaging import packaging_enqueue
 from governance.models import AuditEvent
-from governance.services.audit import audit_chain_verify
+from governance.services.audit import audit_chain_verify, audit_record
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -72,3 +73,44 @@ def test_uploads_appends_and_downloads_on_one_execution_never_deadlock(
     assert ExecutionEvent.objects.filter(execution=execution).count() == before_events + appended + downloaded
     assert AuditEvent.objects.filter(action="narrative_export.artifact.downloaded").count() == downloaded
     assert audit_chain_verify(record=False).ok
+
+
+def _lock_head_then_execution(execution_id: int, request_waiting: threading.Event, done: threading.Event) -> None:
+    """Hold the audit-chain head, wait until another transaction waits for it, then ask for the execution row that
+    transaction holds: a real deadlock, which PostgreSQL resolves by rolling back the request (it waited first)."""
+    from django.db import transaction
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM governance_auditchainhead WHERE id = 1 FOR UPDATE")
+            for _ in range(200):
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+                    "pg_backend_pid() AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            request_waiting.set()
+            cursor.execute("SELECT 1 FROM exports_execution WHERE id = %s FOR UPDATE", [execution_id])
+            transaction.set_rollback(True)
+    finally:
+        connection.close()
+        done.set()
+
+
+def test_a_request_rolled_back_by_a_deadlock_answers_503_database_busy(client_for, execution, scientist):
+    """The second line of defence: should a deadlock still happen, nothing was committed and the client is told to
+    retry (503 ``database_busy`` with ``Retry-After``), never a 500."""
+    audit_record(action="test.head_exists")  # the head row exists for the other transaction to lock
+    waiting, done = threading.Event(), threading.Event()
+    other = threading.Thread(target=_lock_head_then_execution, args=(execution.pk, waiting, done))
+    other.start()
+    path = f"/api/experiment-console/sessions/{execution.pk}/events"
+    response = client_for(scientist).post(path, [{"event_type": "step.started", "payload": {}}], format="json")
+    other.join(timeout=30)
+    assert waiting.is_set() and done.is_set()
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "database_busy"
+    assert not ExecutionEvent.objects.filter(execution=execution, event_type="step.started").exists()
