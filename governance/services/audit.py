@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, connections, models, transaction
 from django.utils import timezone
@@ -210,7 +210,8 @@ def _append_queued(batches: list[list[AuditEvent]]) -> None:
         for name in ("team", "actor"):
             ids = {getattr(row, f"{name}_id") for row in rows} - {None}
             if ids:
-                table = connection.ops.quote_name(AuditEvent._meta.get_field(name).related_model._meta.db_table)
+                model = cast("type[models.Model]", AuditEvent._meta.get_field(name).related_model)
+                table = connection.ops.quote_name(model._meta.db_table)
                 cursor.execute(
                     f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",  # noqa: S608 - no input
                     [sorted(ids)],
