@@ -150,6 +150,7 @@ def seed(clients: int) -> tuple[str, list[Account]]:
     from django.contrib.auth import get_user_model
     from knox.models import AuthToken
 
+    from approvals.services.signing_controls import CURRENT_STATEMENT, signer_certify
     from config.errors import Conflict
     from exports.services.signing_keys import signer_for, signing_key_active, signing_key_rotate
     from governance.models import Membership, Role, Team
@@ -170,6 +171,8 @@ def seed(clients: int) -> tuple[str, list[Account]]:
         account.set_password(PASSWORD)  # Argon2id, as production stores it
         account.save()
         Membership.objects.create(user=account, team=team, role=roles[role])
+        if role == "reviewer":  # a signer certifies their electronic signature before signing (docs/part11.md)
+            signer_certify(user=account, password=PASSWORD, statement_version=CURRENT_STATEMENT.version)
         return AuthToken.objects.create(user=account)[1]
 
     return RUN, [Account(user(f"author{i}", "scientist"), user(f"signer{i}", "reviewer")) for i in range(clients)]
