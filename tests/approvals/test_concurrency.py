@@ -64,7 +64,7 @@ def test_two_concurrent_approvals_of_one_stage_give_one_200_and_one_409(setup):
         def call():
             client = APIClient()
             client.force_authenticate(user)
-            return client.post(url, body, format="json").status_code
+            return client.post(url, {**body, "username": user.username}, format="json").status_code
 
         return call
 
