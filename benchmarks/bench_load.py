@@ -143,6 +143,7 @@ def start_services() -> Services:
 class Account:
     author_token: str
     signer_token: str
+    signer_username: str = ""
 
 
 def seed(clients: int) -> tuple[str, list[Account]]:
@@ -150,6 +151,7 @@ def seed(clients: int) -> tuple[str, list[Account]]:
     from django.contrib.auth import get_user_model
     from knox.models import AuthToken
 
+    from approvals.services.signing_controls import CURRENT_STATEMENT, signer_certify
     from config.errors import Conflict
     from exports.services.signing_keys import signer_for, signing_key_active, signing_key_rotate
     from governance.models import Membership, Role, Team
@@ -170,9 +172,14 @@ def seed(clients: int) -> tuple[str, list[Account]]:
         account.set_password(PASSWORD)  # Argon2id, as production stores it
         account.save()
         Membership.objects.create(user=account, team=team, role=roles[role])
+        if role == "reviewer":  # a signer certifies their electronic signature before signing (docs/part11.md)
+            signer_certify(user=account, password=PASSWORD, statement_version=CURRENT_STATEMENT.version)
         return AuthToken.objects.create(user=account)[1]
 
-    return RUN, [Account(user(f"author{i}", "scientist"), user(f"signer{i}", "reviewer")) for i in range(clients)]
+    accounts = [Account(user(f"author{i}", "scientist"), user(f"signer{i}", "reviewer")) for i in range(clients)]
+    for i, account in enumerate(accounts):
+        account.signer_username = f"{RUN}-signer{i}"
+    return RUN, accounts
 
 
 # --- Clients ----------------------------------------------------------------------------------------------------
@@ -191,6 +198,7 @@ class Client:
         import requests
 
         self.base, self.team, self.downloads, self.rng = base, team, downloads, rng
+        self.signer_username = account.signer_username  # a signing session's first signature names its signer
         self.author, self.signer = requests.Session(), requests.Session()
         self.author.headers["Authorization"] = f"Token {account.author_token}"
         self.signer.headers["Authorization"] = f"Token {account.signer_token}"
@@ -246,7 +254,8 @@ class Client:
         if not self.pending:
             return None, 0.0
         export_id, stage_id = self.pending.pop(0)
-        body = {"decision": "approve", "password": PASSWORD, "meaning": "Reviewed", "expected_stage_id": stage_id}
+        body = {"decision": "approve", "username": self.signer_username, "password": PASSWORD, "meaning": "Reviewed",
+                "expected_stage_id": stage_id}  # fmt: skip
         response = self.signer.post(f"{self.url}/exports/narrative/{export_id}/approve", json=body, timeout=120)
         timing = response.headers.get("Server-Timing", "")
         password_ms = float(timing.split("dur=")[1]) if "password;dur=" in timing else 0.0

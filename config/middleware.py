@@ -6,6 +6,7 @@ from contextlib import suppress
 
 from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404, HttpResponse, JsonResponse
+from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from config.api import error_body
 
@@ -37,8 +38,10 @@ class DatabaseReconnectMiddleware:
     ``CONN_HEALTH_CHECKS`` replaces a connection that died between requests; this handles one that dies during a
     request. The broken connections are closed; a GET or HEAD, which changes nothing, is run once more on a fresh
     connection; anything else answers 503 ``database_unavailable`` (with ``Retry-After``), since its transaction
-    was rolled back with the connection: nothing it asked for was committed. Inside an outer atomic block (a
-    caller's transaction) nothing is retried. docs/operations.md, "Dropped database connections".
+    was rolled back with the connection: nothing it asked for was committed. A deadlock or a serialization failure
+    (PostgreSQL rolled the transaction back) is answered the same way, as 503 ``database_busy``, the connection
+    kept. Inside an outer atomic block (a caller's transaction) nothing is retried. docs/operations.md, "Dropped
+    database connections"; docs/architecture.md, "Lock order".
     """
 
     RETRIED = "_dossier_db_retried"
@@ -52,22 +55,33 @@ class DatabaseReconnectMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, DATABASE_GONE) or _in_atomic_block():
             return None
-        _close_connections()
+        busy = database_busy(exception)
+        if not busy:  # a deadlock or a serialization failure leaves the connection usable
+            _close_connections()
         if request.method not in ("GET", "HEAD") or getattr(request, self.RETRIED, False):
-            return _database_unavailable(request)
+            return _database_unavailable(request, busy=busy)
         setattr(request, self.RETRIED, True)
         match = request.resolver_match
         try:
             response = match.func(request, *match.args, **match.kwargs)
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response = response.render()
-        except DATABASE_GONE:
-            _close_connections()
-            return _database_unavailable(request)
+        except DATABASE_GONE as again:
+            busy = database_busy(again)
+            if not busy:
+                _close_connections()
+            return _database_unavailable(request, busy=busy)
         return response
 
 
 DATABASE_GONE = (OperationalError, InterfaceError)
+# PostgreSQL rolled the transaction back to resolve a conflict with another one; nothing of it was committed.
+DATABASE_CONFLICTS = (DeadlockDetected, SerializationFailure)
+
+
+def database_busy(exception: BaseException) -> bool:
+    """Whether ``exception`` (Django's wrapper of a psycopg error) is a deadlock or a serialization failure."""
+    return isinstance(exception, DATABASE_CONFLICTS) or isinstance(exception.__cause__, DATABASE_CONFLICTS)
 
 
 def _in_atomic_block() -> bool:
@@ -80,10 +94,15 @@ def _close_connections() -> None:
             conn.close()
 
 
-def _database_unavailable(request) -> HttpResponse:
-    message = "The database connection was lost; nothing was changed. Try again."
+def _database_unavailable(request, *, busy: bool = False) -> HttpResponse:
+    code, message = "database_unavailable", "The database connection was lost; nothing was changed. Try again."
+    if busy:
+        code, message = (
+            "database_busy",
+            "The database was busy with a conflicting change; nothing was changed. Try again.",
+        )
     if request.path.startswith("/api/"):
-        response: HttpResponse = JsonResponse(error_body("database_unavailable", message), status=503)
+        response: HttpResponse = JsonResponse(error_body(code, message), status=503)
     else:
         response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = "1"

@@ -93,6 +93,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 else:
+    # Django's PostgreSQL backend, running each transaction's before-commit work (the audit append) just before its
+    # COMMIT, so the audit-chain head is the last lock a transaction takes (docs/architecture.md, "Lock order").
+    DATABASES["default"]["ENGINE"] = "config.db"
     # A connection kept between requests is checked before its first query, so one PostgreSQL dropped (restart,
     # failover, idle timeout) is replaced instead of answering an error (docs/operations.md).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, connections, models, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from config.db import before_commit, before_commit_available
 from governance.models import AuditChainHead, AuditChainVerification, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -175,14 +176,47 @@ def audit_record(
     object_type: str | None = None,
     object_id: str | None = None,
 ) -> AuditEvent:
-    """Append one row to the audit chain inside the caller's transaction.
+    """Append one row to the audit chain in the caller's transaction.
 
-    The chain head row is locked until the transaction commits, so concurrent writers append one after the
-    other and sequence order is commit order.
+    The row is chained just before the transaction commits (``config.db.before_commit``): the chain head is then
+    the last row the transaction locks, held only for the commit, so concurrent writers append one after the other,
+    sequence order is commit order, and no lock order can deadlock on the head (docs/architecture.md, "Lock
+    order"). Until then the returned row has its content but not its ``sequence``, ``hash`` or ``pk``. Where the
+    transaction cannot commit through ``config.db`` (SQLite, a ``TestCase`` block) the row is chained at once.
     """
     draft = _Draft.of(action, actor, obj, team_id, payload, object_type=object_type, object_id=object_id)
-    (row,) = _append([draft])
+    (row,) = _queue_or_append([draft])
     return row
+
+
+def _queue_or_append(drafts: list[_Draft], *, batch_size: int = 5000) -> list[AuditEvent]:
+    rows = [AuditEvent(**draft.__dict__) for draft in drafts]
+    if before_commit_available():
+        before_commit(_append_queued, rows)
+    else:
+        _append(rows, batch_size=batch_size)
+    return rows
+
+
+def _append_queued(batches: list[list[AuditEvent]]) -> None:
+    """Every row the committing transaction queued, in order, under one head lock taken last.
+
+    PostgreSQL checks Django's foreign keys (``DEFERRABLE INITIALLY DEFERRED``) at COMMIT, each check locking the
+    row it references (``FOR KEY SHARE``): left there, those locks would come after the head. So the pending checks
+    are run first, then the teams and users the audit rows reference are locked, and only then the head."""
+    rows = [row for rows in batches for row in rows]
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for name in ("team", "actor"):
+            ids = {getattr(row, f"{name}_id") for row in rows} - {None}
+            if ids:
+                model = cast("type[models.Model]", AuditEvent._meta.get_field(name).related_model)
+                table = connection.ops.quote_name(model._meta.db_table)
+                cursor.execute(
+                    f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",  # noqa: S608 - no input
+                    [sorted(ids)],
+                )
+    _append(rows)
 
 
 @dataclass(frozen=True)
@@ -221,25 +255,22 @@ class _Draft:
         )
 
 
-def _append(drafts: list[_Draft], *, batch_size: int = 5000) -> list[AuditEvent]:
-    """Lock the head, chain ``drafts`` onto it and write them. Everything that does not depend on the head is done
-    by the callers before: every writer in the system queues on this lock, so it is held only for the chaining,
-    the writes and the commit."""
+def _append(rows: list[AuditEvent], *, batch_size: int = 5000) -> None:
+    """Lock the head, chain ``rows`` (their content set, their chain fields not yet) onto it and write them.
+    Everything that does not depend on the head is done by the callers before: every writer in the system queues
+    on this lock, so it is held only for the chaining, the writes and the commit."""
     head = _locked_head()
     sequence, prev_hash = head.last_sequence, head.last_hash
     now = timezone.now()
-    rows = []
-    for draft in drafts:
+    for row in rows:
         sequence += 1
-        fields = {"sequence": sequence, "created_at": now, **draft.__dict__, "prev_hash": prev_hash}
-        prev_hash = audit_row_hash(**fields)
-        rows.append(AuditEvent(**fields, hash=prev_hash))
+        row.sequence, row.created_at, row.prev_hash = sequence, now, prev_hash
+        prev_hash = row.hash = audit_row_hash(**{name: getattr(row, name) for name in HASHED_FIELDS})
     if connection.vendor == "postgresql":
         _write_postgresql(rows, head.pk, batch_size)
     else:
         AuditEvent.objects.bulk_create(rows, batch_size=batch_size)
         AuditChainHead.objects.filter(pk=head.pk).update(last_sequence=sequence, last_hash=prev_hash)
-    return rows
 
 
 def _locked_head() -> AuditChainHead:
@@ -430,6 +461,7 @@ class AuditEntry:
 
 @transaction.atomic(savepoint=False)
 def audit_record_many(entries: Iterable[AuditEntry], *, batch_size: int = 5000) -> list[AuditEvent]:
-    """Append many rows to the chain under one head lock and a bounded number of statements (batch jobs)."""
+    """Append many rows to the chain under one head lock and a bounded number of statements (batch jobs); chained
+    just before the commit, as ``audit_record`` rows are."""
     drafts = [_Draft.of(entry.action, entry.actor, entry.obj, entry.team_id, entry.payload) for entry in entries]
-    return _append(drafts, batch_size=batch_size) if drafts else []
+    return _queue_or_append(drafts, batch_size=batch_size) if drafts else []
