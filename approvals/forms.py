@@ -5,16 +5,10 @@ from django import forms
 from approvals.choices import Decision
 
 
-class DecisionForm(forms.Form):
-    """The sign form. Its meaning follows the decision: rendered with ``stage``, the field carries the stage's
-    approval and rejection meanings for ``static/js/sign-form.js`` to fill in, and a blank meaning is signed with
-    the meaning of the chosen decision, so the form works the same without JavaScript."""
+class SignatureComponentsForm(forms.Form):
+    """The signature's components (docs/part11.md): the username is shown for the first signature of a session
+    and the service decides whether it is needed; the password always."""
 
-    expected_stage_id = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect, initial=Decision.APPROVE)
-    meaning = forms.CharField(max_length=200, required=False, help_text="What your signature means.")
-    comment = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    # Shown for the first signature of a session (docs/part11.md); the service decides whether it is needed.
     username = forms.CharField(
         max_length=150,
         required=False,
@@ -28,10 +22,26 @@ class DecisionForm(forms.Form):
         help_text="Re-enter your password to sign.",
     )
 
-    def __init__(self, *args, stage=None, username_required: bool = True, **kwargs):
+    def __init__(self, *args, username_required: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if not username_required:
             del self.fields["username"]
+
+
+class DecisionForm(SignatureComponentsForm):
+    """The sign form. Its meaning follows the decision: rendered with ``stage``, the field carries the stage's
+    approval and rejection meanings for ``static/js/sign-form.js`` to fill in, and a blank meaning is signed with
+    the meaning of the chosen decision, so the form works the same without JavaScript."""
+
+    field_order = ["expected_stage_id", "decision", "meaning", "comment"]  # the components come last
+
+    expected_stage_id = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect, initial=Decision.APPROVE)
+    meaning = forms.CharField(max_length=200, required=False, help_text="What your signature means.")
+    comment = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, stage=None, **kwargs):
+        super().__init__(*args, **kwargs)
         if stage is not None:
             field = self.fields["meaning"]
             field.widget.attrs.update(
@@ -76,23 +86,7 @@ class CertificationForm(forms.Form):
     )
 
 
-class ReviewCompleteForm(forms.Form):
+class ReviewCompleteForm(SignatureComponentsForm):
+    field_order = ["meaning", "comment"]  # the components come last
     meaning = forms.CharField(max_length=200, required=False, help_text="Left blank: “Audit trail reviewed”.")
     comment = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    username = forms.CharField(
-        max_length=150,
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "username"}),
-        help_text="Your username: the first signature of a session gives both components.",
-    )
-    password = forms.CharField(
-        max_length=4096,
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-        help_text="Re-enter your password to sign.",
-    )
-
-    def __init__(self, *args, username_required: bool = True, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not username_required:
-            del self.fields["username"]

@@ -8,6 +8,7 @@ from typing import Any
 from approvals.models import ApprovalHistory, ApprovalLadder, ApprovalSignature, ApprovalStage, StageEscalation
 from approvals.selectors import ladder_detail, ladders_for_exports
 from approvals.services.ladders import ladder_instantiate
+from approvals.services.signature_records import signature_fields
 from exports import narratives as n
 from exports.hooks import ApprovalRecord
 from exports.models import NarrativeExport
@@ -105,18 +106,7 @@ def _stage_document(stage: ApprovalStage) -> dict[str, Any]:
 def _signature_document(signature: ApprovalSignature) -> dict[str, Any]:
     return {
         "id": signature.pk,
-        "stage_number": signature.stage_index + 1,
-        "stage_name": signature.stage_name,
-        "required_role": signature.required_role,
-        "iteration": signature.iteration,
-        "decision": signature.decision,
-        "signer": signature.signer_username,
-        "printed_name": signature.printed_name,
-        "signed_as": signature.signed_as,
-        "signed_at": utc_iso(signature.signed_at),
-        "meaning": signature.meaning,
-        "comment": signature.comment,
-        "narrative_digest": signature.narrative_digest,
+        **signature_fields(signature),
         "superseded": signature.superseded,
         "superseded_at": utc_iso(signature.superseded_at),
         "superseded_reason": signature.superseded_reason,

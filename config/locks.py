@@ -30,7 +30,7 @@ def advisory_key(name: str) -> int:
 def advisory_lock(name: str) -> Iterator[bool]:
     """Yield True when this process holds the lock ``name``, False when another process holds it (never waits)."""
     if connection.vendor == "postgresql":
-        with _postgresql_lock(advisory_key(name)) as held:
+        with postgresql_advisory_lock(advisory_key(name)) as held:
             yield held
     else:
         with _file_lock(name) as held:
@@ -38,7 +38,9 @@ def advisory_lock(name: str) -> Iterator[bool]:
 
 
 @contextmanager
-def _postgresql_lock(key: int) -> Iterator[bool]:
+def postgresql_advisory_lock(key: int) -> Iterator[bool]:
+    """Yield whether this session now holds the PostgreSQL advisory lock ``key`` (never waits); released on exit,
+    or by the server when the connection dies."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
         held = bool(cursor.fetchone()[0])

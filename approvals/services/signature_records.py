@@ -22,6 +22,13 @@ def signature_record(signature: ApprovalSignature) -> dict[str, Any]:
         "record_version": RECORD_VERSION,
         "signature_id": signature.pk,
         "ladder_id": signature.ladder_id,
+        **signature_fields(signature),
+    }
+
+
+def signature_fields(signature: ApprovalSignature) -> dict[str, Any]:
+    """What was signed, by whom, as what and when: the fields the record and ``approvals.json`` share."""
+    return {
         "stage_number": signature.stage_index + 1,
         "stage_name": signature.stage_name,
         "required_role": signature.required_role,

@@ -45,6 +45,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import Conflict
+from config.locks import postgresql_advisory_lock
 from exports import narratives as n
 from exports.bundle import (
     BundleError,
@@ -228,19 +229,8 @@ def packaging_lease(export_id: int) -> Iterator[bool]:
     if not _session_lease_active():
         yield True
         return
-    key = (_LEASE_NAMESPACE << 32) | (export_id & 0xFFFFFFFF)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        held = bool(cursor.fetchone()[0])
-    try:
+    with postgresql_advisory_lock((_LEASE_NAMESPACE << 32) | (export_id & 0xFFFFFFFF)) as held:
         yield held
-    finally:
-        if held:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except (OperationalError, InterfaceError):  # the session is gone, and the lock with it
-                logger.warning("could not release the packaging lease of export %s", export_id)
 
 
 def _stale_cutoff(stale_after: timedelta | None = None):
