@@ -913,7 +913,8 @@ def _signature_timestamp_files(record: ApprovalRecord, as_of: datetime | None) -
     """Format 4: each signature record whose trusted timestamp was requested, as the exact bytes the token covers
     (``signature-records/<id>.json``), and its RFC 3161 reply (``<id>.tsr``) when granted by ``as_of`` — the stored
     rows replay reuses, so a rebuild carries the same files (docs/trusted-time.md)."""
-    ids = [entry["id"] for entry in record.document.get("signatures", [])]
+    entries = record.document.get("signatures", [])  # the provider's document (exports/hooks.py)
+    ids = [entry["id"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), int)]
     if not ids:
         return []
     files = []

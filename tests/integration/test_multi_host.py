@@ -195,12 +195,18 @@ def _create_export(author: requests.Session, base: str, team, number: int) -> tu
     return execution.json()["id"], created.json()["id"], content
 
 
-def _approve(signers: list[requests.Session], base: str, execution_id: int, export_id: int) -> None:
+def _approve(signers: list[tuple[requests.Session, str]], base: str, execution_id: int, export_id: int) -> None:
     url = f"{base}{SESSIONS}/{execution_id}/exports/narrative/{export_id}"
-    for signer in signers:
+    for signer, username in signers:
         ladder = signer.get(f"{url}/approvals", timeout=30).json()["ladder"]
         active = next(stage for stage in ladder["stages"] if stage["status"] == "in_progress")
-        body = {"decision": "approve", "password": PASSWORD, "meaning": "", "expected_stage_id": active["id"]}
+        body = {  # both signature components: the service decides when the username is needed (docs/part11.md)
+            "decision": "approve",
+            "username": username,
+            "password": PASSWORD,
+            "meaning": "",
+            "expected_stage_id": active["id"],
+        }
         response = signer.post(f"{url}/approve", json=body, timeout=60)
         assert response.status_code == 200, response.text
 
@@ -228,7 +234,7 @@ def test_web_and_two_workers_share_only_database_broker_storage_and_keys(team, d
     get_user_model().objects.filter(pk__in=[p.pk for p in people]).update(password=legacy)
     base = deployment.web
     author, auditor = _session(base, crew.author.username), _session(base, crew.auditor.username)
-    signers = [_session(base, user.username) for user in (crew.reviewer, crew.qa, crew.compliance)]
+    signers = [(_session(base, user.username), user.username) for user in (crew.reviewer, crew.qa, crew.compliance)]
     hashes = get_user_model().objects.filter(pk__in=[p.pk for p in people]).values_list("password", flat=True)
     assert all(h.startswith("argon2$argon2id$") for h in hashes)  # upgraded at sign-in on the web host
 

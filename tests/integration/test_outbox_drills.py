@@ -89,7 +89,13 @@ def _approve(user, base: str, export_id: int):
     active = next(stage for stage in ladder["stages"] if stage["status"] == "in_progress")
     return client_for(user).post(
         f"{base}/exports/narrative/{export_id}/approve",
-        {"decision": "approve", "password": PASSWORD, "meaning": "Approved", "expected_stage_id": active["id"]},
+        {
+            "decision": "approve",
+            "username": user.username,
+            "password": PASSWORD,
+            "meaning": "Approved",
+            "expected_stage_id": active["id"],
+        },
         format="json",
     )
 
