@@ -5,9 +5,11 @@ analytics and downloads. Each client pauses ``--think`` seconds on average (0.5)
 or a paced integration does; ``--think 0`` drives the server at saturation, where every figure is queueing.
 
 Printed per level: requests, errors (target: zero at every level), throughput and p50/p95 per operation. The
-approve path is split with the ``Server-Timing: password`` header (``DOSSIER_SERVER_TIMING=1``): the password check
-(waiting for a hash slot included) and everything else; everything else's p95 at 32 clients is printed as a ratio
-to its 1-client p95 (target <= 3). The cost of one password check is printed for PBKDF2 (Django's default) and
+approve path is split with the ``Server-Timing`` header (``DOSSIER_SERVER_TIMING=1``): the password check
+(waiting for a hash slot included), the server's own work other than the hash (``app`` minus ``password``: from
+the moment a worker thread has the request) and, as the client sees it, everything else (queueing for a thread
+included). The server work's p95 at 32 clients is printed as a ratio to its 1-client p95 (target <= 3), and the
+client-side ratio beside it. The cost of one password check is printed for PBKDF2 (Django's default) and
 Argon2id at Dossier's parameters (config/hashers.py), measured in this process side by side.
 
 Run from the repository root: ``python benchmarks/bench_load.py [--quick] [--levels 1,8,32] [--seconds 60]``.
@@ -188,6 +190,9 @@ class Outcome:
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     approve_rest: list[float] = field(default_factory=list)
     approve_hash: list[float] = field(default_factory=list)
+    # The server's own work on an approval other than the hash (``app`` minus ``password`` of Server-Timing):
+    # what the request costs once a worker thread has it, without the time it queued for one.
+    approve_work: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -200,6 +205,7 @@ class Client:
         self.base, self.team, self.downloads, self.rng = base, team, downloads, rng
         self.signer_username = account.signer_username  # a signing session's first signature names its signer
         self.author, self.signer = requests.Session(), requests.Session()
+        self.last_app_ms = 0.0  # Server-Timing "app" of the last approval
         self.author.headers["Authorization"] = f"Token {account.author_token}"
         self.signer.headers["Authorization"] = f"Token {account.signer_token}"
         created = self.author.post(f"{base}{SESSIONS}", json={"title": "Load run", "team": team}, timeout=60)
@@ -257,9 +263,19 @@ class Client:
         body = {"decision": "approve", "username": self.signer_username, "password": PASSWORD, "meaning": "Reviewed",
                 "expected_stage_id": stage_id}  # fmt: skip
         response = self.signer.post(f"{self.url}/exports/narrative/{export_id}/approve", json=body, timeout=120)
-        timing = response.headers.get("Server-Timing", "")
-        password_ms = float(timing.split("dur=")[1]) if "password;dur=" in timing else 0.0
-        return response, password_ms / 1000
+        timing = server_timing(response.headers.get("Server-Timing", ""))
+        self.last_app_ms = timing.get("app", 0.0)
+        return response, timing.get("password", 0.0) / 1000
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """``password;dur=12.5, app;dur=40.1`` -> {"password": 12.5, "app": 40.1} (milliseconds)."""
+    figures = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if duration:
+            figures[name] = float(duration)
+    return figures
 
 
 def run_level(clients: list[Client], seconds: float, think: float) -> Outcome:
@@ -293,6 +309,7 @@ def run_level(clients: list[Client], seconds: float, think: float) -> Outcome:
                 if op == "approve":
                     outcome.approve_hash.append(password * 1000)
                     outcome.approve_rest.append((elapsed - password) * 1000)
+                    outcome.approve_work.append(client.last_app_ms - password * 1000)
 
     threads = [threading.Thread(target=drive, args=(client,)) for client in clients]
     for thread in threads:
@@ -351,6 +368,7 @@ def report(level: int, seconds: float, outcome: Outcome) -> None:
     for label, values in (
         ("approve: password check", outcome.approve_hash),
         ("approve: everything else", outcome.approve_rest),
+        ("approve: server work", outcome.approve_work),
     ):
         print(f"  {label:<26}{len(values):>7}{percentile(values, 50):>10.1f}{percentile(values, 95):>10.1f}")
     for message, count in sorted(outcome.errors.items()):
@@ -399,9 +417,11 @@ def main() -> int:
     print(f"\n  {'PASS' if not failed else 'MISS'}: zero errors at every level ({failed} in all)")
     if 1 in outcomes and max(levels) > 1:
         top = max(levels)
-        ratio = percentile(outcomes[top].approve_rest, 95) / percentile(outcomes[1].approve_rest, 95)
-        print(f"  {verdict(ratio, TARGET_RATIO, higher_is_better=False)}: approve without the hash, p95 at {top} "
-              f"clients / p95 at 1 client = {ratio:.2f} (target <= {TARGET_RATIO:.0f})")  # fmt: skip
+        work = percentile(outcomes[top].approve_work, 95) / percentile(outcomes[1].approve_work, 95)
+        print(f"  {verdict(work, TARGET_RATIO, higher_is_better=False)}: approve, the server's work without the "
+              f"hash, p95 at {top} clients / p95 at 1 client = {work:.2f} (target <= {TARGET_RATIO:.0f})")  # fmt: skip
+        seen = percentile(outcomes[top].approve_rest, 95) / percentile(outcomes[1].approve_rest, 95)
+        print(f"  (as the client sees it, queueing for a worker thread included: {seen:.2f})")
     return 0
 
 
