@@ -312,8 +312,21 @@ def pinned_schema(schema: dict, ids: RoleIds) -> dict:
     return schema
 
 
+SIGNING_PATHS = ("/approve$", "/audit-reviews/[^/]+/complete$")
+
+
 def write_config(path: Path, *, token: str, logout_token: str) -> None:
     # Signing out revokes the token the request carries: it gets one of its own so the run keeps its sign-in.
+    # The signature components (docs/part11.md): whether a signature needs the username besides the password
+    # depends on the signing session, not on the body, and the Part 11 contract answers that case 400
+    # signature_components_required, so a positive case without the username may meet it (docs/api-schema.md).
+    signing = "".join(
+        "[[operations]]\n"
+        f'include-path-regex = "{pattern}"\n'
+        "[operations.checks.positive_data_acceptance]\n"
+        'expected-statuses = ["2XX", "400", "401", "403", "404", "409", "429"]\n\n'
+        for pattern in SIGNING_PATHS
+    )
     path.write_text(
         # Text the API refuses by its text policy (docs/text-policy.md): NUL and lone surrogates, which no UTF-8
         # JSON text can carry as characters, are 400 invalid_text everywhere (tests/test_bad_input.py).
@@ -327,6 +340,7 @@ def write_config(path: Path, *, token: str, logout_token: str) -> None:
         "enabled = false\n\n"
         "[headers]\n"
         f'Authorization = "Token {token}"\n\n'
+        f"{signing}"
         "[[operations]]\n"
         'include-path = "/api/auth/logout"\n'
         "[operations.headers]\n"

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from approvals.choices import AuditReviewStatus, Decision, EscalationOutcome
 from approvals.models import ApprovalHistory, ApprovalSignature
 from approvals.selectors import HISTORY_COLUMNS, SIGNATURE_COLUMNS, represent, stage_representation
+from approvals.services.signing_controls import STATEMENTS
 from governance.choices import Classification
 
 
@@ -352,7 +353,9 @@ class PreviewOutput(serializers.Serializer):
 
 class CertificationInput(serializers.Serializer):
     password = serializers.CharField(max_length=4096, trim_whitespace=False, allow_blank=True)
-    statement_version = serializers.CharField(max_length=40, help_text="The version of the statement certified.")
+    statement_version = serializers.ChoiceField(
+        choices=sorted(STATEMENTS), help_text="The version of the statement certified (GET gives the current one)."
+    )
 
 
 class StatementOutput(serializers.Serializer):

@@ -333,7 +333,7 @@ class SignatureCertificationApi(APIView):
         request=s.CertificationInput,
         responses={
             201: s.CertificationOutput,
-            400: OpenApiResponse(ErrorOutput, description="`unknown_statement_version`, or an invalid body."),
+            400: OpenApiResponse(ErrorOutput, description="An invalid body (a statement version not published)."),
             403: OpenApiResponse(
                 ErrorOutput, description="`signature_invalid` (wrong password, counted) or `signer_locked_out`."
             ),

@@ -43,12 +43,12 @@ class LegalHoldListCreateApi(SelectorListApi):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=s.LegalHoldInput, responses={201: s.LegalHoldOutput, **HOLD_ERRORS})
+    @extend_schema(request=s.LEGAL_HOLD_SCHEMA, responses={201: s.LegalHoldOutput, **HOLD_ERRORS})
     def post(self, request):
-        data = validated(s.LegalHoldInput, request.data)
+        data = validated(s.legal_hold_input_for(request.data), request.data)
         team = team_get_for_user(user=request.user, slug=data["team"])
         hold = legal_hold_place(
-            actor=request.user, team=team, scope=data["scope"], export_id=data["export_id"], reason=data["reason"]
+            actor=request.user, team=team, scope=data["scope"], export_id=data.get("export_id"), reason=data["reason"]
         )
         hold = legal_hold_get_for_user(user=request.user, hold_id=hold.pk)
         return Response(s.LegalHoldOutput(hold).data, status=status.HTTP_201_CREATED)

@@ -1,7 +1,7 @@
 import re
 from typing import cast
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from config.middleware import MAX_ID
@@ -400,13 +400,32 @@ class LegalHoldOutput(serializers.Serializer):
         return hold.export.execution_id if hold.export is not None else None
 
 
-class LegalHoldInput(serializers.Serializer):
-    scope = serializers.ChoiceField(choices=LegalHoldScope.choices)
+class _LegalHoldInput(serializers.Serializer):
     team = serializers.SlugField(max_length=63, help_text="The team's slug.")
-    export_id = serializers.IntegerField(
-        min_value=1, max_value=MAX_ID, required=False, allow_null=True, default=None, help_text="With scope export."
-    )
     reason = serializers.CharField(max_length=4000, help_text="Why the records are held (required).")
+
+
+class TeamLegalHoldInput(_LegalHoldInput):
+    scope = serializers.ChoiceField(choices=[LegalHoldScope.TEAM], help_text="Every record of the team.")
+
+
+class ExportLegalHoldInput(_LegalHoldInput):
+    scope = serializers.ChoiceField(choices=[LegalHoldScope.EXPORT], help_text="One export of the team.")
+    export_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+# How a hold request reads in the schema: a team-wide hold names no export, an export hold names one.
+LEGAL_HOLD_SCHEMA = PolymorphicProxySerializer(
+    component_name="LegalHoldInput",
+    serializers=[TeamLegalHoldInput, ExportLegalHoldInput],
+    resource_type_field_name=None,  # the two ``scope`` enums already tell them apart
+)
+
+
+def legal_hold_input_for(data) -> type[_LegalHoldInput]:
+    """The serializer a hold request is validated with, by its ``scope``."""
+    scope = data.get("scope") if isinstance(data, dict) else None
+    return ExportLegalHoldInput if scope == LegalHoldScope.EXPORT else TeamLegalHoldInput
 
 
 class LegalHoldReleaseInput(serializers.Serializer):

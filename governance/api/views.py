@@ -121,9 +121,10 @@ class PasswordChangeApi(APIView):
             204: OpenApiResponse(description="Changed; every API token of the user is revoked."),
             400: OpenApiResponse(
                 ErrorOutput,
-                description="`invalid_password` (the current password does not match) or `password_refused` "
-                "(too short, too common, or one of the last `DOSSIER_PASSWORD_HISTORY`; `details.new_password`).",
+                description="`password_refused` (too short, too common, or one of the last "
+                "`DOSSIER_PASSWORD_HISTORY`; `details.new_password`).",
             ),
+            403: OpenApiResponse(ErrorOutput, description="`invalid_password`: the current password does not match."),
             429: OpenApiResponse(s.TooManyAttemptsOutput, description="`too_many_attempts`: the guessing limit."),
         },
     )

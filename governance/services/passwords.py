@@ -6,7 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from config.errors import ValidationFailed
+from config.errors import PermissionDenied, ValidationFailed
 from governance.services.audit import audit_record
 from governance.services.login_guard import password_authenticate
 
@@ -18,7 +18,7 @@ def password_change(*, request, user, old_password: str, new_password: str, via:
     validators (length, common passwords, the last ``DOSSIER_PASSWORD_HISTORY``). Every API token of the user is
     revoked by the change (governance/receivers.py)."""
     if password_authenticate(request=request, username=user.get_username(), password=old_password) is None:
-        raise ValidationFailed(
+        raise PermissionDenied(  # a failed re-authentication, like a wrong signing password: 403
             "The current password does not match.",
             code="invalid_password",
             details={"old_password": ["Does not match your current password."]},
