@@ -124,7 +124,7 @@ class Evidence(StoredObjectFields):
         indexes = [
             models.Index(fields=["execution", "kind"]),
             models.Index(fields=["retain_until"]),
-            models.Index(models.F("fixity_checked_at").asc(nulls_first=True), "id", name="evidence_fixity_order"),
+            models.Index(fields=["fixity_checked_at", "id"], name="evidence_fixity_order"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -271,7 +271,7 @@ class ExportArtifact(StoredObjectFields):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["retain_until"]),
-            models.Index(models.F("fixity_checked_at").asc(nulls_first=True), "id", name="artifact_fixity_order"),
+            models.Index(fields=["fixity_checked_at", "id"], name="artifact_fixity_order"),
         ]
 
     def __str__(self) -> str:

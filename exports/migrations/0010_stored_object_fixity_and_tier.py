@@ -54,10 +54,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='evidence',
-            index=models.Index(models.OrderBy(models.F('fixity_checked_at'), nulls_first=True), models.F('id'), name='evidence_fixity_order'),
+            index=models.Index(fields=['fixity_checked_at', 'id'], name='evidence_fixity_order'),
         ),
         migrations.AddIndex(
             model_name='exportartifact',
-            index=models.Index(models.OrderBy(models.F('fixity_checked_at'), nulls_first=True), models.F('id'), name='artifact_fixity_order'),
+            index=models.Index(fields=['fixity_checked_at', 'id'], name='artifact_fixity_order'),
         ),
     ]

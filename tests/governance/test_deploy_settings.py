@@ -85,6 +85,26 @@ def test_make_run_serves_plain_http(tmp_path):
     assert values["SESSION_COOKIE_SECURE"] is False and values["SECURE_HSTS_SECONDS"] == 0
 
 
+def test_make_runs_embedded_defaults_migrate_and_seed_on_sqlite(tmp_path):
+    """`make run` is SQLite with tasks in-process: every migration and the demo seed must work there too."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DOSSIER_HTTPS"}
+    }
+    environment |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DOSSIER_VAR_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
+    for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=environment, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "demo data ready" in done.stdout
+
+
 def test_deploy_checks_name_what_production_is_missing(settings, monkeypatch):
     from config.checks import postgresql_in_production, secret_key_from_environment, strict_content_security_policy
 
