@@ -29,7 +29,14 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.errors import Conflict
-from exports.choices import JSON_EVIDENCE_KINDS, EvidenceKind, ExportStatus, RetentionMode, TeamDataExportStatus
+from exports.choices import (
+    JSON_EVIDENCE_KINDS,
+    EvidenceKind,
+    ExportStatus,
+    RetentionMode,
+    StorageTier,
+    TeamDataExportStatus,
+)
 from exports.events import EventType
 from exports.models import (
     Evidence,
@@ -47,7 +54,13 @@ from exports.services.downloads import StorageUnavailableError
 from exports.services.lifecycle import lifecycle_batch
 from exports.services.team_data import AUDIT_KIND, team_get
 from exports.services.transitions import export_transition
-from exports.storage import STAGING_PREFIX, StorageUnavailable, artifact_storage, storage_errors_as_unavailable
+from exports.storage import (
+    STAGING_PREFIX,
+    TIER_PREFIX,
+    StorageUnavailable,
+    artifact_storage,
+    storage_errors_as_unavailable,
+)
 from governance.models import AuditEvent, Team
 from governance.services.audit import audit_record
 
@@ -138,11 +151,19 @@ def _staged_names(storage: Storage, team: Team) -> list[str]:
     return [name for name in _stored_names(storage, staging) if name[len(staging) + 1 :].startswith(prefixes)]
 
 
+def _team_directories(team: Team) -> list[str]:
+    """The team's prefix, and the same prefix in every colder filesystem tier (``.tiers/<tier>/<team>``;
+    docs/storage-tiers-and-fixity.md). On S3 a tier is a storage class of the same key, so the prefix covers it."""
+    prefix = _team_prefix(team).rstrip("/")
+    return [prefix, *(f"{TIER_PREFIX}{tier}/{prefix}" for tier in StorageTier.values if tier != StorageTier.HOT)]
+
+
 def team_stored_objects(team: Team) -> list[str]:
-    """The team's objects in storage: everything under its prefix, and staged bytes of its exports."""
+    """The team's objects in storage: everything under its prefix in every tier, and staged bytes of its exports."""
     storage = artifact_storage()
     with storage_errors_as_unavailable("listing the team's stored objects"):
-        return [*_stored_names(storage, _team_prefix(team).rstrip("/")), *_staged_names(storage, team)]
+        names = [name for directory in _team_directories(team) for name in _stored_names(storage, directory)]
+        return [*names, *_staged_names(storage, team)]
 
 
 def _report(team: Team, *, dry_run: bool) -> tuple[ErasureReport, list[str]]:

@@ -161,3 +161,14 @@ def test_a_data_export_being_built_blocks_until_it_ends_or_is_lost(team, crew, r
     TeamDataExport.objects.filter(pk=building.pk).update(created_at=lost_at)
     assert erase("alpha", "--reason", "r", "--actor", crew.admin.username) == 0
     assert TeamDataExport.objects.get(pk=building.pk).status == "erased"
+
+
+def test_erasure_also_removes_the_teams_objects_in_colder_tiers(team, crew, record, settings):
+    settings.DOSSIER_STORAGE_TIERS = {"warm": 0, "cold": 3650}  # everything is due for warm at once
+    call_command("storage_lifecycle")
+    tiers = Path(settings.STORAGES["artifacts"]["OPTIONS"]["location"]) / ".tiers" / "warm" / "alpha"
+    moved = [path for path in tiers.rglob("*") if path.is_file()]
+    assert moved and Evidence.objects.filter(execution__team=team, storage_path__startswith=".tiers/warm/").exists()
+
+    assert erase("alpha", "--reason", "Contract ended", "--actor", crew.admin.username) == 0
+    assert [path for path in tiers.rglob("*") if path.is_file()] == [] and stored_files("alpha") == []
