@@ -106,8 +106,10 @@ def _certificates_record(reply: TsaReply) -> None:
         )
 
 
-def _fetch_one(now) -> bool | None:
-    """Fetch the token of one due row; None when no row is due, else whether it was granted."""
+def _claim_one(now) -> TrustedTimestamp | None:
+    """Take one due row: its next attempt moves past the time a fetch can take, so other fetchers leave it alone
+    while this one asks the TSAs outside any transaction (no row lock is held across network calls)."""
+    claim = timedelta(seconds=settings.DOSSIER_TSA_TIMEOUT_SECONDS * max(len(settings.DOSSIER_TSA_URLS), 1) + 30)
     with transaction.atomic():
         row = (
             TrustedTimestamp.objects.select_for_update(skip_locked=True)
@@ -115,31 +117,49 @@ def _fetch_one(now) -> bool | None:
             .order_by("next_attempt_at", "id")
             .first()
         )
-        if row is None:
-            return None
-        try:
-            reply = timestamp_fetch(
-                bytes(row.subject_bytes),
-                settings.DOSSIER_TSA_URLS,
-                timeout=settings.DOSSIER_TSA_TIMEOUT_SECONDS,
-                roots=tsa_roots(),
-            )
-        except TsaError as exc:
-            row.attempts += 1
-            row.last_error = f"{exc.code}: {exc.message}"[:300]
-            row.next_attempt_at = timezone.now() + _backoff(row.attempts)
-            row.save(update_fields=["attempts", "last_error", "next_attempt_at"])
-            return False
-        row.status, row.response, row.tsa_url = TimestampStatus.GRANTED, reply.response, reply.url
-        row.gen_time, row.serial_number = reply.gen_time, str(reply.serial_number)
-        row.attempts, row.last_error, row.granted_at = row.attempts + 1, "", timezone.now()
-        row.save()
+        if row is not None:
+            row.next_attempt_at = timezone.now() + claim
+            row.save(update_fields=["next_attempt_at"])
+        return row
+
+
+def _fetch_one(now) -> bool | None:
+    """Fetch the token of one due row; None when no row is due, else whether it was granted."""
+    row = _claim_one(now)
+    if row is None:
+        return None
+    pending = TrustedTimestamp.objects.filter(pk=row.pk, status=TimestampStatus.PENDING)
+    try:
+        reply = timestamp_fetch(
+            bytes(row.subject_bytes),
+            settings.DOSSIER_TSA_URLS,
+            timeout=settings.DOSSIER_TSA_TIMEOUT_SECONDS,
+            roots=tsa_roots(),
+        )
+    except TsaError as exc:
+        pending.update(
+            attempts=row.attempts + 1,
+            last_error=f"{exc.code}: {exc.message}"[:300],
+            next_attempt_at=timezone.now() + _backoff(row.attempts + 1),
+        )
+        return False
+    with transaction.atomic():
+        pending.update(
+            status=TimestampStatus.GRANTED,
+            response=reply.response,
+            tsa_url=reply.url,
+            gen_time=reply.gen_time,
+            serial_number=str(reply.serial_number),
+            attempts=row.attempts + 1,
+            last_error="",
+            granted_at=timezone.now(),
+        )
         _certificates_record(reply)
-        return True
+    return True
 
 
 def timestamps_fetch_pending(*, limit: int = 200) -> FetchReport:
-    """Fetch due tokens, one row lock at a time (several workers share the work); at most ``limit`` tries."""
+    """Fetch due tokens, one claimed row at a time (several workers share the work); at most ``limit`` tries."""
     report = FetchReport()
     if not timestamps_enabled():
         return report
