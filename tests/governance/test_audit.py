@@ -1,6 +1,7 @@
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from governance.models import AuditChainHead, AuditEvent
 from governance.services.audit import AuditEntry, audit_chain_verify, audit_record, audit_record_many
@@ -28,7 +29,7 @@ def test_batched_appends_store_what_was_hashed_and_return_saved_rows(chain, team
                    payload={"n": n, "nested": {"z": [1, 2.5, None], "a": "ünïcode"}})
         for n in range(7)
     ]  # fmt: skip
-    rows = audit_record_many(entries, batch_size=3)  # three statements, the last one advancing the head
+    rows = audit_record_many(entries, batch_size=3)
     assert [row.sequence for row in rows] == list(range(6, 13))
     stored = {row.pk: row for row in AuditEvent.objects.filter(sequence__gte=6)}
     assert sorted(stored) == sorted(row.pk for row in rows)
@@ -41,6 +42,31 @@ def test_batched_appends_store_what_was_hashed_and_return_saved_rows(chain, team
     assert (head.last_sequence, head.last_hash) == (12, rows[-1].hash)
     report = audit_chain_verify()
     assert report.ok and report.rows == 12
+
+
+@pytest.mark.parametrize("one_statement_rows", [64, 0], ids=["chained-by-the-database", "chained-in-batches"])
+def test_both_ways_of_chaining_hash_what_python_hashes(chain, team, django_user_model, monkeypatch, one_statement_rows):
+    """Short appends are hashed by PostgreSQL in one statement, long ones here in batches: both give the row hash
+    ``audit_row_hash`` gives, on content that JSON escapes (quotes, backslashes, control characters, non-ASCII)."""
+    from governance.services import audit
+
+    monkeypatch.setattr(audit, "ONE_STATEMENT_ROWS", one_statement_rows)
+    actor = django_user_model.objects.create_user('o"brien\\ß', password="x")  # noqa: S106
+    payloads = [{"code": 'a"b\\c', "n": 10**15, "f": 0.1, "list": [True, None, "日本"], "emoji": "🧪"},
+                {"nested": {"z": {"y": []}, "a": "tab\tline\nend"}}, {}]  # fmt: skip
+    entries = [AuditEntry(action="test.chain", actor=actor, obj=team, team_id=team.pk, payload=p) for p in payloads]
+    with CaptureQueriesContext(connection) as queries:
+        rows = audit_record_many(entries, batch_size=2)
+    chained_by_the_database = [q for q in queries.captured_queries if q["sql"].startswith("WITH RECURSIVE head")]
+    assert len(chained_by_the_database) == (1 if one_statement_rows else 0)
+    assert [row.sequence for row in rows] == [6, 7, 8]
+    for row in rows:
+        stored = AuditEvent.objects.get(pk=row.pk)
+        expected = audit.audit_row_hash(**{name: getattr(stored, name) for name in audit.HASHED_FIELDS})
+        assert stored.hash == row.hash == expected
+    assert AuditChainHead.objects.get().last_hash == rows[-1].hash
+    report = audit_chain_verify()
+    assert report.ok and report.rows == 8
 
 
 def test_verify_command_passes_on_an_intact_chain(chain, capsys):
