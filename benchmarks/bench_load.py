@@ -16,9 +16,12 @@ Run from the repository root: ``python benchmarks/bench_load.py [--quick] [--lev
 Environment: ``LOAD_BENCH_DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/dossier_bench_load``; a new
 team and template per run, nothing truncated), ``LOAD_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379``: broker
 DB 1 on a queue of its own, cache DB 0 under a key prefix of its own), ``LOAD_BENCH_PORT`` (default: a free
-port), ``WEB_CONCURRENCY`` / ``WEB_THREADS`` (default 2 x 8 here, to stay well inside PostgreSQL's connection
-limit on a shared host). A report, like the other benchmarks: always exits 0 (failed requests are listed and the
-zero-errors verdict says MISS). ``benchmarks/run.py`` runs it with the others (``make bench``, ``make bench-quick``).
+port), ``WEB_CONCURRENCY`` / ``WEB_THREADS`` (default: deploy/gunicorn.conf.py's, one process per core with 2
+threads), ``WORKER_NICENESS`` (default 10: the worker runs as ``make run-prod`` runs it on one host, below the web
+process's priority; 0 runs it beside). Each level also prints how busy the host's CPU was and how much of it the
+hypervisor took (steal): on a shared virtual machine the same run can find half of its CPU gone. A report, like
+the other benchmarks: always exits 0 (failed requests are listed and the zero-errors verdict says MISS).
+``benchmarks/run.py`` runs it with the others (``make bench``, ``make bench-quick``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import runpy
 import signal
 import socket
 import subprocess
@@ -52,6 +56,9 @@ CYCLE = (
     "download", "timeline", "detail",
 )  # fmt: skip
 RUN = f"load-{uuid.uuid4().hex[:8]}"
+# The web process's figures as deploy/gunicorn.conf.py computes them from the environment.
+GUNICORN = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+WORKER_NICENESS = os.environ.get("WORKER_NICENESS", "10")
 WORK = Path(tempfile.mkdtemp(prefix="dossier-bench-load-"))
 
 # The web process, the worker and this process share these (this process seeds the database).
@@ -113,8 +120,7 @@ def start_services() -> Services:
     import requests
 
     port = int(os.environ.get("LOAD_BENCH_PORT") or free_port())
-    env = {**os.environ, "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2")}
-    env.setdefault("WEB_THREADS", "8")
+    env = {**os.environ, "WEB_CONCURRENCY": str(GUNICORN["workers"]), "WEB_THREADS": str(GUNICORN["threads"])}
     env["WEB_ACCESS_LOG"] = ""
     # The clients keep their connections open between requests, as a proxy in front of gunicorn does; gunicorn's
     # 5 s default would close them under the clients mid-run (a reverse proxy's keep-alive is typically 60-75 s).
@@ -122,6 +128,7 @@ def start_services() -> Services:
     bin_dir = Path(sys.executable).parent
     web = [str(bin_dir / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"]
     worker = [str(bin_dir / "celery"), "-A", "config", "worker", "-Q", RUN, "-c", "1", "-n", f"{RUN}@%h"]
+    worker = ["nice", "-n", WORKER_NICENESS, *worker]  # as scripts/run_prod.sh starts it
     services = Services(f"http://127.0.0.1:{port}")
     for name, command in (("web", [*web, "config.wsgi"]), ("worker", [*worker, "--without-gossip"])):
         log = (WORK / f"{name}.log").open("ab")
@@ -194,6 +201,8 @@ class Outcome:
     # what the request costs once a worker thread has it, without the time it queued for one.
     approve_work: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Shares of the host's CPU time during the level: busy (steal included) and stolen by the hypervisor.
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 class Client:
@@ -278,6 +287,15 @@ def server_timing(header: str) -> dict[str, float]:
     return figures
 
 
+def cpu_times() -> list[int]:
+    """The host's CPU counters (``/proc/stat``: user, nice, system, idle, iowait, irq, softirq, steal), or []."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:9]]
+    except OSError:
+        return []
+
+
 def run_level(clients: list[Client], seconds: float, think: float) -> Outcome:
     outcome, lock = Outcome(), threading.Lock()
     start = threading.Barrier(len(clients))
@@ -312,10 +330,15 @@ def run_level(clients: list[Client], seconds: float, think: float) -> Outcome:
                     outcome.approve_work.append(client.last_app_ms - password * 1000)
 
     threads = [threading.Thread(target=drive, args=(client,)) for client in clients]
+    before = cpu_times()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    after = cpu_times()
+    if before and after:
+        spent = [b - a for a, b in zip(before, after, strict=True)]
+        outcome.cpu = {"busy": 1 - (spent[3] + spent[4]) / max(sum(spent), 1), "steal": spent[7] / max(sum(spent), 1)}
     return outcome
 
 
@@ -361,6 +384,8 @@ def report(level: int, seconds: float, outcome: Outcome) -> None:
     errors = sum(outcome.errors.values())
     print(f"\n{level} client{'s' if level > 1 else ''}: {total} requests in {seconds:.0f} s "
           f"({total / seconds:.1f}/s), {errors} errors")  # fmt: skip
+    if outcome.cpu:
+        print(f"  host CPU busy {outcome.cpu['busy']:.0%}, of it stolen by the hypervisor {outcome.cpu['steal']:.0%}")
     print(f"  {'operation':<26}{'count':>7}{'p50 ms':>10}{'p95 ms':>10}")
     for op in dict.fromkeys(CYCLE):
         values = outcome.times.get(op, [])
@@ -400,8 +425,9 @@ def main() -> int:
         downloads = prime_downloads(clients, want=3)
         for client in clients:
             client.downloads = downloads
-        workers, threads = os.environ.get("WEB_CONCURRENCY", "2"), os.environ.get("WEB_THREADS", "8")
-        print(f"gunicorn gthread {workers} workers x {threads} threads, 1 Celery worker, PostgreSQL, Redis; "
+        workers, threads = GUNICORN["workers"], GUNICORN["threads"]
+        print(f"gunicorn gthread {workers} workers x {threads} threads, 1 Celery worker (niceness "
+              f"{WORKER_NICENESS}), PostgreSQL, Redis; "
               f"hasher {settings.PASSWORD_HASHERS[0].rsplit('.', 1)[1]}; {seconds:.0f} s per level; "
               f"think time {args.think:g} s (x0.5-1.5) between a client's requests")  # fmt: skip
         outcomes = {}

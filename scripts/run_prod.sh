@@ -35,7 +35,10 @@ trap stop INT TERM EXIT
 
 .venv/bin/gunicorn -c deploy/gunicorn.conf.py config.wsgi &
 pids+=($!)
-.venv/bin/celery -A config worker -l INFO --concurrency "${WORKER_CONCURRENCY:-2}" -n "worker@%h" &
+# On one host the worker runs below the web process's priority: a signature or a page waits for no bundle being
+# packaged, and packaging takes every cycle the web process leaves (WORKER_NICENESS=0 runs them as equals).
+nice -n "${WORKER_NICENESS:-10}" .venv/bin/celery -A config worker -l INFO --concurrency "${WORKER_CONCURRENCY:-2}" \
+  -n "worker@%h" &
 pids+=($!)
 .venv/bin/celery -A config beat -l INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler \
   --pidfile= &
