@@ -126,10 +126,18 @@ class EvidenceOutput(serializers.ModelSerializer):
 class EvidenceDescriptor(serializers.Serializer):
     kind = serializers.CharField()
     id = serializers.IntegerField()
-    title = serializers.CharField()
+    title = serializers.CharField(
+        source="shown_title", help_text="A marker, `[WITHHELD: <label> evidence]`, when `withheld`."
+    )
     size = serializers.IntegerField(required=False, allow_null=True, default=None)
-    sha256 = serializers.CharField(required=False, allow_null=True, default=None)
+    sha256 = serializers.CharField(
+        source="shown_sha256", required=False, allow_null=True, default=None, help_text="Null when `withheld`."
+    )
     created_at = serializers.DateTimeField()
+    classification = serializers.ChoiceField(
+        Classification.choices, allow_null=True, help_text="The evidence's label; null for a timeline event."
+    )
+    withheld = serializers.BooleanField(help_text="Labelled above your clearance in the team (docs/clearance.md).")
 
 
 class OverrideInput(serializers.Serializer):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import CharField, F, QuerySet, Value
+from django.db.models import BooleanField, Case, CharField, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Concat
 
 from config.errors import NotFound, ValidationFailed
@@ -15,6 +15,7 @@ from exports.filtersets import EvidenceFilterSet, ExecutionEventFilterSet, Execu
 from exports.models import Evidence, Execution, ExecutionEvent
 from governance.choices import Classification
 from governance.hooks import ExecutionReference
+from governance.services.clearance import clearance_covers, clearance_level
 
 
 def _filtered(filterset_class, data: dict[str, Any] | None, queryset: QuerySet) -> QuerySet:
@@ -54,7 +55,10 @@ def evidence_for_user(*, user, filters: dict[str, Any]) -> QuerySet:
     """Evidence descriptors for attachment pickers.
 
     ``timeline_event`` descriptors are the execution's events themselves, so a dossier can cite a single entry of
-    the timeline as evidence without copying it.
+    the timeline as evidence without copying it (they carry no label of their own). Evidence labelled above the
+    viewer's clearance in the team is listed withheld (docs/clearance.md): its id, kind, label, size and date, with
+    ``withheld`` true, the title replaced by a marker and no digest, so neither its title nor a guess at its content
+    can be confirmed. Rows carry ``shown_title`` and ``shown_sha256``: what the viewer may see of each.
     """
     execution = execution_get_for_user(user=user, execution_id=_execution_id(filters))
     if filters.get("kind") == EvidenceKind.TIMELINE_EVENT:
@@ -63,13 +67,30 @@ def evidence_for_user(*, user, filters: dict[str, Any]) -> QuerySet:
             .order_by("sequence")
             .annotate(
                 kind=Value(EvidenceKind.TIMELINE_EVENT.value),
-                title=Concat(Value("#"), Cast("sequence", CharField()), Value(" "), F("event_type")),
+                shown_title=Concat(Value("#"), Cast("sequence", CharField()), Value(" "), F("event_type")),
                 created_at=F("recorded_at"),
+                classification=Value(None, output_field=CharField()),
+                withheld=Value(False),
             )
-            .values("kind", "id", "title", "created_at")
+            .values("kind", "id", "shown_title", "created_at", "classification", "withheld")
         )
+    level = clearance_level(user=user, team_id=execution.team_id)
+    above = [str(label) for label in Classification.values if not clearance_covers(level, label)]
+    hidden = Q(classification__in=above)
     queryset = Evidence.objects.filter(execution=execution).order_by("id")
-    return _filtered(EvidenceFilterSet, filters, queryset).values("kind", "id", "title", "size", "sha256", "created_at")
+    return (
+        _filtered(EvidenceFilterSet, filters, queryset)
+        .annotate(
+            withheld=ExpressionWrapper(hidden, output_field=BooleanField()),
+            shown_title=Case(
+                When(hidden, then=Concat(Value("[WITHHELD: "), F("classification"), Value(" evidence]"))),
+                default=F("title"),
+                output_field=CharField(),
+            ),
+            shown_sha256=Case(When(hidden, then=Value(None)), default=F("sha256"), output_field=CharField()),
+        )
+        .values("kind", "id", "shown_title", "size", "shown_sha256", "created_at", "classification", "withheld")
+    )
 
 
 def _execution_id(filters: dict[str, Any]) -> int:

@@ -162,3 +162,31 @@ def test_operator_override_and_reviewer_coaching_note_join_the_timeline(client_f
         f"{SESSIONS}/{execution.pk}/overrides", {"step": "a", "field": "b", "value": 1, "reason": "c"}, format="json"
     )
     assert refused.status_code == 403
+
+
+def test_evidence_above_the_viewers_clearance_is_listed_withheld(client_for, scientist, execution):
+    """A picker shows the label of evidence above the viewer's clearance, never its title or digest."""
+    from governance.models import Clearance
+
+    client = client_for(scientist)
+    rows = {}
+    for label in ("Internal", "Restricted"):
+        created = client.post(
+            "/api/data/evidence",
+            {"execution": execution.pk, "kind": "qc_metric", "title": f"{label} titration",
+             "data": {"z": 0.7}, "classification": label},
+            format="json",
+        )  # fmt: skip
+        assert created.status_code == 201, created.json()
+        rows[label] = created.json()["id"]
+    listed = {row["id"]: row for row in client.get("/api/data/evidence", {"execution": execution.pk}).json()["results"]}
+    shown, hidden = listed[rows["Internal"]], listed[rows["Restricted"]]
+    assert (shown["title"], shown["withheld"], shown["classification"]) == ("Internal titration", False, "Internal")
+    assert shown["sha256"]
+    assert hidden == {**hidden, "title": "[WITHHELD: Restricted evidence]", "withheld": True, "sha256": None}
+    assert hidden["classification"] == "Restricted" and hidden["size"] is not None
+
+    Clearance.objects.create(user=scientist, team=execution.team, level="Restricted")
+    cleared = client.get("/api/data/evidence", {"execution": execution.pk, "kind": "qc_metric"}).json()["results"]
+    assert {row["title"] for row in cleared} == {"Internal titration", "Restricted titration"}
+    assert not any(row["withheld"] for row in cleared)
