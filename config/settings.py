@@ -394,6 +394,9 @@ DOSSIER_OUTBOX_BACKOFF_SECONDS = env_int("DOSSIER_OUTBOX_BACKOFF_SECONDS", 5)
 DOSSIER_OUTBOX_BACKOFF_MAX_SECONDS = env_int("DOSSIER_OUTBOX_BACKOFF_MAX_SECONDS", 300)
 DOSSIER_OUTBOX_BATCH_SIZE = env_int("DOSSIER_OUTBOX_BATCH_SIZE", 100)
 DOSSIER_OUTBOX_RELAY_LIMIT = env_int("DOSSIER_OUTBOX_RELAY_LIMIT", 5000)
+# A request's messages are relayed after its response has been sent (the client waits for no broker, cache or
+# mail server), unless tasks run in-process: then a signature's packaging is done before the answer, as a demo expects.
+DOSSIER_OUTBOX_RELAY_AFTER_RESPONSE = env_bool("DOSSIER_OUTBOX_RELAY_AFTER_RESPONSE", not CELERY_TASK_ALWAYS_EAGER)
 # Delivered messages are kept this long (the window in which an e-mail's dedupe key is remembered), then pruned.
 DOSSIER_OUTBOX_RETAIN_DAYS = env_int("DOSSIER_OUTBOX_RETAIN_DAYS", 7)
 # Housekeeping callables (dotted paths, no arguments) that the `exports.relay_outbox` task runs after each relay,

@@ -112,6 +112,7 @@ def _isolated_environment(settings, tmp_path):
     settings.PROBLEMS_DIR = tmp_path / "problems"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     app.conf.task_always_eager = True
+    settings.DOSSIER_OUTBOX_RELAY_AFTER_RESPONSE = False  # as with in-process tasks outside tests (config/settings.py)
     cache.clear()
     yield
     cache.clear()

@@ -220,3 +220,37 @@ def test_metrics_show_the_backlog(settings, team):
     assert "dossier_outbox_failing 1.0" in body
     age = next(line for line in body.splitlines() if line.startswith("dossier_outbox_oldest_pending_age_seconds "))
     assert float(age.split()[1]) >= 180
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("after_response", [True, False], ids=["after-the-response", "before-the-response"])
+def test_a_requests_messages_are_relayed_once_its_response_is_sent(settings, execution, scientist, after_response):
+    """Served through Django's WSGI handler as gunicorn serves it: the response is produced, sent, then closed.
+    With DOSSIER_OUTBOX_RELAY_AFTER_RESPONSE the committed message waits for the close; without, it was relayed
+    before the answer."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+    from knox.models import AuthToken
+
+    from governance.services.outbox import HANDLER_TEAM_STATE_CHANGED
+
+    settings.DOSSIER_OUTBOX_RELAY_AFTER_RESPONSE = after_response
+    token = AuthToken.objects.create(user=scientist)[1]
+    environ = (
+        RequestFactory()
+        .post(
+            f"/api/experiment-console/sessions/{execution.pk}/events",
+            data={"event_type": "step.started"},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+        )
+        .environ
+    )
+    statuses = []
+    response = WSGIHandler()(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["201 Created"]
+    message = OutboxMessage.objects.get(handler=HANDLER_TEAM_STATE_CHANGED)
+    assert (message.delivered_at is None) is after_response
+    response.close()  # what the server does once the body is sent
+    message.refresh_from_db()
+    assert message.delivered_at is not None and message.attempts == 1
