@@ -13,6 +13,7 @@ from config.errors import NotFound, ValidationFailed
 from exports.choices import EvidenceKind
 from exports.filtersets import EvidenceFilterSet, ExecutionEventFilterSet, ExecutionFilterSet
 from exports.models import Evidence, Execution, ExecutionEvent
+from exports.withholding import withheld_marker
 from governance.choices import Classification
 from governance.hooks import ExecutionReference
 from governance.services.clearance import clearance_covers, clearance_level
@@ -83,7 +84,7 @@ def evidence_for_user(*, user, filters: dict[str, Any]) -> QuerySet:
         .annotate(
             withheld=ExpressionWrapper(hidden, output_field=BooleanField()),
             shown_title=Case(
-                When(hidden, then=Concat(Value("[WITHHELD: "), F("classification"), Value(" evidence]"))),
+                *(When(classification=label, then=Value(withheld_marker(label))) for label in above),
                 default=F("title"),
                 output_field=CharField(),
             ),
