@@ -210,21 +210,44 @@ class DispatchOutcome:
         return self.verdict.pending_stage
 
 
-@transaction.atomic
-def dispatch_export_for_packaging(export: NarrativeExport, *, actor=None) -> DispatchOutcome:
+@dataclass(frozen=True)
+class HeldLadder:
+    """An export's ladder, its stages and its live signatures as the caller's transaction holds them: read under
+    the export and ladder locks and kept current since (the signing path, which has just written them)."""
+
+    ladder: ApprovalLadder
+    stages: Sequence[ApprovalStage]
+    signatures: Sequence[ApprovalSignature]
+
+
+def dispatch_export_for_packaging(
+    export: NarrativeExport, *, actor=None, held: HeldLadder | None = None
+) -> DispatchOutcome:
     """The single path to enqueue packaging: check the guardrail under the ladder lock, record the queue state,
     and hand the export to ``exports``' packaging primitive (which enqueues the task on commit and refuses, with
-    a 409, exports that are packaging or already packaged)."""
+    a 409, exports that are packaging or already packaged).
+
+    ``held``: ``export`` is the caller's row lock and ``held`` its ladder under lock, both current in the
+    caller's transaction; the guardrail is decided on them as they are, without reading anything again."""
+    if held is not None:
+        verdict = guardrail_verdict(export=export, ladder=held.ladder, stages=held.stages, signatures=held.signatures)
+        with transaction.atomic(savepoint=False):  # inside the caller's transaction: writes only
+            return _dispatch_locked(export, verdict, actor=actor)
+    with transaction.atomic():
+        locked = export_lock(export_id=export.pk)
+        return _dispatch_locked(locked, verify_export_packaging_guardrails(locked, lock=True), actor=actor)
+
+
+def _dispatch_locked(locked: NarrativeExport, verdict: GuardrailVerdict, *, actor) -> DispatchOutcome:
+    """Record a blocking verdict, or queue the export from the guardrail's cleared state (no pending stage, no
+    forecast); ``locked`` is kept current either way."""
     from exports.services.packaging import packaging_enqueue
 
-    locked = export_lock(export_id=export.pk)
-    verdict = verify_export_packaging_guardrails(locked, lock=True)
     if not verdict.allowed:
-        record_packaging_queue_state(locked, verdict, actor=actor)
+        record_packaging_queue_state(locked, verdict, actor=actor, locked=True)
         return DispatchOutcome(False, verdict, locked)
-    record_packaging_queue_state(locked, verdict, actor=actor)
-    packaging_enqueue(export=locked, actor=actor)
-    locked.refresh_from_db()
+    cleared = verdict.queue_state(attempts=locked.packaging_attempts)
+    packaging_enqueue(export=locked, actor=actor, locked=True, cleared=cleared)
     return DispatchOutcome(True, verdict, locked)
 
 

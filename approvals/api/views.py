@@ -93,7 +93,7 @@ class ExportApproveApi(APIView):
             user=request.user,
             export_id=export_id,
             execution_id=execution_id,
-            related=(),
+            related=("execution",),  # signing reads its team
             defer=HEAVY_EXPORT_FIELDS,
         )
         data = validated(s.DecisionInput, request.data)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from approvals.choices import DELEGATE_ROLES, RESET_ROLES, Decision, HistoryAction, LadderStatus, StageStatus
 from approvals.guardrails import (
+    HeldLadder,
     dispatch_export_for_packaging,
     guardrail_verdict,
     record_packaging_queue_state,
@@ -378,9 +379,7 @@ def _stage_decide_locked(
         _stage_advance(signing, following)
     else:
         dispatched = _ladder_finalize(signing)
-    _notify_after_commit(signing.export, f"approval.{decision}")
-    if signing.ladder.status == LadderStatus.APPROVED:  # dispatching worked on its own copy of the row
-        signing.export.refresh_from_db()
+    # No announcement of its own: the lifecycle steps every decision records announce the team's change once.
     return DecisionOutcome(
         export=signing.export,
         ladder=signing.ladder,
@@ -577,7 +576,8 @@ def _ladder_finalize(signing: _Signing) -> bool:
         event_type=EventType.APPROVAL_FINALIZED,
         payload={"iteration": ladder.iteration, "signatures": len(signing.live) + 1},
     )
-    return dispatch_export_for_packaging(export, actor=actor).queued
+    held = HeldLadder(ladder=ladder, stages=signing.stages, signatures=[*signing.live, signing.stored])
+    return dispatch_export_for_packaging(export, actor=actor, held=held).queued
 
 
 def _refresh_signed_queue_state(signing: _Signing) -> None:

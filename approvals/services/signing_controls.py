@@ -134,7 +134,12 @@ def signing_session_touch(*, user, session_key: str | None, now: datetime | None
     if session_key is None:
         return
     now = now or timezone.now()
-    SigningSession.objects.update_or_create(key=session_key, defaults={"user_id": user.pk, "last_signed_at": now})
+    SigningSession.objects.bulk_create(  # one upsert: INSERT … ON CONFLICT (key) DO UPDATE
+        [SigningSession(key=session_key, user_id=user.pk, last_signed_at=now)],
+        update_conflicts=True,
+        unique_fields=["key"],
+        update_fields=["user", "last_signed_at"],
+    )
     # The signer's sessions that have ended can never sign with the password alone again: they are not kept.
     SigningSession.objects.filter(user_id=user.pk, last_signed_at__lt=now - signing_session_window()).delete()
 

@@ -151,16 +151,32 @@ def packaging_dispatch(message: OutboxMessage) -> None:
     package_execution_narrative_export.delay(message.payload["export_id"])
 
 
-@transaction.atomic
-def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport:
+def packaging_enqueue(
+    *, export: NarrativeExport, actor=None, locked: bool = False, cleared: QueueState | None = None
+) -> NarrativeExport:
     """Queue an export for packaging: the only place that sets ``queued``.
 
     Records ``narrative_export.packaging.queued`` and sends the task through the outbox once the transaction
     commits. Queueing an export that is already queued sends the task again without a second event (the worker
     is idempotent).
     Whether packaging may proceed is decided by the packaging gates, in the worker.
+
+    ``locked=True`` says ``export`` is the caller's row lock with its execution, read in the caller's transaction
+    and kept current: it is queued as it is, not read again. ``cleared`` is the queue state the caller's check
+    just found (its pending stage and forecast carry into ``queued`` instead of the stored ones).
     """
-    locked = NarrativeExport.objects.select_for_update(of=("self",)).select_related("execution").get(pk=export.pk)
+    if locked:
+        with transaction.atomic(savepoint=False):  # inside the caller's transaction: writes only
+            return _enqueue_locked(export, actor=actor, cleared=cleared)
+    with transaction.atomic():
+        row = NarrativeExport.objects.select_for_update(of=("self",)).select_related("execution").get(pk=export.pk)
+        _enqueue_locked(row, actor=actor, cleared=cleared)
+    export.status, export.queued_at = row.status, row.queued_at
+    export.packaging_queue_state = row.packaging_queue_state
+    return row
+
+
+def _enqueue_locked(locked: NarrativeExport, *, actor, cleared: QueueState | None) -> NarrativeExport:
     if locked.status not in QUEUEABLE_EXPORT_STATUSES:
         raise Conflict(
             f"Export {locked.pk} is {locked.status} and cannot be queued for packaging.",
@@ -168,17 +184,16 @@ def packaging_enqueue(*, export: NarrativeExport, actor=None) -> NarrativeExport
             details={"status": locked.status},
         )
     if locked.status != ExportStatus.QUEUED:
+        start = cleared or QueueState.from_json(locked.packaging_queue_state)
         export_transition(
             export=locked,
             to=ExportStatus.QUEUED,
             actor=actor,
             event_type=EventType.PACKAGING_QUEUED,
             payload={"previous_status": locked.status},
-            queue_state=_queue_state(locked, QUEUED),
+            queue_state=start.advanced(QUEUED, attempts=locked.packaging_attempts),
         )
     _dispatch_on_commit(locked.pk)
-    export.status, export.queued_at = locked.status, locked.queued_at
-    export.packaging_queue_state = locked.packaging_queue_state
     return locked
 
 

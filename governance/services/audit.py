@@ -206,17 +206,16 @@ def _append_queued(batches: list[list[AuditEvent]]) -> None:
     row it references (``FOR KEY SHARE``): left there, those locks would come after the head. So the pending checks
     are run first, then the teams and users the audit rows reference are locked, and only then the head."""
     rows = [row for rows in batches for row in rows]
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for name in ("team", "actor"):
-            ids = {getattr(row, f"{name}_id") for row in rows} - {None}
-            if ids:
-                model = cast("type[models.Model]", AuditEvent._meta.get_field(name).related_model)
-                table = connection.ops.quote_name(model._meta.db_table)
-                cursor.execute(
-                    f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",  # noqa: S608 - no input
-                    [sorted(ids)],
-                )
+    statements = ["SET CONSTRAINTS ALL IMMEDIATE"]
+    for name in ("team", "actor"):
+        ids = sorted({int(value) for row in rows if (value := getattr(row, f"{name}_id")) is not None})
+        if ids:
+            model = cast("type[models.Model]", AuditEvent._meta.get_field(name).related_model)
+            table = connection.ops.quote_name(model._meta.db_table)
+            listed = ",".join(str(pk) for pk in ids)  # integers read from the rows: nothing to quote
+            statements.append(f"SELECT 1 FROM {table} WHERE id IN ({listed}) ORDER BY id FOR KEY SHARE")  # noqa: S608
+    with connection.cursor() as cursor:  # no parameters: one round trip for every statement
+        cursor.execute("; ".join(statements))
     _append(rows)
 
 

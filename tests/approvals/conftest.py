@@ -11,9 +11,9 @@ def packaging_calls(monkeypatch):
     calls = []
     real = packaging.packaging_enqueue
 
-    def recording(*, export, actor=None):
+    def recording(*, export, actor=None, **options):
         calls.append(export.pk)
-        return real(export=export, actor=actor)
+        return real(export=export, actor=actor, **options)
 
     monkeypatch.setattr(packaging, "packaging_enqueue", recording)
     return calls
