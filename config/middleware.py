@@ -2,16 +2,115 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404, HttpResponse, JsonResponse
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from config.api import error_body
+from config.errors import DossierError
 
 # Ids are 64-bit signed integers in the database (BigAutoField); a larger one in a path names nothing.
 MAX_ID = 2**63 - 1
+
+
+class WorkSlotMiddleware:
+    """At most ``DOSSIER_WEB_WORK_SLOTS`` requests of a web process run application code at once (0: no limit).
+
+    A Dossier request is mostly Python holding the interpreter lock, and its transactions hold row locks while it
+    works. Two threads of one process working at once only take turns on one interpreter, each waiting up to a
+    switch interval after every database answer, so every request takes longer and holds its locks longer. Under a
+    slot a request works alone; the worker's other threads still accept connections, read request lines and
+    headers, and send responses (a download streams after its view has returned, without a slot), and a request
+    gives its slot up while its client sends an upload's body (``work_slot_released``). A request that finds no
+    slot free within ``DOSSIER_WEB_WORK_SLOT_WAIT_SECONDS`` is answered 503 ``busy`` with ``Retry-After``, nothing
+    done. deploy/gunicorn.conf.py sets the slots (the host's cores divided by the worker processes);
+    docs/deployment.md, "Under load", has the figures. First in ``MIDDLEWARE``: the wait for a slot is queueing,
+    like the wait for a thread, and not in ``Server-Timing``'s ``app``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        count = settings.DOSSIER_WEB_WORK_SLOTS
+        self.slots = threading.BoundedSemaphore(count) if count > 0 else None
+
+    def __call__(self, request):
+        if self.slots is None:
+            return self.get_response(request)
+        slot = _WorkSlot(self.slots)
+        if not slot.take():
+            return _busy(request, retry_after=slot.retry_after)
+        token = _current_slot.set(slot)
+        try:
+            return self.get_response(request)
+        finally:
+            _current_slot.reset(token)
+            slot.give_up()
+
+
+class ServerBusy(DossierError):
+    status_code = 503
+    code = "busy"
+    default_message = "The server is busy: nothing was done. Try again in a moment."
+
+    def __init__(self, *, retry_after_seconds: int):
+        super().__init__(details={"retry_after_seconds": retry_after_seconds})
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
+class _WorkSlot:
+    """One request's hold on a slot of its process."""
+
+    def __init__(self, slots: threading.BoundedSemaphore):
+        self.slots, self.held = slots, False
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(settings.DOSSIER_WEB_WORK_SLOT_WAIT_SECONDS / 10))
+
+    def take(self) -> bool:
+        self.held = self.slots.acquire(timeout=settings.DOSSIER_WEB_WORK_SLOT_WAIT_SECONDS)
+        return self.held
+
+    def give_up(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
+
+
+_current_slot: ContextVar[_WorkSlot | None] = ContextVar("dossier_work_slot", default=None)
+
+
+@contextmanager
+def work_slot_released() -> Iterator[None]:
+    """Run the block without the request's work slot: for waits that need no CPU and may be long, like a client
+    sending an upload's body. The slot is taken back afterwards, waiting as a new request would (503 ``busy``
+    raised if none frees up in time). Only outside a transaction: a request must not queue holding row locks."""
+    slot = _current_slot.get()
+    if slot is None or not slot.held or _in_atomic_block():
+        yield
+        return
+    slot.give_up()
+    try:
+        yield
+    finally:
+        if not slot.take():
+            raise ServerBusy(retry_after_seconds=slot.retry_after)
+
+
+def _busy(request, *, retry_after: int) -> HttpResponse:
+    message = ServerBusy.default_message
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse(error_body("busy", message), status=503)
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 class PathIdRangeMiddleware:

@@ -23,9 +23,11 @@ A bounded hash pool: at most ``DOSSIER_PASSWORD_CHECK_SLOTS`` checks hash at onc
 the host's cores divided by ``WEB_CONCURRENCY``, the web workers per host, at least one), so a burst of sign-ins
 and signatures cannot take every core from the requests that hold locks. A check that finds no free slot waits up
 to ``DOSSIER_PASSWORD_CHECK_WAIT_SECONDS`` for one, then is refused with 503 ``busy`` and ``Retry-After``
-(nothing is counted: the password was not checked). Web workers are threaded (deploy/gunicorn.conf.py), so a
-request waiting for its hash holds a thread, never the whole worker. Every password check goes through here: the
-sign-in form, the admin, ``POST /api/auth/token`` (``PasswordCheckBackend``) and signing re-authentication.
+(nothing is counted: the password was not checked). Web workers are threaded (deploy/gunicorn.conf.py) and a
+request waiting for a hash slot gives its work slot up meanwhile (config/middleware.py), so it holds a thread,
+never the whole worker; the hash itself, CPU work like any other, runs under its request's work slot. Every
+password check goes through here: the sign-in form, the admin, ``POST /api/auth/token``
+(``PasswordCheckBackend``) and signing re-authentication.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import make_password, verify_password
 
 from config.errors import DossierError
+from config.middleware import work_slot_released
 
 
 class PasswordCheckBusy(DossierError):
@@ -113,8 +116,10 @@ def _hash_in_pool(function, *args):
     slots = _slots()
     wait = settings.DOSSIER_PASSWORD_CHECK_WAIT_SECONDS
     try:
-        if not slots.acquire(timeout=wait):
-            raise PasswordCheckBusy(retry_after_seconds=max(1, math.ceil(wait)))
+        if not slots.acquire(blocking=False):
+            with work_slot_released():  # waiting for a hash slot needs no CPU: another request may work meanwhile
+                if not slots.acquire(timeout=wait):
+                    raise PasswordCheckBusy(retry_after_seconds=max(1, math.ceil(wait)))
         try:
             niceness = settings.DOSSIER_PASSWORD_CHECK_NICENESS
             if niceness <= 0 or not hasattr(os, "setpriority"):

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.WorkSlotMiddleware",
     "config.logs.RequestIdMiddleware",
     "config.passwords.PasswordTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -154,6 +155,10 @@ PASSWORD_HASHERS = [
 AUTHENTICATION_BACKENDS = ["config.passwords.PasswordCheckBackend"]
 DOSSIER_PASSWORD_CHECK_SLOTS = env_int("DOSSIER_PASSWORD_CHECK_SLOTS", 0)  # 0: cores // WEB_CONCURRENCY, at least 1
 DOSSIER_PASSWORD_CHECK_WAIT_SECONDS = float(env_str("DOSSIER_PASSWORD_CHECK_WAIT_SECONDS", "10"))
+# At most DOSSIER_WEB_WORK_SLOTS requests of a web process run application code at once (config/middleware.py; 0:
+# no limit, as under runserver and in tests); deploy/gunicorn.conf.py sets it to the host's cores per worker process.
+DOSSIER_WEB_WORK_SLOTS = env_int("DOSSIER_WEB_WORK_SLOTS", 0)
+DOSSIER_WEB_WORK_SLOT_WAIT_SECONDS = float(env_str("DOSSIER_WEB_WORK_SLOT_WAIT_SECONDS", "30"))
 # `Server-Timing: password;dur=<ms>` on responses that checked a password (load tests; off in production).
 DOSSIER_SERVER_TIMING = env_bool("DOSSIER_SERVER_TIMING", False)
 # 21 CFR 11.300 (docs/authentication.md, "Password aging and reuse"): a password older than this many days must be

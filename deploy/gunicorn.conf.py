@@ -5,19 +5,23 @@ never a whole worker, so a burst of sign-ins and signatures no longer queues eve
 Password hashes themselves are bounded per process (config/passwords.py): at most ``cores // workers`` hash at
 once on a host, the others wait briefly or are answered 503 ``busy``.
 
-Few threads, on purpose: a Dossier request is mostly Python work (the ORM, serializers, hashing) that holds the
-interpreter lock, and its transactions hold row locks while it works, the audit-chain head among them at commit.
-One process per core with two threads keeps a core busy while one request waits on the database. More threads
-only make requests share the CPU: each one takes longer, holding its locks longer, while every other writer
-waits. Requests beyond that wait in the worker's queue, where waiting costs no CPU and holds no lock
-(docs/deployment.md, "Under load", has the figures).
+Few threads, and one request working at a time per core, on purpose: a Dossier request is mostly Python work
+(the ORM, serializers, hashing) that holds the interpreter lock, and its transactions hold row locks while it
+works, the audit-chain head among them at commit. Two requests working at once in one process only take turns on
+its interpreter, each waiting after every database answer for the other to yield it, so both take longer while
+holding their locks. So each worker has two threads but ``DOSSIER_WEB_WORK_SLOTS`` (the host's cores divided by
+the workers: one) work slots (config/middleware.py): one request runs application code while the other thread
+accepts, reads headers, streams a download or waits for an upload's body or a hash slot. Requests beyond that
+wait in the worker's queue, where waiting costs no CPU and holds no lock (docs/deployment.md, "Under load", has
+the figures).
 
 Every figure can be set in the environment: ``WEB_CONCURRENCY`` (worker processes, default one per core, at least
-2), ``WEB_THREADS`` (threads per worker, default 2), ``WEB_BIND`` (default 127.0.0.1:8000), ``WEB_TIMEOUT`` (a
-worker silent this long is killed and replaced, default 60 s; uploads stream, so a large one does not trip it),
-``WEB_MAX_REQUESTS`` (a worker is recycled after this many requests, plus up to 10 % jitter so they do not all
-restart at once; default 2000, 0 never), ``WEB_ACCESS_LOG`` (``-`` for stdout, the default, or a path; empty
-turns it off).
+2), ``WEB_THREADS`` (threads per worker, default 2), ``DOSSIER_WEB_WORK_SLOTS`` (requests working at once per
+worker, default the host's cores divided by the workers, at least 1), ``WEB_BIND`` (default 127.0.0.1:8000),
+``WEB_TIMEOUT`` (a worker silent this long is killed and replaced, default 60 s; uploads stream, so a large one does
+not trip it), ``WEB_MAX_REQUESTS`` (a worker is recycled after this many requests, plus up to 10 % jitter so they do
+not all restart at once; default 2000, 0 never), ``WEB_ACCESS_LOG`` (``-`` for stdout, the default, or a path;
+empty turns it off).
 """
 
 import multiprocessing
@@ -31,6 +35,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, _cores))
 os.environ["WEB_CONCURRENCY"] = str(workers)
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "2"))
+# config/middleware.py: requests running application code at once in one worker; the host's cores between workers.
+os.environ.setdefault("DOSSIER_WEB_WORK_SLOTS", str(max(1, _cores // workers)))
 timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))

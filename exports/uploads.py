@@ -17,6 +17,7 @@ from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from rest_framework.parsers import MultiPartParser
 
 from config.errors import PayloadTooLarge, StorageFullError, StorageUnavailableError, ValidationFailed
+from config.middleware import work_slot_released
 from config.parsers import storable_text_check
 from exports.storage import FULL_ERRNOS
 
@@ -115,7 +116,8 @@ class StrictMultiPartParser(MultiPartParser):
         meta["CONTENT_TYPE"] = media_type
         try:
             parser = _StrictNameMultiPartParser(meta, stream, request.upload_handlers, encoding)
-            data, files = parser.parse()
+            with work_slot_released():  # the client sends the body at its own pace (config/middleware.py)
+                data, files = parser.parse()
             parsed = DataAndFiles(data, files)
             storable_text_check(parsed)
             return parsed
