@@ -60,6 +60,7 @@ class ServerBusy(DossierError):
 
     def __init__(self, *, retry_after_seconds: int):
         super().__init__(details={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
         self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
@@ -106,7 +107,8 @@ def work_slot_released() -> Iterator[None]:
 def _busy(request, *, retry_after: int) -> HttpResponse:
     message = ServerBusy.default_message
     if request.path.startswith("/api/"):
-        response: HttpResponse = JsonResponse(error_body("busy", message), status=503)
+        body = error_body("busy", message, {"retry_after_seconds": retry_after})
+        response: HttpResponse = JsonResponse(body, status=503)
     else:
         response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = str(retry_after)

@@ -45,19 +45,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import make_password, verify_password
 
-from config.errors import DossierError
-from config.middleware import work_slot_released
+from config.middleware import ServerBusy, work_slot_released
 
 
-class PasswordCheckBusy(DossierError):
-    status_code = 503
-    code = "busy"
+class PasswordCheckBusy(ServerBusy):
     default_message = "Too many password checks are running: try again in a moment."
-
-    def __init__(self, *, retry_after_seconds: int):
-        super().__init__(details={"retry_after_seconds": retry_after_seconds})
-        self.retry_after_seconds = retry_after_seconds
-        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 # Seconds the current request spent in password checks, waiting for a slot included (PasswordTimingMiddleware).

@@ -38,7 +38,11 @@ def test_a_request_waits_for_the_slot_and_one_that_waits_too_long_is_told_busy(s
 
     refused = stack(rf.get("/api/quick"))
     assert refused.status_code == 503 and refused["Retry-After"] == "1"
-    assert json.loads(refused.content)["error"]["code"] == "busy"
+    assert json.loads(refused.content)["error"] == {
+        "code": "busy",
+        "message": "The server is busy: nothing was done. Try again in a moment.",
+        "details": {"retry_after_seconds": 1},
+    }
 
     waiting = threading.Thread(target=lambda: answers.setdefault("waited", stack(rf.get("/api/waited"))))
     settings.DOSSIER_WEB_WORK_SLOT_WAIT_SECONDS = 10
