@@ -120,7 +120,15 @@ class EvidenceOutput(serializers.ModelSerializer):
             "original_filename",
             "content_type",
             "created_at",
+            "retain_until",
+            "retention_mode",
         ]
+        extra_kwargs = {
+            "retain_until": {
+                "help_text": "When retention may purge the stored bytes (docs/records-lifecycle.md); null: kept until "
+                "a rule says otherwise."
+            },
+        }
 
 
 class EvidenceDescriptor(serializers.Serializer):

@@ -3,6 +3,7 @@ import hashlib
 import pytest
 from django.core.files.storage import storages
 from django.test.client import encode_multipart
+from django.utils.dateparse import parse_datetime
 
 from exports.models import Evidence
 
@@ -49,6 +50,9 @@ def test_upload_is_hashed_and_stored_under_a_server_name(client_for, scientist, 
     assert body["size"] == len(content)
     assert body["original_filename"] == "plate.csv"
     evidence = Evidence.objects.get(pk=body["id"])
+    # The retention terms it took are in the answer (docs/records-lifecycle.md, "Where the terms come from").
+    assert evidence.retain_until is not None and parse_datetime(body["retain_until"]) == evidence.retain_until
+    assert body["retention_mode"] == evidence.retention_mode == "governance"
     assert evidence.storage_path.startswith(f"alpha/{execution.pk}/evidence/")
     assert "plate" not in evidence.storage_path
     with storages["artifacts"].open(evidence.storage_path) as handle:
