@@ -47,6 +47,8 @@ def seed(per_client: int, stage_count: int = 3) -> tuple[list[int], dict[int, li
     """One reviewer per client, each with its own exports (ladders of ``stage_count`` stages)."""
     from django.contrib.auth import get_user_model
 
+    from approvals.models import SignatureCertification
+    from approvals.services.signing_controls import CURRENT_STATEMENT, signer_certify
     from exports.services.executions import execution_create
     from governance.models import Membership, Role, Team
     from tests.approvals.factories import export_with_ladder, published_snapshot
@@ -70,6 +72,8 @@ def seed(per_client: int, stage_count: int = 3) -> tuple[list[int], dict[int, li
     signers, exports = [], {}
     for index in range(CLIENTS):
         signer = user(f"bench-signer-{index}", "reviewer")
+        if not SignatureCertification.objects.filter(user=signer).exists():  # before a first signature (part11.md)
+            signer_certify(user=signer, password=PASSWORD, statement_version=CURRENT_STATEMENT.version)
         signers.append(signer.pk)
         execution = execution_create(team=team, title=f"Bench run {index}", owner=author)
         exports[signer.pk] = [

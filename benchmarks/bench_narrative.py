@@ -16,8 +16,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from textpolicy.utc import utc_iso_compact
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exports.narratives import (  # noqa: E402
@@ -30,6 +28,7 @@ from exports.narratives import (  # noqa: E402
     render_for_approval,
 )
 from exports.redaction import Redactor  # noqa: E402
+from textpolicy.utc import utc_iso_compact  # noqa: E402
 
 EVENT_COUNT = 100_000
 TARGET_RATIO = 0.3

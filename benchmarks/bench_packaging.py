@@ -1,6 +1,6 @@
 """Packaging benchmark: our bundle engine against the native pipeline and bagit-python.
 
-usage: python benchmarks/bench_packaging.py [--scale 0.1] [--rounds 3]
+usage: python benchmarks/bench_packaging.py [--scale 0.1] [--rounds 5] [--quick]   (--quick: 2 rounds)
 
 Evidence comes from /work/shared/bench/make_evidence.py (deterministic) and is cached under var/bench/. Every
 measurement runs in a child process with a warm page cache; rounds are interleaved and the best time of each
@@ -124,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2 rounds, for a smoke run (make bench-quick)")
     parser.add_argument("--child-build", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-make-bag", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,6 +132,8 @@ def main() -> None:
         return child_build(args.child_build)
     if args.child_make_bag:
         return child_make_bag(args.child_make_bag)
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
 
     directory = evidence(args.scale)
     size = payload_bytes(directory)
