@@ -80,3 +80,17 @@ class RateLimited(DossierError):
     status_code = 429
     code = "rate_limited"
     default_message = "Too many requests."
+
+
+class ServerBusy(DossierError):
+    """Nothing was done: a bounded resource (a work slot, a password-hash slot) stayed taken; retry after
+    ``retry_after_seconds`` (sent as ``Retry-After``)."""
+
+    status_code = 503
+    code = "busy"
+    default_message = "The server is busy: nothing was done. Try again in a moment."
+
+    def __init__(self, *, retry_after_seconds: int):
+        super().__init__(details={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+        self.headers = {"Retry-After": str(retry_after_seconds)}

@@ -14,7 +14,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from config.api import error_body
-from config.errors import DossierError
+from config.errors import ServerBusy
 
 # Ids are 64-bit signed integers in the database (BigAutoField); a larger one in a path names nothing.
 MAX_ID = 2**63 - 1
@@ -51,17 +51,6 @@ class WorkSlotMiddleware:
         finally:
             _current_slot.reset(token)
             slot.give_up()
-
-
-class ServerBusy(DossierError):
-    status_code = 503
-    code = "busy"
-    default_message = "The server is busy: nothing was done. Try again in a moment."
-
-    def __init__(self, *, retry_after_seconds: int):
-        super().__init__(details={"retry_after_seconds": retry_after_seconds})
-        self.retry_after_seconds = retry_after_seconds
-        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 class _WorkSlot:
@@ -105,10 +94,14 @@ def work_slot_released() -> Iterator[None]:
 
 
 def _busy(request, *, retry_after: int) -> HttpResponse:
-    message = ServerBusy.default_message
+    details = {"retry_after_seconds": retry_after}
+    return _unavailable(request, ServerBusy.code, ServerBusy.default_message, retry_after=retry_after, details=details)
+
+
+def _unavailable(request, code: str, message: str, *, retry_after: int, details: dict | None = None) -> HttpResponse:
+    """A 503 answered before or around the views: the error shape for the API, plain text for pages."""
     if request.path.startswith("/api/"):
-        body = error_body("busy", message, {"retry_after_seconds": retry_after})
-        response: HttpResponse = JsonResponse(body, status=503)
+        response: HttpResponse = JsonResponse(error_body(code, message, details), status=503)
     else:
         response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = str(retry_after)
@@ -202,9 +195,4 @@ def _database_unavailable(request, *, busy: bool = False) -> HttpResponse:
             "database_busy",
             "The database was busy with a conflicting change; nothing was changed. Try again.",
         )
-    if request.path.startswith("/api/"):
-        response: HttpResponse = JsonResponse(error_body(code, message), status=503)
-    else:
-        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = "1"
-    return response
+    return _unavailable(request, code, message, retry_after=1)

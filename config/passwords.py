@@ -45,7 +45,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import make_password, verify_password
 
-from config.middleware import ServerBusy, work_slot_released
+from config.errors import ServerBusy
+from config.middleware import work_slot_released
 
 
 class PasswordCheckBusy(ServerBusy):

@@ -124,11 +124,13 @@ class PackagingFailure(Exception):
 # --- Queue state ----------------------------------------------------------------------------------------------
 
 
-def _queue_state(export: NarrativeExport, status: str, **changes: Any) -> QueueState:
-    """The worker's next queue state: ``status``, with the stored pending stage and forecast carried over."""
-    return QueueState.from_json(export.packaging_queue_state).advanced(
-        status, attempts=export.packaging_attempts, **changes
-    )
+def _queue_state(
+    export: NarrativeExport, status: str, *, start: QueueState | None = None, **changes: Any
+) -> QueueState:
+    """The worker's next queue state: ``status``, with the pending stage and forecast of ``start`` (default: the
+    stored state) carried over."""
+    start = start or QueueState.from_json(export.packaging_queue_state)
+    return start.advanced(status, attempts=export.packaging_attempts, **changes)
 
 
 # --- Enqueue --------------------------------------------------------------------------------------------------
@@ -184,14 +186,13 @@ def _enqueue_locked(locked: NarrativeExport, *, actor, cleared: QueueState | Non
             details={"status": locked.status},
         )
     if locked.status != ExportStatus.QUEUED:
-        start = cleared or QueueState.from_json(locked.packaging_queue_state)
         export_transition(
             export=locked,
             to=ExportStatus.QUEUED,
             actor=actor,
             event_type=EventType.PACKAGING_QUEUED,
             payload={"previous_status": locked.status},
-            queue_state=start.advanced(QUEUED, attempts=locked.packaging_attempts),
+            queue_state=_queue_state(locked, QUEUED, start=cleared),
         )
     _dispatch_on_commit(locked.pk)
     return locked
